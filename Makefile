@@ -1,0 +1,34 @@
+# The two commands of the README: `make synth` and `make test`. Each installs what it needs first.
+SHELL := /bin/bash
+CONFIG ?= cdk/cluster.yaml
+ROOT := $(abspath .)
+export PATH := $(ROOT)/.tools/bin:$(ROOT)/.tools/node_modules/.bin:$(ROOT)/.venv/bin:$(PATH)
+export JSII_RUNTIME_PACKAGE_CACHE_ROOT ?= $(ROOT)/.cache/jsii
+export CHECKPOINT_DISABLE := 1
+export SPIDERPOOL_RDMA_CONFIG := $(abspath $(CONFIG))
+
+.PHONY: synth test lint bench-synth install clean
+
+install:
+	scripts/install-tools.sh python node checkov helm apt
+
+## synth: synthesize the Terraform JSON and cdktf.out/helm-values.yaml from CONFIG (default cdk/cluster.yaml)
+synth:
+	@scripts/install-tools.sh python node
+	@set -o pipefail; cdktn synth 2>&1 | { grep -v -e 'CLI configuration' -e 'terraformrc' -e '^[│╷╵]' -e '^\s*$$' || true; }
+	@test -s cdktf.out/helm-values.yaml
+
+lint:
+	ruff check cdk validators tests
+	ruff format --check cdk validators tests
+	mypy
+
+## test: lint, types and every test (synthesis, checkov, cloud-init, shellcheck, helm, network namespaces)
+test: install lint
+	pytest -q
+
+bench-synth: install
+	python scripts/bench_synth.py
+
+clean:
+	rm -rf cdktf.out .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,89 @@
+# shellcheck shell=bash
+# Helpers shared by every bootstrap step: logging, idempotent steps, retries.
+# SPR_ROOT prefixes every path written (empty on a node; a temporary directory in tests).
+
+SPR_STATE="${SPR_ROOT}/var/lib/spiderpool-rdma"
+SPR_LOG_DIR="${SPR_ROOT}/var/log/spiderpool-rdma"
+
+log() {
+  local line
+  line="$(date -u +%Y-%m-%dT%H:%M:%SZ) [${SPR_STEP:-bootstrap}] $*"
+  printf '%s\n' "${line}" >>"${SPR_LOG_DIR}/bootstrap.log"
+  printf '%s\n' "${line}" >&2
+}
+
+die() {
+  log "FAILED: $*"
+  printf 'failed step=%s reason=%s\n' "${SPR_STEP:-bootstrap}" "$*" >"${SPR_STATE}/status"
+  exit 1
+}
+
+# step NAME FUNCTION: run FUNCTION once per node; its marker makes a second run a no-op.
+step() {
+  local name="$1" fn="$2"
+  SPR_STEP="${name}"
+  if [[ -e "${SPR_STATE}/done/${name}" ]]; then
+    log "already done"
+    return 0
+  fi
+  log "start"
+  printf 'running step=%s\n' "${name}" >"${SPR_STATE}/status"
+  # errexit is ignored inside `f || ...`, so run the step in a subshell with -e and read its status.
+  local rc
+  set +e
+  (
+    set -e
+    "${fn}"
+  ) >>"${SPR_LOG_DIR}/${name}.log" 2>&1
+  rc=$?
+  set -e
+  ((rc == 0)) || die "exit ${rc}; see ${SPR_LOG_DIR}/${name}.log"
+  touch "${SPR_STATE}/done/${name}"
+  log "done"
+}
+
+# retry ATTEMPTS DELAY COMMAND...: for network calls that fail transiently.
+retry() {
+  local attempts="$1" delay="$2" n=1
+  shift 2
+  until "$@"; do
+    if ((n >= attempts)); then
+      return 1
+    fi
+    log "attempt ${n}/${attempts} of '$1' failed; retrying in ${delay}s"
+    sleep "${delay}"
+    n=$((n + 1))
+  done
+}
+
+# write_file PATH MODE: write stdin to PATH under SPR_ROOT.
+write_file() {
+  local path="${SPR_ROOT}$1"
+  mkdir -p "$(dirname "${path}")"
+  cat >"${path}"
+  chmod "$2" "${path}"
+}
+
+# apt_install PACKAGE...: non-interactive, retried (mirrors can be briefly unreachable).
+apt_install() {
+  retry 5 10 apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "$@"
+}
+
+# ssm_get NAME: print a SecureString of this cluster's path, decrypted.
+ssm_get() {
+  aws ssm get-parameter --region "${SPR_REGION}" --with-decryption --name "${SPR_SSM_PATH}/$1" \
+    --query Parameter.Value --output text
+}
+
+# ssm_put NAME TIER < VALUE: overwrite a SecureString of this cluster's path with stdin.
+# The value goes through a private file, never the command line (visible to every local user).
+ssm_put() {
+  local tmp rc=0
+  tmp="$(mktemp)"
+  chmod 600 "${tmp}"
+  cat >"${tmp}"
+  aws ssm put-parameter --region "${SPR_REGION}" --name "${SPR_SSM_PATH}/$1" --type SecureString \
+    --key-id "${SPR_KMS_KEY}" --tier "$2" --overwrite --value "file://${tmp}" >/dev/null || rc=$?
+  rm -f "${tmp}"
+  return "${rc}"
+}

@@ -1,0 +1,136 @@
+"""The VPC in one AZ: private node subnet with its reserved pod block, public subnet with NAT, flow logs."""
+
+from __future__ import annotations
+
+import json
+
+from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktn_provider_aws.default_security_group import DefaultSecurityGroup
+from cdktn_provider_aws.ec2_subnet_cidr_reservation import Ec2SubnetCidrReservation
+from cdktn_provider_aws.eip import Eip
+from cdktn_provider_aws.flow_log import FlowLog
+from cdktn_provider_aws.iam_role import IamRole
+from cdktn_provider_aws.iam_role_policy import IamRolePolicy
+from cdktn_provider_aws.internet_gateway import InternetGateway
+from cdktn_provider_aws.nat_gateway import NatGateway
+from cdktn_provider_aws.route import Route
+from cdktn_provider_aws.route_table import RouteTable
+from cdktn_provider_aws.route_table_association import RouteTableAssociation
+from cdktn_provider_aws.subnet import Subnet
+from cdktn_provider_aws.vpc import Vpc
+from constructs import Construct
+
+from cdk.config import ClusterConfig
+from cdk.constructs.secrets import ClusterSecrets
+from cdk.ipplan import IpPlan
+
+
+class Network(Construct):
+    """Nodes live in the private subnet and reach the internet only through the NAT gateway."""
+
+    def __init__(
+        self, scope: Construct, id_: str, *, config: ClusterConfig, plan: IpPlan, secrets: ClusterSecrets
+    ) -> None:
+        super().__init__(scope, id_)
+        az = config.availability_zone
+        self.vpc = Vpc(
+            self,
+            "vpc",
+            cidr_block=str(plan.vpc),
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags={"Name": config.name},
+        )
+        # The default security group of a VPC allows all traffic between its members: close it.
+        DefaultSecurityGroup(self, "default-sg", vpc_id=self.vpc.id, tags={"Name": f"{config.name}-default-closed"})
+        self.node_subnet = Subnet(
+            self,
+            "nodes",
+            vpc_id=self.vpc.id,
+            cidr_block=str(plan.node_subnet),
+            availability_zone=az,
+            map_public_ip_on_launch=False,
+            tags={"Name": f"{config.name}-nodes"},
+        )
+        # AWS hands addresses of this block to nothing but explicit prefix assignments (the pod IPs).
+        Ec2SubnetCidrReservation(
+            self,
+            "pod-block",
+            subnet_id=self.node_subnet.id,
+            cidr_block=str(plan.pod_block),
+            reservation_type="prefix",
+            description="Spiderpool pod IPs: /28 prefixes on the workers' ENIs",
+        )
+        public = Subnet(
+            self,
+            "public",
+            vpc_id=self.vpc.id,
+            cidr_block=str(plan.public_subnet),
+            availability_zone=az,
+            map_public_ip_on_launch=False,
+            tags={"Name": f"{config.name}-public"},
+        )
+        igw = InternetGateway(self, "igw", vpc_id=self.vpc.id, tags={"Name": config.name})
+        public_rt = RouteTable(self, "public-rt", vpc_id=self.vpc.id, tags={"Name": f"{config.name}-public"})
+        Route(self, "public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id)
+        RouteTableAssociation(self, "public-rta", subnet_id=public.id, route_table_id=public_rt.id)
+        nat_ip = Eip(self, "nat-ip", domain="vpc", tags={"Name": f"{config.name}-nat"}, depends_on=[igw])
+        nat = NatGateway(self, "nat", allocation_id=nat_ip.id, subnet_id=public.id, tags={"Name": config.name})
+        private_rt = RouteTable(self, "private-rt", vpc_id=self.vpc.id, tags={"Name": f"{config.name}-nodes"})
+        Route(self, "private-default", route_table_id=private_rt.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)
+        RouteTableAssociation(self, "private-rta", subnet_id=self.node_subnet.id, route_table_id=private_rt.id)
+        self._flow_logs(config, secrets)
+
+    def _flow_logs(self, config: ClusterConfig, secrets: ClusterSecrets) -> None:
+        group = CloudwatchLogGroup(
+            self,
+            "flow-log-group",
+            name=secrets.log_group_name,
+            retention_in_days=config.flow_log_retention_days,
+            kms_key_id=secrets.key.arn,
+        )
+        role = IamRole(
+            self,
+            "flow-log-role",
+            name_prefix=f"{config.name[:20]}-flowlogs-",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                            "Condition": {"StringEquals": {"aws:SourceAccount": secrets.account_id}},
+                        }
+                    ],
+                }
+            ),
+        )
+        IamRolePolicy(
+            self,
+            "flow-log-policy",
+            role=role.id,
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                            "Resource": [group.arn, f"{group.arn}:*"],
+                        }
+                    ],
+                }
+            ),
+        )
+        FlowLog(
+            self,
+            "flow-log",
+            vpc_id=self.vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+        )

@@ -1,0 +1,89 @@
+"""The EC2 nodes: one ENI each (EFA on workers in efa mode, /28 prefixes for pods), in a cluster placement group."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cdktn_provider_aws.data_aws_ami import DataAwsAmi, DataAwsAmiFilter
+from cdktn_provider_aws.instance import (
+    Instance,
+    InstanceMetadataOptions,
+    InstancePrimaryNetworkInterface,
+    InstanceRootBlockDevice,
+)
+from cdktn_provider_aws.network_interface import NetworkInterface
+from cdktn_provider_aws.placement_group import PlacementGroup
+from constructs import Construct
+
+from cdk.config import ClusterConfig, RdmaMode
+from cdk.constructs.iam import NodeRoles
+from cdk.ec2_types import InstanceTable
+from cdk.ipplan import IpPlan, Node
+
+CANONICAL_OWNER = "099720109477"
+
+
+def ubuntu_ami_filter(arch: str) -> str:
+    return f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*"
+
+
+class NodeGroup(Construct):
+    """Control planes and workers; `user_data(node)` returns the node's gzipped, base64 user data."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: ClusterConfig,
+        plan: IpPlan,
+        table: InstanceTable,
+        subnet_id: str,
+        security_group_id: str,
+        roles: NodeRoles,
+        user_data: Callable[[Node], str],
+    ) -> None:
+        super().__init__(scope, id_)
+        self.placement_group = PlacementGroup(self, "placement", name=f"{config.name}-workers", strategy="cluster")
+        self.interfaces: dict[str, NetworkInterface] = {}
+        self.instances: dict[str, Instance] = {}
+        amis: dict[str, DataAwsAmi] = {}
+        for node in plan.nodes:
+            spec = config.control_plane if node.role == "control-plane" else config.workers
+            itype = table.get(spec.instance_type)
+            assert itype is not None, "validated by config.load_config"
+            if itype.arch not in amis:
+                amis[itype.arch] = DataAwsAmi(
+                    self, f"ubuntu-{itype.arch}", most_recent=True, owners=[CANONICAL_OWNER],
+                    filter=[DataAwsAmiFilter(name="name", values=[ubuntu_ami_filter(itype.arch)]),
+                            DataAwsAmiFilter(name="virtualization-type", values=["hvm"])],
+                )
+            efa = node.role == "worker" and config.workers.rdma is RdmaMode.EFA
+            eni = NetworkInterface(
+                self, f"{node.name}-eni", subnet_id=subnet_id, security_groups=[security_group_id],
+                private_ips=[str(node.private_ip)], interface_type="efa" if efa else None,
+                ipv4_prefixes=[str(p) for p in node.prefixes] or None,
+                description=f"{config.name} {node.name}" + (" (EFA)" if efa else ""),
+                tags={"Name": f"{config.name}-{node.name}"},
+            )
+            instance = Instance(
+                self, node.name, ami=amis[itype.arch].id, instance_type=spec.instance_type,
+                iam_instance_profile=roles.profiles[node.role].name,
+                primary_network_interface=InstancePrimaryNetworkInterface(network_interface_id=eni.id),
+                placement_group=self.placement_group.name if node.role == "worker" else None,
+                metadata_options=InstanceMetadataOptions(
+                    http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1,
+                    instance_metadata_tags="disabled",
+                ),
+                root_block_device=InstanceRootBlockDevice(
+                    volume_type="gp3", volume_size=spec.root_volume_gib, encrypted=True, delete_on_termination=True
+                ),
+                monitoring=True, ebs_optimized=True,
+                user_data_base64=user_data(node),
+                tags={"Name": f"{config.name}-{node.name}", "spiderpool-rdma/node": node.name,
+                      "spiderpool-rdma/role": node.role},
+                # A newer Ubuntu image must not replace running nodes; recreate them deliberately.
+                lifecycle={"ignore_changes": ["ami"]},
+            )
+            self.interfaces[node.name] = eni
+            self.instances[node.name] = instance

@@ -1,0 +1,82 @@
+"""The cluster's KMS key and the SSM SecureString parameters that carry join data and the kubeconfig."""
+
+from __future__ import annotations
+
+import json
+
+from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
+from cdktn_provider_aws.data_aws_partition import DataAwsPartition
+from cdktn_provider_aws.kms_alias import KmsAlias
+from cdktn_provider_aws.kms_key import KmsKey
+from cdktn_provider_aws.ssm_parameter import SsmParameter
+from constructs import Construct
+
+from cdk.config import ClusterConfig
+
+#: Parameters under the cluster's SSM path. Terraform creates them with a placeholder through the
+#: write-only `value_wo` (never stored in the state) so that destroy removes them; the first control
+#: plane overwrites them, workers and other control planes read them.
+PARAMETERS = {
+    "join-worker": "kubeadm join command for workers (token and CA certificate hash)",
+    "join-control-plane": "kubeadm join command for further control planes (adds the certificate key)",
+    "kubeconfig": "admin kubeconfig of the cluster",
+}
+PLACEHOLDER = "pending"
+
+
+class ClusterSecrets(Construct):
+    """One customer-managed KMS key (flow logs, SSM parameters) and the cluster's SSM parameters."""
+
+    def __init__(self, scope: Construct, id_: str, *, config: ClusterConfig) -> None:
+        super().__init__(scope, id_)
+        self.partition = DataAwsPartition(self, "partition").partition
+        self.account_id = DataAwsCallerIdentity(self, "account").account_id
+        self.log_group_name = f"/spiderpool-rdma/{config.name}/vpc-flow-logs"
+        self.key = KmsKey(
+            self,
+            "key",
+            description=f"{config.name}: VPC flow logs and SSM parameters",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            policy=json.dumps(self._key_policy(config)),
+        )
+        KmsAlias(self, "alias", name=f"alias/spiderpool-rdma-{config.name}", target_key_id=self.key.key_id)
+        self.parameters = {
+            name: SsmParameter(
+                self,
+                f"param-{name}",
+                name=f"{config.ssm_path}/{name}",
+                description=description,
+                type="SecureString",
+                key_id=self.key.arn,
+                value_wo=PLACEHOLDER,
+                value_wo_version=1,
+            )
+            for name, description in PARAMETERS.items()
+        }
+
+    def _key_policy(self, config: ClusterConfig) -> dict[str, object]:
+        root = f"arn:{self.partition}:iam::{self.account_id}:root"
+        logs_arn = (
+            f"arn:{self.partition}:logs:{config.region}:{self.account_id}:log-group:{self.log_group_name}"
+        )
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "FlowLogGroupEncrypts",
+                    "Effect": "Allow",
+                    "Principal": {"Service": f"logs.{config.region}.amazonaws.com"},
+                    "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                    "Resource": "*",
+                    "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": logs_arn}},
+                },
+            ],
+        }

@@ -1,0 +1,54 @@
+"""The cluster security group: all traffic among members (EFA needs it), the API from the VPC and the admin CIDR."""
+
+from __future__ import annotations
+
+from cdktn_provider_aws.security_group import SecurityGroup
+from cdktn_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktn_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+from constructs import Construct
+
+from cdk.config import ClusterConfig
+
+API_PORT = 6443
+#: What nodes may open towards the internet (through the NAT gateway): package repositories, pkgs.k8s.io,
+#: container registries, SSM and the EFA installer over HTTPS, Ubuntu's archive over HTTP (apt checks signatures).
+#: Amazon DNS, NTP and the instance metadata service are not filtered by security groups.
+EGRESS_PORTS = {443: "HTTPS: SSM, registries, pkgs.k8s.io, EFA installer", 80: "HTTP: Ubuntu archive (signed)"}
+
+
+class ClusterSecurity(Construct):
+    """No 0.0.0.0/0 ingress, no SSH: nodes are reached through SSM Session Manager."""
+
+    def __init__(self, scope: Construct, id_: str, *, config: ClusterConfig, vpc_id: str) -> None:
+        super().__init__(scope, id_)
+        self.group = SecurityGroup(
+            self,
+            "cluster",
+            name_prefix=f"{config.name}-cluster-",
+            description=f"{config.name}: nodes, pods (ENI prefixes) and EFA traffic",
+            vpc_id=vpc_id,
+            tags={"Name": f"{config.name}-cluster"},
+            lifecycle={"create_before_destroy": True},
+        )
+        sg = self.group.id
+        VpcSecurityGroupIngressRule(
+            self, "in-self", security_group_id=sg, referenced_security_group_id=sg, ip_protocol="-1",
+            description="all traffic among cluster members (EFA, kubelet, pods on ENI prefixes)",
+        )
+        VpcSecurityGroupEgressRule(
+            self, "out-self", security_group_id=sg, referenced_security_group_id=sg, ip_protocol="-1",
+            description="all traffic among cluster members (EFA requires it)",
+        )
+        api_sources = {"vpc": str(config.vpc_cidr)}
+        if config.admin_cidr is not None:
+            api_sources["admin"] = str(config.admin_cidr)
+        for label, cidr in api_sources.items():
+            VpcSecurityGroupIngressRule(
+                self, f"in-api-{label}", security_group_id=sg, cidr_ipv4=cidr, ip_protocol="tcp",
+                from_port=API_PORT, to_port=API_PORT, description=f"Kubernetes API from the {label} network",
+            )
+        for port, why in EGRESS_PORTS.items():
+            VpcSecurityGroupEgressRule(
+                self, f"out-{port}", security_group_id=sg, cidr_ipv4="0.0.0.0/0", ip_protocol="tcp",
+                from_port=port, to_port=port, description=why,
+            )

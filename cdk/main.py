@@ -1,0 +1,53 @@
+"""The CDK Terrain app (what cdktf.json runs): config -> IP plan -> stack + Helm values + cost estimate.
+
+The configuration comes from $SPIDERPOOL_RDMA_CONFIG (default: cdk/cluster.yaml). Invalid input prints
+one line per problem, exits 2 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import partial
+from pathlib import Path
+
+from cdktn import App
+
+from cdk import chart_values, cost, userdata
+from cdk.config import DEFAULT_CONFIG, ConfigError, load_config
+from cdk.ec2_types import InstanceTable
+from cdk.ipplan import make_plan
+from cdk.stack import ClusterStack
+
+HELM_VALUES = "helm-values.yaml"
+CDKTF_JSON = Path(__file__).resolve().parents[1] / "cdktf.json"
+
+
+def app_context() -> dict[str, object]:
+    """The context `cdktn synth` gives the app from cdktf.json, for runs without the CLI (tests, python -m)."""
+    return {"targetVersions": json.loads(CDKTF_JSON.read_text())["targetVersions"]}
+
+
+def main() -> int:
+    config_path = Path(os.environ.get("SPIDERPOOL_RDMA_CONFIG") or DEFAULT_CONFIG)
+    try:
+        table = InstanceTable.load()
+        config = load_config(config_path, table)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    plan = make_plan(config)
+    app = App(context=app_context())
+    ClusterStack(app, config.name, config=config, plan=plan, table=table,
+                 user_data=partial(userdata.user_data_base64, config, plan))
+    app.synth()
+    outdir = Path(app.outdir)
+    (outdir / HELM_VALUES).write_text(chart_values.render(config, plan))
+    print(cost.render(config, table))
+    print(f"Helm values for the chart: {outdir / HELM_VALUES}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

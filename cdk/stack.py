@@ -1,0 +1,67 @@
+"""The cluster stack: wires one construct per concept; every decision was made in config and ipplan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cdktn import TerraformOutput, TerraformStack
+from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+from constructs import Construct
+
+from cdk.config import ClusterConfig
+from cdk.constructs.api_endpoint import ApiEndpoint
+from cdk.constructs.iam import NodeRoles
+from cdk.constructs.network import Network
+from cdk.constructs.nodes import NodeGroup
+from cdk.constructs.secrets import ClusterSecrets
+from cdk.constructs.security import ClusterSecurity
+from cdk.ec2_types import InstanceTable
+from cdk.ipplan import IpPlan, Node
+
+
+class ClusterStack(TerraformStack):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: ClusterConfig,
+        plan: IpPlan,
+        table: InstanceTable,
+        user_data: Callable[[Node], str],
+    ) -> None:
+        super().__init__(scope, id_)
+        AwsProvider(
+            self, "aws", region=config.region,
+            default_tags=[AwsProviderDefaultTags(tags={**config.tags, "spiderpool-rdma/cluster": config.name})],
+        )
+        secrets = ClusterSecrets(self, "secrets", config=config)
+        network = Network(self, "network", config=config, plan=plan, secrets=secrets)
+        security = ClusterSecurity(self, "security", config=config, vpc_id=network.vpc.id)
+        roles = NodeRoles(self, "iam", config=config, secrets=secrets)
+        nodes = NodeGroup(
+            self, "nodes", config=config, plan=plan, table=table, subnet_id=network.node_subnet.id,
+            security_group_id=security.group.id, roles=roles, user_data=user_data,
+        )
+        api = ApiEndpoint(
+            self, "api", config=config, vpc_id=network.vpc.id, subnet_id=network.node_subnet.id,
+            control_planes=[nodes.instances[n.name] for n in plan.control_planes],
+        )
+        TerraformOutput(self, "nodes_out", static_id=True, value={
+            n.name: {
+                "role": n.role,
+                "private_ip": str(n.private_ip),
+                "eni_id": nodes.interfaces[n.name].id,
+                "instance_id": nodes.instances[n.name].id,
+                "prefixes": [str(p) for p in n.prefixes],
+            } for n in plan.nodes
+        })
+        TerraformOutput(self, "api_endpoint", static_id=True, value=f"https://{api.dns_name}:6443")
+        cp0 = nodes.instances[plan.control_planes[0].name].id
+        TerraformOutput(self, "kubeconfig_command", static_id=True,
+                        value=f"spider-validate kubeconfig --cluster {config.name} --region {config.region}")
+        TerraformOutput(self, "api_port_forward_command", static_id=True, value=(
+            f"aws ssm start-session --region {config.region} --target {cp0} "
+            "--document-name AWS-StartPortForwardingSession "
+            '--parameters \'{"portNumber":["6443"],"localPortNumber":["6443"]}\''
+        ))

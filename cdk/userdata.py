@@ -1,0 +1,159 @@
+"""Render a node's user data from bootstrap/: a cloud-config part and a shell part, MIME multipart, gzip.
+
+The cloud-config writes the bootstrap scripts, the node's settings and a systemd unit; the shell part
+starts that unit, which resumes after reboots until the bootstrap completes. Secrets never pass here:
+join data and the kubeconfig travel through SSM SecureString parameters.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import shlex
+from dataclasses import dataclass
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from cdk.config import ClusterConfig, RdmaMode
+from cdk.constructs.api_endpoint import api_dns_name
+from cdk.ipplan import UNDERLAY_INTERFACE, IpPlan, Node
+
+BOOTSTRAP_DIR = Path(__file__).resolve().parents[1] / "bootstrap"
+LIB = "/usr/local/lib/spiderpool-rdma"
+EC2_USER_DATA_LIMIT = 16 * 1024
+K8S_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436"  # pkgs.k8s.io (isv:kubernetes OBS)
+EFA_VERSION = "1.50.0"
+EFA_KEY_FINGERPRINT = "4E9091BCBB97A96B26B15E59A05480B1DD2D3CCC"  # AWS EFA installer signing key
+HUGEPAGES = 5128  # 2 MiB pages; the amount the EFA documentation sets for libfabric
+JOIN_TIMEOUT_SECONDS = 3600
+JOIN_PATTERN = (
+    r"^kubeadm join ([a-z0-9.-]+:[0-9]+) --token ([a-z0-9]{6}\.[a-z0-9]{16}) "
+    r"--discovery-token-ca-cert-hash (sha256:[a-f0-9]{64})( --control-plane --certificate-key ([a-f0-9]{64}))?[[:space:]]*$"
+)
+# cloud-init's EC2 datasource would put the ENI's secondary addresses on the host (and newer releases may
+# do the same for prefixes): the pod IPs must stay off the host. Read at boot, so it holds from the
+# second boot on; bootstrap.sh removes any pod address from the host at every run for the first boot.
+CLOUD_CFG = {"datasource": {"Ec2": {"apply_full_imds_network_config": False}}}
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(BOOTSTRAP_DIR), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+)
+_env.filters["shquote"] = lambda v: shlex.quote(str(v))
+
+
+@dataclass(frozen=True)
+class UserData:
+    cloud_config: str
+    shell: str
+    scripts: dict[str, str]  # path on the node -> content, for linting
+
+    def mime(self) -> bytes:
+        msg = MIMEMultipart()
+        msg.attach(MIMEText(self.cloud_config, "cloud-config", "utf-8"))
+        msg.attach(MIMEText(self.shell, "x-shellscript", "utf-8"))
+        return msg.as_bytes()
+
+    def gzipped(self) -> bytes:
+        return gzip.compress(self.mime(), compresslevel=9, mtime=0)
+
+    def base64(self) -> str:
+        data = self.gzipped()
+        assert len(data) <= EC2_USER_DATA_LIMIT, f"user data is {len(data)} bytes, EC2 allows {EC2_USER_DATA_LIMIT}"
+        return base64.b64encode(data).decode()
+
+
+def node_role(config: ClusterConfig, node: Node) -> str:
+    if node.role == "worker":
+        return "worker"
+    return "control-plane-init" if node.index == 0 else "control-plane-join"
+
+
+def node_labels(config: ClusterConfig, node: Node) -> str:
+    spec = config.workers if node.role == "worker" else config.control_plane
+    rdma = config.workers.rdma.value if node.role == "worker" else RdmaMode.NONE.value
+    return ",".join(
+        [
+            f"node.kubernetes.io/instance-type={spec.instance_type}",
+            f"topology.kubernetes.io/region={config.region}",
+            f"topology.kubernetes.io/zone={config.availability_zone}",
+            f"spiderpool-rdma/role={node.role}",
+            f"spiderpool-rdma/rdma={rdma}",
+        ]
+    )
+
+
+def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, object]:
+    return {
+        "config": config,
+        "plan": plan,
+        "node": node,
+        "role": node_role(config, node),
+        "rdma": config.workers.rdma.value if node.role == "worker" else RdmaMode.NONE.value,
+        "node_labels": node_labels(config, node),
+        "api_dns_name": api_dns_name(config),
+        "k8s_key_fingerprint": K8S_KEY_FINGERPRINT,
+        "efa_version": EFA_VERSION,
+        "efa_key_fingerprint": EFA_KEY_FINGERPRINT,
+        "hugepages": HUGEPAGES,
+        "underlay_if": UNDERLAY_INTERFACE,
+        "kms_alias": f"alias/spiderpool-rdma-{config.name}",
+        "join_timeout": JOIN_TIMEOUT_SECONDS,
+        "join_pattern": JOIN_PATTERN,
+    }
+
+
+def kubeadm_init_config(config: ClusterConfig, plan: IpPlan, node: Node) -> str:
+    return _env.get_template("kubeadm-init.yaml.j2").render(_context(config, plan, node))
+
+
+def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str]:
+    """Every file the cloud-config writes on the node, by path."""
+    ctx = _context(config, plan, node)
+    rdma = ctx["rdma"]
+    role_script = "control-plane.sh" if ctx["role"] == "control-plane-init" else "join.sh"
+    read = lambda name: (BOOTSTRAP_DIR / name).read_text()  # noqa: E731
+    files = {
+        f"{LIB}/bootstrap.sh": read("bootstrap.sh"),
+        f"{LIB}/lib.sh": read("lib.sh"),
+        f"{LIB}/common.sh": read("common.sh"),
+        f"{LIB}/rdma-tools.sh": read("rdma-tools.sh"),
+        f"{LIB}/rdma.sh": read(f"rdma-{rdma}.sh"),
+        f"{LIB}/role.sh": read(role_script),
+        "/etc/spiderpool-rdma/node.env": _env.get_template("node.env.j2").render(ctx),
+        "/etc/systemd/system/spiderpool-rdma-bootstrap.service": read("spiderpool-rdma-bootstrap.service"),
+        "/etc/cloud/cloud.cfg.d/99-spiderpool-rdma.cfg": yaml.safe_dump(CLOUD_CFG),
+    }
+    if ctx["role"] == "control-plane-init":
+        files["/etc/spiderpool-rdma/kubeadm-init.yaml"] = kubeadm_init_config(config, plan, node)
+    return files
+
+
+def render(config: ClusterConfig, plan: IpPlan, node: Node) -> UserData:
+    files = node_files(config, plan, node)
+    executable = {f"{LIB}/bootstrap.sh"}
+    private = {"/etc/spiderpool-rdma/node.env", "/etc/spiderpool-rdma/kubeadm-init.yaml"}
+    cloud_config = {
+        "hostname": node.name,
+        "preserve_hostname": False,
+        "manage_etc_hosts": True,
+        "write_files": [
+            {
+                "path": path,
+                "content": content,
+                "owner": "root:root",
+                "permissions": "0755" if path in executable else "0600" if path in private else "0644",
+            }
+            for path, content in files.items()
+        ],
+    }
+    scripts = {path: text for path, text in files.items() if path.endswith((".sh", ".env"))}
+    shell = (BOOTSTRAP_DIR / "start.sh").read_text()
+    return UserData("#cloud-config\n" + yaml.safe_dump(cloud_config, sort_keys=False, width=1000), shell, scripts)
+
+
+def user_data_base64(config: ClusterConfig, plan: IpPlan, node: Node) -> str:
+    return render(config, plan, node).base64()

