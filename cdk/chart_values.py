@@ -33,8 +33,11 @@ def chart_values(config: ClusterConfig, plan: IpPlan) -> dict[str, Any]:
             ],
         },
         "sampleApps": {"count": config.sample_apps.count},
-        "cluster": {"name": config.name, "rdma": config.workers.rdma.value,
-                    "workerInstanceType": config.workers.instance_type},
+        "cluster": {
+            "name": config.name,
+            "rdma": config.workers.rdma.value,
+            "workerInstanceType": config.workers.instance_type,
+        },
     }
 
 

@@ -130,15 +130,19 @@ def _placement_problems(c: ClusterConfig, table: InstanceTable) -> list[str]:
         problems.append(
             f"availability_zone: {c.availability_zone} is not in region {c.region} (expected {c.region}a, b, ...)"
         )
-    for key, itype in (("control_plane", c.control_plane.instance_type), ("workers", c.workers.instance_type)):
+    for key, itype in (
+        ("control_plane", c.control_plane.instance_type),
+        ("workers", c.workers.instance_type),
+    ):
         if table.get(itype) is None:
             problems.append(f"{key}.instance_type: unknown EC2 instance type {itype!r}")
     worker = table.get(c.workers.instance_type)
     if worker is None:
         return problems
     if c.workers.rdma is RdmaMode.EFA and worker.max_efa == 0:
-        cheapest = ", ".join(f"{t.name} ({t.arch}, {t.network_gbps:g} Gb/s, ~{t.usd_per_hour:.2f} USD/h)"
-                             for t in table.cheapest_efa(4))
+        cheapest = ", ".join(
+            f"{t.name} ({t.arch}, {t.network_gbps:g} Gb/s, ~{t.usd_per_hour:.2f} USD/h)" for t in table.cheapest_efa(4)
+        )
         problems.append(
             f"workers.instance_type: {worker.name} has no EFA, so rdma 'efa' cannot work; "
             f"the cheapest types with EFA are {cheapest} (prices are estimates), "
@@ -164,8 +168,8 @@ def _placement_problems(c: ClusterConfig, table: InstanceTable) -> list[str]:
     arches = {t.arch for t in (table.get(c.control_plane.instance_type), worker) if t is not None}
     if len(arches) > 1:
         problems.append(
-            f"control_plane.instance_type and workers.instance_type have different architectures ({', '.join(sorted(arches))}); "
-            "use one architecture so every node runs the same images"
+            "control_plane.instance_type and workers.instance_type have different architectures "
+            f"({', '.join(sorted(arches))}); use one architecture so every node runs the same images"
         )
     return problems
 

@@ -39,8 +39,6 @@ def render(config: ClusterConfig, table: InstanceTable) -> str:
     total = sum(line.usd_per_hour for line in lines)
     rows = [f"  {line.item:<44} {line.usd_per_hour:>9.3f} USD/h" for line in lines]
     note = "" if config.region == "us-east-1" else f" (us-east-1 prices; {config.region} differs)"
-    return "\n".join(
-        [f"Estimated on-demand cost{note}, from instance prices of {PRICE_DATE}: an estimate, not a quote"]
-        + rows
-        + [f"  {'total':<44} {total:>9.3f} USD/h  = {total * 24:,.2f} USD/day"]
-    )
+    header = f"Estimated on-demand cost{note}, from instance prices of {PRICE_DATE}: an estimate, not a quote"
+    footer = f"  {'total':<44} {total:>9.3f} USD/h  = {total * 24:,.2f} USD/day"
+    return "\n".join([header, *rows, footer])

@@ -98,7 +98,7 @@ def pod_block(config: ClusterConfig) -> IPv4Network:
 def plan_problems(config: ClusterConfig) -> list[str]:
     """Why the plan cannot be made from this configuration (empty when it can)."""
     new_prefix = pod_block_prefixlen(config)
-    if config.node_subnet_cidr.prefixlen > new_prefix - 1:
+    if config.node_subnet_cidr.prefixlen > new_prefix - 2:  # room for nodes below the block
         return [
             f"node_subnet_cidr: {config.node_subnet_cidr} is too small for {config.workers.count} workers x "
             f"{config.workers.ipv4_prefixes} /28 prefixes (a /{new_prefix} block plus room for the nodes); "

@@ -38,9 +38,16 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     plan = make_plan(config)
-    app = App(context=app_context())
-    ClusterStack(app, config.name, config=config, plan=plan, table=table,
-                 user_data=partial(userdata.user_data_base64, config, plan))
+    # Read here, not by the jsii runtime: its process keeps the environment it started with.
+    app = App(context=app_context(), outdir=os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
+    ClusterStack(
+        app,
+        config.name,
+        config=config,
+        plan=plan,
+        table=table,
+        user_data=partial(userdata.user_data_base64, config, plan),
+    )
     app.synth()
     outdir = Path(app.outdir)
     (outdir / HELM_VALUES).write_text(chart_values.render(config, plan))

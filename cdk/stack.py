@@ -32,7 +32,9 @@ class ClusterStack(TerraformStack):
     ) -> None:
         super().__init__(scope, id_)
         AwsProvider(
-            self, "aws", region=config.region,
+            self,
+            "aws",
+            region=config.region,
             default_tags=[AwsProviderDefaultTags(tags={**config.tags, "spiderpool-rdma/cluster": config.name})],
         )
         secrets = ClusterSecrets(self, "secrets", config=config)
@@ -40,28 +42,54 @@ class ClusterStack(TerraformStack):
         security = ClusterSecurity(self, "security", config=config, vpc_id=network.vpc.id)
         roles = NodeRoles(self, "iam", config=config, secrets=secrets)
         nodes = NodeGroup(
-            self, "nodes", config=config, plan=plan, table=table, subnet_id=network.node_subnet.id,
-            security_group_id=security.group.id, roles=roles, user_data=user_data,
+            self,
+            "nodes",
+            config=config,
+            plan=plan,
+            table=table,
+            subnet_id=network.node_subnet.id,
+            security_group_id=security.group.id,
+            roles=roles,
+            user_data=user_data,
         )
         api = ApiEndpoint(
-            self, "api", config=config, vpc_id=network.vpc.id, subnet_id=network.node_subnet.id,
+            self,
+            "api",
+            config=config,
+            vpc_id=network.vpc.id,
+            subnet_id=network.node_subnet.id,
             control_planes=[nodes.instances[n.name] for n in plan.control_planes],
         )
-        TerraformOutput(self, "nodes_out", static_id=True, value={
-            n.name: {
-                "role": n.role,
-                "private_ip": str(n.private_ip),
-                "eni_id": nodes.interfaces[n.name].id,
-                "instance_id": nodes.instances[n.name].id,
-                "prefixes": [str(p) for p in n.prefixes],
-            } for n in plan.nodes
-        })
+        TerraformOutput(
+            self,
+            "nodes_out",
+            static_id=True,
+            value={
+                n.name: {
+                    "role": n.role,
+                    "private_ip": str(n.private_ip),
+                    "eni_id": nodes.interfaces[n.name].id,
+                    "instance_id": nodes.instances[n.name].id,
+                    "prefixes": [str(p) for p in n.prefixes],
+                }
+                for n in plan.nodes
+            },
+        )
         TerraformOutput(self, "api_endpoint", static_id=True, value=f"https://{api.dns_name}:6443")
         cp0 = nodes.instances[plan.control_planes[0].name].id
-        TerraformOutput(self, "kubeconfig_command", static_id=True,
-                        value=f"spider-validate kubeconfig --cluster {config.name} --region {config.region}")
-        TerraformOutput(self, "api_port_forward_command", static_id=True, value=(
-            f"aws ssm start-session --region {config.region} --target {cp0} "
-            "--document-name AWS-StartPortForwardingSession "
-            '--parameters \'{"portNumber":["6443"],"localPortNumber":["6443"]}\''
-        ))
+        TerraformOutput(
+            self,
+            "kubeconfig_command",
+            static_id=True,
+            value=f"spider-validate kubeconfig --cluster {config.name} --region {config.region}",
+        )
+        TerraformOutput(
+            self,
+            "api_port_forward_command",
+            static_id=True,
+            value=(
+                f"aws ssm start-session --region {config.region} --target {cp0} "
+                "--document-name AWS-StartPortForwardingSession "
+                '--parameters \'{"portNumber":["6443"],"localPortNumber":["6443"]}\''
+            ),
+        )

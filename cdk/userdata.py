@@ -32,7 +32,8 @@ HUGEPAGES = 5128  # 2 MiB pages; the amount the EFA documentation sets for libfa
 JOIN_TIMEOUT_SECONDS = 3600
 JOIN_PATTERN = (
     r"^kubeadm join ([a-z0-9.-]+:[0-9]+) --token ([a-z0-9]{6}\.[a-z0-9]{16}) "
-    r"--discovery-token-ca-cert-hash (sha256:[a-f0-9]{64})( --control-plane --certificate-key ([a-f0-9]{64}))?[[:space:]]*$"
+    r"--discovery-token-ca-cert-hash (sha256:[a-f0-9]{64})"
+    r"( --control-plane --certificate-key ([a-f0-9]{64}))?[[:space:]]*$"
 )
 # cloud-init's EC2 datasource would put the ENI's secondary addresses on the host (and newer releases may
 # do the same for prefixes): the pod IPs must stay off the host. Read at boot, so it holds from the
@@ -40,7 +41,9 @@ JOIN_PATTERN = (
 CLOUD_CFG = {"datasource": {"Ec2": {"apply_full_imds_network_config": False}}}
 
 _env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(BOOTSTRAP_DIR), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+    loader=jinja2.FileSystemLoader(BOOTSTRAP_DIR),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
 )
 _env.filters["shquote"] = lambda v: shlex.quote(str(v))
 
@@ -115,7 +118,10 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
     ctx = _context(config, plan, node)
     rdma = ctx["rdma"]
     role_script = "control-plane.sh" if ctx["role"] == "control-plane-init" else "join.sh"
-    read = lambda name: (BOOTSTRAP_DIR / name).read_text()  # noqa: E731
+
+    def read(name: str) -> str:
+        return (BOOTSTRAP_DIR / name).read_text()
+
     files = {
         f"{LIB}/bootstrap.sh": read("bootstrap.sh"),
         f"{LIB}/lib.sh": read("lib.sh"),

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from cdktn_provider_aws.instance import Instance
 from cdktn_provider_aws.lb import Lb
 from cdktn_provider_aws.lb_listener import LbListener, LbListenerDefaultAction
 from cdktn_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
 from cdktn_provider_aws.lb_target_group_attachment import LbTargetGroupAttachment
-from cdktn_provider_aws.instance import Instance
 from cdktn_provider_aws.route53_record import Route53Record, Route53RecordAlias
 from cdktn_provider_aws.route53_zone import Route53Zone, Route53ZoneVpc
 from constructs import Construct
@@ -37,35 +37,77 @@ class ApiEndpoint(Construct):
         super().__init__(scope, id_)
         self.dns_name = api_dns_name(config)
         zone = Route53Zone(
-            self, "zone", name=f"{config.name}.internal", vpc=[Route53ZoneVpc(vpc_id=vpc_id)], force_destroy=True,
+            self,
+            "zone",
+            name=f"{config.name}.internal",
+            vpc=[Route53ZoneVpc(vpc_id=vpc_id)],
+            force_destroy=True,
             comment=f"{config.name}: private names of the cluster",
         )
         if len(control_planes) == 1:
             # The instance's private IP is the ENI's fixed address from the IP plan.
-            Route53Record(self, "api", zone_id=zone.zone_id, name=self.dns_name, type="A", ttl=60,
-                          records=[control_planes[0].private_ip])
+            Route53Record(
+                self,
+                "api",
+                zone_id=zone.zone_id,
+                name=self.dns_name,
+                type="A",
+                ttl=60,
+                records=[control_planes[0].private_ip],
+            )
             return
         nlb = Lb(
-            self, "nlb", name_prefix="k8api-", internal=True, load_balancer_type="network", subnets=[subnet_id],
+            self,
+            "nlb",
+            name_prefix="k8api-",
+            internal=True,
+            load_balancer_type="network",
+            subnets=[subnet_id],
             enable_cross_zone_load_balancing=True,
         )
-        checkov_skip(nlb, "CKV_AWS_150", "deletion protection would make destroy fail and leave the NLB behind; "
-                     "it holds no data and is recreated by deploy")
-        checkov_skip(nlb, "CKV_AWS_91", "TCP access logs of this internal API endpoint would need an SSE-S3 bucket; "
-                     "API requests are in the Kubernetes audit log, flows in the VPC flow logs")
+        checkov_skip(
+            nlb,
+            "CKV_AWS_150",
+            "deletion protection would make destroy fail and leave the NLB behind; "
+            "it holds no data and is recreated by deploy",
+        )
+        checkov_skip(
+            nlb,
+            "CKV_AWS_91",
+            "TCP access logs of this internal API endpoint would need an SSE-S3 bucket; "
+            "API requests are in the Kubernetes audit log, flows in the VPC flow logs",
+        )
         targets = LbTargetGroup(
-            self, "api-targets", name_prefix="k8api-", port=API_PORT, protocol="TCP", vpc_id=vpc_id,
+            self,
+            "api-targets",
+            name_prefix="k8api-",
+            port=API_PORT,
+            protocol="TCP",
+            vpc_id=vpc_id,
             target_type="ip",
             health_check=LbTargetGroupHealthCheck(protocol="HTTPS", path="/readyz", port=str(API_PORT)),
         )
         LbListener(
-            self, "api-listener", load_balancer_arn=nlb.arn, port=API_PORT, protocol="TCP",
+            self,
+            "api-listener",
+            load_balancer_arn=nlb.arn,
+            port=API_PORT,
+            protocol="TCP",
             default_action=[LbListenerDefaultAction(type="forward", target_group_arn=targets.arn)],
         )
         for i, instance in enumerate(control_planes):
-            LbTargetGroupAttachment(self, f"api-target-{i}", target_group_arn=targets.arn,
-                                    target_id=instance.private_ip, port=API_PORT)
+            LbTargetGroupAttachment(
+                self,
+                f"api-target-{i}",
+                target_group_arn=targets.arn,
+                target_id=instance.private_ip,
+                port=API_PORT,
+            )
         Route53Record(
-            self, "api", zone_id=zone.zone_id, name=self.dns_name, type="A",
+            self,
+            "api",
+            zone_id=zone.zone_id,
+            name=self.dns_name,
+            type="A",
             alias=Route53RecordAlias(name=nlb.dns_name, zone_id=nlb.zone_id, evaluate_target_health=True),
         )

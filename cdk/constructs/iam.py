@@ -49,23 +49,38 @@ class NodeRoles(Construct):
             {
                 "Version": "2012-10-17",
                 "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "ec2.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
                 ],
             }
         )
         arns = [p.arn for p in secrets.parameters.values()]
         self.profiles: dict[str, IamInstanceProfile] = {}
         for role_name in ("control-plane", "worker"):
-            role = IamRole(self, f"{role_name}-role", name_prefix=f"{config.name[:20]}-{role_name}-"[:38],
-                           assume_role_policy=assume)
+            role = IamRole(
+                self,
+                f"{role_name}-role",
+                name_prefix=f"{config.name[:20]}-{role_name}-"[:38],
+                assume_role_policy=assume,
+            )
             IamRolePolicyAttachment(
-                self, f"{role_name}-ssm-core", role=role.name,
+                self,
+                f"{role_name}-ssm-core",
+                role=role.name,
                 policy_arn=f"arn:{secrets.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore",
             )
             IamRolePolicy(
-                self, f"{role_name}-parameters", role=role.id,
+                self,
+                f"{role_name}-parameters",
+                role=role.id,
                 policy=json.dumps(parameter_policy(arns, secrets.key.arn, write=role_name == "control-plane")),
             )
             self.profiles[role_name] = IamInstanceProfile(
-                self, f"{role_name}-profile", name_prefix=f"{config.name[:20]}-{role_name}-"[:38], role=role.name
+                self,
+                f"{role_name}-profile",
+                name_prefix=f"{config.name[:20]}-{role_name}-"[:38],
+                role=role.name,
             )

@@ -72,12 +72,24 @@ class Network(Construct):
         )
         igw = InternetGateway(self, "igw", vpc_id=self.vpc.id, tags={"Name": config.name})
         public_rt = RouteTable(self, "public-rt", vpc_id=self.vpc.id, tags={"Name": f"{config.name}-public"})
-        Route(self, "public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id)
+        Route(
+            self,
+            "public-default",
+            route_table_id=public_rt.id,
+            destination_cidr_block="0.0.0.0/0",
+            gateway_id=igw.id,
+        )
         RouteTableAssociation(self, "public-rta", subnet_id=public.id, route_table_id=public_rt.id)
         nat_ip = Eip(self, "nat-ip", domain="vpc", tags={"Name": f"{config.name}-nat"}, depends_on=[igw])
         nat = NatGateway(self, "nat", allocation_id=nat_ip.id, subnet_id=public.id, tags={"Name": config.name})
         private_rt = RouteTable(self, "private-rt", vpc_id=self.vpc.id, tags={"Name": f"{config.name}-nodes"})
-        Route(self, "private-default", route_table_id=private_rt.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)
+        Route(
+            self,
+            "private-default",
+            route_table_id=private_rt.id,
+            destination_cidr_block="0.0.0.0/0",
+            nat_gateway_id=nat.id,
+        )
         RouteTableAssociation(self, "private-rta", subnet_id=self.node_subnet.id, route_table_id=private_rt.id)
         self._flow_logs(config, secrets)
 
@@ -117,7 +129,11 @@ class Network(Construct):
                     "Statement": [
                         {
                             "Effect": "Allow",
-                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                            "Action": [
+                                "logs:CreateLogStream",
+                                "logs:PutLogEvents",
+                                "logs:DescribeLogStreams",
+                            ],
                             "Resource": [group.arn, f"{group.arn}:*"],
                         }
                     ],

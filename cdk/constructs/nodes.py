@@ -54,34 +54,55 @@ class NodeGroup(Construct):
             assert itype is not None, "validated by config.load_config"
             if itype.arch not in amis:
                 amis[itype.arch] = DataAwsAmi(
-                    self, f"ubuntu-{itype.arch}", most_recent=True, owners=[CANONICAL_OWNER],
-                    filter=[DataAwsAmiFilter(name="name", values=[ubuntu_ami_filter(itype.arch)]),
-                            DataAwsAmiFilter(name="virtualization-type", values=["hvm"])],
+                    self,
+                    f"ubuntu-{itype.arch}",
+                    most_recent=True,
+                    owners=[CANONICAL_OWNER],
+                    filter=[
+                        DataAwsAmiFilter(name="name", values=[ubuntu_ami_filter(itype.arch)]),
+                        DataAwsAmiFilter(name="virtualization-type", values=["hvm"]),
+                    ],
                 )
             efa = node.role == "worker" and config.workers.rdma is RdmaMode.EFA
             eni = NetworkInterface(
-                self, f"{node.name}-eni", subnet_id=subnet_id, security_groups=[security_group_id],
-                private_ips=[str(node.private_ip)], interface_type="efa" if efa else None,
+                self,
+                f"{node.name}-eni",
+                subnet_id=subnet_id,
+                security_groups=[security_group_id],
+                private_ips=[str(node.private_ip)],
+                interface_type="efa" if efa else None,
                 ipv4_prefixes=[str(p) for p in node.prefixes] or None,
                 description=f"{config.name} {node.name}" + (" (EFA)" if efa else ""),
                 tags={"Name": f"{config.name}-{node.name}"},
             )
             instance = Instance(
-                self, node.name, ami=amis[itype.arch].id, instance_type=spec.instance_type,
+                self,
+                node.name,
+                ami=amis[itype.arch].id,
+                instance_type=spec.instance_type,
                 iam_instance_profile=roles.profiles[node.role].name,
                 primary_network_interface=InstancePrimaryNetworkInterface(network_interface_id=eni.id),
                 placement_group=self.placement_group.name if node.role == "worker" else None,
                 metadata_options=InstanceMetadataOptions(
-                    http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1,
+                    http_endpoint="enabled",
+                    http_tokens="required",
+                    http_put_response_hop_limit=1,
                     instance_metadata_tags="disabled",
                 ),
                 root_block_device=InstanceRootBlockDevice(
-                    volume_type="gp3", volume_size=spec.root_volume_gib, encrypted=True, delete_on_termination=True
+                    volume_type="gp3",
+                    volume_size=spec.root_volume_gib,
+                    encrypted=True,
+                    delete_on_termination=True,
                 ),
-                monitoring=True, ebs_optimized=True,
+                monitoring=True,
+                ebs_optimized=True,
                 user_data_base64=user_data(node),
-                tags={"Name": f"{config.name}-{node.name}", "spiderpool-rdma/node": node.name,
-                      "spiderpool-rdma/role": node.role},
+                tags={
+                    "Name": f"{config.name}-{node.name}",
+                    "spiderpool-rdma/node": node.name,
+                    "spiderpool-rdma/role": node.role,
+                },
                 # A newer Ubuntu image must not replace running nodes; recreate them deliberately.
                 lifecycle={"ignore_changes": ["ami"]},
             )

@@ -57,9 +57,7 @@ class ClusterSecrets(Construct):
 
     def _key_policy(self, config: ClusterConfig) -> dict[str, object]:
         root = f"arn:{self.partition}:iam::{self.account_id}:root"
-        logs_arn = (
-            f"arn:{self.partition}:logs:{config.region}:{self.account_id}:log-group:{self.log_group_name}"
-        )
+        logs_arn = f"arn:{self.partition}:logs:{config.region}:{self.account_id}:log-group:{self.log_group_name}"
         return {
             "Version": "2012-10-17",
             "Statement": [
@@ -74,7 +72,13 @@ class ClusterSecrets(Construct):
                     "Sid": "FlowLogGroupEncrypts",
                     "Effect": "Allow",
                     "Principal": {"Service": f"logs.{config.region}.amazonaws.com"},
-                    "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                    "Action": [
+                        "kms:Encrypt*",
+                        "kms:Decrypt*",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:Describe*",
+                    ],
                     "Resource": "*",
                     "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": logs_arn}},
                 },

@@ -13,7 +13,10 @@ API_PORT = 6443
 #: What nodes may open towards the internet (through the NAT gateway): package repositories, pkgs.k8s.io,
 #: container registries, SSM and the EFA installer over HTTPS, Ubuntu's archive over HTTP (apt checks signatures).
 #: Amazon DNS, NTP and the instance metadata service are not filtered by security groups.
-EGRESS_PORTS = {443: "HTTPS: SSM, registries, pkgs.k8s.io, EFA installer", 80: "HTTP: Ubuntu archive (signed)"}
+EGRESS_PORTS = {
+    443: "HTTPS: SSM, registries, pkgs.k8s.io, EFA installer",
+    80: "HTTP: Ubuntu archive (signed)",
+}
 
 
 class ClusterSecurity(Construct):
@@ -32,11 +35,19 @@ class ClusterSecurity(Construct):
         )
         sg = self.group.id
         VpcSecurityGroupIngressRule(
-            self, "in-self", security_group_id=sg, referenced_security_group_id=sg, ip_protocol="-1",
+            self,
+            "in-self",
+            security_group_id=sg,
+            referenced_security_group_id=sg,
+            ip_protocol="-1",
             description="all traffic among cluster members (EFA, kubelet, pods on ENI prefixes)",
         )
         VpcSecurityGroupEgressRule(
-            self, "out-self", security_group_id=sg, referenced_security_group_id=sg, ip_protocol="-1",
+            self,
+            "out-self",
+            security_group_id=sg,
+            referenced_security_group_id=sg,
+            ip_protocol="-1",
             description="all traffic among cluster members (EFA requires it)",
         )
         api_sources = {"vpc": str(config.vpc_cidr)}
@@ -44,11 +55,23 @@ class ClusterSecurity(Construct):
             api_sources["admin"] = str(config.admin_cidr)
         for label, cidr in api_sources.items():
             VpcSecurityGroupIngressRule(
-                self, f"in-api-{label}", security_group_id=sg, cidr_ipv4=cidr, ip_protocol="tcp",
-                from_port=API_PORT, to_port=API_PORT, description=f"Kubernetes API from the {label} network",
+                self,
+                f"in-api-{label}",
+                security_group_id=sg,
+                cidr_ipv4=cidr,
+                ip_protocol="tcp",
+                from_port=API_PORT,
+                to_port=API_PORT,
+                description=f"Kubernetes API from the {label} network",
             )
         for port, why in EGRESS_PORTS.items():
             VpcSecurityGroupEgressRule(
-                self, f"out-{port}", security_group_id=sg, cidr_ipv4="0.0.0.0/0", ip_protocol="tcp",
-                from_port=port, to_port=port, description=why,
+                self,
+                f"out-{port}",
+                security_group_id=sg,
+                cidr_ipv4="0.0.0.0/0",
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                description=why,
             )

@@ -1,0 +1,87 @@
+"""Shared fixtures: the instance table, configurations written as YAML, synthesized stacks."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cdk.config import ClusterConfig, load_config
+from cdk.ec2_types import InstanceTable
+from cdk.ipplan import IpPlan, make_plan
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def table() -> InstanceTable:
+    return InstanceTable.load()
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+    def write(data: dict[str, Any]) -> Path:
+        path = tmp_path / "cluster.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return write
+
+
+#: Configurations every synthesis-level test covers: each rdma mode, and an HA control plane.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default-efa": {},
+    "softroce": {"name": "softroce", "workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}},
+    "none": {"name": "plain", "workers": {"instance_type": "m7i.large", "rdma": "none", "count": 3}},
+    "ha": {"name": "ha-cluster", "control_plane": {"count": 3}, "workers": {"count": 4, "ipv4_prefixes": 4}},
+}
+
+
+@dataclass
+class Synthesized:
+    config: ClusterConfig
+    plan: IpPlan
+    outdir: Path
+    stack: dict[str, Any]
+
+    def resources(self, rtype: str) -> dict[str, dict[str, Any]]:
+        return dict(self.stack.get("resource", {}).get(rtype, {}))
+
+
+def synthesize(outdir: Path, config_path: Path) -> int:
+    """Run the app as `cdktn synth` does (same module, same environment variables)."""
+    from cdk import main as app_main
+
+    env = {"CDKTF_OUTDIR": str(outdir), "SPIDERPOOL_RDMA_CONFIG": str(config_path)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return app_main.main()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory, table: InstanceTable) -> dict[str, Synthesized]:
+    """Every variant synthesized once per test session (the jsii runtime is slow to start)."""
+    out: dict[str, Synthesized] = {}
+    for name, data in VARIANTS.items():
+        base = tmp_path_factory.mktemp(name)
+        path = base / "cluster.yaml"
+        path.write_text(yaml.safe_dump(data))
+        assert synthesize(base / "cdktf.out", path) == 0
+        config = load_config(path, table)
+        stack_file = base / "cdktf.out" / "stacks" / config.name / "cdk.tf.json"
+        out[name] = Synthesized(config, make_plan(config), base / "cdktf.out", json.loads(stack_file.read_text()))
+    return out

@@ -1,0 +1,91 @@
+"""The IP plan: prefixes inside the reserved block, no overlap between nodes, pools equal to prefixes."""
+
+from __future__ import annotations
+
+import itertools
+from ipaddress import IPv4Address, ip_address
+
+import pytest
+
+from cdk.config import ClusterConfig, Workers
+from cdk.ipplan import address_ranges, make_plan
+
+CONFIGS = {
+    "default": ClusterConfig(),
+    "many-workers": ClusterConfig(workers=Workers(count=12, ipv4_prefixes=5)),
+    "one-prefix": ClusterConfig(workers=Workers(count=1, ipv4_prefixes=1)),
+    "ha": ClusterConfig.model_validate(
+        {
+            "control_plane": {"count": 3},
+            "workers": {"count": 64, "ipv4_prefixes": 8},
+            "node_subnet_cidr": "10.42.0.0/17",
+            "public_subnet_cidr": "10.42.128.0/24",
+        }
+    ),
+}
+
+
+def expand(ranges: list[str]) -> set[IPv4Address]:
+    out: set[IPv4Address] = set()
+    for r in ranges:
+        first, _, last = r.partition("-")
+        a = ip_address(first)
+        b = ip_address(last or first)
+        assert isinstance(a, IPv4Address) and isinstance(b, IPv4Address)
+        out.update(IPv4Address(i) for i in range(int(a), int(b) + 1))
+    return out
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+def test_prefixes_are_aligned_inside_the_reserved_block_and_disjoint(config: ClusterConfig) -> None:
+    plan = make_plan(config)
+    assert plan.pod_block.subnet_of(plan.node_subnet)
+    # AWS reserves the subnet's first four and last address: the block must hold none of them.
+    assert int(plan.pod_block.network_address) >= int(plan.node_subnet.network_address) + 4
+    assert plan.pod_block.broadcast_address < plan.node_subnet.broadcast_address
+    all_prefixes = [p for w in plan.workers for p in w.prefixes]
+    assert len(all_prefixes) == config.workers.count * config.workers.ipv4_prefixes
+    for p in all_prefixes:
+        assert p.prefixlen == 28 and p.subnet_of(plan.pod_block)
+    for a, b in itertools.combinations(all_prefixes, 2):
+        assert not a.overlaps(b)
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+def test_node_addresses_are_unique_and_outside_the_pod_block(config: ClusterConfig) -> None:
+    plan = make_plan(config)
+    ips = [n.private_ip for n in plan.nodes]
+    assert len(set(ips)) == len(ips) == config.control_plane.count + config.workers.count
+    for ip in ips:
+        assert ip in plan.node_subnet and ip not in plan.pod_block
+        assert int(ip) - int(plan.node_subnet.network_address) >= 4
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+def test_each_workers_pools_cover_exactly_its_prefixes(config: ClusterConfig) -> None:
+    plan = make_plan(config)
+    for worker in plan.workers:
+        pools = [p for p in plan.pools if p.node_name == worker.name]
+        covered = [expand(p.ranges) for p in pools]
+        for a, b in itertools.combinations(covered, 2):
+            assert not a & b
+        prefix_ips = {ip for prefix in worker.prefixes for ip in prefix}
+        assert set().union(*covered) == prefix_ips
+        apps = {p.app for p in pools if p.app}
+        assert apps == set(plan.app_names)
+        for p in pools:
+            if p.app:
+                assert len(expand(p.ranges)) == config.sample_apps.ips_per_node
+
+
+def test_pool_names_are_unique_and_valid_kubernetes_names() -> None:
+    plan = make_plan(CONFIGS["ha"])
+    names = [p.name for p in plan.pools]
+    assert len(set(names)) == len(names)
+    assert all(len(n) <= 63 and n.replace("-", "").isalnum() and n == n.lower() for n in names)
+
+
+def test_address_ranges_compress_runs() -> None:
+    ips = [IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2"), IPv4Address("10.0.0.3"), IPv4Address("10.0.0.7")]
+    assert address_ranges(ips) == ["10.0.0.1-10.0.0.3", "10.0.0.7"]
+    assert expand(address_ranges(ips)) == set(ips)

@@ -1,0 +1,192 @@
+"""Synthesis assertions for every resource and property the infrastructure promises, per variant."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from typing import Any
+
+import pytest
+import yaml
+from cdktn import Testing
+from cdktn_provider_aws.ec2_subnet_cidr_reservation import Ec2SubnetCidrReservation
+from cdktn_provider_aws.flow_log import FlowLog
+from cdktn_provider_aws.instance import Instance
+from cdktn_provider_aws.lb import Lb
+from cdktn_provider_aws.network_interface import NetworkInterface
+from cdktn_provider_aws.placement_group import PlacementGroup
+from cdktn_provider_aws.subnet import Subnet
+
+from cdk.config import RdmaMode
+from tests.conftest import VARIANTS, Synthesized
+
+pytestmark = pytest.mark.synth
+
+
+def stack_json(s: Synthesized) -> str:
+    return json.dumps(s.stack)
+
+
+@pytest.fixture(params=list(VARIANTS))
+def variant(request: pytest.FixtureRequest, synthesized: dict[str, Synthesized]) -> Synthesized:
+    return synthesized[request.param]
+
+
+def by_tag_name(resources: dict[str, dict[str, Any]], suffix: str) -> dict[str, Any]:
+    matches = [r for r in resources.values() if r.get("tags", {}).get("Name", "").endswith(suffix)]
+    assert len(matches) == 1, f"{suffix}: {len(matches)} matches"
+    return matches[0]
+
+
+def test_network_is_one_az_private_nodes_with_nat_and_flow_logs(variant: Synthesized) -> None:
+    c = variant.config
+    assert Testing.to_have_resource_with_properties(
+        stack_json(variant),
+        Subnet.TF_RESOURCE_TYPE,
+        {
+            "cidr_block": str(c.node_subnet_cidr),
+            "availability_zone": c.availability_zone,
+            "map_public_ip_on_launch": False,
+        },
+    )
+    subnets = variant.resources("aws_subnet")
+    assert {s["availability_zone"] for s in subnets.values()} == {c.availability_zone}
+    assert len(variant.resources("aws_nat_gateway")) == 1
+    private_routes = [r for r in variant.resources("aws_route").values() if "nat_gateway_id" in r]
+    assert len(private_routes) == 1 and private_routes[0]["destination_cidr_block"] == "0.0.0.0/0"
+    assert Testing.to_have_resource_with_properties(
+        stack_json(variant), FlowLog.TF_RESOURCE_TYPE, {"traffic_type": "ALL"}
+    )
+    (group,) = variant.resources("aws_cloudwatch_log_group").values()
+    assert group["retention_in_days"] >= 365 and group["kms_key_id"].startswith("${aws_kms_key.")
+    (default_sg,) = variant.resources("aws_default_security_group").values()
+    assert "ingress" not in default_sg and "egress" not in default_sg  # no rules: closed
+
+
+def test_pod_block_is_reserved_for_prefixes(variant: Synthesized) -> None:
+    assert Testing.to_have_resource_with_properties(
+        stack_json(variant),
+        Ec2SubnetCidrReservation.TF_RESOURCE_TYPE,
+        {
+            "cidr_block": str(variant.plan.pod_block),
+            "reservation_type": "prefix",
+        },
+    )
+
+
+def test_security_group_self_traffic_api_restricted_no_open_ingress(variant: Synthesized) -> None:
+    ingress = list(variant.resources("aws_vpc_security_group_ingress_rule").values())
+    egress = list(variant.resources("aws_vpc_security_group_egress_rule").values())
+    assert any(r["ip_protocol"] == "-1" and "referenced_security_group_id" in r for r in ingress)
+    assert any(r["ip_protocol"] == "-1" and "referenced_security_group_id" in r for r in egress)
+    assert all(r.get("cidr_ipv4") != "0.0.0.0/0" for r in ingress)
+    assert all("referenced_security_group_id" in r or r["from_port"] == 6443 for r in ingress)
+    api_sources = {r["cidr_ipv4"] for r in ingress if r.get("from_port") == 6443}
+    assert api_sources == {str(variant.config.vpc_cidr)}  # no admin CIDR in these configurations
+    open_egress = [r for r in egress if r.get("cidr_ipv4") == "0.0.0.0/0"]
+    assert sorted(r["from_port"] for r in open_egress) == [80, 443]
+    assert all(r["ip_protocol"] == "tcp" and r["from_port"] == r["to_port"] for r in open_egress)
+    assert not any(r.get("from_port") == 22 for r in ingress)
+
+
+def test_nodes_instances_and_enis(variant: Synthesized) -> None:
+    c, plan = variant.config, variant.plan
+    instances = variant.resources("aws_instance")
+    enis = variant.resources("aws_network_interface")
+    assert len(instances) == len(enis) == len(plan.nodes)
+    for node in plan.nodes:
+        inst = by_tag_name(instances, f"-{node.name}")
+        eni = by_tag_name(enis, f"-{node.name}")
+        assert inst["metadata_options"]["http_tokens"] == "required"
+        assert inst["root_block_device"]["encrypted"] is True and inst["root_block_device"]["volume_type"] == "gp3"
+        assert "network_interface" not in inst  # deprecated in provider 6.x
+        assert inst["primary_network_interface"]["network_interface_id"].startswith("${aws_network_interface.")
+        assert inst["ami"].startswith("${data.aws_ami.")
+        assert "associate_public_ip_address" not in inst and "key_name" not in inst
+        assert eni["private_ips"] == [str(node.private_ip)]
+        efa = node.role == "worker" and c.workers.rdma is RdmaMode.EFA
+        assert eni.get("interface_type") == ("efa" if efa else None)
+        assert eni.get("ipv4_prefixes", []) == [str(p) for p in node.prefixes]
+        assert ("placement_group" in inst) == (node.role == "worker")
+        assert inst["instance_type"] == (c.workers if node.role == "worker" else c.control_plane).instance_type
+    assert Testing.to_have_resource_with_properties(
+        stack_json(variant), PlacementGroup.TF_RESOURCE_TYPE, {"strategy": "cluster"}
+    )
+    assert Testing.to_have_resource(stack_json(variant), Instance.TF_RESOURCE_TYPE)
+    assert Testing.to_have_resource(stack_json(variant), NetworkInterface.TF_RESOURCE_TYPE)
+
+
+def test_ami_is_looked_up_from_canonical_ubuntu_2404(variant: Synthesized) -> None:
+    amis = variant.stack["data"]["aws_ami"]
+    for ami in amis.values():
+        assert ami["owners"] == ["099720109477"] and ami["most_recent"] is True
+        names = [f["values"][0] for f in ami["filter"] if f["name"] == "name"]
+        assert names and "ubuntu-noble-24.04" in names[0]
+
+
+def test_iam_roles_reach_only_the_clusters_parameters(variant: Synthesized) -> None:
+    policies = {
+        name: json.loads(p["policy"])
+        for name, p in variant.resources("aws_iam_role_policy").items()
+        if "parameters" in name
+    }
+    assert len(policies) == 2
+    path = variant.config.ssm_path
+    params = variant.resources("aws_ssm_parameter")
+    assert {p["name"] for p in params.values()} == {
+        f"{path}/join-worker",
+        f"{path}/join-control-plane",
+        f"{path}/kubeconfig",
+    }
+    for p in params.values():
+        assert p["type"] == "SecureString" and "value" not in p and p["value_wo"] == "pending"
+    for name, policy in policies.items():
+        actions = (
+            {a for s in policy["Statement"] for a in s["Action"]}
+            if all(isinstance(s["Action"], list) for s in policy["Statement"])
+            else set()
+        )
+        writes = "ssm:PutParameter" in actions
+        assert writes == ("control-plane" in name)
+        ssm_statement = policy["Statement"][0]
+        assert all(r.startswith("${aws_ssm_parameter.") for r in ssm_statement["Resource"])
+        assert "*" not in json.dumps(ssm_statement["Resource"])
+    attachments = variant.resources("aws_iam_role_policy_attachment").values()
+    assert {a["policy_arn"].rsplit("/", 1)[-1] for a in attachments} == {"AmazonSSMManagedInstanceCore"}
+
+
+def test_ha_control_plane_sits_behind_an_internal_nlb(synthesized: dict[str, Synthesized]) -> None:
+    ha = synthesized["ha"]
+    assert Testing.to_have_resource_with_properties(
+        stack_json(ha), Lb.TF_RESOURCE_TYPE, {"internal": True, "load_balancer_type": "network"}
+    )
+    assert len(ha.resources("aws_lb_target_group_attachment")) == 3
+    single = synthesized["default-efa"]
+    assert not single.resources("aws_lb")
+    (record,) = single.resources("aws_route53_record").values()
+    assert record["records"][0].startswith("${aws_instance.")
+
+
+def test_outputs_name_nodes_ips_enis_and_prefixes(variant: Synthesized) -> None:
+    nodes = variant.stack["output"]["nodes_out"]["value"]
+    assert set(nodes) == {n.name for n in variant.plan.nodes}
+    for n in variant.plan.nodes:
+        assert nodes[n.name]["private_ip"] == str(n.private_ip)
+        assert nodes[n.name]["prefixes"] == [str(p) for p in n.prefixes]
+        assert nodes[n.name]["eni_id"].startswith("${aws_network_interface.")
+    assert "aws ssm start-session" in variant.stack["output"]["api_port_forward_command"]["value"]
+
+
+def test_user_data_is_gzipped_and_within_the_ec2_limit(variant: Synthesized) -> None:
+    for inst in variant.resources("aws_instance").values():
+        raw = base64.b64decode(inst["user_data_base64"])
+        assert len(raw) <= 16 * 1024
+        assert b"Content-Type: multipart/mixed" in gzip.decompress(raw)
+
+
+def test_helm_values_cover_each_workers_prefixes(variant: Synthesized) -> None:
+    values = yaml.safe_load((variant.outdir / "helm-values.yaml").read_text())
+    pools = values["network"]["pools"]
+    assert {p["nodeName"][0] for p in pools} == {w.name for w in variant.plan.workers}
+    assert values["sampleApps"]["count"] == variant.config.sample_apps.count
