@@ -25,9 +25,10 @@ CONF
   sysctl --system
 }
 
-# The installer may load new kernel modules that need a reboot; the unit resumes after it.
+# The installer may load new kernel modules that need a reboot; the unit resumes after it. Once only:
+# a reboot-required flag that another package keeps must not loop the node.
 efa_reboot_if_needed() {
-  if [[ -e "${SPR_ROOT}/var/run/reboot-required" ]]; then
+  if [[ -e "${SPR_ROOT}/var/run/reboot-required" && ! -e "${SPR_STATE}/done/efa-reboot" ]]; then
     log "reboot required by the EFA installer; the bootstrap resumes after it"
     touch "${SPR_STATE}/done/efa-reboot"
     systemctl reboot

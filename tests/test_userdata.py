@@ -1,0 +1,150 @@
+"""Rendered user data: cloud-init schema, shellcheck, MIME/gzip round trip, EC2's 16 KB limit, no secrets."""
+
+from __future__ import annotations
+
+import base64
+import email
+import gzip
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cdk import userdata
+from cdk.config import ClusterConfig
+from cdk.ipplan import IpPlan, Node, make_plan
+
+CONFIGS = {
+    "default": ClusterConfig(),
+    "softroce": ClusterConfig.model_validate({"workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}}),
+    "none": ClusterConfig.model_validate({"workers": {"instance_type": "m7i.large", "rdma": "none"}}),
+    # The largest supported configuration: HA, the most workers, as many prefixes as a /16 VPC leaves room
+    # for (64 x 8 /28 = a /19 pod block in a /17 node subnet), the most apps, the longest name.
+    "largest": ClusterConfig.model_validate(
+        {
+            "name": "a-cluster-name-of-thirty-two-chr",
+            "control_plane": {"count": 3},
+            "workers": {"count": 64, "instance_type": "c5n.18xlarge", "ipv4_prefixes": 8},
+            "sample_apps": {"count": 20, "ips_per_node": 6},
+            "vpc_cidr": "10.0.0.0/16",
+            "node_subnet_cidr": "10.0.0.0/17",
+            "public_subnet_cidr": "10.0.255.0/24",
+            "tags": {f"tag{i}": "x" * 64 for i in range(20)},
+        }
+    ),
+}
+
+
+def every_node() -> list[tuple[str, ClusterConfig, IpPlan, Node]]:
+    out = []
+    for name, config in CONFIGS.items():
+        plan = make_plan(config)
+        roles = {userdata.node_role(config, n): n for n in plan.nodes}  # one node per distinct role
+        out += [(f"{name}-{role}", config, plan, node) for role, node in roles.items()]
+    return out
+
+
+NODES = every_node()
+IDS = [n[0] for n in NODES]
+
+
+@pytest.mark.parametrize(("name", "config", "plan", "node"), NODES, ids=IDS)
+def test_user_data_fits_ec2_and_decodes_back_to_its_parts(
+    name: str, config: ClusterConfig, plan: IpPlan, node: Node
+) -> None:
+    ud = userdata.render(config, plan, node)
+    raw = base64.b64decode(ud.base64())
+    assert len(raw) <= userdata.EC2_USER_DATA_LIMIT, f"{name}: {len(raw)} bytes"
+    message = email.message_from_bytes(gzip.decompress(raw))
+    parts = [
+        (p.get_content_type(), p.get_payload(decode=True).decode()) for p in message.walk() if not p.is_multipart()
+    ]
+    assert parts == [("text/cloud-config", ud.cloud_config), ("text/x-shellscript", ud.shell)]
+
+
+@pytest.mark.parametrize(("name", "config", "plan", "node"), NODES, ids=IDS)
+def test_cloud_config_passes_cloud_init_schema(
+    name: str, config: ClusterConfig, plan: IpPlan, node: Node, tmp_path: Path
+) -> None:
+    path = tmp_path / "cloud-config.yaml"
+    path.write_text(userdata.render(config, plan, node).cloud_config)
+    proc = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Valid cloud-config" in proc.stdout
+
+
+@pytest.mark.parametrize(("name", "config", "plan", "node"), NODES, ids=IDS)
+def test_scripts_pass_shellcheck(name: str, config: ClusterConfig, plan: IpPlan, node: Node, tmp_path: Path) -> None:
+    """Lay the node's files out as on the node and check them the way bash will source them."""
+    ud = userdata.render(config, plan, node)
+    for path, text in {**ud.scripts, "/var/lib/cloud/start.sh": ud.shell}.items():
+        target = tmp_path / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    files = sorted(str(p) for p in tmp_path.rglob("*") if p.suffix in {".sh", ".env"})
+    proc = subprocess.run(
+        ["shellcheck", "--shell=bash", "--external-sources", "--source-path=SCRIPTDIR", "--severity=style", *files],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_no_secret_travels_in_user_data() -> None:
+    for _name, config, plan, node in NODES:
+        text = gzip.decompress(base64.b64decode(userdata.render(config, plan, node).base64())).decode()
+        assert "--token " not in text.replace("--token ([a-z0-9]", "")  # only the pattern, never a token
+        assert "BEGIN CERTIFICATE" not in text and "BEGIN RSA PRIVATE KEY" not in text
+        assert "discovery-token-unsafe-skip-ca-verification" not in text
+
+
+def test_every_bootstrap_script_is_shipped() -> None:
+    """A script in bootstrap/ that no node receives would be dead code."""
+    shipped = set()
+    for _name, config, plan, node in NODES:
+        shipped |= {Path(p).name for p in userdata.node_files(config, plan, node)}
+    templates = {p.name for p in userdata.BOOTSTRAP_DIR.iterdir()}
+    rendered_as = {
+        "rdma-efa.sh": "rdma.sh",
+        "control-plane.sh": "role.sh",
+        "join.sh": "role.sh",
+        "node.env.j2": "node.env",
+        "kubeadm-init.yaml.j2": "kubeadm-init.yaml",
+    }
+    for t in templates - {"start.sh", "rdma-softroce.sh", "rdma-none.sh"}:
+        assert rendered_as.get(t, t) in shipped, t
+
+
+@pytest.mark.parametrize("control_planes", [1, 3])
+def test_kubeadm_init_configuration(control_planes: int) -> None:
+    config = ClusterConfig.model_validate({"control_plane": {"count": control_planes}})
+    plan = make_plan(config)
+    docs = list(yaml.safe_load_all(userdata.kubeadm_init_config(config, plan, plan.control_planes[0])))
+    init, cluster, kubelet = docs
+    assert init["apiVersion"] == cluster["apiVersion"] == "kubeadm.k8s.io/v1beta4"
+    assert init["kind"] == "InitConfiguration" and cluster["kind"] == "ClusterConfiguration"
+    assert init["nodeRegistration"]["name"] == "control-plane-0"
+    args = {a["name"]: a["value"] for a in init["nodeRegistration"]["kubeletExtraArgs"]}
+    assert args["node-ip"] == str(plan.control_planes[0].private_ip)
+    assert "node.kubernetes.io/instance-type=m7i.large" in args["node-labels"].split(",")
+    assert cluster["networking"] == {"podSubnet": str(config.pod_cidr), "serviceSubnet": str(config.service_cidr)}
+    sans = cluster["apiServer"]["certSANs"]
+    assert {"127.0.0.1", "localhost", f"api.{config.name}.internal"} <= set(sans)
+    assert {str(cp.private_ip) for cp in plan.control_planes} <= set(sans)
+    assert cluster["controlPlaneEndpoint"] == f"api.{config.name}.internal:6443"
+    assert kubelet["cgroupDriver"] == "systemd"
+
+
+def test_linters_reject_what_they_should(tmp_path: Path) -> None:
+    """Controls: the same linter calls fail on a wrong cloud-config and a sloppy script."""
+    assert shutil.which("shellcheck") and shutil.which("cloud-init")
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("#cloud-config\nwrite_files:\n  - path: /x\n    permissions: 644\n    bogus: 1\n")
+    proc = subprocess.run(["cloud-init", "schema", "--config-file", str(bad_config)], capture_output=True, text=True)
+    assert proc.returncode != 0
+    bad_script = tmp_path / "bad.sh"
+    bad_script.write_text("#!/bin/bash\nrm -rf $DIR/*\n")
+    proc = subprocess.run(["shellcheck", "--severity=style", str(bad_script)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "SC2086" in proc.stdout

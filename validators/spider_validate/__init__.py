@@ -1,0 +1,1 @@
+"""spider-validate: proves a Spiderpool underlay cluster works, and fetches its kubeconfig."""

@@ -1,0 +1,90 @@
+"""The admin kubeconfig from the cluster's SSM parameter, pointed at a local SSM port forward."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+import yaml
+from botocore.exceptions import BotoCoreError, ClientError
+
+
+class KubeconfigError(Exception):
+    """Something the user can fix; the message says what."""
+
+
+def parameter_name(cluster: str) -> str:
+    return f"/spiderpool-rdma/{cluster}/kubeconfig"
+
+
+def fetch(ssm: Any, cluster: str, region: str) -> dict[str, Any]:
+    name = parameter_name(cluster)
+    try:
+        value = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ParameterNotFound":
+            raise KubeconfigError(
+                f"no kubeconfig for cluster {cluster!r} in {region}: parameter {name} does not exist. "
+                "Is the cluster deployed in this region and account (cdktn deploy), and is the name right?"
+            ) from exc
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in {"AccessDeniedException", "AccessDenied"} or status == 403:
+            raise KubeconfigError(
+                f"access denied reading {name}: your AWS identity needs ssm:GetParameter on it and kms:Decrypt "
+                f"on alias/spiderpool-rdma-{cluster} ({exc.response['Error'].get('Message', code)})"
+            ) from exc
+        raise KubeconfigError(f"reading {name} failed: {exc}") from exc
+    except BotoCoreError as exc:
+        raise KubeconfigError(f"cannot reach SSM in {region}: {exc}") from exc
+    if value.strip() == "pending":
+        raise KubeconfigError(
+            f"cluster {cluster!r} has not published its kubeconfig yet: control-plane-0 is still bootstrapping "
+            "(see README, Troubleshooting: /var/log/spiderpool-rdma/ on the node)"
+        )
+    try:
+        config = yaml.safe_load(value)
+        assert isinstance(config, dict) and config.get("clusters")
+    except (yaml.YAMLError, AssertionError) as exc:
+        raise KubeconfigError(f"parameter {name} does not hold a kubeconfig") from exc
+    return config
+
+
+def through_local_port(config: dict[str, Any], port: int) -> dict[str, Any]:
+    """Point every cluster entry at localhost (the API certificate names it) on the forwarded port."""
+    clusters = [{**c, "cluster": {**c["cluster"], "server": f"https://localhost:{port}"}} for c in config["clusters"]]
+    return {**config, "clusters": clusters}
+
+
+def control_plane_instance(ec2: Any, cluster: str) -> str:
+    reply = ec2.describe_instances(
+        Filters=[
+            {"Name": "tag:spiderpool-rdma/cluster", "Values": [cluster]},
+            {"Name": "tag:spiderpool-rdma/node", "Values": ["control-plane-0"]},
+            {"Name": "instance-state-name", "Values": ["running"]},
+        ]
+    )
+    ids = [i["InstanceId"] for r in reply["Reservations"] for i in r["Instances"]]
+    if len(ids) != 1:
+        raise KubeconfigError(f"expected one running control-plane-0 of cluster {cluster!r}, found {len(ids)}")
+    return str(ids[0])
+
+
+def port_forward_command(region: str, instance_id: str, port: int) -> str:
+    params = json.dumps({"portNumber": ["6443"], "localPortNumber": [str(port)]}, separators=(",", ":"))
+    return shlex.join(
+        [
+            "aws",
+            "ssm",
+            "start-session",
+            "--region",
+            region,
+            "--target",
+            instance_id,
+            "--document-name",
+            "AWS-StartPortForwardingSession",
+            "--parameters",
+            params,
+        ]
+    )
