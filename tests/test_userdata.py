@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import email
+import email.policy
 import gzip
 import shutil
 import subprocess
@@ -57,10 +58,8 @@ def test_user_data_fits_ec2_and_decodes_back_to_its_parts(
     ud = userdata.render(config, plan, node)
     raw = base64.b64decode(ud.base64())
     assert len(raw) <= userdata.EC2_USER_DATA_LIMIT, f"{name}: {len(raw)} bytes"
-    message = email.message_from_bytes(gzip.decompress(raw))
-    parts = [
-        (p.get_content_type(), p.get_payload(decode=True).decode()) for p in message.walk() if not p.is_multipart()
-    ]
+    message = email.message_from_bytes(gzip.decompress(raw), policy=email.policy.default)
+    parts = [(p.get_content_type(), p.get_content()) for p in message.walk() if not p.is_multipart()]
     assert parts == [("text/cloud-config", ud.cloud_config), ("text/x-shellscript", ud.shell)]
 
 
