@@ -27,7 +27,7 @@ def chart_values(config: ClusterConfig, plan: IpPlan) -> dict[str, Any]:
                     "subnet": str(pool.subnet),
                     "gateway": str(pool.gateway),
                     "ips": pool.ranges,
-                    **({"app": pool.app} if pool.app else {}),
+                    **({"app": pool.app} if pool.app else {"default": True}),
                 }
                 for pool in plan.pools
             ],

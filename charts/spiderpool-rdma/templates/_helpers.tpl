@@ -1,0 +1,86 @@
+{{/* Names and labels, in the style of Spiderpool's and Bitnami's charts. */}}
+
+{{- define "spiderpool-rdma.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "spiderpool-rdma.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "spiderpool-rdma.labels" -}}
+app.kubernetes.io/name: {{ include "spiderpool-rdma.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* Labels of the objects the apply job owns: the pre-delete job removes exactly these. */}}
+{{- define "spiderpool-rdma.appliedLabels" -}}
+app.kubernetes.io/name: {{ include "spiderpool-rdma.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ include "spiderpool-rdma.fullname" . }}-apply
+{{- end -}}
+
+{{- define "spiderpool-rdma.appliedSelector" -}}
+app.kubernetes.io/instance={{ .Release.Name }},app.kubernetes.io/managed-by={{ include "spiderpool-rdma.fullname" . }}-apply
+{{- end -}}
+
+{{- define "spiderpool-rdma.networkName" -}}
+{{- default (printf "%s-%s" .Values.network.cniType (first .Values.network.master)) .Values.network.name -}}
+{{- end -}}
+
+{{- define "spiderpool-rdma.image" -}}
+{{- printf "%s/%s:%s" .registry .repository .tag -}}
+{{- end -}}
+
+{{/* Pools of one sample app: {{ include "spiderpool-rdma.appPools" (dict "root" . "app" "app-0") }} */}}
+{{- define "spiderpool-rdma.appPools" -}}
+{{- $names := list -}}
+{{- range .root.Values.network.pools -}}
+{{- if eq (default "" .app) $.app -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
+{{/* Nodes that hold pools of one sample app (empty when the pools are not per node). */}}
+{{- define "spiderpool-rdma.appNodes" -}}
+{{- $nodes := list -}}
+{{- range .root.Values.network.pools -}}
+{{- if eq (default "" .app) $.app -}}
+{{- $nodes = concat $nodes (default list .nodeName) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson ($nodes | uniq) -}}
+{{- end -}}
+
+{{/* The pod annotations that attach a pod to the underlay with addresses from the given pools. */}}
+{{- define "spiderpool-rdma.podNetworkAnnotations" -}}
+{{- $network := printf "%s/%s" .root.Release.Namespace (include "spiderpool-rdma.networkName" .root) -}}
+{{- if eq .root.Values.network.attachment "default" }}
+v1.multus-cni.io/default-network: {{ $network }}
+ipam.spidernet.io/ippool: {{ dict "ipv4" (.pools | fromJsonArray) | toJson | quote }}
+{{- else }}
+k8s.v1.cni.cncf.io/networks: {{ $network }}
+ipam.spidernet.io/ippools: {{ list (dict "interface" "net1" "ipv4" (.pools | fromJsonArray) "cleangateway" true) | toJson | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "spiderpool-rdma.restrictedSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}

@@ -1,0 +1,181 @@
+{{/*
+The objects Spiderpool's admission webhooks must accept: they are applied by the post-install/post-upgrade
+job once spiderpool-controller serves its webhooks (see README, "Why a job applies the network").
+Order matters: networks and pools before the apps that use them.
+*/}}
+{{- define "spiderpool-rdma.networkManifests" -}}
+{{- $ns := .Release.Namespace -}}
+{{- $network := include "spiderpool-rdma.networkName" . -}}
+{{- $general := list -}}
+{{- range .Values.network.pools }}{{ if not .app }}{{ $general = append $general .name }}{{ end }}{{ end -}}
+apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderMultusConfig
+metadata:
+  name: {{ $network }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "spiderpool-rdma.appliedLabels" . | nindent 4 }}
+spec:
+  cniType: {{ .Values.network.cniType }}
+  enableCoordinator: {{ .Values.network.enableCoordinator }}
+  {{ .Values.network.cniType }}:
+    master: {{ toJson .Values.network.master }}
+    {{- with .Values.network.mtu }}
+    mtu: {{ . }}
+    {{- end }}
+    {{- if $general }}
+    ippools:
+      ipv4: {{ toJson $general }}
+    {{- end }}
+{{- range .Values.network.pools }}
+---
+apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata:
+  name: {{ .name }}
+  labels:
+    {{- include "spiderpool-rdma.appliedLabels" $ | nindent 4 }}
+    {{- with .app }}
+    spiderpool-rdma/app: {{ . }}
+    {{- end }}
+spec:
+  ipVersion: 4
+  subnet: {{ .subnet }}
+  ips: {{ toJson .ips }}
+  {{- with .gateway }}
+  gateway: {{ . }}
+  {{- end }}
+  {{- with .excludeIPs }}
+  excludeIPs: {{ toJson . }}
+  {{- end }}
+  {{- with .routes }}
+  routes: {{ toJson . }}
+  {{- end }}
+  {{- with .nodeName }}
+  nodeName: {{ toJson . }}
+  {{- end }}
+  multusName: [{{ printf "%s/%s" $ns $network | quote }}{{ if and $.Values.sriov.enabled (has .name $.Values.sriov.pools) }}, {{ printf "%s/%s-sriov" $ns (include "spiderpool-rdma.fullname" $) | quote }}{{ end }}]
+  default: {{ and (not .app) (default false .default) }}
+{{- end }}
+{{- if .Values.sriov.enabled }}
+---
+apiVersion: sriovnetwork.openshift.io/v1
+kind: SriovNetworkNodePolicy
+metadata:
+  name: {{ include "spiderpool-rdma.fullname" . }}-rdma
+  namespace: {{ $ns }}
+  labels:
+    {{- include "spiderpool-rdma.appliedLabels" . | nindent 4 }}
+spec:
+  resourceName: {{ .Values.sriov.resourceName }}
+  isRdma: true
+  deviceType: netdevice
+  numVfs: {{ .Values.sriov.numVfs }}
+  nicSelector:
+    pfNames: {{ toJson .Values.sriov.pfNames }}
+  nodeSelector: {{ toJson .Values.sriov.nodeSelector }}
+---
+apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderMultusConfig
+metadata:
+  name: {{ include "spiderpool-rdma.fullname" . }}-sriov
+  namespace: {{ $ns }}
+  labels:
+    {{- include "spiderpool-rdma.appliedLabels" . | nindent 4 }}
+spec:
+  cniType: sriov
+  enableCoordinator: true
+  sriov:
+    resourceName: {{ printf "spidernet.io/%s" .Values.sriov.resourceName }}
+    rdmaIsolation: true
+    {{- with .Values.sriov.pools }}
+    ippools:
+      ipv4: {{ toJson . }}
+    {{- end }}
+{{- end }}
+{{- range $i, $_ := until (int .Values.sampleApps.count) }}
+{{- $app := printf "app-%d" $i }}
+{{- $pools := include "spiderpool-rdma.appPools" (dict "root" $ "app" $app) }}
+{{- $nodes := include "spiderpool-rdma.appNodes" (dict "root" $ "app" $app) | fromJsonArray }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "spiderpool-rdma.fullname" $ }}-{{ $app }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "spiderpool-rdma.appliedLabels" $ | nindent 4 }}
+    spiderpool-rdma/app: {{ $app }}
+spec:
+  replicas: {{ $.Values.sampleApps.replicas }}
+  selector:
+    matchLabels:
+      app.kubernetes.io/instance: {{ $.Release.Name }}
+      spiderpool-rdma/app: {{ $app }}
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/instance: {{ $.Release.Name }}
+        spiderpool-rdma/app: {{ $app }}
+      annotations:
+        {{- include "spiderpool-rdma.podNetworkAnnotations" (dict "root" $ "pools" $pools) | nindent 8 }}
+    spec:
+      automountServiceAccountToken: false
+      securityContext:
+        runAsNonRoot: true
+        seccompProfile:
+          type: RuntimeDefault
+      {{- if $nodes }}
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+              - matchExpressions:
+                  - key: kubernetes.io/hostname
+                    operator: In
+                    values: {{ toJson $nodes }}
+      {{- end }}
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              app.kubernetes.io/instance: {{ $.Release.Name }}
+              spiderpool-rdma/app: {{ $app }}
+      containers:
+        - name: web
+          image: {{ include "spiderpool-rdma.image" $.Values.sampleApps.image }}
+          imagePullPolicy: IfNotPresent
+          args: ["netexec", "--http-port={{ $.Values.sampleApps.port }}"]
+          ports:
+            - name: http
+              containerPort: {{ $.Values.sampleApps.port }}
+          readinessProbe:
+            httpGet: {path: /healthz, port: http}
+            periodSeconds: 5
+          livenessProbe:
+            httpGet: {path: /healthz, port: http}
+            periodSeconds: 10
+          resources: {{ toJson $.Values.sampleApps.resources }}
+          securityContext:
+            {{- include "spiderpool-rdma.restrictedSecurityContext" $ | nindent 12 }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "spiderpool-rdma.fullname" $ }}-{{ $app }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "spiderpool-rdma.appliedLabels" $ | nindent 4 }}
+    spiderpool-rdma/app: {{ $app }}
+spec:
+  selector:
+    app.kubernetes.io/instance: {{ $.Release.Name }}
+    spiderpool-rdma/app: {{ $app }}
+  ports:
+    - name: http
+      port: 80
+      targetPort: http
+{{- end }}
+{{- end -}}
