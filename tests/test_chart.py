@@ -1,0 +1,245 @@
+"""The umbrella chart: helm lint and template per profile, Kubernetes and CRD schemas, contracts, checkov."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+from ipaddress import IPv4Address, ip_address
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests import chart
+from tests.conftest import REPO, SHARED, Synthesized
+from tests.crds import is_custom, validate_custom
+
+CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
+AWS_PROFILES = [p for p in chart.PROFILES if p.startswith("aws-")]
+CASES = [(p, g) for p in chart.PROFILES for g in (False, True)]
+CASE_IDS = [f"{p}{'+generated' if g else ''}" for p, g in CASES]
+
+
+@pytest.fixture(scope="module")
+def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return chart.offline_copy(tmp_path_factory.mktemp("chart"))
+
+
+@pytest.fixture(scope="module")
+def generated(synthesized: dict[str, Synthesized]) -> dict[str, Any]:
+    return dict(yaml.safe_load((synthesized["default-efa"].outdir / "helm-values.yaml").read_text()))
+
+
+@pytest.fixture(scope="module")
+def rendered(chart_dir: Path, generated: dict[str, Any]) -> dict[tuple[str, bool], list[dict[str, Any]]]:
+    return {(p, g): chart.render(chart_dir, chart.profile_values(p), *([generated] if g else [])) for p, g in CASES}
+
+
+def test_the_profiles_are_the_documented_four() -> None:
+    assert chart.PROFILES == ["aws-efa", "aws-softroce", "baremetal-sriov", "kind"]
+
+
+@pytest.mark.parametrize(("profile", "with_generated"), CASES, ids=CASE_IDS)
+def test_helm_lint(
+    profile: str, with_generated: bool, chart_dir: Path, generated: dict[str, Any], tmp_path: Path
+) -> None:
+    args = ["-f", str(chart.CHART / f"values-{profile}.yaml")]
+    if with_generated:
+        (tmp_path / "generated.yaml").write_text(yaml.safe_dump(generated))
+        args += ["-f", str(tmp_path / "generated.yaml")]
+    proc = subprocess.run([chart.HELM, "lint", "--strict", str(chart_dir), *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_builtin_objects_pass_kubernetes_validate_strict(case: tuple[str, bool], rendered: Any) -> None:
+    builtins = [o for o in chart.all_objects(rendered[case]) if not is_custom(o)]
+    assert {o["kind"] for o in builtins} >= {"Job", "Pod", "ConfigMap", "ClusterRole", "Role", "ServiceAccount"}
+    for obj in builtins:
+        kubernetes_validate.validate(obj, "1.33", strict=True)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_custom_resources_pass_the_spiderpool_crd_schemas(case: tuple[str, bool], rendered: Any) -> None:
+    custom = [o for o in chart.all_objects(rendered[case]) if is_custom(o)]
+    assert any(o["kind"] == "SpiderMultusConfig" for o in custom)
+    for obj in custom:
+        validate_custom(obj)
+
+
+def test_crd_check_rejects_an_unknown_field() -> None:
+    import jsonschema
+
+    bad = {
+        "apiVersion": "spiderpool.spidernet.io/v2beta1",
+        "kind": "SpiderMultusConfig",
+        "metadata": {"name": "x"},
+        "spec": {"cniType": "sriov", "sriov": {"enableRdma": True}},
+    }
+    with pytest.raises(jsonschema.ValidationError, match="enableRdma"):
+        validate_custom(bad)
+
+
+def test_sriov_profile_has_rdma_policy_and_isolated_network(rendered: Any) -> None:
+    objs = chart.applied_objects(rendered[("baremetal-sriov", False)])
+    (policy,) = [o for o in objs if o["kind"] == "SriovNetworkNodePolicy"]
+    assert policy["spec"]["isRdma"] is True
+    sriov = [o for o in objs if o["kind"] == "SpiderMultusConfig" and o["spec"]["cniType"] == "sriov"]
+    assert sriov[0]["spec"]["sriov"]["rdmaIsolation"] is True
+
+
+def flatten_keys(data: Any, prefix: str = "") -> set[str]:
+    if not isinstance(data, dict):
+        return {prefix}
+    keys = set()
+    for k, v in data.items():
+        path = f"{prefix}.{k}" if prefix else str(k)
+        keys |= flatten_keys(v, path) if isinstance(v, dict) and v else {path}
+    return keys
+
+
+def upstream_keys(path: Path) -> set[str]:
+    keys = flatten_keys(yaml.safe_load(path.read_text()))
+    return keys | {k.rsplit(".", i)[0] for k in keys for i in range(1, k.count(".") + 1)}
+
+
+@pytest.mark.parametrize(
+    ("subchart", "upstream"),
+    [
+        ("spiderpool", SHARED / "upstream" / "spiderpool-v1.2.2" / "values.yaml"),
+        ("aws-efa-k8s-device-plugin", SHARED / "upstream" / "aws-efa-k8s-device-plugin" / "values.yaml"),
+    ],
+)
+def test_every_subchart_key_we_set_exists_upstream(subchart: str, upstream: Path) -> None:
+    """Helm ignores a misspelt subchart key silently: this is the only guard."""
+    known = upstream_keys(upstream)
+    checked = 0
+    for profile in chart.PROFILES:
+        ours = chart.profile_values(profile).get(subchart) or {}
+        for key in flatten_keys(ours):
+            assert key in known, f"values-{profile}.yaml sets {subchart}.{key}, which {upstream.name} does not have"
+            checked += 1
+    assert checked > 0
+
+
+def test_contract_catches_a_typo() -> None:
+    known = upstream_keys(SHARED / "upstream" / "spiderpool-v1.2.2" / "values.yaml")
+    assert "ipam.enableStatefulSet" in known and "ipam.enableStatefullSet" not in known
+
+
+def expand(ranges: list[str]) -> set[IPv4Address]:
+    out: set[IPv4Address] = set()
+    for r in ranges:
+        a, _, b = r.partition("-")
+        first, last = ip_address(a), ip_address(b or a)
+        out |= {IPv4Address(i) for i in range(int(first), int(last) + 1)}
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_pools_do_not_overlap_and_each_app_owns_its_pools(case: tuple[str, bool], rendered: Any) -> None:
+    objs = chart.applied_objects(rendered[case])
+    pools = {o["metadata"]["name"]: o for o in objs if o["kind"] == "SpiderIPPool"}
+    deployments = [o for o in objs if o["kind"] == "Deployment"]
+    profile, with_generated = case
+    expected_apps = 0 if profile in AWS_PROFILES and not with_generated else 3  # no pools, no apps
+    assert len(deployments) == expected_apps
+    for a, b in itertools.combinations(pools.values(), 2):
+        assert not expand(a["spec"]["ips"]) & expand(b["spec"]["ips"]), (a["metadata"]["name"], b["metadata"]["name"])
+    for deploy in deployments:
+        app = deploy["metadata"]["labels"]["spiderpool-rdma/app"]
+        annotations = deploy["spec"]["template"]["metadata"]["annotations"]
+        raw = annotations.get("ipam.spidernet.io/ippool") or annotations["ipam.spidernet.io/ippools"]
+        parsed = json.loads(raw)
+        names = parsed["ipv4"] if isinstance(parsed, dict) else parsed[0]["ipv4"]
+        assert names, f"{app} has no pool"
+        assert {pools[n]["metadata"]["labels"]["spiderpool-rdma/app"] for n in names} == {app}
+        assert set(names) == {n for n, p in pools.items() if p["metadata"]["labels"].get("spiderpool-rdma/app") == app}
+
+
+def test_pool_nodes_are_nodes_of_the_generated_values(rendered: Any, generated: dict[str, Any]) -> None:
+    nodes = {n for p in generated["network"]["pools"] for n in p["nodeName"]}
+    for profile in AWS_PROFILES:
+        for pool in (o for o in chart.applied_objects(rendered[(profile, True)]) if o["kind"] == "SpiderIPPool"):
+            assert set(pool["spec"]["nodeName"]) <= nodes
+
+
+def test_each_workers_pools_equal_its_eni_prefixes(rendered: Any, synthesized: dict[str, Synthesized]) -> None:
+    """The contract between synthesis and chart, read back from the Terraform ENIs, not from the plan."""
+    s = synthesized["default-efa"]
+    enis = s.stack["resource"]["aws_network_interface"].values()
+    by_node = {e["tags"]["Name"].removeprefix(f"{s.config.name}-"): e.get("ipv4_prefixes", []) for e in enis}
+    pools = [o for o in chart.applied_objects(rendered[("aws-efa", True)]) if o["kind"] == "SpiderIPPool"]
+    workers = {n for n, prefixes in by_node.items() if prefixes}
+    assert workers == {p["spec"]["nodeName"][0] for p in pools}
+    for node in workers:
+        pool_ips = set().union(*(expand(p["spec"]["ips"]) for p in pools if p["spec"]["nodeName"] == [node]))
+        eni_ips = {ip for prefix in by_node[node] for ip in __import__("ipaddress").ip_network(prefix)}
+        assert pool_ips == eni_ips
+
+
+def test_network_objects_are_applied_by_a_hook_after_the_webhook_is_ready(rendered: Any) -> None:
+    objs = rendered[("aws-efa", True)]
+    assert not [o for o in objs if is_custom(o)], "custom resources at top level would race Spiderpool's webhook"
+    assert not [o for o in objs if o["kind"] == "Deployment"], "apps would block --wait before the pools exist"
+    (apply_job,) = [o for o in objs if o["kind"] == "Job" and o["metadata"]["name"].endswith("-apply")]
+    assert apply_job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    pod = apply_job["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["command"][:2] == ["kubectl", "wait"]
+    assert "deployment/spiderpool-controller" in pod["initContainers"][0]["command"]
+    assert pod["containers"][0]["command"][:3] == ["kubectl", "apply", "--server-side"]
+    assert apply_job["spec"]["backoffLimit"] >= 5
+    order = [o["kind"] for o in chart.applied_objects(objs)]
+    assert order.index("Deployment") > max(
+        i for i, k in enumerate(order) if k in {"SpiderIPPool", "SpiderMultusConfig"}
+    )
+    (delete_job,) = [o for o in objs if o["kind"] == "Job" and o["metadata"]["name"].endswith("-delete")]
+    assert delete_job["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"sampleApps": {"count": -1}}, "at '/sampleApps/count': minimum: got -1, want 0"),
+        ({"sampleAps": {"count": 2}}, "additional properties 'sampleAps' not allowed"),
+        (
+            {
+                "network": {
+                    "cniType": "macvlan",
+                    "master": ["eth0"],
+                    "pools": [{"name": "p", "subnet": "10.0.0.0/24", "ips": ["10.0.0.300-10.0.0.5"]}],
+                }
+            },
+            "at '/network/pools/0/ips/0'",
+        ),
+    ],
+)
+def test_schema_rejects_bad_values_with_helms_message(
+    values: dict[str, Any], message: str, chart_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(values))
+    proc = subprocess.run(
+        [chart.HELM, "template", "x", str(chart_dir), "-f", str(tmp_path / "bad.yaml")], capture_output=True, text=True
+    )
+    assert proc.returncode != 0
+    assert "values don't meet the specifications of the schema" in proc.stderr and message in proc.stderr
+
+
+@pytest.mark.parametrize("profile", chart.PROFILES)
+def test_checkov_passes_on_rendered_manifests(profile: str, rendered: Any, tmp_path: Path) -> None:
+    objs = list(chart.all_objects(rendered[(profile, profile in AWS_PROFILES)]))
+    for i, obj in enumerate(objs):
+        (tmp_path / f"{i:02d}-{obj['kind']}.yaml").write_text(yaml.safe_dump(obj))
+    proc = subprocess.run(
+        [str(CHECKOV), "-d", str(tmp_path), "--framework", "kubernetes", "--skip-download", "-o", "json", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    report = json.loads(proc.stdout)
+    report = report[0] if isinstance(report, list) else report
+    failed = [(c["check_id"], c["resource"]) for c in report.get("results", {}).get("failed_checks", [])]
+    assert failed == []
+    assert report["summary"]["passed"] > 50
