@@ -1,0 +1,68 @@
+"""Actions that run a probe in a pod: ping and HTTP, with reliable exit codes and honest failure details."""
+
+from __future__ import annotations
+
+from spider_validate import probes
+from spider_validate.context import PodInfo, RunContext
+from spider_validate.kube import ApiError
+from spider_validate.model import Action, Outcome
+
+
+def _exec(ctx: RunContext, pod: PodInfo, command: list[str]) -> tuple[int | None, str, str]:
+    result = ctx.cluster.exec(ctx.namespace, pod.name, command, timeout=ctx.params.probe_timeout * 4 + 5)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def ping(ctx: RunContext, src: PodInfo, dst_name: str, dst_ip: str, expect_success: bool = True) -> Action:
+    def run() -> Outcome:
+        try:
+            code, out, err = _exec(
+                ctx, src, probes.ping_command(dst_ip, timeout_s=max(1, ctx.params.probe_timeout // 2))
+            )
+        except ApiError as exc:
+            return Outcome(False, f"exec failed: {exc}", transient=exc.transient)
+        if code is None:
+            return Outcome(False, "the exit code of ping was lost", transient=True)
+        stats = probes.parse_ping(out)
+        if stats is None:
+            return Outcome(False, f"ping did not run (exit {code}): {(err or out).strip()[:200]}")
+        data = {"loss_percent": stats.loss_percent, "rtt_avg_ms": stats.rtt_avg_ms}
+        if stats.received == stats.transmitted and code == 0:
+            return Outcome(True, f"{stats.received}/{stats.transmitted} replies, avg {stats.rtt_avg_ms} ms", data=data)
+        what = "unreachable" if stats.received == 0 else "lossy path"
+        return Outcome(False, f"{what}: {stats.loss_percent:g}% loss ({stats.received}/{stats.transmitted})", data=data)
+
+    return Action(f"ping {src.name} -> {dst_name}", "ping", src.name, dst_name, run, expect_success)
+
+
+def http(
+    ctx: RunContext,
+    src: PodInfo,
+    dst_name: str,
+    dst_ip: str,
+    port: int,
+    expect_body: set[str] | None = None,
+    expect_success: bool = True,
+) -> Action:
+    """GET /hostname; success means status 200 and, when given, a body (the answering pod's name) in expect_body."""
+
+    def run() -> Outcome:
+        try:
+            code, out, err = _exec(ctx, src, probes.http_command(dst_ip, port, timeout_s=ctx.params.probe_timeout))
+        except ApiError as exc:
+            return Outcome(False, f"exec failed: {exc}", transient=exc.transient)
+        if code is None:
+            return Outcome(False, "the exit code of curl was lost", transient=True)
+        reply = probes.parse_curl(out)
+        if code != 0 or reply is None:
+            return Outcome(False, probes.curl_error(code, err), transient=code in {28, 52, 56})
+        body = reply.body.strip()
+        data = {"status": reply.status, "body": body[:100], "seconds": reply.seconds}
+        if reply.status != 200:
+            return Outcome(False, f"HTTP {reply.status}", data=data)
+        if expect_body is not None and body not in expect_body:
+            wanted = next(iter(expect_body)) if len(expect_body) == 1 else f"one of {sorted(expect_body)}"
+            return Outcome(False, f"answered as {body!r}, expected {wanted}", data=data)
+        return Outcome(True, f"HTTP 200 from {body} in {reply.seconds * 1000:.0f} ms", data=data)
+
+    return Action(f"http {src.name} -> {dst_name}", "http", src.name, dst_name, run, expect_success)

@@ -1,0 +1,197 @@
+"""What the suites share during a run: the cluster, the chosen network and nodes, the test pods and their IPs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from spider_validate import manifests
+from spider_validate.kube import ApiError, Cluster
+from spider_validate.manifests import Network
+from spider_validate.params import RUN_LABEL, Parameters
+
+STUCK_REASONS = {
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+}
+
+
+class SetupError(Exception):
+    """The run could not set up its pods; the message names the pod and what blocks it."""
+
+
+@dataclass
+class PodInfo:
+    name: str
+    role: str
+    node: str
+    ip: str  # underlay address, from the pod's network-status
+    node_ip: str
+    app: str | None = None
+    uid: str = ""
+
+
+@dataclass
+class RunContext:
+    cluster: Cluster
+    params: Parameters
+    run_id: str
+    namespace: str
+    network: Network | None = None
+    nodes: list[str] = field(default_factory=list)
+    node_ips: dict[str, str] = field(default_factory=dict)
+    pods: dict[str, PodInfo] = field(default_factory=dict)
+    service_ip: str = ""
+    stop: threading.Event = field(default_factory=threading.Event)
+    finalizers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+
+    def add_finalizer(self, what: str, fn: Callable[[], None]) -> None:
+        self.finalizers.append((what, fn))
+
+    def by_role(self, role: str) -> list[PodInfo]:
+        return [p for p in self.pods.values() if p.role == role]
+
+    # -- API calls with bounded retries on transient errors (429, 5xx, connection) -------------------
+
+    def api(self, fn: Callable[[], Any], what: str) -> Any:
+        delay = self.params.retry_delay
+        for attempt in range(1, self.params.retries + 2):
+            try:
+                return fn()
+            except ApiError as exc:
+                if not exc.transient or attempt > self.params.retries or self.stop.is_set():
+                    raise
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def create(self, obj: dict[str, Any]) -> None:
+        """Create, treating 'already exists' as done when the object is this run's (a retried create)."""
+        meta = obj["metadata"]
+        try:
+            self.api(lambda: self.cluster.create(obj), f"create {obj['kind']} {meta['name']}")
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            existing = self.cluster.get(obj["kind"], meta["name"], meta.get("namespace"))
+            if not existing or existing["metadata"].get("labels", {}).get(RUN_LABEL) != self.run_id:
+                raise SetupError(f"{obj['kind']} {meta['name']} already exists and is not this run's") from exc
+
+    # -- setup ------------------------------------------------------------------------------------------
+
+    def deploy(self, objects: list[dict[str, Any]]) -> None:
+        """Create the run's objects (namespace first) and wait until every pod runs with an underlay IP."""
+        assert self.network is not None
+        ns_obj, rest = objects[0], objects[1:]
+        self.create(ns_obj)
+        if not self.params.keep:
+            self.add_finalizer(f"namespace {self.namespace}", lambda: self.cluster.delete("Namespace", self.namespace))
+        for obj in rest:
+            self.create(obj)
+        self.wait_pods(sorted(o["metadata"]["name"] for o in rest if o["kind"] == "Pod"))
+        svc = self.cluster.get("Service", "echo", self.namespace)
+        self.service_ip = (svc or {}).get("spec", {}).get("clusterIP", "")
+
+    def wait_pods(self, names: list[str]) -> None:
+        """Watch the run's pods until all are ready; report a stuck pod early, with its image or event."""
+        deadline = time.monotonic() + self.params.pod_ready_timeout
+        first_seen: dict[str, float] = {}
+        ready: dict[str, dict[str, Any]] = {}
+        while len(ready) < len(names):
+            if self.stop.is_set():
+                raise SetupError("interrupted while waiting for pods")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                missing = sorted(set(names) - set(ready))
+                raise SetupError(f"pods not ready within {self.params.pod_ready_timeout:.0f}s: {', '.join(missing)}")
+            try:
+                # A fresh list first: a watch can drop, and events missed in between must not be lost.
+                for pod in self.cluster.list("Pod", self.namespace, f"{RUN_LABEL}={self.run_id}"):
+                    self._observe(pod, names, first_seen, ready)
+                if len(ready) == len(names):
+                    break
+                for _, pod in self.cluster.watch(
+                    "Pod", self.namespace, f"{RUN_LABEL}={self.run_id}", max(1, min(int(remaining), 10))
+                ):
+                    self._observe(pod, names, first_seen, ready)
+                    if len(ready) == len(names) or self.stop.is_set():
+                        break
+            except ApiError as exc:
+                if not exc.transient:
+                    raise
+                time.sleep(self.params.retry_delay)  # the watch dropped or the API hiccuped: re-list
+        for name in names:
+            self.pods[name] = self._pod_info(ready[name])
+
+    def _observe(
+        self, pod: dict[str, Any], names: list[str], first_seen: dict[str, float], ready: dict[str, dict[str, Any]]
+    ) -> None:
+        name = pod["metadata"]["name"]
+        if name not in names:
+            return
+        first_seen.setdefault(name, time.monotonic())
+        status = pod.get("status", {})
+        for cs in status.get("containerStatuses", []) or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in STUCK_REASONS:
+                raise SetupError(
+                    f"pod {name} is stuck in {waiting['reason']} (image {cs.get('image')}): "
+                    f"{waiting.get('message', '').strip()}"
+                )
+        phase = status.get("phase")
+        if phase in {"Failed", "Succeeded"}:
+            raise SetupError(f"pod {name} ended ({phase}) instead of running")
+        conditions = {c["type"]: c["status"] for c in status.get("conditions", []) or []}
+        if phase == "Running" and conditions.get("Ready") == "True" and self._underlay_ip(pod):
+            ready[name] = pod
+        elif time.monotonic() - first_seen[name] > self.params.stuck_after:
+            reason = self._blocking_event(name) or f"phase {phase}"
+            raise SetupError(f"pod {name} is stuck ({reason}) after {self.params.stuck_after:.0f}s")
+
+    def _blocking_event(self, pod: str) -> str:
+        events = self.cluster.list("Event", self.namespace)
+        warnings = [e for e in events if e.get("involvedObject", {}).get("name") == pod and e.get("type") == "Warning"]
+        return f"{warnings[-1].get('reason')}: {warnings[-1].get('message')}" if warnings else ""
+
+    def _underlay_ip(self, pod: dict[str, Any]) -> str:
+        assert self.network is not None
+        return underlay_ip(pod, self.network.interface)
+
+    def _pod_info(self, pod: dict[str, Any]) -> PodInfo:
+        labels = pod["metadata"].get("labels", {})
+        node = pod["spec"]["nodeName"]
+        return PodInfo(
+            pod["metadata"]["name"],
+            labels.get(manifests.ROLE_LABEL, ""),
+            node,
+            self._underlay_ip(pod),
+            self.node_ips.get(node, ""),
+            labels.get(manifests.APP_LABEL),
+            pod["metadata"].get("uid", ""),
+        )
+
+
+def network_status(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    raw = pod.get("metadata", {}).get("annotations", {}).get("k8s.v1.cni.cncf.io/network-status", "[]")
+    try:
+        status = json.loads(raw)
+    except json.JSONDecodeError:
+        return []
+    return status if isinstance(status, list) else []
+
+
+def underlay_ip(pod: dict[str, Any], interface: str) -> str:
+    """The first IPv4 address of `interface` in the pod's network-status (empty when not there yet)."""
+    for entry in network_status(pod):
+        if entry.get("interface") == interface:
+            ips = [ip for ip in entry.get("ips", []) if ":" not in ip]
+            return str(ips[0]) if ips else ""
+    return ""

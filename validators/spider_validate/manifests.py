@@ -1,0 +1,142 @@
+"""The objects a run creates: its namespace, test pods on each node, a Service; every one labelled with the run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from spider_validate.params import MANAGED_BY, RUN_LABEL, Parameters
+
+ROLE_LABEL = "spider-validate/role"
+APP_LABEL = "spider-validate/app"
+
+
+@dataclass(frozen=True)
+class Network:
+    namespace: str
+    name: str
+    attach: str  # default | secondary
+    pools: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def interface(self) -> str:
+        """The pod interface the underlay address is on, as the network-status annotation names it."""
+        return "eth0" if self.attach == "default" else "net1"
+
+    def pod_annotations(self, pools: tuple[str, ...] = ()) -> dict[str, str]:
+        if self.attach == "default":
+            annotations = {"v1.multus-cni.io/default-network": self.ref}
+            if pools:
+                annotations["ipam.spidernet.io/ippool"] = json.dumps({"ipv4": list(pools)})
+            return annotations
+        annotations = {"k8s.v1.cni.cncf.io/networks": self.ref}
+        if pools:
+            annotations["ipam.spidernet.io/ippools"] = json.dumps([{"interface": "net1", "ipv4": list(pools)}])
+        return annotations
+
+
+def labels(run_id: str, **extra: str) -> dict[str, str]:
+    return {**MANAGED_BY, RUN_LABEL: run_id, **extra}
+
+
+def namespace(name: str, run_id: str) -> dict[str, Any]:
+    ns: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {**labels(run_id), "pod-security.kubernetes.io/enforce": "baseline"}},
+    }
+    return ns
+
+
+def _security(non_root: bool) -> dict[str, Any]:
+    ctx: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], "add": ["NET_RAW"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if non_root:
+        ctx["runAsNonRoot"] = True
+        ctx["runAsUser"] = 65532
+    return ctx
+
+
+def pod(
+    name: str,
+    ns: str,
+    run_id: str,
+    role: str,
+    node: str,
+    image: str,
+    network: Network,
+    params: Parameters,
+    app: str | None = None,
+    pools: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """A test pod pinned to `node`: role server (HTTP on the port, answers its name) or client (sleeps)."""
+    container: dict[str, Any]
+    if role == "client":
+        container = {"name": "client", "image": image, "command": ["sleep", "infinity"]}
+    else:
+        container = {
+            "name": "server",
+            "image": image,
+            "args": ["netexec", f"--http-port={params.http_port}"],
+            "ports": [{"name": "http", "containerPort": params.http_port}],
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2},
+        }
+    container |= {
+        "imagePullPolicy": "IfNotPresent",
+        "securityContext": _security(non_root=role != "client"),
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
+    }
+    extra = {ROLE_LABEL: role} | ({APP_LABEL: app} if app else {})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": labels(run_id, **extra),
+            "annotations": network.pod_annotations(pools),
+        },
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [container],
+            "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
+        },
+    }
+
+
+def service(name: str, ns: str, run_id: str, params: Parameters) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns, "labels": labels(run_id)},
+        "spec": {
+            "selector": {RUN_LABEL: run_id, ROLE_LABEL: "server"},
+            "ports": [{"name": "http", "port": 80, "targetPort": params.http_port}],
+        },
+    }
+
+
+def run_objects(run_id: str, ns: str, nodes: list[str], network: Network, params: Parameters) -> list[dict[str, Any]]:
+    """Everything the connectivity and apps suites create, in creation order."""
+    objs = [namespace(ns, run_id)]
+    for i, node in enumerate(nodes):
+        objs.append(pod(f"server-{i}", ns, run_id, "server", node, params.image("server"), network, params))
+        objs.append(pod(f"client-{i}", ns, run_id, "client", node, params.image("client"), network, params))
+    for a in range(params.apps):
+        for i, node in enumerate(nodes):
+            objs.append(
+                pod(f"app-{a}-{i}", ns, run_id, "app", node, params.image("server"), network, params, app=f"app-{a}")
+            )
+    objs.append(service("echo", ns, run_id, params))
+    return objs

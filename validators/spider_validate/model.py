@@ -1,0 +1,138 @@
+"""Tests made of scenarios made of actions, and the one result model every report reads.
+
+A Test names a list of scenarios; a Scenario yields Actions from the run's context; an Action runs one
+probe (a command in a pod, or an API read) and compares its outcome with what is expected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spider_validate.context import RunContext
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"  # the check could not be made (setup or API trouble), as opposed to a wrong answer
+
+
+class Skip(Exception):
+    """Raised by a scenario or test that cannot run here; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one probe observed. `transient` failures (lost exit code, API 5xx) may be retried."""
+
+    ok: bool
+    detail: str
+    transient: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    probe: str  # ping | http | api | ...
+    source: str
+    destination: str
+    run: Callable[[], Outcome]
+    expect_success: bool = True
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    actions: Callable[[RunContext], Iterable[Action]]
+
+
+@dataclass(frozen=True)
+class Test:
+    suite: str
+    name: str
+    description: str
+    scenarios: tuple[Scenario, ...]
+    labels: tuple[str, ...] = ()
+    requires_nodes: int = 1  # skipped with a reason when the run has fewer schedulable nodes
+
+    @property
+    def id(self) -> str:
+        return f"{self.suite}/{self.name}"
+
+
+@dataclass
+class ActionResult:
+    scenario: str
+    action: str
+    probe: str
+    source: str
+    destination: str
+    expected: str  # success | failure
+    status: Status
+    detail: str
+    attempts: int
+    seconds: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TestResult:
+    suite: str
+    name: str
+    description: str
+    status: Status = Status.PASS
+    reason: str = ""
+    actions: list[ActionResult] = field(default_factory=list)
+    seconds: float = 0.0
+    started: float = field(default_factory=time.time)
+
+    @property
+    def id(self) -> str:
+        return f"{self.suite}/{self.name}"
+
+    def finish(self) -> None:
+        self.seconds = time.time() - self.started
+        if self.status is Status.PASS and any(a.status is Status.ERROR for a in self.actions):
+            self.status = Status.ERROR
+        if self.status in {Status.PASS, Status.ERROR} and any(a.status is Status.FAIL for a in self.actions):
+            self.status = Status.FAIL
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    namespace: str
+    cluster: str
+    tests: list[TestResult] = field(default_factory=list)
+    setup_error: str = ""
+    preflight_failed: bool = False
+    interrupted: bool = False
+    timed_out: bool = False
+    diagnostics: str = ""
+    cleanup: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {s.value: sum(t.status is s for t in self.tests) for s in Status}
+
+    @property
+    def passed(self) -> bool:
+        return (
+            not self.setup_error
+            and not self.interrupted
+            and not self.timed_out
+            and all(t.status in {Status.PASS, Status.SKIP} for t in self.tests)
+        )
+
+
+def iter_actions(test: Test, ctx: RunContext) -> Iterator[tuple[Scenario, Action]]:
+    for scenario in test.scenarios:
+        for action in scenario.actions(ctx):
+            yield scenario, action

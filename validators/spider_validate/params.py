@@ -1,0 +1,54 @@
+"""The run's parameters (from the command line) and the images it uses."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+DEFAULT_IMAGES = {
+    "client": "docker.io/nicolaka/netshoot:v0.14",  # sh, ping, curl
+    "server": "registry.k8s.io/e2e-test-images/agnhost:2.53",  # `netexec` answers /hostname
+}
+RUN_LABEL = "spider-validate/run"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "spider-validate"}
+
+
+@dataclass
+class Parameters:
+    namespace_prefix: str = "spider-validate"
+    tests: tuple[str, ...] = ()
+    timeout: float = 900.0
+    cleanup_timeout: float = 120.0
+    concurrency: int = 4
+    keep: bool = False
+    image_registry: str | None = None
+    image_overrides: dict[str, str] = field(default_factory=dict)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    nodes: tuple[str, ...] = ()
+    network: str | None = None  # "namespace/name" or "name" of a SpiderMultusConfig
+    attach: str = "auto"  # auto | default | secondary
+    apps: int = 0  # deploy this many apps of the run's own instead of using the chart's
+    http_port: int = 8080
+    pod_ready_timeout: float = 180.0
+    stuck_after: float = 45.0  # report a pod stuck in Pending/ContainerCreating after this long
+    probe_timeout: int = 5
+    retries: int = 3
+    retry_delay: float = 1.0
+    diagnostics_dir: str = "."
+
+    def image(self, name: str) -> str:
+        ref = self.image_overrides.get(name, DEFAULT_IMAGES[name])
+        if self.image_registry and name not in self.image_overrides:
+            ref = f"{self.image_registry.rstrip('/')}/{ref.split('/', 1)[1]}"
+        return ref
+
+    def images(self) -> dict[str, str]:
+        return {name: self.image(name) for name in DEFAULT_IMAGES}
+
+    def selects(self, test_id: str) -> bool:
+        """--test REGEX includes (any), --test !REGEX excludes; no include means all."""
+        includes = [p for p in self.tests if not p.startswith("!")]
+        excludes = [p[1:] for p in self.tests if p.startswith("!")]
+        if includes and not any(re.search(p, test_id) for p in includes):
+            return False
+        return not any(re.search(p, test_id) for p in excludes)
