@@ -60,7 +60,7 @@ class Test:
     description: str
     scenarios: tuple[Scenario, ...]
     labels: tuple[str, ...] = ()
-    requires_nodes: int = 1  # skipped with a reason when the run has fewer schedulable nodes
+    requires_nodes: int = 0  # skipped with a reason when the run has fewer schedulable nodes
 
     @property
     def id(self) -> str:

@@ -168,7 +168,10 @@ class Runner:
             return
         if not rest:
             return
-        assert self.ctx.network is not None
+        if self.ctx.network is None or not self.ctx.nodes:
+            self.result.preflight_failed = True
+            self._skip_rest(rest, "no network or no node to test on: see preflight/network and preflight/nodes")
+            return
         try:
             objects = manifests.run_objects(
                 self.ctx.run_id, self.ctx.namespace, self.ctx.nodes, self.ctx.network, self.params

@@ -1,0 +1,75 @@
+"""Network namespaces, links and processes that the lab creates, and their removal (also after a crash).
+
+Everything is named with the lab's prefix so that a sweep finds what an interrupted run left behind.
+Addresses come from 198.18.0.0/15 (reserved for benchmarking) and exist only inside these namespaces,
+which have no default route: no packet can leave them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+PREFIX = "svl"
+CNI_BIN = Path("/usr/lib/cni")
+
+
+def sh(*args: str, ns: str | None = None, check: bool = True, stdin: str | None = None,
+       env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    cmd = ["ip", "netns", "exec", ns, *args] if ns else list(args)
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def add_netns(name: str) -> None:
+    sh("ip", "netns", "add", name)
+    sh("ip", "link", "set", "lo", "up", ns=name)
+
+
+def delete_netns(name: str) -> None:
+    """Kill every process still in the namespace, then delete it (its links go with it)."""
+    pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sh("ip", "netns", "del", name, check=False)
+
+
+def lab_namespaces(prefix: str = PREFIX) -> list[str]:
+    listing = sh("ip", "-j", "netns", "list", check=False).stdout.strip()
+    names = [entry["name"] for entry in json.loads(listing or "[]")]
+    return [n for n in names if n.startswith(prefix)]
+
+
+def sweep(prefix: str = PREFIX) -> list[str]:
+    """Remove every lab namespace (pods first, so their processes die before the nodes go)."""
+    names = lab_namespaces(prefix)
+    for name in sorted(names, key=lambda n: "-n" in n or "-fab" in n):
+        delete_netns(name)
+    return names
+
+
+def cni(command: str, plugin: str, node_ns: str, pod_ns: str, container_id: str, ifname: str,
+        config: dict[str, object]) -> dict[str, object]:
+    """Run a real CNI plugin by hand, inside the node's namespace (where its master link lives)."""
+    env = {"CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": f"/var/run/netns/{pod_ns}",
+           "CNI_IFNAME": ifname, "CNI_PATH": str(CNI_BIN), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    proc = sh(str(CNI_BIN / plugin), ns=node_ns, stdin=json.dumps(config), env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"CNI {plugin} {command} failed: {proc.stdout.strip()} {proc.stderr.strip()}")
+    return dict(json.loads(proc.stdout)) if proc.stdout.strip() else {}
+
+
+def spawn(ns: str, args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+    """A long-running process inside a namespace, in its own process group (killed with the namespace)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
