@@ -10,6 +10,8 @@ veth from each pod to its node. Faults can be injected at every layer.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import copy
 import ipaddress
 import itertools
@@ -20,20 +22,30 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spider_validate.kube import SPIDERPOOL_GROUP, SPIDERPOOL_VERSION, ApiError, ExecResult, unwrap_output, wrap_command
+
 from tests.lab import netns
 
 SERVER = Path(__file__).with_name("server.py")
 NODE_NET = ipaddress.ip_network("198.18.0.0/24")
 SERVICE_NET = ipaddress.ip_network("198.19.0.0/24")
 SPIDERPOOL_API = f"{SPIDERPOOL_GROUP}/{SPIDERPOOL_VERSION}"
-NAMESPACED = {"Pod", "Service", "Event", "ConfigMap", "Deployment", "DaemonSet", "SpiderMultusConfig",
-              "SpiderEndpoint", "StatefulSet"}
+NAMESPACED = {
+    "Pod",
+    "Service",
+    "Event",
+    "ConfigMap",
+    "Deployment",
+    "DaemonSet",
+    "SpiderMultusConfig",
+    "SpiderEndpoint",
+    "StatefulSet",
+}
 USED_OUT = "all IP addresses used out"
 
 
@@ -48,6 +60,9 @@ class Faults:
     pull_fails: set[str] = field(default_factory=set)  # images that never pull
     ipam_delay: float = 0.0  # seconds Spiderpool takes per allocation
     leak_on_delete: set[str] = field(default_factory=set)  # pod names whose IP is not released (upstream 4982)
+    # pod name -> called with (lab, namespace) just before that pod shows Running: pods started before it
+    # are up, and the runner has not seen the run ready yet. Where tests break the data path.
+    before_ready: dict[str, Callable[[LabCluster, str], None]] = field(default_factory=dict)
 
     def take(self, verb: str, kind: str) -> None:
         codes = self.api.get((verb, kind))
@@ -66,6 +81,8 @@ class LabPod:
     server: subprocess.Popen[bytes] | None = None
     identity: Path | None = None
     host_veth: str = ""
+    starting: bool = False  # the kubelet is setting it up: a delete meanwhile leaves the teardown to it
+    deleted: bool = False
 
 
 class LabCluster:
@@ -102,15 +119,30 @@ class LabCluster:
             netns.sh("ip", "link", "set", "eth0", "up", ns=ns)
             for key in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"):
                 netns.sh("sysctl", "-qw", key, ns=ns)
-            netns.sh("nft", "-f", "-", ns=ns, stdin=(
-                "table ip lab {\n"
-                " chain pre { type nat hook prerouting priority -100; }\n"
-                " chain post { type nat hook postrouting priority 100; ct status dnat masquerade; }\n}\n"))
+            netns.sh(
+                "nft",
+                "-f",
+                "-",
+                ns=ns,
+                stdin=(
+                    "table ip lab {\n"
+                    " chain pre { type nat hook prerouting priority -100; }\n"
+                    " chain post { type nat hook postrouting priority 100; ct status dnat masquerade; }\n}\n"
+                ),
+            )
             self.node_ns[name], self.node_ip[name] = ns, ip
-            self._put({"apiVersion": "v1", "kind": "Node", "metadata": {
-                "name": name, "labels": {"kubernetes.io/hostname": name}}, "spec": {}, "status": {
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "addresses": [{"type": "InternalIP", "address": ip}]}})
+            self._put(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                    "spec": {},
+                    "status": {
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                        "addresses": [{"type": "InternalIP", "address": ip}],
+                    },
+                }
+            )
         self._install_spiderpool()
         self._kubelet.start()
         return self
@@ -133,28 +165,65 @@ class LabCluster:
 
     def _install_spiderpool(self) -> None:
         """What a healthy Spiderpool install shows the API: CRDs, ready agent and controller, a network."""
-        self._put({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {
-            "name": "spiderpool-agent", "namespace": "kube-system"},
-            "status": {"desiredNumberScheduled": len(self.node_names), "numberReady": len(self.node_names)}})
-        self._put({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
-            "name": "spiderpool-controller", "namespace": "kube-system"},
-            "spec": {"replicas": 1}, "status": {"readyReplicas": 1}})
-        self._put({"apiVersion": SPIDERPOOL_API, "kind": "SpiderCoordinator", "metadata": {"name": "default"},
-                   "spec": {}, "status": {"phase": "Synced"}})
+        self._put(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "DaemonSet",
+                "metadata": {"name": "spiderpool-agent", "namespace": "kube-system"},
+                "status": {"desiredNumberScheduled": len(self.node_names), "numberReady": len(self.node_names)},
+            }
+        )
+        self._put(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "spiderpool-controller", "namespace": "kube-system"},
+                "spec": {"replicas": 1},
+                "status": {"readyReplicas": 1},
+            }
+        )
+        self._put(
+            {
+                "apiVersion": SPIDERPOOL_API,
+                "kind": "SpiderCoordinator",
+                "metadata": {"name": "default"},
+                "spec": {},
+                "status": {"phase": "Synced"},
+            }
+        )
         self.add_pool("lab-general", [f"{NODE_NET.network_address + 100}-{NODE_NET.network_address + 149}"])
-        self._put({"apiVersion": SPIDERPOOL_API, "kind": "SpiderMultusConfig", "metadata": {
-            "name": "macvlan-eth0", "namespace": "kube-system", "labels": {"spiderpool-rdma/attachment": "default"}},
-            "spec": {"cniType": "macvlan", "macvlan": {"master": ["eth0"], "ippools": {"ipv4": ["lab-general"]}}}})
+        self._put(
+            {
+                "apiVersion": SPIDERPOOL_API,
+                "kind": "SpiderMultusConfig",
+                "metadata": {
+                    "name": "macvlan-eth0",
+                    "namespace": "kube-system",
+                    "labels": {"spiderpool-rdma/attachment": "default"},
+                },
+                "spec": {"cniType": "macvlan", "macvlan": {"master": ["eth0"], "ippools": {"ipv4": ["lab-general"]}}},
+            }
+        )
 
-    def add_pool(self, name: str, ips: list[str], node: str | None = None, labels: dict[str, str] | None = None,
-                 exclude: list[str] | None = None) -> dict[str, Any]:
+    def add_pool(
+        self,
+        name: str,
+        ips: list[str],
+        node: str | None = None,
+        labels: dict[str, str] | None = None,
+        exclude: list[str] | None = None,
+    ) -> dict[str, Any]:
         spec: dict[str, Any] = {"ipVersion": 4, "subnet": str(NODE_NET), "ips": ips}
         if node:
             spec["nodeName"] = [node]
         if exclude:
             spec["excludeIPs"] = exclude
-        pool = {"apiVersion": SPIDERPOOL_API, "kind": "SpiderIPPool",
-                "metadata": {"name": name, "labels": labels or {}}, "spec": spec}
+        pool = {
+            "apiVersion": SPIDERPOOL_API,
+            "kind": "SpiderIPPool",
+            "metadata": {"name": name, "labels": labels or {}},
+            "spec": spec,
+        }
         self._put(pool)
         self._refresh_pool(name)
         return pool
@@ -175,9 +244,17 @@ class LabCluster:
         return obj
 
     def _event(self, namespace: str, pod: str, reason: str, message: str) -> None:
-        self._put({"apiVersion": "v1", "kind": "Event", "type": "Warning", "reason": reason, "message": message,
-                   "metadata": {"name": f"{pod}.{next(self._ids)}", "namespace": namespace},
-                   "involvedObject": {"kind": "Pod", "name": pod, "namespace": namespace}})
+        self._put(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "type": "Warning",
+                "reason": reason,
+                "message": message,
+                "metadata": {"name": f"{pod}.{next(self._ids)}", "namespace": namespace},
+                "involvedObject": {"kind": "Pod", "name": pod, "namespace": namespace},
+            }
+        )
 
     # -- the Cluster interface ----------------------------------------------------------------------------
 
@@ -186,8 +263,17 @@ class LabCluster:
         return "v1.33.0-lab"
 
     def crd_names(self) -> set[str]:
-        return {f"{p}.{SPIDERPOOL_GROUP}" for p in ("spiderippools", "spidermultusconfigs", "spidercoordinators",
-                                                    "spiderendpoints", "spiderreservedips", "spidersubnets")}
+        return {
+            f"{p}.{SPIDERPOOL_GROUP}"
+            for p in (
+                "spiderippools",
+                "spidermultusconfigs",
+                "spidercoordinators",
+                "spiderendpoints",
+                "spiderreservedips",
+                "spidersubnets",
+            )
+        }
 
     def list(self, kind: str, namespace: str | None = None, label_selector: str = "") -> list[dict[str, Any]]:
         self.faults.take("list", kind)
@@ -198,8 +284,9 @@ class LabCluster:
                 if k != kind or (namespace and ns != namespace):
                     continue
                 labels = obj["metadata"].get("labels", {})
-                if all(labels.get(s.partition("=")[0]) == s.partition("=")[2] if "=" in s else s in labels
-                       for s in wanted):
+                if all(
+                    labels.get(s.partition("=")[0]) == s.partition("=")[2] if "=" in s else s in labels for s in wanted
+                ):
                     out.append(copy.deepcopy(obj))
             return out
 
@@ -249,13 +336,16 @@ class LabCluster:
             elif kind == "Pod":
                 pod = self.pods.pop((namespace or "", name), None)
                 if pod:
-                    self._teardown(pod)
+                    pod.deleted = True
+                    if not pod.starting:
+                        self._teardown(pod)
             self.objects.pop(self._key(kind, name, namespace), None)
         if kind in {"Service", "Pod"}:
             self._sync_services()
 
-    def watch(self, kind: str, namespace: str, label_selector: str,
-              timeout_seconds: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    def watch(
+        self, kind: str, namespace: str, label_selector: str, timeout_seconds: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         seen: dict[str, str] = {}
         deadline = time.monotonic() + timeout_seconds
         sent = 0
@@ -283,14 +373,15 @@ class LabCluster:
             proc = netns.sh(*wrap_command(command), ns=ns, check=False, timeout=timeout)
         except subprocess.TimeoutExpired:
             return ExecResult(None, "", "timed out")
-        stdout, status = proc.stdout, proc.returncode
+        stdout, lost = proc.stdout, None
+        status: int | None = proc.returncode
         with self.lock:
             if self.faults.lose_exit_code:
                 self.faults.lose_exit_code -= 1
-                stdout, status = stdout.split("__spider_validate_exit__")[0], None
+                stdout, status = stdout.split("__spider_validate_exit__")[0], lost
             elif self.faults.lose_exit_status:
                 self.faults.lose_exit_status -= 1
-                status = None
+                status = lost
         code, out = unwrap_output(stdout, status)
         return ExecResult(code, out, proc.stderr)
 
@@ -305,11 +396,20 @@ class LabCluster:
             with self.lock:
                 pending = [p for p in self.pods.values() if p.obj["status"]["phase"] == "Pending"]
             for pod in pending:
+                with self.lock:
+                    if pod.deleted:
+                        continue
+                    pod.starting = True
                 try:
                     self._start_pod(pod)
-                except Exception as exc:  # noqa: BLE001 - a lab bug must show, not kill the kubelet
+                except Exception as exc:
                     print(f"lab kubelet: {pod.obj['metadata']['name']}: {exc}", file=sys.stderr)
                     self._event(pod.obj["metadata"]["namespace"], pod.obj["metadata"]["name"], "LabError", str(exc))
+                finally:
+                    with self.lock:
+                        pod.starting = False
+                        if pod.deleted:
+                            self._teardown(pod)
 
     def _start_pod(self, pod: LabPod) -> None:
         meta, spec = pod.obj["metadata"], pod.obj["spec"]
@@ -318,9 +418,19 @@ class LabCluster:
         container = spec["containers"][0]
         if container["image"] in self.faults.pull_fails:
             with self.lock:
-                pod.obj["status"]["containerStatuses"] = [{"name": container["name"], "image": container["image"],
-                    "ready": False, "state": {"waiting": {"reason": "ImagePullBackOff",
-                                                          "message": f"Back-off pulling image {container['image']}"}}}]
+                pod.obj["status"]["containerStatuses"] = [
+                    {
+                        "name": container["name"],
+                        "image": container["image"],
+                        "ready": False,
+                        "state": {
+                            "waiting": {
+                                "reason": "ImagePullBackOff",
+                                "message": f"Back-off pulling image {container['image']}",
+                            }
+                        },
+                    }
+                ]
                 self._put(pod.obj)
             return
         if not pod.ip:
@@ -335,20 +445,31 @@ class LabCluster:
             port = next(a.split("=")[1] for a in container["args"] if a.startswith("--http-port="))
             pod.identity = self.workdir / f"{namespace}-{name}.identity"
             pod.identity.write_text(name)
-            pod.server = netns.spawn(pod.ns, [sys.executable, str(SERVER), port, str(pod.identity)],
-                                     self.workdir / f"{namespace}-{name}.log")
+            pod.server = netns.spawn(
+                pod.ns, [sys.executable, str(SERVER), port, str(pod.identity)], self.workdir / f"{namespace}-{name}.log"
+            )
             if not self._wait_listening(pod.ns, int(port)):
                 raise RuntimeError(f"server of {name} did not start")
+        pod.node = node
+        hook = self.faults.before_ready.pop(name, None)
+        if hook:
+            hook(self, namespace)
         with self.lock:
             if (namespace, name) not in self.pods:
                 return  # deleted meanwhile
-            pod.obj["status"] = {"phase": "Running", "podIP": pod.ip, "hostIP": self.node_ip[node],
-                                 "conditions": [{"type": "Ready", "status": "True"}],
-                                 "containerStatuses": [{"name": container["name"], "image": container["image"],
-                                                        "ready": True, "state": {"running": {}}}]}
+            pod.obj["status"] = {
+                "phase": "Running",
+                "podIP": pod.ip,
+                "hostIP": self.node_ip[node],
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [
+                    {"name": container["name"], "image": container["image"], "ready": True, "state": {"running": {}}}
+                ],
+            }
             pod.obj["spec"]["nodeName"] = node
             pod.obj["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = json.dumps(
-                [{"name": "kube-system/macvlan-eth0", "interface": "eth0", "ips": [pod.ip], "default": True}])
+                [{"name": "kube-system/macvlan-eth0", "interface": "eth0", "ips": [pod.ip], "default": True}]
+            )
             self._put(pod.obj)
         self._sync_services()
 
@@ -360,7 +481,7 @@ class LabCluster:
             time.sleep(0.05)
         return False
 
-    def _candidate_pools(self, pod: LabPod, node: str) -> list[str]:
+    def _candidate_pools(self, pod: LabPod, node: str) -> builtins.list[str]:
         annotations = pod.obj["metadata"].get("annotations", {})
         if "ipam.spidernet.io/ippool" in annotations:
             names = list(json.loads(annotations["ipam.spidernet.io/ippool"]).get("ipv4", []))
@@ -370,8 +491,11 @@ class LabCluster:
             cfg = self.get("SpiderMultusConfig", "macvlan-eth0", "kube-system") or {}
             names = list(cfg.get("spec", {}).get("macvlan", {}).get("ippools", {}).get("ipv4", []))
         pools = [self.get("SpiderIPPool", n) for n in names]
-        return [p["metadata"]["name"] for p in pools
-                if p and (not p["spec"].get("nodeName") or node in p["spec"]["nodeName"])]
+        return [
+            p["metadata"]["name"]
+            for p in pools
+            if p and (not p["spec"].get("nodeName") or node in p["spec"]["nodeName"])
+        ]
 
     def _allocate(self, pod: LabPod, node: str) -> bool:
         meta = pod.obj["metadata"]
@@ -387,14 +511,33 @@ class LabCluster:
                 used[pod.ip] = {"pod": f"{meta['namespace']}/{meta['name']}", "podUid": meta["uid"]}
                 pool.setdefault("status", {})["allocatedIPs"] = json.dumps(used)
                 self._refresh_pool(pool_name)
-                self._put({"apiVersion": SPIDERPOOL_API, "kind": "SpiderEndpoint", "metadata": {
-                    "name": meta["name"], "namespace": meta["namespace"]}, "status": {"current": {
-                        "uid": meta["uid"], "node": node,
-                        "ips": [{"interface": "eth0", "ipv4": f"{pod.ip}/{NODE_NET.prefixlen}",
-                                 "ipv4Pool": pool_name}]}}})
+                self._put(
+                    {
+                        "apiVersion": SPIDERPOOL_API,
+                        "kind": "SpiderEndpoint",
+                        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                        "status": {
+                            "current": {
+                                "uid": meta["uid"],
+                                "node": node,
+                                "ips": [
+                                    {
+                                        "interface": "eth0",
+                                        "ipv4": f"{pod.ip}/{NODE_NET.prefixlen}",
+                                        "ipv4Pool": pool_name,
+                                    }
+                                ],
+                            }
+                        },
+                    }
+                )
                 return True
-        self._event(meta["namespace"], meta["name"], "FailedCreatePodSandBox",
-                    f"plugin type=\"spiderpool\" failed (add): failed to allocate: {USED_OUT}")
+        self._event(
+            meta["namespace"],
+            meta["name"],
+            "FailedCreatePodSandBox",
+            f'plugin type="spiderpool" failed (add): failed to allocate: {USED_OUT}',
+        )
         return False
 
     def _release(self, pod: LabPod) -> None:
@@ -425,30 +568,26 @@ class LabCluster:
         pod_ns, node_ns, node_ip = f"{self.prefix}-p{n}", self.node_ns[node], self.node_ip[node]
         netns.add_netns(pod_ns)
         pod.ns, pod.node, pod.host_veth = pod_ns, node, f"h{self.prefix[-4:]}{n}"
-        netns.cni("ADD", "macvlan", node_ns, pod_ns, pod_ns, "eth0", {
-            "cniVersion": "1.0.0", "name": "lab-underlay", "type": "macvlan", "master": "eth0", "mode": "bridge",
-            "ipam": {"type": "static", "addresses": [{"address": f"{pod.ip}/{NODE_NET.prefixlen}"}]}})
-        netns.sh("ip", "link", "add", pod.host_veth, "type", "veth", "peer", "name", "veth0", "netns", pod_ns,
-                 ns=node_ns)
+        netns.cni("ADD", "macvlan", node_ns, pod_ns, pod_ns, "eth0", cni_config(pod.ip))
+        netns.sh(
+            "ip", "link", "add", pod.host_veth, "type", "veth", "peer", "name", "veth0", "netns", pod_ns, ns=node_ns
+        )
         netns.sh("ip", "addr", "add", f"{node_ip}/32", "dev", pod.host_veth, ns=node_ns)
         netns.sh("ip", "link", "set", pod.host_veth, "up", ns=node_ns)
         netns.sh("ip", "route", "add", f"{pod.ip}/32", "dev", pod.host_veth, ns=node_ns)
         netns.sh("ip", "link", "set", "veth0", "up", ns=pod_ns)
         netns.sh("ip", "route", "add", f"{node_ip}/32", "dev", "veth0", "src", pod.ip, ns=pod_ns)
-        netns.sh("ip", "route", "add", str(SERVICE_NET), "via", node_ip, "dev", "veth0", "onlink", "src", pod.ip,
-                 ns=pod_ns)
+        netns.sh(
+            "ip", "route", "add", str(SERVICE_NET), "via", node_ip, "dev", "veth0", "onlink", "src", pod.ip, ns=pod_ns
+        )
 
     def _teardown(self, pod: LabPod) -> None:
         if pod.server and pod.server.poll() is None:
             pod.server.kill()
             pod.server.wait(timeout=5)
         if pod.ns:
-            try:
-                netns.cni("DEL", "macvlan", self.node_ns[pod.node], pod.ns, pod.ns, "eth0", {
-                    "cniVersion": "1.0.0", "name": "lab-underlay", "type": "macvlan", "master": "eth0",
-                    "ipam": {"type": "static", "addresses": [{"address": f"{pod.ip}/{NODE_NET.prefixlen}"}]}})
-            except RuntimeError:
-                pass  # the namespace goes anyway
+            with contextlib.suppress(RuntimeError):  # the namespace goes anyway
+                netns.cni("DEL", "macvlan", self.node_ns[pod.node], pod.ns, pod.ns, "eth0", cni_config(pod.ip))
             netns.delete_netns(pod.ns)
             netns.sh("ip", "link", "del", pod.host_veth, ns=self.node_ns[pod.node], check=False)
             pod.ns = ""
@@ -460,15 +599,22 @@ class LabCluster:
             rules = []
             for svc in (o for (k, _, _), o in self.objects.items() if k == "Service"):
                 selector = svc["spec"].get("selector", {})
-                backends = sorted(p.ip for p in self.pods.values() if p.ip and p.obj["status"]["phase"] == "Running"
-                                  and p.obj["metadata"]["namespace"] == svc["metadata"]["namespace"]
-                                  and all(p.obj["metadata"]["labels"].get(k) == v for k, v in selector.items()))
+                backends = sorted(
+                    p.ip
+                    for p in self.pods.values()
+                    if p.ip
+                    and p.obj["status"]["phase"] == "Running"
+                    and p.obj["metadata"]["namespace"] == svc["metadata"]["namespace"]
+                    and all(p.obj["metadata"]["labels"].get(k) == v for k, v in selector.items())
+                )
                 if not backends:
                     continue
                 for port in svc["spec"]["ports"]:
                     mapping = ", ".join(f"{i} : {ip}" for i, ip in enumerate(backends))
-                    rules.append(f"add rule ip lab pre ip daddr {svc['spec']['clusterIP']} tcp dport {port['port']} "
-                                 f"dnat to numgen random mod {len(backends)} map {{ {mapping} }} : {port['targetPort']}")
+                    rules.append(
+                        f"add rule ip lab pre ip daddr {svc['spec']['clusterIP']} tcp dport {port['port']} "
+                        f"dnat to numgen random mod {len(backends)} map {{ {mapping} }} : {port['targetPort']}"
+                    )
             script = "flush chain ip lab pre\n" + "\n".join(rules) + "\n"
             for ns in self.node_ns.values():
                 netns.sh("nft", "-f", "-", ns=ns, stdin=script)
@@ -481,8 +627,13 @@ class LabCluster:
     def nft_in_pod(self, namespace: str, name: str, rule: str) -> None:
         """Add an nftables rule in a pod's namespace (e.g. `ip daddr X drop`, `numgen inc mod 2 0 drop`)."""
         ns = self.pod(namespace, name).ns
-        netns.sh("nft", "-f", "-", ns=ns, stdin=(
-            "table ip fault {\n chain out { type filter hook output priority 0;\n" + f"  {rule}\n" + " }\n}\n"))
+        netns.sh(
+            "nft",
+            "-f",
+            "-",
+            ns=ns,
+            stdin=("table ip fault {\n chain out { type filter hook output priority 0;\n" + f"  {rule}\n" + " }\n}\n"),
+        )
 
     def stop_server(self, namespace: str, name: str) -> None:
         pod = self.pod(namespace, name)
@@ -494,6 +645,18 @@ class LabCluster:
         pod = self.pod(namespace, name)
         assert pod.identity is not None
         pod.identity.write_text(identity)
+
+
+def cni_config(ip: str) -> dict[str, object]:
+    """The macvlan plugin's configuration, with the address this double allocated (static IPAM)."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": "lab-underlay",
+        "type": "macvlan",
+        "master": "eth0",
+        "mode": "bridge",
+        "ipam": {"type": "static", "addresses": [{"address": f"{ip}/{NODE_NET.prefixlen}"}]},
+    }
 
 
 def expand(ranges: list[str]) -> list[str]:

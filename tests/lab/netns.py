@@ -7,6 +7,7 @@ which have no default route: no packet can leave them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,8 +19,14 @@ PREFIX = "svl"
 CNI_BIN = Path("/usr/lib/cni")
 
 
-def sh(*args: str, ns: str | None = None, check: bool = True, stdin: str | None = None,
-       env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def sh(
+    *args: str,
+    ns: str | None = None,
+    check: bool = True,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> subprocess.CompletedProcess[str]:
     cmd = ["ip", "netns", "exec", ns, *args] if ns else list(args)
     proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
@@ -36,10 +43,8 @@ def delete_netns(name: str) -> None:
     """Kill every process still in the namespace, then delete it (its links go with it)."""
     pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     sh("ip", "netns", "del", name, check=False)
 
 
@@ -57,11 +62,18 @@ def sweep(prefix: str = PREFIX) -> list[str]:
     return names
 
 
-def cni(command: str, plugin: str, node_ns: str, pod_ns: str, container_id: str, ifname: str,
-        config: dict[str, object]) -> dict[str, object]:
+def cni(
+    command: str, plugin: str, node_ns: str, pod_ns: str, container_id: str, ifname: str, config: dict[str, object]
+) -> dict[str, object]:
     """Run a real CNI plugin by hand, inside the node's namespace (where its master link lives)."""
-    env = {"CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": f"/var/run/netns/{pod_ns}",
-           "CNI_IFNAME": ifname, "CNI_PATH": str(CNI_BIN), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": container_id,
+        "CNI_NETNS": f"/var/run/netns/{pod_ns}",
+        "CNI_IFNAME": ifname,
+        "CNI_PATH": str(CNI_BIN),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    }
     proc = sh(str(CNI_BIN / plugin), ns=node_ns, stdin=json.dumps(config), env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"CNI {plugin} {command} failed: {proc.stdout.strip()} {proc.stderr.strip()}")
@@ -71,5 +83,6 @@ def cni(command: str, plugin: str, node_ns: str, pod_ns: str, container_id: str,
 def spawn(ns: str, args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
     """A long-running process inside a namespace, in its own process group (killed with the namespace)."""
     with log.open("ab") as out:
-        return subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            ["ip", "netns", "exec", ns, *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )

@@ -15,7 +15,7 @@ def main() -> None:
     port, identity_file = int(sys.argv[1]), Path(sys.argv[2])
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             if self.path == "/hostname":
                 body = identity_file.read_text().strip().encode()
             elif self.path == "/healthz":
@@ -32,7 +32,7 @@ def main() -> None:
             sys.stdout.write(f"{self.address_string()} {fmt % args}\n")
             sys.stdout.flush()
 
-    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()  # noqa: S104 - inside the pod's own netns
+    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
 
 
 if __name__ == "__main__":

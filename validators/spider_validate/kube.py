@@ -69,9 +69,9 @@ def wrap_command(command: Sequence[str]) -> list[str]:
 
 def unwrap_output(stdout: str, status_code: int | None) -> tuple[int | None, str]:
     """The exit code from the marker (or the exec status when the marker is missing) and the real stdout."""
-    match = re.search(rf"(?:^|\n){re.escape(EXIT_MARKER)}(\d+)\n?$", stdout)
+    match = re.search(rf"{re.escape(EXIT_MARKER)}(\d+)\n?$", stdout)
     if match:
-        return int(match.group(1)), stdout[: match.start()] + ("\n" if match.group(0).startswith("\n") else "")
+        return int(match.group(1)), stdout[: match.start()]
     return status_code, stdout
 
 

@@ -81,8 +81,14 @@ def table(result: RunResult, width: int = 120) -> str:
     counts = result.counts()
     line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     console.print(f"{counts['pass']} passed, {counts['fail']} failed ({line}) in {result.seconds:.1f}s")
+    if result.preflight_failed:
+        console.print("preflight failed: the cluster is not ready for testing. To fix:", soft_wrap=True)
+        for t in result.tests:
+            for a in t.actions:
+                if t.suite == "preflight" and a.status is not Status.PASS:
+                    console.print(f"  {t.id}: {a.detail}", soft_wrap=True)
     if result.setup_error:
-        console.print(f"setup failed: {result.setup_error}")
+        console.print(f"setup failed: {result.setup_error}", soft_wrap=True)
     if result.diagnostics:
         console.print(f"diagnostics: {result.diagnostics}")
     for line in result.cleanup:

@@ -1,0 +1,149 @@
+"""Probe parsers on real output: iputils and busybox ping, curl -w, produced live between two namespaces."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from spider_validate import probes
+from spider_validate.kube import unwrap_output, wrap_command
+
+from tests.lab import netns
+from tests.lab.cluster import SERVER
+
+A_IP, B_IP, ABSENT_IP = "198.18.1.1", "198.18.1.2", "198.18.1.99"  # only inside the pair's namespaces
+
+
+@dataclass
+class Pair:
+    a: str
+    b: str
+
+    def run(self, *cmd: str) -> subprocess.CompletedProcess[str]:
+        return netns.sh(*cmd, ns=self.a, check=False, timeout=30)
+
+    def drop_in_b(self, rule: str) -> None:
+        netns.sh(
+            "nft",
+            "-f",
+            "-",
+            ns=self.b,
+            stdin=f"flush ruleset\ntable ip f {{\n chain in {{ type filter hook input priority 0;\n  {rule}\n }}\n}}\n",
+        )
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    prefix = f"{netns.PREFIX}{secrets.token_hex(2)}"
+    a, b = f"{prefix}-pa", f"{prefix}-pb"
+    try:
+        netns.add_netns(a)
+        netns.add_netns(b)
+        netns.sh("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b, ns=a)
+        for ns, ip in ((a, A_IP), (b, B_IP)):
+            netns.sh("ip", "addr", "add", f"{ip}/24", "dev", "eth0", ns=ns)
+            netns.sh("ip", "link", "set", "eth0", "up", ns=ns)
+        identity = tmp_path_factory.mktemp("srv") / "identity"
+        identity.write_text("server-b")
+        netns.spawn(b, [sys.executable, str(SERVER), "8080", str(identity)], identity.with_suffix(".log"))
+        for _ in range(100):
+            if ":8080 " in netns.sh("ss", "-ltnH", ns=b).stdout:
+                break
+            time.sleep(0.05)
+        yield Pair(a, b)
+    finally:
+        netns.sweep(prefix)
+
+
+@pytest.fixture(autouse=True)
+def clear_faults(pair: Pair) -> None:
+    netns.sh("nft", "flush", "ruleset", ns=pair.b)
+
+
+@pytest.mark.parametrize("ping", ["ping", "busybox ping"])
+def test_ping_success(pair: Pair, ping: str) -> None:
+    out = pair.run(*ping.split(), *probes.ping_command(B_IP)[1:]).stdout
+    stats = probes.parse_ping(out)
+    assert stats is not None and (stats.transmitted, stats.received, stats.loss_percent) == (3, 3, 0.0)
+    assert stats.rtt_avg_ms is not None and stats.rtt_avg_ms > 0
+
+
+def test_iputils_ping_partial_loss(pair: Pair) -> None:
+    pair.drop_in_b("icmp type echo-request numgen inc mod 2 0 drop")
+    stats = probes.parse_ping(pair.run(*probes.ping_command(B_IP, count=4)).stdout)
+    assert stats is not None and stats.transmitted == 4 and stats.received == 2 and stats.loss_percent == 50.0
+
+
+@pytest.mark.parametrize("ping", ["ping", "busybox ping"])
+def test_ping_timeout_everything_dropped(pair: Pair, ping: str) -> None:
+    pair.drop_in_b("icmp type echo-request drop")
+    proc = pair.run(*ping.split(), *probes.ping_command(B_IP, timeout_s=1)[1:])
+    stats = probes.parse_ping(proc.stdout)
+    assert proc.returncode != 0
+    assert stats is not None and stats.received == 0 and stats.loss_percent == 100.0 and stats.rtt_avg_ms is None
+
+
+@pytest.mark.parametrize("ping", ["ping", "busybox ping"])
+def test_ping_unreachable_host(pair: Pair, ping: str) -> None:
+    # ARP gives up after about 3 s: ping long enough for the kernel to report the host unreachable.
+    proc = pair.run(*ping.split(), "-c", "5", "-W", "1", ABSENT_IP)
+    stats = probes.parse_ping(proc.stdout)
+    assert stats is not None and stats.received == 0 and stats.loss_percent == 100.0
+    if ping == "ping":
+        assert "Destination Host Unreachable" in proc.stdout and stats.errors > 0
+
+
+def test_ping_that_did_not_run_has_no_stats(pair: Pair) -> None:
+    proc = pair.run("ping", "-c", "1", "not-an-address.invalid")
+    assert probes.parse_ping(proc.stdout + proc.stderr) is None
+
+
+def test_curl_reply_and_identity(pair: Pair) -> None:
+    proc = pair.run(*probes.http_command(B_IP, 8080))
+    reply = probes.parse_curl(proc.stdout)
+    assert proc.returncode == 0 and reply is not None
+    assert (reply.status, reply.body) == (200, "server-b") and reply.seconds > 0
+
+
+def test_curl_http_error_status(pair: Pair) -> None:
+    reply = probes.parse_curl(pair.run(*probes.http_command(B_IP, 8080, path="/nope")).stdout)
+    assert reply is not None and reply.status == 404
+
+
+def test_curl_refused(pair: Pair) -> None:
+    proc = pair.run(*probes.http_command(B_IP, 9))
+    assert proc.returncode == 7 and probes.parse_curl(proc.stdout) is None
+    assert probes.curl_error(proc.returncode, proc.stderr).startswith("connection refused")
+
+
+def test_curl_timeout(pair: Pair) -> None:
+    pair.drop_in_b("tcp dport 8080 drop")
+    proc = pair.run(*probes.http_command(B_IP, 8080, timeout_s=1))
+    assert proc.returncode == 28 and probes.parse_curl(proc.stdout) is None
+    assert probes.curl_error(proc.returncode, proc.stderr).startswith("timed out")
+
+
+@pytest.mark.parametrize("command", [["sh", "-c", "echo out; exit 3"], ["sh", "-c", "printf 'no newline'"], ["false"]])
+def test_exit_code_survives_wrapping(pair: Pair, command: list[str]) -> None:
+    direct = pair.run(*command)
+    wrapped = pair.run(*wrap_command(command))
+    code, stdout = unwrap_output(wrapped.stdout, None)  # as if the exec status were lost
+    assert code == direct.returncode and stdout == direct.stdout
+
+
+def test_lost_marker_falls_back_to_exec_status() -> None:
+    assert unwrap_output("partial output", 0) == (0, "partial output")
+    assert unwrap_output("partial output", None) == (None, "partial output")
+
+
+def test_everything_was_created_in_the_pair_only(pair: Pair) -> None:
+    """Network safety: the pair has no default route; only its own /24 is reachable."""
+    routes = netns.sh("ip", "-4", "route", ns=pair.a).stdout
+    assert "default" not in routes and routes.strip().startswith("198.18.1.0/24")
+    assert Path(f"/var/run/netns/{pair.a}").exists()

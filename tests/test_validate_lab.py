@@ -1,0 +1,237 @@
+"""spider-validate against the namespace double: the suites pass unchanged, and injected faults are reported
+correctly with nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from spider_validate import cli, report
+from spider_validate.model import ActionResult, RunResult, Status
+from spider_validate.params import Parameters
+from spider_validate.runner import Runner
+from spider_validate.suites import all_tests
+
+from tests.lab import netns
+from tests.lab.cluster import Faults, LabCluster
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
+    with LabCluster(tmp_path_factory.mktemp("lab")) as cluster:
+        yield cluster
+    assert netns.lab_namespaces(cluster.prefix) == []
+
+
+@pytest.fixture(autouse=True)
+def fresh(lab: LabCluster) -> Iterator[None]:
+    lab.faults = Faults()
+    yield
+    lab.faults = Faults()
+    # Nothing the run created survives it: no pod namespace, no object in a run namespace. Deletion is
+    # asynchronous, as in Kubernetes (a pod being started finishes, then goes): allow it a few seconds.
+    expected = sorted([f"{lab.prefix}-fab", *lab.node_ns.values()])
+    deadline = time.monotonic() + 10
+    while sorted(netns.lab_namespaces(lab.prefix)) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sorted(netns.lab_namespaces(lab.prefix)) == expected
+    assert not [k for k in lab.objects if k[1].startswith("spider-validate-")]
+    assert not lab.pods
+
+
+def params(tmp_path: Path, **overrides: Any) -> Parameters:
+    base: dict[str, Any] = {
+        "probe_timeout": 2,
+        "retry_delay": 0.1,
+        "stuck_after": 8,
+        "pod_ready_timeout": 40,
+        "diagnostics_dir": str(tmp_path),
+        "timeout": 120,
+    }
+    return Parameters(**(base | overrides))
+
+
+def run(lab: LabCluster, tmp_path: Path, **overrides: Any) -> RunResult:
+    return Runner(lab, params(tmp_path, **overrides), all_tests()).run()
+
+
+def actions(result: RunResult, test_id: str) -> list[ActionResult]:
+    return next(t for t in result.tests if t.id == test_id).actions
+
+
+def status(result: RunResult, test_id: str) -> Status:
+    return next(t for t in result.tests if t.id == test_id).status
+
+
+def test_healthy_cluster_passes_every_suite(lab: LabCluster, tmp_path: Path) -> None:
+    result = run(lab, tmp_path, apps=2)
+    assert result.passed, report.table(result)
+    assert {t.id: t.status for t in result.tests} == {t.id: Status.PASS for t in all_tests()}
+    matrix = {(c["source"], c["destination"], c["probe"]) for c in report.matrix(result)}
+    for client in ("client-0", "client-1"):
+        for server in ("server-0", "server-1"):
+            assert {(client, server, "ping"), (client, server, "http")} <= matrix  # same and other node
+    assert ("client-0", "service/echo", "http") in matrix and ("client-0", "node/lab-node-0", "ping") in matrix
+    assert not result.diagnostics and result.cleanup == [f"removed namespace {result.namespace}"]
+    junit = ET.fromstring(report.junit(result))
+    assert sum(int(s.get("tests", 0)) for s in junit.iter("testsuite")) == len(all_tests())
+    assert json.loads(report.to_json(result))["passed"] is True
+
+
+def break_path(rule: str, pod: str = "client-0", when: str = "client-1") -> Any:
+    """Install an nftables rule in `pod` (placeholders {server-1} etc. become IPs) once the run's pods are up."""
+
+    def hook(lab: LabCluster, namespace: str) -> None:
+        ips = {name: p.ip for (ns, name), p in lab.pods.items() if ns == namespace}
+        lab.nft_in_pod(namespace, pod, rule.format(**ips))
+
+    return {when: hook}
+
+
+def test_packet_loss_on_one_path_fails_that_path_only(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.before_ready = break_path("ip daddr {server-1} meta l4proto icmp numgen inc mod 2 0 drop")
+    result = run(lab, tmp_path, tests=("connectivity/pod-to-pod",))
+    failed = [a for t in result.tests for a in t.actions if a.status is not Status.PASS]
+    assert [(a.source, a.destination, a.probe) for a in failed] == [("client-0", "server-1", "ping")]
+    assert failed[0].detail.startswith("lossy path: ") and failed[0].attempts == 1  # a real failure: no retry
+    assert not result.passed and Path(result.diagnostics, "summary.txt").exists()
+
+
+def test_blackhole_on_one_path_is_reported_with_both_probes(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.before_ready = break_path("ip daddr {server-0} drop", pod="client-1")
+    result = run(lab, tmp_path, tests=("connectivity/pod-to-pod-cross",))
+    failed = {
+        (a.source, a.destination, a.probe): a
+        for a in actions(result, "connectivity/pod-to-pod-cross-node")
+        if a.status is not Status.PASS
+    }
+    assert set(failed) == {("client-1", "server-0", "ping"), ("client-1", "server-0", "http")}
+    assert failed[("client-1", "server-0", "ping")].detail.startswith("unreachable: 100% loss")
+    assert "timed out" in failed[("client-1", "server-0", "http")].detail
+
+
+def test_server_down(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.before_ready = {"client-1": lambda lab, ns: lab.stop_server(ns, "server-1")}
+    result = run(lab, tmp_path, tests=("connectivity/pod-to-pod",))
+    failed = [a for t in result.tests for a in t.actions if a.status is not Status.PASS]
+    assert {(a.destination, a.probe) for a in failed} == {("server-1", "http")}
+    assert all(a.detail.startswith("connection refused") for a in failed)
+    pings = [a for t in result.tests for a in t.actions if a.probe == "ping" and a.destination == "server-1"]
+    assert pings and all(a.status is Status.PASS for a in pings)  # the pod is there, its server is not
+
+
+def test_app_answering_with_the_wrong_identity(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.before_ready = {"app-0-1": lambda lab, ns: lab.set_identity(ns, "app-0-1", "app-1-1")}
+    result = run(lab, tmp_path, apps=2, tests=("apps/",))
+    failed = [a for a in actions(result, "apps/http-identity") if a.status is not Status.PASS]
+    assert len(failed) == 1 and failed[0].destination == "app-0/app-0-1"
+    assert failed[0].detail == "answered as 'app-1-1', expected app-0-1"
+    assert status(result, "apps/distinct-ips") is Status.PASS
+
+
+def test_transient_api_errors_and_conflicts_are_absorbed(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.api = {
+        ("create", "Pod"): [409, 429],
+        ("create", "Namespace"): [500],
+        ("list", "Pod"): [503],
+        ("get", "Service"): [429],
+    }
+    lab.faults.drop_watch_after = 1
+    result = run(lab, tmp_path, tests=("connectivity/pod-to-service",))
+    assert result.passed, report.table(result)
+    assert all(not codes for codes in lab.faults.api.values()), lab.faults.api  # every fault was hit
+    assert lab.faults.drop_watch_after is None
+
+
+def test_persistent_api_error_fails_setup_and_still_writes_junit(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.api = {("create", "Pod"): [500] * 10}
+    junit = tmp_path / "junit.xml"
+    outcome = invoke(lab, ["run", "--test", "connectivity", "--junit-file", str(junit)], tmp_path)
+    assert outcome.exit_code == 1, outcome.output
+    tree = ET.parse(junit)
+    errors = [c for c in tree.iter("testcase") if c.find("error") is not None]
+    assert errors and "setup failed: 500" in (errors[0].find("error").get("message") or "")  # type: ignore[union-attr]
+    assert "setup failed: 500: injected 500 on create Pod" in outcome.output
+
+
+def test_lost_exit_codes_are_recovered_or_retried(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.lose_exit_status = 3  # the status channel is lost, the marker on stdout is not
+    lab.faults.lose_exit_code = 1  # both are lost: a transient failure, retried
+    result = run(lab, tmp_path, tests=("connectivity/pod-to-pod-same",))
+    assert result.passed, report.table(result)
+    tries = [a.attempts for a in actions(result, "connectivity/pod-to-pod-same-node")]
+    assert sorted(tries)[-1] == 2 and tries.count(1) == len(tries) - 1
+
+
+def test_pod_stuck_pulling_its_image_is_reported_early(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.pull_fails = {"docker.io/nicolaka/netshoot:v0.14"}
+    result = run(lab, tmp_path, tests=("connectivity",), pod_ready_timeout=300)
+    assert "stuck in ImagePullBackOff (image docker.io/nicolaka/netshoot:v0.14)" in result.setup_error
+    assert result.seconds < 30  # reported at once, not after the 300 s deadline
+    assert all(t.status is Status.ERROR for t in result.tests if t.suite == "connectivity")
+
+
+def test_full_pool_is_reported_with_spiderpools_event(lab: LabCluster, tmp_path: Path) -> None:
+    pool = lab.objects[("SpiderIPPool", "", "lab-general")]
+    saved = pool["spec"]["ips"]
+    pool["spec"]["ips"] = ["198.18.0.100-198.18.0.102"]  # three addresses for four pods
+    lab._refresh_pool("lab-general")
+    try:
+        result = run(lab, tmp_path, tests=("connectivity/pod-to-pod-same",))
+    finally:
+        pool["spec"]["ips"] = saved
+        lab._refresh_pool("lab-general")
+    assert "all IP addresses used out" in result.setup_error and "client-1" in result.setup_error
+
+
+def test_preflight_failure_exits_3_with_what_to_fix(lab: LabCluster, tmp_path: Path) -> None:
+    coordinator = lab.objects[("SpiderCoordinator", "", "default")]
+    coordinator["status"]["phase"] = "NotReady"
+    try:
+        outcome = invoke(lab, ["run"], tmp_path)
+    finally:
+        coordinator["status"]["phase"] = "Synced"
+    assert outcome.exit_code == 3
+    assert "SpiderCoordinator default is NotReady (it blocks pod creation)" in outcome.output
+    assert "preflight failed" in outcome.output
+
+
+def test_ctrl_c_stops_the_run_and_cleans_up(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.before_ready = {"client-1": lambda lab, ns: os.kill(os.getpid(), signal.SIGINT)}
+    result = run(lab, tmp_path)
+    assert result.interrupted and not result.passed
+    assert result.cleanup == [f"removed namespace {result.namespace}"]
+
+
+def test_keep_leaves_the_namespace_and_cleanup_removes_it(lab: LabCluster, tmp_path: Path) -> None:
+    result = run(lab, tmp_path, keep=True, tests=("connectivity/pod-to-node",))
+    assert result.passed and result.cleanup == []
+    assert lab.get("Namespace", result.namespace) is not None
+    outcome = invoke(lab, ["cleanup"], tmp_path)
+    assert outcome.exit_code == 0 and f"removed Namespace {result.namespace}" in outcome.output
+
+
+def invoke(lab: LabCluster, args: list[str], tmp_path: Path) -> Any:
+    """The real CLI, connected to the lab instead of a kubeconfig."""
+    original = cli._connect
+    cli._connect = lambda kubeconfig, context: lab
+    try:
+        extra = ["--diagnostics-dir", str(tmp_path)] if args[0] == "run" else []
+        return CliRunner().invoke(cli.main, [*args, *extra], catch_exceptions=False)
+    finally:
+        cli._connect = original
+
+
+def test_cli_run_json_output_and_exit_code(lab: LabCluster, tmp_path: Path) -> None:
+    outcome = invoke(lab, ["run", "-o", "json", "--test", "preflight", "--test", "pod-to-node"], tmp_path)
+    assert outcome.exit_code == 0, outcome.output
+    data = json.loads(outcome.output[outcome.output.index("{") :])
+    assert data["passed"] and data["counts"]["pass"] == 7
