@@ -7,7 +7,7 @@ export JSII_RUNTIME_PACKAGE_CACHE_ROOT ?= $(ROOT)/.cache/jsii
 export CHECKPOINT_DISABLE := 1
 export SPIDERPOOL_RDMA_CONFIG := $(abspath $(CONFIG))
 
-.PHONY: synth test lint bench-synth install clean
+.PHONY: synth test lint bench-synth bench-validate install clean
 
 install:
 	scripts/install-tools.sh python node checkov helm apt
@@ -26,6 +26,9 @@ lint:
 ## test: lint, types and every test (synthesis, checkov, cloud-init, shellcheck, helm, network namespaces)
 test: install lint
 	pytest -q
+
+bench-validate: install
+	python scripts/bench_validate.py
 
 bench-synth: install
 	python scripts/bench_synth.py

@@ -64,8 +64,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         env = {**os.environ, "CDKTF_OUTDIR": out}
         print(f"median of {RUNS} runs, warm jsii cache ({env.get('JSII_RUNTIME_PACKAGE_CACHE_ROOT', '~/.cache')})")
-        imp, _ = series("import cdktn + cdktn_provider_aws", [sys.executable, "-c",
-                        "import cdktn, cdktn_provider_aws"], env)
+        imp, _ = series(
+            "import cdktn + cdktn_provider_aws", [sys.executable, "-c", "import cdktn, cdktn_provider_aws"], env
+        )
         syn, peak = series("synthesis of cdk/cluster.yaml", [sys.executable, "-m", "cdk.main"], env)
     print(f"synthesis / import: {syn / imp:.2f}x (target <= 1.3x); peak {peak:.0f} MiB (target < 1024 MiB)")
 

@@ -39,12 +39,18 @@ def fresh(lab: LabCluster) -> Iterator[None]:
     # Nothing the run created survives it: no pod namespace, no object in a run namespace. Deletion is
     # asynchronous, as in Kubernetes (a pod being started finishes, then goes): allow it a few seconds.
     expected = sorted([f"{lab.prefix}-fab", *lab.node_ns.values()])
-    deadline = time.monotonic() + 10
-    while sorted(netns.lab_namespaces(lab.prefix)) != expected and time.monotonic() < deadline:
+
+    def leftovers() -> list[object]:
+        return [
+            *sorted(set(netns.lab_namespaces(lab.prefix)) - set(expected)),
+            *[k for k in lab.objects if k[1].startswith("spider-validate-")],
+            *lab.pods,
+        ]
+
+    deadline = time.monotonic() + 15
+    while leftovers() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert sorted(netns.lab_namespaces(lab.prefix)) == expected
-    assert not [k for k in lab.objects if k[1].startswith("spider-validate-")]
-    assert not lab.pods
+    assert leftovers() == []
 
 
 def params(tmp_path: Path, **overrides: Any) -> Parameters:

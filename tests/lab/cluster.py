@@ -98,6 +98,7 @@ class LabCluster:
         self._ids = itertools.count()
         self._version = itertools.count(1)
         self._stop = threading.Event()
+        self._deleters: list[threading.Thread] = []
         self._kubelet = threading.Thread(target=self._kubelet_loop, name="lab-kubelet", daemon=True)
         self._service_ips = (str(ip) for ip in SERVICE_NET.hosts())
         self.node_names = [f"lab-node-{i}" for i in range(nodes)]
@@ -148,6 +149,8 @@ class LabCluster:
         return self
 
     def close(self) -> None:
+        for deleter in self._deleters:
+            deleter.join(timeout=30)
         self._stop.set()
         if self._kubelet.is_alive():
             self._kubelet.join(timeout=5)
@@ -329,11 +332,17 @@ class LabCluster:
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         self.faults.take("delete", kind)
+        if kind == "Namespace":
+            # As in Kubernetes: the API answers at once, the namespace's contents go in the background.
+            with self.lock:
+                self.objects.pop(self._key(kind, name, namespace), None)
+                keys = [k for k in self.objects if k[1] == name and k[0] in NAMESPACED]
+            deleter = threading.Thread(target=lambda: [self.delete(k[0], k[2], name) for k in keys], daemon=True)
+            self._deleters.append(deleter)
+            deleter.start()
+            return
         with self.lock:
-            if kind == "Namespace":
-                for key in [k for k in self.objects if k[1] == name and k[0] in NAMESPACED]:
-                    self.delete(key[0], key[2], name)
-            elif kind == "Pod":
+            if kind == "Pod":
                 pod = self.pods.pop((namespace or "", name), None)
                 if pod:
                     pod.deleted = True

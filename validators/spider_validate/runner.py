@@ -85,20 +85,29 @@ def execute(ctx: RunContext, scenario: str, action: Action) -> ActionResult:
 
 
 def run_test(ctx: RunContext, test: Test) -> TestResult:
+    """Gather the test's actions from its scenarios, then probe them concurrently (they are independent)."""
     result = TestResult(test.suite, test.name, test.description)
     try:
         if len(ctx.nodes) < test.requires_nodes:
             raise Skip(f"needs {test.requires_nodes} schedulable nodes, the run has {len(ctx.nodes)}")
+        planned: list[tuple[str, Action]] = []
+        skipped: list[str] = []
         for scenario in test.scenarios:
             try:
-                for action in scenario.actions(ctx):
-                    if ctx.stop.is_set():
-                        raise Skip("the run was stopped")
-                    result.actions.append(execute(ctx, scenario.name, action))
+                planned += [(scenario.name, action) for action in scenario.actions(ctx)]
             except Skip as skip:
-                if not result.actions and scenario is test.scenarios[-1]:
-                    raise
-                result.reason = (result.reason + "; " if result.reason else "") + f"{scenario.name}: {skip}"
+                skipped.append(f"{scenario.name}: {skip}")
+        if not planned:
+            raise Skip("; ".join(skipped) or "nothing to check")
+        result.reason = "; ".join(skipped)
+
+        def probe(item: tuple[str, Action]) -> ActionResult:
+            if ctx.stop.is_set():
+                raise Skip("the run was stopped")
+            return execute(ctx, *item)
+
+        with ThreadPoolExecutor(max_workers=ctx.params.concurrency, thread_name_prefix=test.name) as pool:
+            result.actions = list(pool.map(probe, planned))
     except Skip as skip:
         result.status, result.reason = Status.SKIP, str(skip)
     except (ApiError, SetupError) as exc:

@@ -1,0 +1,60 @@
+"""Benchmark: the connectivity and apps suites against the namespace double, 2 nodes and 20 app pods.
+
+Prints the wall time of the run next to its critical path: the wait for the slowest pod to become ready
+(the double's kubelet starts pods one by one, as a busy node would), plus the slowest single probe (all
+probes are independent, so a perfect runner waits for nothing else). Target: wall <= 1.25x the critical
+path, and under 30 s. Needs root (network namespaces).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from spider_validate.params import Parameters
+from spider_validate.runner import Runner
+from spider_validate.suites import all_tests
+
+from tests.lab.cluster import LabCluster
+
+APPS, NODES = 10, 2  # 10 apps x 2 nodes = 20 app pods
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp, LabCluster(Path(tmp), nodes=NODES) as lab:
+        params = Parameters(apps=APPS, tests=("connectivity", "apps"), diagnostics_dir=tmp, probe_timeout=2)
+        runner = Runner(lab, params, all_tests())
+        start = time.monotonic()
+        ready_at: list[float] = []
+        original = runner.ctx.wait_pods
+
+        def timed_wait(names: list[str]) -> None:
+            original(names)
+            ready_at.append(time.monotonic())
+
+        runner.ctx.wait_pods = timed_wait  # type: ignore[method-assign]
+        result = runner.run()
+        wall = time.monotonic() - start
+    if not result.passed or not ready_at:
+        sys.exit(f"the run did not pass: {result.setup_error or [t.id for t in result.tests if t.status != 'pass']}")
+    setup = ready_at[0] - start
+    slowest_probe = max(a.seconds for t in result.tests for a in t.actions)
+    critical = setup + slowest_probe
+    probes = sum(len(t.actions) for t in result.tests)
+    pods = len(runner.ctx.pods)
+    print(f"{pods} pods on {NODES} nodes, {probes} probes, concurrency {params.concurrency}")
+    print(f"setup until the slowest pod was ready: {setup:6.2f} s")
+    print(f"slowest single probe:                  {slowest_probe:6.2f} s")
+    print(f"critical path:                         {critical:6.2f} s")
+    print(
+        f"wall time:                             {wall:6.2f} s  = {wall / critical:.2f}x the critical path "
+        "(target <= 1.25x, < 30 s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
