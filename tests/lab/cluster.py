@@ -337,7 +337,12 @@ class LabCluster:
             with self.lock:
                 self.objects.pop(self._key(kind, name, namespace), None)
                 keys = [k for k in self.objects if k[1] == name and k[0] in NAMESPACED]
-            deleter = threading.Thread(target=lambda: [self.delete(k[0], k[2], name) for k in keys], daemon=True)
+
+            def empty() -> None:
+                for k in keys:
+                    self.delete(k[0], k[2], name)
+
+            deleter = threading.Thread(target=empty, daemon=True)
             self._deleters.append(deleter)
             deleter.start()
             return
