@@ -56,3 +56,14 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
 def test_bad_usage_exits_2() -> None:
     assert CliRunner().invoke(cli.main, ["run", "--image", "nosuch=x"]).exit_code == 2
     assert CliRunner().invoke(cli.main, ["run", "--test", "nothing-matches-this"]).exit_code == 2
+
+
+def test_documented_rbac_is_valid_and_covers_what_the_cluster_interface_uses() -> None:
+    from pathlib import Path
+
+    from spider_validate.kube import KINDS
+
+    rbac = yaml.safe_load((Path(__file__).resolve().parents[1] / "validators" / "rbac.yaml").read_text())
+    kubernetes_validate.validate(rbac, "1.33", strict=True)
+    granted = {res for rule in rbac["rules"] for res in rule["resources"]}
+    assert {plural for _, plural, _ in KINDS.values()} <= granted | {"spidersubnets"}

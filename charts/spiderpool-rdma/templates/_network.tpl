@@ -15,6 +15,8 @@ metadata:
   namespace: {{ $ns }}
   labels:
     {{- include "spiderpool-rdma.appliedLabels" . | nindent 4 }}
+    # spider-validate attaches its test pods the same way (--attach auto)
+    spiderpool-rdma/attachment: {{ .Values.network.attachment }}
 spec:
   cniType: {{ .Values.network.cniType }}
   enableCoordinator: {{ .Values.network.enableCoordinator }}
