@@ -16,6 +16,8 @@ from cdk.config import ClusterConfig, load_config
 from cdk.ec2_types import InstanceTable
 from cdk.ipplan import IpPlan, make_plan
 
+pytest_plugins = ["tests.lab.fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

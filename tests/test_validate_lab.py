@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,37 +19,14 @@ from spider_validate.params import Parameters
 from spider_validate.runner import Runner
 from spider_validate.suites import all_tests
 
-from tests.lab import netns
-from tests.lab.cluster import Faults, LabCluster
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
-    with LabCluster(tmp_path_factory.mktemp("lab")) as cluster:
-        yield cluster
-    assert netns.lab_namespaces(cluster.prefix) == []
+from tests.lab.cluster import LabCluster
+from tests.lab.fixtures import assert_nothing_left
 
 
 @pytest.fixture(autouse=True)
 def fresh(lab: LabCluster) -> Iterator[None]:
-    lab.faults = Faults()
     yield
-    lab.faults = Faults()
-    # Nothing the run created survives it: no pod namespace, no object in a run namespace. Deletion is
-    # asynchronous, as in Kubernetes (a pod being started finishes, then goes): allow it a few seconds.
-    expected = sorted([f"{lab.prefix}-fab", *lab.node_ns.values()])
-
-    def leftovers() -> list[object]:
-        return [
-            *sorted(set(netns.lab_namespaces(lab.prefix)) - set(expected)),
-            *[k for k in lab.objects if k[1].startswith("spider-validate-")],
-            *lab.pods,
-        ]
-
-    deadline = time.monotonic() + 15
-    while leftovers() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert leftovers() == []
+    assert_nothing_left(lab)
 
 
 def params(tmp_path: Path, **overrides: Any) -> Parameters:

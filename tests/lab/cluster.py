@@ -541,7 +541,10 @@ class LabCluster:
                                         "ipv4Pool": pool_name,
                                     }
                                 ],
-                            }
+                            },
+                            # a bare pod is its own controller (what Spiderpool records for one)
+                            "ownerControllerType": "Pod",
+                            "ownerControllerName": meta["name"],
                         },
                     }
                 )

@@ -247,6 +247,60 @@ def cleanup(kubeconfig: str | None, kube_context: str | None) -> None:
 
 
 @main.command()
+@with_cluster
+@click.option(
+    "--from-file",
+    "dump",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Audit a dump of `kubectl get spiderippools,spiderendpoints,pods -A -o json` instead of the cluster.",
+)
+@click.option("--pool", "pools", multiple=True, help="Audit only these pools (repeatable).")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--junit-file", type=click.Path(dir_okay=False))
+def audit(
+    kubeconfig: str | None,
+    kube_context: str | None,
+    dump: Path | None,
+    pools: tuple[str, ...],
+    output: str,
+    junit_file: str | None,
+) -> None:
+    """Find IPAM inconsistencies: leaks, an IP held twice, records the pod or its SpiderEndpoint does not show.
+
+    \b
+    Exit codes: 0 consistent, 1 inconsistencies found, 2 bad usage or unreadable input.
+    \b
+    Examples:
+      spider-validate audit
+      kubectl get spiderippools,spiderendpoints,pods -A -o json > dump.json
+      spider-validate audit --from-file dump.json -o json
+    """
+    import json
+
+    from spider_validate import audit as ipam_audit
+    from spider_validate import report
+    from spider_validate.kube import ApiError
+    from spider_validate.model import RunResult
+    from spider_validate.runner import new_run_id
+
+    only = set(pools) or None
+    try:
+        snap = ipam_audit.load_dump(dump) if dump else ipam_audit.snapshot(_connect(kubeconfig, kube_context))
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise UsageProblem(f"cannot read {dump}: {exc}") from exc
+    except ApiError as exc:
+        raise UsageProblem(f"cannot read the cluster: {exc}") from exc
+    findings = ipam_audit.audit(snap, only)
+    result = RunResult(
+        new_run_id(), "", str(dump or "cluster"), tests=[ipam_audit.as_test_result(findings, snap, only)]
+    )
+    if junit_file:
+        report.write_junit(result, junit_file)
+    click.echo(report.to_json(result) if output == "json" else report.table(result))
+    sys.exit(EXIT_PASSED if not findings else EXIT_FAILED)
+
+
+@main.command()
 @click.option("--cluster", required=True, help="Cluster name (the `name` of cluster.yaml).")
 @click.option("--region", required=True, envvar="AWS_REGION", help="AWS region of the cluster.")
 @click.option(

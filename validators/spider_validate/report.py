@@ -64,6 +64,10 @@ def table(result: RunResult, width: int = 120) -> str:
         detail = t.reason or "; ".join(f"{a.action}: {a.detail}" for a in failing[:3])
         summary.add_row(t.id, t.status.value, str(len(t.actions)), f"{t.seconds:.1f}", detail)
     console.print(summary)
+    for t in result.tests:
+        for a in t.actions:
+            if a.status is not Status.PASS and a.probe not in {"ping", "http"}:
+                console.print(f"{a.status.value.upper()} {t.id}: {a.detail}", soft_wrap=True)
     cells = matrix(result)
     if cells:
         probes = sorted({c["probe"] for c in cells})

@@ -1,0 +1,44 @@
+"""pytest fixtures of the lab: one double for the whole session, faults reset around each test."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.lab import netns
+from tests.lab.cluster import Faults, LabCluster
+
+
+@pytest.fixture(scope="session")
+def lab_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
+    netns.sweep()  # what an interrupted earlier run may have left
+    with LabCluster(tmp_path_factory.mktemp("lab")) as cluster:
+        yield cluster
+    assert netns.lab_namespaces(cluster.prefix) == []
+
+
+@pytest.fixture
+def lab(lab_session: LabCluster) -> Iterator[LabCluster]:
+    lab_session.faults = Faults()
+    yield lab_session
+    lab_session.faults = Faults()
+
+
+def assert_nothing_left(lab: LabCluster, run_prefix: str = "spider-validate-") -> None:
+    """No pod namespace and no object of a run survives it. Deletion is asynchronous, as in Kubernetes
+    (a pod being started finishes, then goes): allow it a few seconds."""
+    expected = {f"{lab.prefix}-fab", *lab.node_ns.values()}
+
+    def leftovers() -> list[object]:
+        return [
+            *sorted(set(netns.lab_namespaces(lab.prefix)) - expected),
+            *[k for k in lab.objects if k[1].startswith(run_prefix)],
+            *lab.pods,
+        ]
+
+    deadline = time.monotonic() + 15
+    while leftovers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert leftovers() == []
