@@ -60,6 +60,8 @@ class Faults:
     pull_fails: set[str] = field(default_factory=set)  # images that never pull
     ipam_delay: float = 0.0  # seconds Spiderpool takes per allocation
     leak_on_delete: set[str] = field(default_factory=set)  # pod names whose IP is not released (upstream 4982)
+    drop_endpoints: bool = False  # allocations without a SpiderEndpoint, as after an agent restart (upstream 2517)
+    duplicate_ip_for: set[str] = field(default_factory=set)  # pod names handed an address already in use (1187)
     # pod name -> called with (lab, namespace) just before that pod shows Running: pods started before it
     # are up, and the runner has not seen the run ready yet. Where tests break the data path.
     before_ready: dict[str, Callable[[LabCluster, str], None]] = field(default_factory=dict)
@@ -83,6 +85,7 @@ class LabPod:
     host_veth: str = ""
     starting: bool = False  # the kubelet is setting it up: a delete meanwhile leaves the teardown to it
     deleted: bool = False
+    starved: bool = False  # Spiderpool's "used out" event was sent
 
 
 class LabCluster:
@@ -192,6 +195,14 @@ class LabCluster:
                 "metadata": {"name": "default"},
                 "spec": {},
                 "status": {"phase": "Synced"},
+            }
+        )
+        self._put(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "spiderpool-conf", "namespace": "kube-system"},
+                "data": {"conf.yml": "enableIPv4: true\nenableIPv6: false\nenableStatefulSet: false\n"},
             }
         )
         self.add_pool("lab-general", [f"{NODE_NET.network_address + 100}-{NODE_NET.network_address + 149}"])
@@ -519,12 +530,16 @@ class LabCluster:
                 used = json.loads(pool.get("status", {}).get("allocatedIPs") or "{}")
                 excluded = set(expand(pool["spec"].get("excludeIPs", [])))
                 free = [ip for ip in expand(pool["spec"]["ips"]) if ip not in used and ip not in excluded]
+                if meta["name"] in self.faults.duplicate_ip_for and used:
+                    free = sorted(used)
                 if not free:
                     continue
                 pod.ip, pod.pool = free[0], pool_name
                 used[pod.ip] = {"pod": f"{meta['namespace']}/{meta['name']}", "podUid": meta["uid"]}
                 pool.setdefault("status", {})["allocatedIPs"] = json.dumps(used)
                 self._refresh_pool(pool_name)
+                if self.faults.drop_endpoints:
+                    return True
                 self._put(
                     {
                         "apiVersion": SPIDERPOOL_API,
@@ -549,6 +564,9 @@ class LabCluster:
                     }
                 )
                 return True
+        if pod.starved:
+            return False
+        pod.starved = True
         self._event(
             meta["namespace"],
             meta["name"],

@@ -106,6 +106,19 @@ def with_cluster(fn: Callable[..., None]) -> Callable[..., None]:
 @click.option(
     "--apps", default=0, type=click.IntRange(0, 20), help="Deploy N apps of the run's own instead of the chart's."
 )
+@click.option(
+    "--ipam-pods",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 500),
+    help="Pods the ipam/scale test creates at once.",
+)
+@click.option(
+    "--ipam-range",
+    metavar="A-B",
+    help="Free addresses of the network's subnet for the ipam suite's own pools (never a user's pool).",
+)
+@click.option("--pool", help="Let the ipam suite allocate from this existing pool instead of its own.")
 @click.option("--diagnostics-dir", default=".", show_default=True, type=click.Path(file_okay=False))
 def run(
     kubeconfig: str | None,

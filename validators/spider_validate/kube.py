@@ -85,6 +85,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "ConfigMap": ("v1", "configmaps", True),
     "Deployment": ("apps/v1", "deployments", True),
     "DaemonSet": ("apps/v1", "daemonsets", True),
+    "StatefulSet": ("apps/v1", "statefulsets", True),
     "SpiderIPPool": (f"{SPIDERPOOL_GROUP}/{SPIDERPOOL_VERSION}", "spiderippools", False),
     "SpiderMultusConfig": (f"{SPIDERPOOL_GROUP}/{SPIDERPOOL_VERSION}", "spidermultusconfigs", True),
     "SpiderEndpoint": (f"{SPIDERPOOL_GROUP}/{SPIDERPOOL_VERSION}", "spiderendpoints", True),

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from spider_validate.context import RunContext
@@ -55,12 +55,15 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Test:
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
     suite: str
     name: str
     description: str
     scenarios: tuple[Scenario, ...]
     labels: tuple[str, ...] = ()
     requires_nodes: int = 0  # skipped with a reason when the run has fewer schedulable nodes
+    sequential: bool = False  # actions depend on earlier ones (create, then check, then delete): run in order
 
     @property
     def id(self) -> str:
@@ -84,6 +87,8 @@ class ActionResult:
 
 @dataclass
 class TestResult:
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
     suite: str
     name: str
     description: str

@@ -28,6 +28,10 @@ class Parameters:
     network: str | None = None  # "namespace/name" or "name" of a SpiderMultusConfig
     attach: str = "auto"  # auto | default | secondary
     apps: int = 0  # deploy this many apps of the run's own instead of using the chart's
+    ipam_pods: int = 20  # pods the ipam/scale test creates at once
+    ipam_range: str | None = None  # free addresses (a-b) of the network's subnet for the ipam suite's own pools
+    pool: str | None = None  # an existing pool the ipam suite may allocate from instead (a user's pool)
+    release_timeout: float = 60.0  # how long Spiderpool may take to release an address
     http_port: int = 8080
     pod_ready_timeout: float = 180.0
     stuck_after: float = 45.0  # report a pod stuck in Pending/ContainerCreating after this long

@@ -90,6 +90,8 @@ def run_test(ctx: RunContext, test: Test) -> TestResult:
     try:
         if len(ctx.nodes) < test.requires_nodes:
             raise Skip(f"needs {test.requires_nodes} schedulable nodes, the run has {len(ctx.nodes)}")
+        if test.sequential:
+            return _run_sequential(ctx, test, result)
         planned: list[tuple[str, Action]] = []
         skipped: list[str] = []
         for scenario in test.scenarios:
@@ -110,6 +112,28 @@ def run_test(ctx: RunContext, test: Test) -> TestResult:
             result.actions = list(pool.map(probe, planned))
     except Skip as skip:
         result.status, result.reason = Status.SKIP, str(skip)
+    except (ApiError, SetupError) as exc:
+        result.status, result.reason = Status.ERROR, str(exc)
+    result.finish()
+    return result
+
+
+def _run_sequential(ctx: RunContext, test: Test, result: TestResult) -> TestResult:
+    """Each action runs before the next is generated; the first failure ends the test (later steps need it)."""
+    try:
+        for scenario in test.scenarios:
+            for action in scenario.actions(ctx):
+                if ctx.stop.is_set():
+                    raise Skip("the run was stopped")
+                result.actions.append(execute(ctx, scenario.name, action))
+                if result.actions[-1].status is not Status.PASS:
+                    break
+            if result.actions and result.actions[-1].status is not Status.PASS:
+                break
+    except Skip as skip:
+        if not result.actions:
+            result.status = Status.SKIP
+        result.reason = str(skip)
     except (ApiError, SetupError) as exc:
         result.status, result.reason = Status.ERROR, str(exc)
     result.finish()

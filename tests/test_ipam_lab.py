@@ -1,0 +1,109 @@
+"""The ipam suite on the namespace double, whose pools and endpoints follow Spiderpool's documented semantics,
+and the upstream IPAM bugs reproduced as faults: each one is caught."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from spider_validate import report
+from spider_validate.model import RunResult, Status, TestResult
+from spider_validate.params import Parameters
+from spider_validate.runner import Runner
+from spider_validate.suites import all_tests
+
+from tests.lab.cluster import LabCluster
+from tests.lab.fixtures import assert_nothing_left
+
+IPAM_RANGE = "198.18.0.160-198.18.0.199"  # free addresses of the double's subnet, outside lab-general
+
+
+@pytest.fixture(autouse=True)
+def fresh(lab: LabCluster) -> Iterator[None]:
+    yield
+    assert_nothing_left(lab)
+    assert not [name for (kind, _, name) in lab.objects if kind == "SpiderIPPool" and name.startswith("sv-")]
+
+
+def run(lab: LabCluster, tmp_path: Path, **overrides: Any) -> RunResult:
+    base: dict[str, Any] = {
+        "tests": ("ipam/",),
+        "ipam_range": IPAM_RANGE,
+        "ipam_pods": 8,
+        "probe_timeout": 2,
+        "retry_delay": 0.1,
+        "release_timeout": 5,
+        "pod_ready_timeout": 20,
+        "diagnostics_dir": str(tmp_path),
+    }
+    return Runner(lab, Parameters(**(base | overrides)), all_tests()).run()
+
+
+def result_of(result: RunResult, name: str) -> TestResult:
+    return next(t for t in result.tests if t.id == f"ipam/{name}")
+
+
+def test_allocation_release_scale_and_exhaustion_behave(lab: LabCluster, tmp_path: Path) -> None:
+    result = run(lab, tmp_path)
+    statuses = {t.name: t.status for t in result.tests if t.suite == "ipam"}
+    assert statuses == {
+        "allocate": Status.PASS,
+        "release": Status.PASS,
+        "scale": Status.PASS,
+        "exhaustion": Status.PASS,
+        "statefulset": Status.SKIP,
+    }, report.table(result)
+    assert "enableStatefulSet is off" in result_of(result, "statefulset").reason
+    scale = {a.action: a for a in result_of(result, "scale").actions}
+    assert scale["wait for 8 address(es)"].data["seconds"] > 0 and scale["wait for 8 release(s)"].data["seconds"] >= 0
+    assert scale["no address shared"].detail == "8 distinct addresses for 8 pods"
+    exhausted = {a.action: a for a in result_of(result, "exhaustion").actions}
+    assert "all IP addresses used out" in exhausted["one pod too many stays pending"].detail
+    release = {a.action: a for a in result_of(result, "release").actions}
+    assert release["same address again"].status is Status.PASS
+    assert all(a.status is Status.PASS for t in result.tests for a in t.actions if a.action == "audit after")
+
+
+def test_ip_not_released_is_caught(lab: LabCluster, tmp_path: Path) -> None:
+    """Upstream 4982: an address not released when its pod goes."""
+    lab.faults.leak_on_delete = {"release-a"}
+    result = run(lab, tmp_path, tests=("ipam/release",))
+    failed = [a for a in result_of(result, "release").actions if a.status is not Status.PASS]
+    assert [a.action for a in failed] == ["wait for 1 release(s)"]
+    assert "1 address(es) still allocated (198.18.0.162)" in failed[0].detail
+
+
+def test_record_without_endpoint_is_caught(lab: LabCluster, tmp_path: Path) -> None:
+    """Upstream 2517: pool records without a SpiderEndpoint after an agent restart."""
+    lab.faults.drop_endpoints = True
+    result = run(lab, tmp_path, tests=("ipam/allocate",))
+    failed = [a for a in result_of(result, "allocate").actions if a.status is not Status.PASS]
+    assert [a.action for a in failed] == ["check allocation"]
+    assert "SpiderEndpoint" in failed[0].detail and "is missing" in failed[0].detail
+
+
+def test_same_ip_to_two_pods_is_caught(lab: LabCluster, tmp_path: Path) -> None:
+    """Upstream 1187: the same address handed to two pods."""
+    lab.faults.duplicate_ip_for = {"scale-5"}
+    result = run(lab, tmp_path, tests=("ipam/scale",))
+    failed = [a for a in result_of(result, "scale").actions if a.status is not Status.PASS]
+    assert [a.action for a in failed] == ["no address shared"]
+    assert "198.18.0.166 given to scale-0, scale-5" in failed[0].detail
+
+
+def test_without_free_addresses_the_suite_skips_and_touches_no_pool(lab: LabCluster, tmp_path: Path) -> None:
+    before = {k: v["status"]["allocatedIPCount"] for k, v in lab.objects.items() if k[0] == "SpiderIPPool"}
+    result = run(lab, tmp_path, ipam_range=None, tests=("ipam/allocate", "ipam/scale"))
+    assert_nothing_left(lab)  # the run's own test pods have gone
+    for name in ("allocate", "scale"):
+        assert result_of(result, name).status is Status.SKIP and "--ipam-range" in result_of(result, name).reason
+    assert before == {k: v["status"]["allocatedIPCount"] for k, v in lab.objects.items() if k[0] == "SpiderIPPool"}
+
+
+def test_with_a_users_pool_exhaustion_is_not_attempted(lab: LabCluster, tmp_path: Path) -> None:
+    result = run(lab, tmp_path, ipam_range=None, pool="lab-general", tests=("ipam/allocate", "ipam/exhaustion"))
+    assert result_of(result, "allocate").status is Status.PASS, report.table(result)
+    assert result_of(result, "exhaustion").status is Status.SKIP
+    assert lab.get("SpiderIPPool", "lab-general") is not None  # the user's pool stays
