@@ -54,9 +54,9 @@ def status(result: RunResult, test_id: str) -> Status:
 
 
 def test_healthy_cluster_passes_every_suite(lab: LabCluster, tmp_path: Path) -> None:
-    result = run(lab, tmp_path, apps=2)
+    result = run(lab, tmp_path, apps=2, tests=("!ipam/",))  # the ipam suite has tests of its own
     assert result.passed, report.table(result)
-    assert {t.id: t.status for t in result.tests} == {t.id: Status.PASS for t in all_tests()}
+    assert {t.id: t.status for t in result.tests} == {t.id: Status.PASS for t in all_tests() if t.suite != "ipam"}
     matrix = {(c["source"], c["destination"], c["probe"]) for c in report.matrix(result)}
     for client in ("client-0", "client-1"):
         for server in ("server-0", "server-1"):
@@ -64,7 +64,7 @@ def test_healthy_cluster_passes_every_suite(lab: LabCluster, tmp_path: Path) -> 
     assert ("client-0", "service/echo", "http") in matrix and ("client-0", "node/lab-node-0", "ping") in matrix
     assert not result.diagnostics and result.cleanup == [f"removed namespace {result.namespace}"]
     junit = ET.fromstring(report.junit(result))
-    assert sum(int(s.get("tests", 0)) for s in junit.iter("testsuite")) == len(all_tests())
+    assert sum(int(s.get("tests", 0)) for s in junit.iter("testsuite")) == len(result.tests) == 12
     assert json.loads(report.to_json(result))["passed"] is True
 
 
