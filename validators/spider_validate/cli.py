@@ -119,6 +119,14 @@ def with_cluster(fn: Callable[..., None]) -> Callable[..., None]:
     help="Free addresses of the network's subnet for the ipam suite's own pools (never a user's pool).",
 )
 @click.option("--pool", help="Let the ipam suite allocate from this existing pool instead of its own.")
+@click.option(
+    "--rdma-mode",
+    type=click.Choice(["auto", "efa", "shared", "sriov", "none"]),
+    default="auto",
+    show_default=True,
+    help="RDMA mode; auto detects it from the nodes' allocatable resources.",
+)
+@click.option("--rdma-min-gbps", type=float, help="Minimum average bandwidth [default: a fraction of the line rate].")
 @click.option("--diagnostics-dir", default=".", show_default=True, type=click.Path(file_okay=False))
 def run(
     kubeconfig: str | None,

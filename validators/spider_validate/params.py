@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 DEFAULT_IMAGES = {
     "client": "docker.io/nicolaka/netshoot:v0.14",  # sh, ping, curl
     "server": "registry.k8s.io/e2e-test-images/agnhost:2.53",  # `netexec` answers /hostname
+    "rdma": "ghcr.io/spidernet-io/rdma-tools:v12.5.7",  # perftest, rdma-core, iproute2 (Spiderpool's own)
 }
 RUN_LABEL = "spider-validate/run"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "spider-validate"}
@@ -32,6 +33,9 @@ class Parameters:
     ipam_range: str | None = None  # free addresses (a-b) of the network's subnet for the ipam suite's own pools
     pool: str | None = None  # an existing pool the ipam suite may allocate from instead (a user's pool)
     release_timeout: float = 60.0  # how long Spiderpool may take to release an address
+    rdma_mode: str = "auto"  # auto | efa | shared | sriov | none
+    rdma_min_gbps: float | None = None  # default: a mode-specific fraction of the node type's line rate
+    rdma_seconds: int = 5  # duration of the bandwidth measurement
     http_port: int = 8080
     pod_ready_timeout: float = 180.0
     stuck_after: float = 45.0  # report a pod stuck in Pending/ContainerCreating after this long

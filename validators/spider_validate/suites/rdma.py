@@ -1,0 +1,247 @@
+"""RDMA: the device is in the pod that requests it (and not in one that does not, in exclusive modes), and
+bandwidth between two nodes over the underlay: perftest RC with the RoCEv2 GID (shared, sriov), SRD on EFA."""
+
+from __future__ import annotations
+
+import shlex
+import time
+import zlib
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+from spider_validate import manifests, rdma_probes
+from spider_validate.context import PodInfo, RunContext
+from spider_validate.model import Action, Outcome, Scenario, Skip, Test
+
+SUITE = "rdma"
+EFA_RESOURCE = "vpc.amazonaws.com/efa"
+SHARED_RESOURCE = "spidernet.io/hca_shared_devices"
+FRACTION = {"efa": 0.8, "sriov": 0.8, "shared": 0.5}  # of the line rate; Soft-RoCE (rxe) is CPU-bound: 0.05
+SOFTROCE_FRACTION = 0.05
+
+
+def detect_mode(nodes: list[dict[str, Any]]) -> tuple[str, str]:
+    """(mode, resource) from the nodes' allocatable resources."""
+    allocatable = [n.get("status", {}).get("allocatable", {}) or {} for n in nodes]
+
+    def has(res: str) -> bool:
+        return any(str(a.get(res, "0")) not in {"0", ""} for a in allocatable)
+
+    if has(EFA_RESOURCE):
+        return "efa", EFA_RESOURCE
+    if has(SHARED_RESOURCE):
+        return "shared", SHARED_RESOURCE
+    sriov = sorted({r for a in allocatable for r in a if r.startswith("spidernet.io/") and r != SHARED_RESOURCE})
+    if sriov:
+        return "sriov", sriov[0]
+    return "none", ""
+
+
+def mode_of(ctx: RunContext) -> tuple[str, str]:
+    nodes = [n for n in ctx.cluster.list("Node") if n["metadata"]["name"] in ctx.nodes]
+    detected, resource = detect_mode(nodes)
+    mode = ctx.params.rdma_mode if ctx.params.rdma_mode != "auto" else detected
+    if mode == "none":
+        raise Skip(
+            "no RDMA resource on the test nodes (vpc.amazonaws.com/efa, spidernet.io/...); "
+            "pass --rdma-mode to force one"
+        )
+    if mode != detected:
+        resource = {"efa": EFA_RESOURCE, "shared": SHARED_RESOURCE}.get(mode, resource or "spidernet.io/sriov_rdma")
+    return mode, resource
+
+
+def rdma_pod(ctx: RunContext, name: str, node: str, mode: str, resource: str | None) -> dict[str, Any]:
+    """A pod with the RDMA tools; with `resource` it requests one device, IPC_LOCK and (EFA) hugepages."""
+    assert ctx.network is not None
+    pod = manifests.pod(
+        name, ctx.namespace, ctx.run_id, "client", node, ctx.params.image("rdma"), ctx.network, ctx.params
+    )
+    pod["metadata"]["labels"][manifests.ROLE_LABEL] = "rdma"
+    container = pod["spec"]["containers"][0]
+    container["securityContext"]["capabilities"]["add"] = ["IPC_LOCK"] if resource else []
+    if resource:
+        limits = {resource: "1", "cpu": "2", "memory": "1Gi"}
+        if mode == "efa":
+            limits["hugepages-2Mi"] = "512Mi"
+            container["volumeMounts"] = [{"name": "hugepages", "mountPath": "/dev/hugepages"}]
+            pod["spec"]["volumes"] = [{"name": "hugepages", "emptyDir": {"medium": "HugePages"}}]
+        container["resources"] = {"requests": dict(limits), "limits": limits}
+    return pod
+
+
+def _exec(ctx: RunContext, pod: str, script: str, timeout: float) -> tuple[int | None, str, str]:
+    r = ctx.cluster.exec(ctx.namespace, pod, ["sh", "-c", script], timeout=timeout)
+    return r.exit_code, r.stdout, r.stderr
+
+
+class Pods:
+    """The test's RDMA pods: created, waited for, and listed for the run's finalizer (the namespace)."""
+
+    def __init__(self, ctx: RunContext, test: str) -> None:
+        self.ctx, self.test = ctx, test
+        self.info: dict[str, PodInfo] = {}
+
+    def start(self, specs: list[dict[str, Any]]) -> Action:
+        def run() -> Outcome:
+            for spec in specs:
+                self.ctx.create(spec)
+            names = [s["metadata"]["name"] for s in specs]
+            self.ctx.wait_pods(names)
+            self.info = {n: self.ctx.pods[n] for n in names}
+            return Outcome(True, ", ".join(f"{p.name} on {p.node} ({p.ip})" for p in self.info.values()))
+
+        return Action(f"start {len(specs)} RDMA pod(s)", "api", self.test, "pods", run)
+
+
+def device(ctx: RunContext) -> Iterator[Action]:
+    mode, resource = mode_of(ctx)
+    pods = Pods(ctx, "device")
+    node = ctx.nodes[0]
+    exclusive = mode in {"efa", "sriov"}
+    specs = [rdma_pod(ctx, "rdma-with", node, mode, resource)]
+    if exclusive:
+        specs.append(rdma_pod(ctx, "rdma-without", node, mode, None))
+    yield pods.start(specs)
+
+    def sees(pod: str, want: bool) -> Outcome:
+        code, out, err = _exec(ctx, pod, "ibv_devices", 30)
+        if code is None:
+            return Outcome(False, "the exit code of ibv_devices was lost", transient=True)
+        found = rdma_probes.parse_devices(out)
+        if want:
+            return Outcome(
+                bool(found),
+                f"{pod} sees {', '.join(found)}"
+                if found
+                else f"{pod} requests {resource} but sees no RDMA device ({(err or out).strip()[:120]})",
+            )
+        return Outcome(
+            not found,
+            f"{pod} sees none (isolated)"
+            if not found
+            else f"{pod} requests no RDMA device but sees {', '.join(found)}: isolation is broken",
+        )
+
+    yield Action("device in the pod that requests it", "rdma", "rdma-with", resource, lambda: sees("rdma-with", True))
+    if exclusive:
+        yield Action("no device without a request", "rdma", "rdma-without", "-", lambda: sees("rdma-without", False))
+
+
+def line_rate_gbps(ctx: RunContext, node: str) -> tuple[float | None, str]:
+    """The node type's network rate from the EC2 table (when the cdk package and its table are there)."""
+    obj = ctx.cluster.get("Node", node) or {}
+    itype = obj.get("metadata", {}).get("labels", {}).get("node.kubernetes.io/instance-type", "")
+    try:
+        from cdk.ec2_types import InstanceTable
+
+        entry = InstanceTable.load().get(itype)
+    except (ImportError, FileNotFoundError):
+        return None, itype
+    return (entry.network_gbps if entry else None), itype
+
+
+def bandwidth(ctx: RunContext) -> Iterator[Action]:
+    mode, resource = mode_of(ctx)
+    pods = Pods(ctx, "bandwidth")
+    server, client = "rdma-server", "rdma-client"
+    yield pods.start(
+        [rdma_pod(ctx, server, ctx.nodes[0], mode, resource), rdma_pod(ctx, client, ctx.nodes[1], mode, resource)]
+    )
+    port = 20000 + zlib.crc32(ctx.run_id.encode()) % 20000  # unique to the run
+    found: dict[str, tuple[str, int | None]] = {}
+
+    def discover(pod: str) -> Outcome:
+        if mode == "efa":
+            code, out, _ = _exec(ctx, pod, "ibv_devices", 30)
+            devices = [d for d in rdma_probes.parse_devices(out) if d.startswith("rdmap")]
+            found[pod] = (devices[0] if devices else "", None)
+            return Outcome(bool(devices), f"{pod}: EFA device {devices[0]}" if devices else f"{pod}: no EFA device")
+        code, out, err = _exec(ctx, pod, rdma_probes.GID_SCRIPT, 30)
+        if code != 0:
+            return Outcome(False, f"{pod}: no RoCE v2 GID with an IPv4 address ({(err or out).strip()[:120]})")
+        dev, index = rdma_probes.parse_gid(out)
+        found[pod] = (dev, index)
+        return Outcome(True, f"{pod}: {dev}, RoCE v2 GID index {index}")
+
+    for pod in (server, client):
+        yield Action(f"RDMA device of {pod}", "rdma", pod, "gid", partial(discover, pod))
+
+    seconds = ctx.params.rdma_seconds
+    deadline = seconds + 30
+
+    def start_server() -> Outcome:
+        dev, gid = found[server]
+        cmd = shlex.join(["timeout", str(deadline), *rdma_probes.write_bw_command(mode, dev, gid, port, seconds)])
+        _code, _, err = _exec(ctx, server, f"nohup {cmd} >/tmp/sv-server.log 2>&1 &", 15)
+        for _ in range(50):  # the client starts only once the server listens on its port
+            _, out, _ = _exec(ctx, server, f"ss -ltnH 'sport = :{port}' || netstat -ltn", 10)
+            if f":{port}" in out:
+                return Outcome(True, f"ib_write_bw listens on {pods.info[server].ip}:{port} (killed after {deadline}s)")
+            time.sleep(0.2)
+        return Outcome(False, f"server did not listen on {port}: {err.strip()[:120]}")
+
+    yield Action("start the server", "rdma", server, f"port {port}", start_server)
+    min_gbps = ctx.params.rdma_min_gbps
+    rate, itype = line_rate_gbps(ctx, ctx.nodes[1])
+
+    def measure() -> Outcome:
+        dev, gid = found[client]
+        threshold, how = min_gbps, "--rdma-min-gbps"
+        if threshold is None and rate:
+            fraction = SOFTROCE_FRACTION if dev.startswith("rxe") else FRACTION[mode]
+            threshold, how = rate * fraction, f"{fraction:g} x {rate:g} Gb/s of {itype}"
+        cmd = [
+            "timeout",
+            str(deadline),
+            *rdma_probes.write_bw_command(mode, dev, gid, port, seconds, pods.info[server].ip),
+        ]
+        _code, out, err = _exec(ctx, client, shlex.join(cmd), deadline + 10)
+        try:
+            bw = rdma_probes.parse_perftest(out + err)
+        except rdma_probes.PerftestError as exc:
+            return Outcome(False, f"ib_write_bw failed: {exc}")
+        data = {
+            "peak_gbps": round(bw.peak_gbps, 2),
+            "average_gbps": round(bw.average_gbps, 2),
+            "min_gbps": threshold,
+            "unit": bw.unit,
+            "bytes": bw.size_bytes,
+        }
+        summary = f"average {bw.average_gbps:.2f} Gb/s, peak {bw.peak_gbps:.2f} Gb/s ({bw.size_bytes} B messages)"
+        if threshold is None:
+            return Outcome(
+                bw.average_gbps > 0, f"{summary}; no threshold (unknown line rate: pass --rdma-min-gbps)", data=data
+            )
+        return Outcome(bw.average_gbps >= threshold, f"{summary}, needs {threshold:.2f} ({how})", data=data)
+
+    yield Action(f"bandwidth {client} -> {server}", "rdma", client, server, measure)
+
+    def stop() -> Outcome:
+        _exec(ctx, server, "pkill ib_write_bw || true", 10)
+        return Outcome(True, "server stopped")
+
+    yield Action("stop the server", "rdma", server, "-", stop)
+
+
+TESTS = [
+    Test(
+        SUITE,
+        "device",
+        "a pod that requests the RDMA resource sees its device; without, none (exclusive modes)",
+        (Scenario("device", device),),
+        labels=("rdma",),
+        requires_nodes=1,
+        sequential=True,
+    ),
+    Test(
+        SUITE,
+        "bandwidth",
+        "ib_write_bw between pods on two nodes over the underlay reaches the minimum",
+        (Scenario("bandwidth", bandwidth),),
+        labels=("rdma", "cross-node"),
+        requires_nodes=2,
+        sequential=True,
+    ),
+]
