@@ -1,9 +1,12 @@
-"""Benchmark: the connectivity and apps suites against the namespace double, 2 nodes and 20 app pods.
+"""Benchmark on the namespace double: the connectivity and apps suites with 2 nodes and 20 app pods, then
+the ipam/scale scenario with 100 pods allocated and released.
 
 Prints the wall time of the run next to its critical path: the wait for the slowest pod to become ready
 (the double's kubelet starts pods one by one, as a busy node would), plus the slowest single probe (all
 probes are independent, so a perfect runner waits for nothing else). Target: wall <= 1.25x the critical
-path, and under 30 s. Needs root (network namespaces).
+path, and under 30 s. For ipam/scale it prints the time per allocation and per release next to the
+double's own time to start a pod (namespace, CNI plugin, Spiderpool's allocation), so the runner's overhead
+shows. Needs root (network namespaces).
 """
 
 from __future__ import annotations
@@ -22,6 +25,38 @@ from spider_validate.suites import all_tests
 from tests.lab.cluster import LabCluster
 
 APPS, NODES = 10, 2  # 10 apps x 2 nodes = 20 app pods
+SCALE_PODS = 100
+IPAM_RANGE = "198.18.0.150-198.18.0.249"  # 100 free addresses of the double's subnet
+
+
+def scale() -> None:
+    with tempfile.TemporaryDirectory() as tmp, LabCluster(Path(tmp), nodes=NODES) as lab:
+        params = Parameters(
+            tests=("ipam/scale",),
+            ipam_pods=SCALE_PODS,
+            ipam_range=IPAM_RANGE,
+            diagnostics_dir=tmp,
+            pod_ready_timeout=300,
+            release_timeout=120,
+        )
+        result = Runner(lab, params, all_tests()).run()
+        (test,) = [t for t in result.tests if t.id == "ipam/scale"]
+        if test.status != "pass":
+            sys.exit(f"ipam/scale did not pass: {test.reason or [a.detail for a in test.actions]}")
+        steps = {a.action: a for a in test.actions}
+        # from the first create call until every pod has its address; from the first delete until all are released
+        allocated = steps[f"create {SCALE_PODS} pod(s)"].seconds + steps[f"wait for {SCALE_PODS} address(es)"].seconds
+        released = steps[f"delete {SCALE_PODS} pod(s)"].seconds + steps[f"wait for {SCALE_PODS} release(s)"].seconds
+        own = sum(lab.start_seconds[-SCALE_PODS:]) / SCALE_PODS
+    print(
+        f"ipam/scale: {SCALE_PODS} pods allocated in {allocated:.2f} s = {allocated / SCALE_PODS * 1000:.1f} ms "
+        f"per allocation; the double's own time per pod {own * 1000:.1f} ms "
+        f"(runner overhead {max(0.0, allocated / SCALE_PODS - own) * 1000:.1f} ms per pod)"
+    )
+    print(
+        f"ipam/scale: {SCALE_PODS} addresses released in {released:.2f} s "
+        f"= {released / SCALE_PODS * 1000:.1f} ms per release (the double tears each pod down in its delete call)"
+    )
 
 
 def main() -> None:
@@ -54,6 +89,7 @@ def main() -> None:
         f"wall time:                             {wall:6.2f} s  = {wall / critical:.2f}x the critical path "
         "(target <= 1.25x, < 30 s)"
     )
+    scale()
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def test_ip_not_released_is_caught(lab: LabCluster, tmp_path: Path) -> None:
     result = run(lab, tmp_path, tests=("ipam/release",))
     failed = [a for a in result_of(result, "release").actions if a.status is not Status.PASS]
     assert [a.action for a in failed] == ["wait for 1 release(s)"]
-    assert "1 address(es) still allocated (198.18.0.162)" in failed[0].detail
+    assert "1 address(es) still allocated (198.18.0.170)" in failed[0].detail
 
 
 def test_record_without_endpoint_is_caught(lab: LabCluster, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_same_ip_to_two_pods_is_caught(lab: LabCluster, tmp_path: Path) -> None:
     result = run(lab, tmp_path, tests=("ipam/scale",))
     failed = [a for a in result_of(result, "scale").actions if a.status is not Status.PASS]
     assert [a.action for a in failed] == ["no address shared"]
-    assert "198.18.0.166 given to scale-0, scale-5" in failed[0].detail
+    assert "198.18.0.160 given to scale-0, scale-5" in failed[0].detail
 
 
 def test_without_free_addresses_the_suite_skips_and_touches_no_pool(lab: LabCluster, tmp_path: Path) -> None:

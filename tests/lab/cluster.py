@@ -105,6 +105,7 @@ class LabCluster:
         self._kubelet = threading.Thread(target=self._kubelet_loop, name="lab-kubelet", daemon=True)
         self._service_ips = (str(ip) for ip in SERVICE_NET.hosts())
         self.node_names = [f"lab-node-{i}" for i in range(nodes)]
+        self.start_seconds: list[float] = []  # how long the double took to start each pod (its own delay)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -425,8 +426,11 @@ class LabCluster:
                     if pod.deleted:
                         continue
                     pod.starting = True
+                started = time.monotonic()
                 try:
                     self._start_pod(pod)
+                    if pod.obj["status"]["phase"] == "Running":
+                        self.start_seconds.append(time.monotonic() - started)
                 except Exception as exc:
                     print(f"lab kubelet: {pod.obj['metadata']['name']}: {exc}", file=sys.stderr)
                     self._event(pod.obj["metadata"]["namespace"], pod.obj["metadata"]["name"], "LabError", str(exc))

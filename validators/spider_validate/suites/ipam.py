@@ -22,7 +22,7 @@ from spider_validate.model import Action, Outcome, Scenario, Skip, Test
 
 SUITE = "ipam"
 USED_OUT = "all IP addresses used out"
-# Addresses each test's own pool takes from --ipam-range, in this order; scale takes --ipam-pods.
+# Addresses each test's own pool takes from --ipam-range, after the --ipam-pods of the scale test.
 SIZES = {"allocate": 2, "release": 1, "exhaustion": 2, "statefulset": 1}
 
 
@@ -35,7 +35,7 @@ def _range_addresses(spec: str) -> list[str]:
 def _addresses_for(ctx: RunContext, test: str) -> list[str]:
     if not ctx.params.ipam_range:
         raise Skip("needs free addresses for its own pools (--ipam-range A-B of the network's subnet) or --pool NAME")
-    sizes = {**SIZES, "scale": ctx.params.ipam_pods}
+    sizes = {"scale": ctx.params.ipam_pods, **SIZES}
     pool = _range_addresses(ctx.params.ipam_range)
     start = 0
     for name, size in sizes.items():
