@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -27,7 +27,7 @@ POD = {
 
 
 class Api(BaseHTTPRequestHandler):
-    requests: list[tuple[str, str, dict[str, list[str]], Any]] = []
+    requests: ClassVar[list[tuple[str, str, dict[str, list[str]], Any]]] = []
 
     def _reply(self, status: int, body: Any) -> None:
         data = json.dumps(body).encode()
