@@ -72,27 +72,30 @@ class Api(BaseHTTPRequestHandler):
         pass
 
 
+def write_kubeconfig(path: Path, server: str, user: dict[str, str]) -> str:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "t",
+        "clusters": [{"name": "t", "cluster": {"server": server}}],
+        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "u"}}],
+        "users": [{"name": "u", "user": user}],
+    }
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[KubeCluster]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "t",
-                "clusters": [{"name": "t", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-                "contexts": [{"name": "t", "context": {"cluster": "t", "user": "u"}}],
-                "users": [{"name": "u", "user": {"token": "secret"}}],
-            }
-        )
+    kubeconfig = write_kubeconfig(
+        tmp_path / "kubeconfig", f"http://127.0.0.1:{server.server_port}", {"token": "secret"}
     )
     Api.requests = []
     try:
-        yield KubeCluster(str(kubeconfig))
+        yield KubeCluster(kubeconfig)
     finally:
         server.shutdown()
         server.server_close()
@@ -121,19 +124,7 @@ def test_errors_become_api_errors(cluster: KubeCluster) -> None:
 
 
 def test_unreachable_cluster_is_a_transient_api_error(tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "t",
-                "clusters": [{"name": "t", "cluster": {"server": "http://127.0.0.1:9"}}],
-                "contexts": [{"name": "t", "context": {"cluster": "t", "user": "u"}}],
-                "users": [{"name": "u", "user": {}}],
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9", {})  # nothing listens there
     with pytest.raises(ApiError) as err:
-        KubeCluster(str(kubeconfig)).server_version()
+        KubeCluster(kubeconfig).server_version()
     assert err.value.status == 0 and err.value.transient

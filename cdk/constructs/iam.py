@@ -17,6 +17,14 @@ READ_ACTIONS = ["ssm:GetParameter"]
 WRITE_ACTIONS = ["ssm:PutParameter"]
 
 
+def assume_role_policy(service: str, condition: dict[str, object] | None = None) -> str:
+    """The trust policy that lets one AWS service assume a role (optionally only under a condition)."""
+    statement: dict[str, object] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if condition:
+        statement["Condition"] = condition
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def parameter_policy(parameter_arns: list[str], key_arn: str, *, write: bool) -> dict[str, object]:
     """Read (and for control planes, write) the cluster's own parameters, and use its key for them only."""
     kms = ["kms:Decrypt"] + (["kms:Encrypt", "kms:GenerateDataKey"] if write else [])
@@ -45,18 +53,7 @@ class NodeRoles(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, config: ClusterConfig, secrets: ClusterSecrets) -> None:
         super().__init__(scope, id_)
-        assume = json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "ec2.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        )
+        assume = assume_role_policy("ec2.amazonaws.com")
         arns = [p.arn for p in secrets.parameters.values()]
         self.profiles: dict[str, IamInstanceProfile] = {}
         for role_name in ("control-plane", "worker"):

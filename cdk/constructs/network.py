@@ -21,6 +21,7 @@ from cdktn_provider_aws.vpc import Vpc
 from constructs import Construct
 
 from cdk.config import ClusterConfig
+from cdk.constructs.iam import assume_role_policy
 from cdk.constructs.secrets import ClusterSecrets
 from cdk.ipplan import IpPlan
 
@@ -105,18 +106,8 @@ class Network(Construct):
             self,
             "flow-log-role",
             name_prefix=f"{config.name[:20]}-flowlogs-",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                            "Condition": {"StringEquals": {"aws:SourceAccount": secrets.account_id}},
-                        }
-                    ],
-                }
+            assume_role_policy=assume_role_policy(
+                "vpc-flow-logs.amazonaws.com", {"StringEquals": {"aws:SourceAccount": secrets.account_id}}
             ),
         )
         IamRolePolicy(

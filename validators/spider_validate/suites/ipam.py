@@ -57,11 +57,21 @@ class Step:
         self.node = ctx.nodes[0] if ctx.nodes else ""
         self.ips: dict[str, str] = {}
         self.uids: dict[str, str] = {}
+        self.count_before = 0
 
     def action(self, name: str, fn: Callable[[], Outcome]) -> Action:
         return Action(name, "api", self.test, self.pool, fn)
 
     # -- pools ----------------------------------------------------------------------------------------
+
+    def read_count(self) -> Action:
+        """Record allocatedIPCount before the test (in self.count_before)."""
+
+        def run() -> Outcome:
+            self.count_before = self.records()[1]
+            return Outcome(True, f"allocatedIPCount {self.count_before} before the test")
+
+        return self.action("read pool", run)
 
     def records(self) -> tuple[dict[str, Any], int]:
         pool = self.ctx.api(lambda: self.ctx.cluster.get("SpiderIPPool", self.pool), "get pool") or {}
@@ -226,13 +236,7 @@ def _end(step: Step) -> Iterator[Action]:
 def allocate(ctx: RunContext) -> Iterator[Action]:
     step = Step(ctx, "allocate")
     yield from _begin(ctx, "allocate", step)
-    before: dict[str, int] = {}
-
-    def count() -> Outcome:
-        before["count"] = step.records()[1]
-        return Outcome(True, f"allocatedIPCount {before['count']} before the test")
-
-    yield step.action("read pool", count)
+    yield step.read_count()
     name = f"{step.test}-0"
     yield step.create_pods([name])
     yield step.wait_addressed([name])
@@ -247,8 +251,8 @@ def allocate(ctx: RunContext) -> Iterator[Action]:
         records, count = step.records()
         if records.get(ip, {}).get("podUid") != uid:
             problems.append(f"pool allocatedIPs has {records.get(ip)} for {ip}, not uid {uid}")
-        if count != before["count"] + 1:
-            problems.append(f"allocatedIPCount is {count}, expected {before['count'] + 1}")
+        if count != step.count_before + 1:
+            problems.append(f"allocatedIPCount is {count}, expected {step.count_before + 1}")
         endpoint = ctx.cluster.get("SpiderEndpoint", name, ctx.namespace)
         entries = ((endpoint or {}).get("status", {}).get("current", {}) or {}).get("ips", [])
         if endpoint is None:
@@ -259,7 +263,7 @@ def allocate(ctx: RunContext) -> Iterator[Action]:
 
     yield step.action("check allocation", check)
     yield step.delete_pods([name])
-    yield step.wait_released([name], lambda: before["count"])
+    yield step.wait_released([name], lambda: step.count_before)
     yield from _end(step)
 
 
@@ -292,13 +296,7 @@ def scale(ctx: RunContext) -> Iterator[Action]:
     step = Step(ctx, "scale")
     yield from _begin(ctx, "scale", step)
     names = [f"{step.test}-{i}" for i in range(ctx.params.ipam_pods)]
-    before: dict[str, int] = {}
-
-    def count() -> Outcome:
-        before["count"] = step.records()[1]
-        return Outcome(True, f"allocatedIPCount {before['count']} before the test")
-
-    yield step.action("read pool", count)
+    yield step.read_count()
     yield step.create_pods(names)
     yield step.wait_addressed(names)
 
@@ -316,7 +314,7 @@ def scale(ctx: RunContext) -> Iterator[Action]:
 
     yield step.action("no address shared", unique)
     yield step.delete_pods(names)
-    yield step.wait_released(names, lambda: before["count"])
+    yield step.wait_released(names, lambda: step.count_before)
     yield from _end(step)
 
 
