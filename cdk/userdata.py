@@ -55,9 +55,10 @@ class UserData:
     scripts: dict[str, str]  # path on the node -> content, for linting
 
     def mime(self) -> bytes:
+        # us-ascii parts travel as 7bit text; utf-8 would base64 them, and base64 compresses badly.
         msg = MIMEMultipart()
-        msg.attach(MIMEText(self.cloud_config, "cloud-config", "utf-8"))
-        msg.attach(MIMEText(self.shell, "x-shellscript", "utf-8"))
+        msg.attach(MIMEText(self.cloud_config, "cloud-config", "us-ascii"))
+        msg.attach(MIMEText(self.shell, "x-shellscript", "us-ascii"))
         return msg.as_bytes()
 
     def gzipped(self) -> bytes:
