@@ -42,7 +42,11 @@ def test_manifests_command_prints_what_run_creates() -> None:
 
 def test_images_and_list_commands() -> None:
     out = CliRunner().invoke(cli.main, ["images", "--image", "client=registry.local/tools:1"])
-    assert out.output.splitlines() == ["registry.k8s.io/e2e-test-images/agnhost:2.53", "registry.local/tools:1"]
+    assert out.output.splitlines() == [
+        "ghcr.io/spidernet-io/rdma-tools:v12.5.7",
+        "registry.k8s.io/e2e-test-images/agnhost:2.53",
+        "registry.local/tools:1",
+    ]
     listing = CliRunner().invoke(cli.main, ["list"]).output
     assert "connectivity/pod-to-pod-cross-node" in listing and "apps/http-identity" in listing
 
