@@ -185,15 +185,15 @@ class Step:
 
         return self.action(f"delete {len(names)} pod(s)", run)
 
-    def wait_released(self, names: list[str], count_before: Callable[[], int]) -> Action:
+    def wait_released(self, names: list[str]) -> Action:
         def run() -> Outcome:
             def check() -> str | None:
                 records, count = self.records()
                 held = [self.ips[n] for n in names if self.ips[n] in records]
                 if held:
                     return f"{len(held)} address(es) still allocated ({', '.join(held[:3])})"
-                if count != count_before():
-                    return f"allocatedIPCount is {count}, was {count_before()} before the test"
+                if count != self.count_before:
+                    return f"allocatedIPCount is {count}, was {self.count_before} before the test"
                 return None
 
             ok, why, seconds = self.wait("release", check, self.ctx.params.release_timeout)
@@ -226,9 +226,14 @@ def _begin(ctx: RunContext, test: str, step: Step) -> Iterator[Action]:
         yield step.audit_pool("before")
     else:
         yield step.create_pool(_addresses_for(ctx, test))
+    yield step.read_count()
 
 
-def _end(step: Step) -> Iterator[Action]:
+def _end(step: Step, pods: list[str]) -> Iterator[Action]:
+    """Delete the test's remaining pods, wait until their addresses are back, audit, remove the pool."""
+    if pods:
+        yield step.delete_pods(pods)
+        yield step.wait_released(pods)
     yield step.audit_pool("after")
     yield step.delete_pool()
 
@@ -236,7 +241,6 @@ def _end(step: Step) -> Iterator[Action]:
 def allocate(ctx: RunContext) -> Iterator[Action]:
     step = Step(ctx, "allocate")
     yield from _begin(ctx, "allocate", step)
-    yield step.read_count()
     name = f"{step.test}-0"
     yield step.create_pods([name])
     yield step.wait_addressed([name])
@@ -262,9 +266,7 @@ def allocate(ctx: RunContext) -> Iterator[Action]:
         return Outcome(not problems, "; ".join(problems) or f"{ip} from {step.pool}, recorded in pool and endpoint")
 
     yield step.action("check allocation", check)
-    yield step.delete_pods([name])
-    yield step.wait_released([name], lambda: step.count_before)
-    yield from _end(step)
+    yield from _end(step, [name])
 
 
 def release(ctx: RunContext) -> Iterator[Action]:
@@ -277,7 +279,7 @@ def release(ctx: RunContext) -> Iterator[Action]:
     yield step.create_pods([first])
     yield step.wait_addressed([first])
     yield step.delete_pods([first])
-    yield step.wait_released([first], lambda: 0)
+    yield step.wait_released([first])
     yield step.create_pods([second])
     yield step.wait_addressed([second])
     yield step.action(
@@ -287,16 +289,13 @@ def release(ctx: RunContext) -> Iterator[Action]:
             f"{second} got {step.ips[second]}, released by {first}: {step.ips[first]}",
         ),
     )
-    yield step.delete_pods([second])
-    yield step.wait_released([second], lambda: 0)
-    yield from _end(step)
+    yield from _end(step, [second])
 
 
 def scale(ctx: RunContext) -> Iterator[Action]:
     step = Step(ctx, "scale")
     yield from _begin(ctx, "scale", step)
     names = [f"{step.test}-{i}" for i in range(ctx.params.ipam_pods)]
-    yield step.read_count()
     yield step.create_pods(names)
     yield step.wait_addressed(names)
 
@@ -313,9 +312,7 @@ def scale(ctx: RunContext) -> Iterator[Action]:
         )
 
     yield step.action("no address shared", unique)
-    yield step.delete_pods(names)
-    yield step.wait_released(names, lambda: step.count_before)
-    yield from _end(step)
+    yield from _end(step, names)
 
 
 def exhaustion(ctx: RunContext) -> Iterator[Action]:
@@ -348,9 +345,7 @@ def exhaustion(ctx: RunContext) -> Iterator[Action]:
     yield step.action("one pod too many stays pending", starved)
     yield step.delete_pods(holders)
     yield step.wait_addressed([extra])
-    yield step.delete_pods([extra])
-    yield step.wait_released([extra], lambda: 0)
-    yield from _end(step)
+    yield from _end(step, [extra])
 
 
 def statefulset_enabled(ctx: RunContext) -> bool | None:
@@ -422,7 +417,7 @@ def statefulset(ctx: RunContext) -> Iterator[Action]:
         return Outcome(True, f"deleted StatefulSet {name}")
 
     yield step.action("delete StatefulSet", delete)
-    yield from _end(step)
+    yield from _end(step, [])
 
 
 def _test(name: str, description: str, fn: Callable[[RunContext], Iterator[Action]]) -> Test:
