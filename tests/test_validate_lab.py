@@ -219,3 +219,11 @@ def test_cli_run_json_output_and_exit_code(lab: LabCluster, tmp_path: Path) -> N
     assert outcome.exit_code == 0, outcome.output
     data = json.loads(outcome.output[outcome.output.index("{") :])
     assert data["passed"] and data["counts"]["pass"] == 7
+
+
+def test_run_timeout_stops_the_tests_and_still_cleans_up(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.before_ready = break_path("ip daddr {server-1} drop")  # probes to server-1 hang until they time out
+    result = run(lab, tmp_path, timeout=4, probe_timeout=3, tests=("connectivity/pod-to-pod",))
+    assert result.timed_out and not result.passed
+    assert any("timeout (4s) expired" in t.reason for t in result.tests)
+    assert result.cleanup == [f"removed namespace {result.namespace}"]
