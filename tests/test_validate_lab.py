@@ -227,3 +227,9 @@ def test_run_timeout_stops_the_tests_and_still_cleans_up(lab: LabCluster, tmp_pa
     assert result.timed_out and not result.passed
     assert any("timeout (4s) expired" in t.reason for t in result.tests)
     assert result.cleanup == [f"removed namespace {result.namespace}"]
+
+
+def test_a_slow_pod_without_a_warning_is_not_called_stuck(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.ipam_delay = 0.6  # four pods started one by one: the last one after well over stuck_after
+    result = run(lab, tmp_path, stuck_after=1, tests=("connectivity/pod-to-node",))
+    assert result.passed, result.setup_error

@@ -153,8 +153,11 @@ class RunContext:
         if phase == "Running" and conditions.get("Ready") == "True" and self._underlay_ip(pod):
             ready[name] = pod
         elif time.monotonic() - first_seen[name] > self.params.stuck_after:
-            reason = self._blocking_event(name) or f"phase {phase}"
-            raise SetupError(f"pod {name} is stuck ({reason}) after {self.params.stuck_after:.0f}s")
+            # A warning (no node fits, no address, a failed mount) means stuck; a pull of a large image in
+            # progress does not: that pod has until the deadline.
+            reason = self._blocking_event(name)
+            if reason:
+                raise SetupError(f"pod {name} is stuck ({reason}) after {self.params.stuck_after:.0f}s")
 
     def _blocking_event(self, pod: str) -> str:
         events = self.cluster.list("Event", self.namespace)

@@ -38,7 +38,7 @@ class Parameters:
     rdma_seconds: int = 5  # duration of the bandwidth measurement
     http_port: int = 8080
     pod_ready_timeout: float = 180.0
-    stuck_after: float = 45.0  # report a pod stuck in Pending/ContainerCreating after this long
+    stuck_after: float = 45.0  # report a pod Pending/ContainerCreating this long with a warning event as stuck
     probe_timeout: int = 5
     retries: int = 3
     retry_delay: float = 1.0
