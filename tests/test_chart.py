@@ -243,3 +243,9 @@ def test_checkov_passes_on_rendered_manifests(profile: str, rendered: Any, tmp_p
     failed = [(c["check_id"], c["resource"]) for c in report.get("results", {}).get("failed_checks", [])]
     assert failed == []
     assert report["summary"]["passed"] > 50
+
+
+@pytest.mark.parametrize("script", [chart.CHART / "files" / "test-apps.sh", REPO / "scripts" / "install-tools.sh"])
+def test_shipped_scripts_pass_shellcheck(script: Path) -> None:
+    proc = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout

@@ -34,8 +34,11 @@ for i in $(seq 0 $((APP_COUNT - 1))); do
   case " ${apps} " in *" app-${i} "*) ;; *) echo "FAIL app-${i}: no running pod"; failed=1 ;; esac
 done
 if [ -n "${remote}" ]; then
-  ping -c 3 -W 2 "${remote}" >/dev/null && echo "ok   ping ${remote} on another node" \
-    || { echo "FAIL ping ${remote} on another node"; failed=1; }
+  if ping -c 3 -W 2 "${remote}" >/dev/null; then
+    echo "ok   ping ${remote} on another node"
+  else
+    echo "FAIL ping ${remote} on another node"; failed=1
+  fi
 else
   echo "FAIL no app pod on a node other than ${NODE_NAME} to ping"; failed=1
 fi
