@@ -70,7 +70,7 @@ class UserData:
         return base64.b64encode(data).decode()
 
 
-def node_role(config: ClusterConfig, node: Node) -> str:
+def node_role(node: Node) -> str:
     if node.role == "worker":
         return "worker"
     return "control-plane-init" if node.index == 0 else "control-plane-join"
@@ -95,7 +95,7 @@ def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, objec
         "config": config,
         "plan": plan,
         "node": node,
-        "role": node_role(config, node),
+        "role": node_role(node),
         "rdma": config.workers.rdma.value if node.role == "worker" else RdmaMode.NONE.value,
         "node_labels": node_labels(config, node),
         "api_dns_name": api_dns_name(config),

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
 import subprocess
-from ipaddress import IPv4Address, ip_address
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
+from spider_validate import addresses
 
 from tests import chart
 from tests.conftest import REPO, SHARED, Synthesized
@@ -130,13 +131,8 @@ def test_contract_catches_a_typo() -> None:
     assert "ipam.enableStatefulSet" in known and "ipam.enableStatefullSet" not in known
 
 
-def expand(ranges: list[str]) -> set[IPv4Address]:
-    out: set[IPv4Address] = set()
-    for r in ranges:
-        a, _, b = r.partition("-")
-        first, last = ip_address(a), ip_address(b or a)
-        out |= {IPv4Address(i) for i in range(int(first), int(last) + 1)}
-    return out
+def expand(ranges: list[str]) -> set[str]:
+    return set(addresses.expand(ranges))
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -177,7 +173,7 @@ def test_each_workers_pools_equal_its_eni_prefixes(rendered: Any, synthesized: d
     assert workers == {p["spec"]["nodeName"][0] for p in pools}
     for node in workers:
         pool_ips = set().union(*(expand(p["spec"]["ips"]) for p in pools if p["spec"]["nodeName"] == [node]))
-        eni_ips = {ip for prefix in by_node[node] for ip in __import__("ipaddress").ip_network(prefix)}
+        eni_ips = {str(ip) for prefix in by_node[node] for ip in ipaddress.ip_network(prefix)}
         assert pool_ips == eni_ips
 
 

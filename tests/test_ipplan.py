@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from ipaddress import IPv4Address, ip_address
+from ipaddress import IPv4Address
 
 import pytest
+from spider_validate import addresses
 
 from cdk.config import ClusterConfig, Workers
 from cdk.ipplan import address_ranges, make_plan
@@ -26,14 +27,7 @@ CONFIGS = {
 
 
 def expand(ranges: list[str]) -> set[IPv4Address]:
-    out: set[IPv4Address] = set()
-    for r in ranges:
-        first, _, last = r.partition("-")
-        a = ip_address(first)
-        b = ip_address(last or first)
-        assert isinstance(a, IPv4Address) and isinstance(b, IPv4Address)
-        out.update(IPv4Address(i) for i in range(int(a), int(b) + 1))
-    return out
+    return {IPv4Address(ip) for ip in addresses.expand(ranges)}
 
 
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +51,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         identity = tmp_path_factory.mktemp("srv") / "identity"
         identity.write_text("server-b")
         netns.spawn(b, [sys.executable, str(SERVER), "8080", str(identity)], identity.with_suffix(".log"))
-        for _ in range(100):
-            if ":8080 " in netns.sh("ss", "-ltnH", ns=b).stdout:
-                break
-            time.sleep(0.05)
+        assert netns.wait_listening(b, 8080)
         yield Pair(a, b)
     finally:
         netns.sweep(prefix)

@@ -42,7 +42,7 @@ def every_node() -> list[tuple[str, ClusterConfig, IpPlan, Node]]:
     out = []
     for name, config in CONFIGS.items():
         plan = make_plan(config)
-        roles = {userdata.node_role(config, n): n for n in plan.nodes}  # one node per distinct role
+        roles = {userdata.node_role(n): n for n in plan.nodes}  # one node per distinct role
         out += [(f"{name}-{role}", config, plan, node) for role, node in roles.items()]
     return out
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spider_validate.addresses import expand
 from spider_validate.kube import SPIDERPOOL_GROUP, SPIDERPOOL_VERSION, ApiError, ExecResult, unwrap_output, wrap_command
 
 from tests.lab import netns
@@ -477,7 +478,7 @@ class LabCluster:
             pod.server = netns.spawn(
                 pod.ns, [sys.executable, str(SERVER), port, str(pod.identity)], self.workdir / f"{namespace}-{name}.log"
             )
-            if not self._wait_listening(pod.ns, int(port)):
+            if not netns.wait_listening(pod.ns, int(port)):
                 raise RuntimeError(f"server of {name} did not start")
         pod.node = node
         hook = self.faults.before_ready.pop(name, None)
@@ -501,14 +502,6 @@ class LabCluster:
             )
             self._put(pod.obj)
         self._sync_services()
-
-    @staticmethod
-    def _wait_listening(ns: str, port: int) -> bool:
-        for _ in range(100):
-            if f":{port} " in netns.sh("ss", "-ltnH", ns=ns, check=False).stdout:
-                return True
-            time.sleep(0.05)
-        return False
 
     def _candidate_pools(self, pod: LabPod, node: str) -> builtins.list[str]:
         annotations = pod.obj["metadata"].get("annotations", {})
@@ -696,12 +689,3 @@ def cni_config(ip: str) -> dict[str, object]:
         "mode": "bridge",
         "ipam": {"type": "static", "addresses": [{"address": f"{ip}/{NODE_NET.prefixlen}"}]},
     }
-
-
-def expand(ranges: list[str]) -> list[str]:
-    out = []
-    for r in ranges:
-        first, _, last = r.partition("-")
-        a, b = int(ipaddress.ip_address(first)), int(ipaddress.ip_address(last or first))
-        out += [str(ipaddress.ip_address(i)) for i in range(a, b + 1)]
-    return out

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,6 +79,16 @@ def cni(
     if proc.returncode != 0:
         raise RuntimeError(f"CNI {plugin} {command} failed: {proc.stdout.strip()} {proc.stderr.strip()}")
     return dict(json.loads(proc.stdout)) if proc.stdout.strip() else {}
+
+
+def wait_listening(ns: str, port: int, timeout: float = 5.0) -> bool:
+    """Whether a TCP server in the namespace listens on `port` within the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if f":{port} " in sh("ss", "-ltnH", ns=ns, check=False).stdout:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def spawn(ns: str, args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:

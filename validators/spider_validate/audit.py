@@ -7,13 +7,13 @@ agrees; allocatedIPCount == len(allocatedIPs) <= totalIPCount; and every address
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spider_validate import addresses
 from spider_validate.context import network_status
 from spider_validate.model import ActionResult, Status, TestResult
 
@@ -50,15 +50,6 @@ def load_dump(path: Path) -> Snapshot:
     if unknown:
         raise ValueError(f"unexpected kinds {sorted(unknown)}: dump spiderippools,spiderendpoints,pods only")
     return Snapshot(by_kind["SpiderIPPool"], by_kind["SpiderEndpoint"], by_kind["Pod"])
-
-
-def _expand(ranges: list[str]) -> set[str]:
-    out: set[str] = set()
-    for r in ranges:
-        first, _, last = r.partition("-")
-        a, b = int(ipaddress.ip_address(first)), int(ipaddress.ip_address(last or first))
-        out |= {str(ipaddress.ip_address(i)) for i in range(a, b + 1)}
-    return out
 
 
 def _ref(obj: dict[str, Any]) -> str:
@@ -118,7 +109,7 @@ def audit(snapshot: Snapshot, only_pools: set[str] | None = None) -> list[Findin
                 )
             )
         spec = pool.get("spec", {})
-        valid = _expand(spec.get("ips", [])) - _expand(spec.get("excludeIPs", []))
+        valid = set(addresses.expand(spec.get("ips", []))) - set(addresses.expand(spec.get("excludeIPs", [])))
         for ip, record in sorted(records.items()):
             pod_ref, uid = record.get("pod", ""), record.get("podUid", "")
             holders[ip].append(f"{name}:{pod_ref}")

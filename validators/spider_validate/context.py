@@ -57,11 +57,12 @@ class RunContext:
         self.finalizers.append((what, fn))
 
     def by_role(self, role: str) -> list[PodInfo]:
-        return [p for p in self.pods.values() if p.role == role]
+        # a snapshot: tests running in other threads add their pods (rdma) while this one iterates
+        return [p for p in list(self.pods.values()) if p.role == role]
 
     # -- API calls with bounded retries on transient errors (429, 5xx, connection) -------------------
 
-    def api(self, fn: Callable[[], Any], what: str) -> Any:
+    def api(self, fn: Callable[[], Any]) -> Any:
         delay = self.params.retry_delay
         for attempt in range(1, self.params.retries + 2):
             try:
@@ -77,7 +78,7 @@ class RunContext:
         """Create, treating 'already exists' as done when the object is this run's (a retried create)."""
         meta = obj["metadata"]
         try:
-            self.api(lambda: self.cluster.create(obj), f"create {obj['kind']} {meta['name']}")
+            self.api(lambda: self.cluster.create(obj))
         except ApiError as exc:
             if exc.status != 409:
                 raise

@@ -10,6 +10,7 @@ from spider_validate.params import MANAGED_BY, RUN_LABEL, Parameters
 
 ROLE_LABEL = "spider-validate/role"
 APP_LABEL = "spider-validate/app"
+SERVING_ROLES = {"server", "app"}  # pods that run the HTTP server; every other role sleeps
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,11 @@ def pod(
     app: str | None = None,
     pools: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """A test pod pinned to `node`: role server (HTTP on the port, answers its name) or client (sleeps)."""
+    """A test pod pinned to `node`: a serving role answers HTTP with its name, the others sleep (probes exec)."""
     container: dict[str, Any]
-    if role == "client":
-        container = {"name": "client", "image": image, "command": ["sleep", "infinity"]}
+    serves = role in SERVING_ROLES
+    if not serves:
+        container = {"name": role, "image": image, "command": ["sleep", "infinity"]}
     else:
         container = {
             "name": "server",
@@ -91,7 +93,7 @@ def pod(
         }
     container |= {
         "imagePullPolicy": "IfNotPresent",
-        "securityContext": _security(non_root=role != "client"),
+        "securityContext": _security(non_root=serves),
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
     }
     extra = {ROLE_LABEL: role} | ({APP_LABEL: app} if app else {})

@@ -244,7 +244,7 @@ class Runner:
                 self.result.cleanup.append(f"NOT removed (cleanup deadline): {what}")
                 continue
             try:
-                self.ctx.api(fn, f"delete {what}")
+                self.ctx.api(fn)
                 self.result.cleanup.append(f"removed {what}")
             except (ApiError, KeyboardInterrupt) as exc:
                 self.result.cleanup.append(f"NOT removed: {what} ({exc}); run `spider-validate cleanup`")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Iterator
 from typing import Any
 
-from spider_validate import actions
+from spider_validate import actions, addresses
 from spider_validate.context import PodInfo, RunContext, underlay_ip
 from spider_validate.model import Action, Outcome, Scenario, Skip, Test
 
@@ -19,7 +18,7 @@ def app_pods(ctx: RunContext) -> dict[str, list[tuple[PodInfo, dict[str, Any]]]]
     """Running pods by app: the run's own (--apps N) or the umbrella chart's sample apps."""
     assert ctx.network is not None
     if ctx.params.apps:
-        own = [p for p in ctx.by_role("app")]
+        own = ctx.by_role("app")
         return {app: [(p, {}) for p in own if p.app == app] for app in sorted({p.app or "" for p in own})}
     found: dict[str, list[tuple[PodInfo, dict[str, Any]]]] = {}
     for pod in ctx.cluster.list("Pod", label_selector=CHART_APP_LABEL):
@@ -53,15 +52,6 @@ def requested_pools(pod: dict[str, Any]) -> list[str]:
     return []
 
 
-def in_ranges(ip: str, ranges: list[str]) -> bool:
-    addr = int(ipaddress.ip_address(ip))
-    for r in ranges:
-        first, _, last = r.partition("-")
-        if int(ipaddress.ip_address(first)) <= addr <= int(ipaddress.ip_address(last or first)):
-            return True
-    return False
-
-
 def distinct_ips(ctx: RunContext) -> Iterator[Action]:
     apps = app_pods(ctx)
     pools = {p["metadata"]["name"]: p for p in ctx.cluster.list("SpiderIPPool")} if not ctx.params.apps else {}
@@ -85,7 +75,7 @@ def distinct_ips(ctx: RunContext) -> Iterator[Action]:
                 if pod and not names:
                     problems.append(f"{info.name} asks for no pool of its own")
                 elif names and not any(
-                    in_ranges(info.ip, pools.get(n, {}).get("spec", {}).get("ips", [])) for n in names
+                    addresses.contains(pools.get(n, {}).get("spec", {}).get("ips", []), info.ip) for n in names
                 ):
                     problems.append(f"{info.name}'s {info.ip} is in none of its pools {names}")
             ips = sorted(i.ip for i, _ in members)

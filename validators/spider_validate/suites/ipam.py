@@ -6,7 +6,6 @@ pools carry the run's labels and a finalizer deletes them; it never touches a us
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from spider_validate import audit, manifests
+from spider_validate import addresses, audit, manifests
 from spider_validate.context import RunContext, underlay_ip
 from spider_validate.kube import SPIDERPOOL_GROUP, SPIDERPOOL_VERSION
 from spider_validate.model import Action, Outcome, Scenario, Skip, Test
@@ -26,17 +25,11 @@ USED_OUT = "all IP addresses used out"
 SIZES = {"allocate": 2, "release": 1, "exhaustion": 2, "statefulset": 1}
 
 
-def _range_addresses(spec: str) -> list[str]:
-    first, _, last = spec.partition("-")
-    a, b = int(ipaddress.ip_address(first)), int(ipaddress.ip_address(last or first))
-    return [str(ipaddress.ip_address(i)) for i in range(a, b + 1)]
-
-
 def _addresses_for(ctx: RunContext, test: str) -> list[str]:
     if not ctx.params.ipam_range:
         raise Skip("needs free addresses for its own pools (--ipam-range A-B of the network's subnet) or --pool NAME")
     sizes = {"scale": ctx.params.ipam_pods, **SIZES}
-    pool = _range_addresses(ctx.params.ipam_range)
+    pool = addresses.expand([ctx.params.ipam_range])
     start = 0
     for name, size in sizes.items():
         if name == test:
@@ -74,17 +67,17 @@ class Step:
         return self.action("read pool", run)
 
     def records(self) -> tuple[dict[str, Any], int]:
-        pool = self.ctx.api(lambda: self.ctx.cluster.get("SpiderIPPool", self.pool), "get pool") or {}
+        pool = self.ctx.api(lambda: self.ctx.cluster.get("SpiderIPPool", self.pool)) or {}
         status = pool.get("status", {}) or {}
         return json.loads(status.get("allocatedIPs") or "{}"), int(status.get("allocatedIPCount", 0) or 0)
 
-    def create_pool(self, addresses: list[str]) -> Action:
+    def create_pool(self, ips: list[str]) -> Action:
         def run() -> Outcome:
             template = self._template_pool()
             spec = {
                 "ipVersion": 4,
                 "subnet": template["spec"]["subnet"],
-                "ips": [f"{addresses[0]}-{addresses[-1]}" if len(addresses) > 1 else addresses[0]],
+                "ips": [f"{ips[0]}-{ips[-1]}" if len(ips) > 1 else ips[0]],
             }
             for key in ("gateway", "nodeName", "routes"):
                 if template["spec"].get(key):
@@ -103,7 +96,7 @@ class Step:
             self.ctx.add_finalizer(
                 f"SpiderIPPool {self.pool}", lambda: self.ctx.cluster.delete("SpiderIPPool", self.pool)
             )
-            return Outcome(True, f"created pool {self.pool} with {len(addresses)} addresses on {spec['subnet']}")
+            return Outcome(True, f"created pool {self.pool} with {len(ips)} addresses on {spec['subnet']}")
 
         return self.action("create pool", run)
 
@@ -122,19 +115,17 @@ class Step:
     def pod_manifest(self, name: str) -> dict[str, Any]:
         """A sleeping pod on the test's node that asks for the test's pool."""
         assert self.ctx.network is not None
-        pod = manifests.pod(
+        return manifests.pod(
             name,
             self.ctx.namespace,
             self.ctx.run_id,
-            "client",
+            "ipam",
             self.node,
             self.ctx.params.image("client"),
             self.ctx.network,
             self.ctx.params,
             pools=(self.pool,),
         )
-        pod["metadata"]["labels"][manifests.ROLE_LABEL] = "ipam"
-        return pod
 
     def create_pods(self, names: list[str]) -> Action:
         def run() -> Outcome:
@@ -180,7 +171,7 @@ class Step:
     def delete_pods(self, names: list[str]) -> Action:
         def run() -> Outcome:
             for name in names:
-                self.ctx.api(partial(self.ctx.cluster.delete, "Pod", name, self.ctx.namespace), "delete pod")
+                self.ctx.api(partial(self.ctx.cluster.delete, "Pod", name, self.ctx.namespace))
             return Outcome(True, f"deleted {len(names)} pod(s)")
 
         return self.action(f"delete {len(names)} pod(s)", run)
@@ -215,7 +206,7 @@ class Step:
     def delete_pool(self) -> Action:
         def run() -> Outcome:
             if self.own_pool:
-                self.ctx.api(lambda: self.ctx.cluster.delete("SpiderIPPool", self.pool), "delete pool")
+                self.ctx.api(lambda: self.ctx.cluster.delete("SpiderIPPool", self.pool))
             return Outcome(True, f"deleted pool {self.pool}" if self.own_pool else "kept the user's pool")
 
         return self.action("delete pool", run)
@@ -250,7 +241,7 @@ def allocate(ctx: RunContext) -> Iterator[Action]:
         pool = ctx.cluster.get("SpiderIPPool", step.pool) or {}
         spec = pool.get("spec", {})
         problems = []
-        if ip not in audit._expand(spec.get("ips", [])) or ip in audit._expand(spec.get("excludeIPs", [])):
+        if not addresses.contains(spec.get("ips", []), ip) or addresses.contains(spec.get("excludeIPs", []), ip):
             problems.append(f"{ip} is not one of the pool's ips (minus excludeIPs)")
         records, count = step.records()
         if records.get(ip, {}).get("podUid") != uid:
@@ -413,7 +404,7 @@ def statefulset(ctx: RunContext) -> Iterator[Action]:
     yield step.action("same address after restart", same)
 
     def delete() -> Outcome:
-        ctx.api(partial(ctx.cluster.delete, "StatefulSet", name, ctx.namespace), "delete StatefulSet")
+        ctx.api(partial(ctx.cluster.delete, "StatefulSet", name, ctx.namespace))
         return Outcome(True, f"deleted StatefulSet {name}")
 
     yield step.action("delete StatefulSet", delete)

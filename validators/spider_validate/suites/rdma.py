@@ -56,9 +56,8 @@ def rdma_pod(ctx: RunContext, name: str, node: str, mode: str, resource: str | N
     """A pod with the RDMA tools; with `resource` it requests one device, IPC_LOCK and (EFA) hugepages."""
     assert ctx.network is not None
     pod = manifests.pod(
-        name, ctx.namespace, ctx.run_id, "client", node, ctx.params.image("rdma"), ctx.network, ctx.params
+        name, ctx.namespace, ctx.run_id, "rdma", node, ctx.params.image("rdma"), ctx.network, ctx.params
     )
-    pod["metadata"]["labels"][manifests.ROLE_LABEL] = "rdma"
     container = pod["spec"]["containers"][0]
     container["securityContext"]["capabilities"]["add"] = ["IPC_LOCK"] if resource else []
     if resource:
