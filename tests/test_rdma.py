@@ -4,12 +4,14 @@ suite creates, and its behaviour on the double (which has no RDMA: this kernel h
 from __future__ import annotations
 
 import subprocess
+import sys
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
-from spider_validate import rdma_probes
+from spider_validate import linerate, rdma_probes
 from spider_validate.context import RunContext
 from spider_validate.manifests import Network
 from spider_validate.model import Status
@@ -158,4 +160,98 @@ def test_forced_mode_on_the_double_reports_the_missing_device(lab: LabCluster, t
     (test,) = [t for t in result.tests if t.id == "rdma/device"]
     assert test.status is Status.FAIL
     assert "requests spidernet.io/hca_shared_devices but sees no RDMA device" in test.actions[-1].detail
+    assert_nothing_left(lab)
+
+
+def node(name: str, **labels: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": labels}}
+
+
+@pytest.mark.parametrize(
+    ("labels", "rate", "source"),
+    [
+        ({"spiderpool-rdma/network-gbps": "100", "node.kubernetes.io/instance-type": "c5n.9xlarge"}, 100.0, "label"),
+        ({"node.kubernetes.io/instance-type": "c5n.9xlarge"}, 50.0, "c5n.9xlarge of w"),
+        ({"spiderpool-rdma/network-gbps": "nan", "node.kubernetes.io/instance-type": "m7i.xlarge"}, 1.562, "m7i"),
+        ({"spiderpool-rdma/network-gbps": "-5"}, None, "label spiderpool-rdma/network-gbps='-5' is not a rate"),
+        ({"node.kubernetes.io/instance-type": "x9.unknown"}, None, "instance type 'x9.unknown' is not in the shipped"),
+        ({}, None, "no spiderpool-rdma/network-gbps label, no node.kubernetes.io/instance-type label"),
+    ],
+)
+def test_line_rate_from_the_label_then_the_shipped_table(labels: dict[str, str], rate: Any, source: str) -> None:
+    """The bootstrap's label first, then the instance type in the data the package ships (c5n.9xlarge: 50 Gb/s
+    in EC2's documentation, REFERENCE.md), else unknown with the reason."""
+    found, why = linerate.node_line_rate(node("w", **labels))
+    assert found == pytest.approx(rate) if rate is not None else found is None
+    assert source in why
+
+
+def test_the_shipped_table_is_package_data_not_a_source_tree_path() -> None:
+    table = linerate.shipped_table()
+    assert table["c5n.9xlarge"] == 50.0 and len(table) > 100
+    assert "instance_network.json" in {r.name for r in files("spider_validate").joinpath("data").iterdir()}
+
+
+def test_the_validator_never_imports_cdk() -> None:
+    code = (
+        "import importlib, pkgutil, sys, spider_validate, spider_validate.suites\n"
+        "for m in pkgutil.walk_packages(spider_validate.__path__, 'spider_validate.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print(sorted(n for n in sys.modules if n == 'cdk' or n.startswith('cdk.')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "rate", "mode", "device", "passes", "needs"),
+    [
+        ("mb-sec.txt", 50.0, "efa", "rdmap16s27", True, "needs 40.00 (0.8 x 50 Gb/s"),  # 50.6 Gb/s measured
+        ("mb-sec.txt", 100.0, "sriov", "mlx5_0", False, "needs 80.00 (0.8 x 100 Gb/s"),
+        ("mb-sec.txt", 100.0, "shared", "mlx5_0", True, "needs 50.00 (0.5 x 100 Gb/s"),
+        ("softroce-mb-sec.txt", 12.5, "shared", "rxe0", True, "needs 0.62 (0.05 x 12.5 Gb/s"),  # 0.925 Gb/s
+        ("softroce-mb-sec.txt", 25.0, "shared", "rxe0", False, "needs 1.25 (0.05 x 25 Gb/s"),
+    ],
+)
+def test_bandwidth_is_judged_against_a_fraction_of_the_line_rate(
+    fixture: str, rate: float, mode: str, device: str, passes: bool, needs: str
+) -> None:
+    bw = rdma_probes.parse_perftest((FIXTURES / fixture).read_text())
+    threshold, how = rdma.required_gbps(rate, mode, device)
+    outcome = rdma.judge(bw, threshold, how)
+    assert outcome.ok is passes and needs in outcome.detail
+    assert outcome.data["min_gbps"] == pytest.approx(threshold, abs=1e-3)
+
+
+# `ibv_devices` output: rdma-core libibverbs/examples/device_list.c prints "    %-16s\t%16s" headers, then
+# "    %-16s\t%016llx" per device
+IBV_DEVICES_NONE = "    device          \t   node GUID\n    ------          \t----------------\n"
+IBV_DEVICES_EFA = IBV_DEVICES_NONE + "    rdmap16s27      \t0000000000000000\n"
+
+
+@pytest.mark.parametrize(
+    ("want", "output", "ok", "detail"),
+    [
+        (True, IBV_DEVICES_EFA, True, "sees rdmap16s27"),
+        (True, IBV_DEVICES_NONE, False, "requests vpc.amazonaws.com/efa but sees no RDMA device"),
+        (False, IBV_DEVICES_NONE, True, "sees none (isolated)"),
+        (False, IBV_DEVICES_EFA, False, "requests no RDMA device but sees rdmap16s27: isolation is broken"),
+    ],
+)
+def test_device_and_isolation_outcomes(want: bool, output: str, ok: bool, detail: str) -> None:
+    outcome = rdma.device_outcome("p", rdma.EFA_RESOURCE, want, 0, output)
+    assert outcome.ok is ok and detail in outcome.detail
+    assert rdma.device_outcome("p", rdma.EFA_RESOURCE, want, None, output).transient
+
+
+def test_bandwidth_with_an_unknown_line_rate_skips_with_the_reason(lab: LabCluster, tmp_path: Path) -> None:
+    """The double's nodes carry neither the rate label nor an instance type: no threshold, so no pass."""
+    params = Parameters(
+        tests=("rdma/bandwidth",), rdma_mode="shared", diagnostics_dir=str(tmp_path), probe_timeout=2, retry_delay=0.1
+    )
+    result = Runner(lab, params, all_tests()).run()
+    (test,) = [t for t in result.tests if t.id == "rdma/bandwidth"]
+    assert test.status is Status.SKIP and test.actions == []
+    assert "unknown line rate (node lab-node-0: no spiderpool-rdma/network-gbps label" in test.reason
+    assert test.reason.endswith("pass --rdma-min-gbps")
     assert_nothing_left(lab)

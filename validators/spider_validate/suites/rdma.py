@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from spider_validate import manifests, rdma_probes
+from spider_validate import linerate, manifests, rdma_probes
 from spider_validate.context import PodInfo, RunContext
 from spider_validate.model import Action, Outcome, Scenario, Skip, Test
 
@@ -106,43 +106,60 @@ def device(ctx: RunContext) -> Iterator[Action]:
 
     def sees(pod: str, want: bool) -> Outcome:
         code, out, err = _exec(ctx, pod, "ibv_devices", 30)
-        if code is None:
-            return Outcome(False, "the exit code of ibv_devices was lost", transient=True)
-        found = rdma_probes.parse_devices(out)
-        if want:
-            return Outcome(
-                bool(found),
-                f"{pod} sees {', '.join(found)}"
-                if found
-                else f"{pod} requests {resource} but sees no RDMA device ({(err or out).strip()[:120]})",
-            )
-        return Outcome(
-            not found,
-            f"{pod} sees none (isolated)"
-            if not found
-            else f"{pod} requests no RDMA device but sees {', '.join(found)}: isolation is broken",
-        )
+        return device_outcome(pod, resource, want, code, out + err)
 
     yield Action("device in the pod that requests it", "rdma", "rdma-with", resource, lambda: sees("rdma-with", True))
     if exclusive:
         yield Action("no device without a request", "rdma", "rdma-without", "-", lambda: sees("rdma-without", False))
 
 
-def line_rate_gbps(ctx: RunContext, node: str) -> tuple[float | None, str]:
-    """The node type's network rate from the EC2 table (when the cdk package and its table are there)."""
-    obj = ctx.cluster.get("Node", node) or {}
-    itype = obj.get("metadata", {}).get("labels", {}).get("node.kubernetes.io/instance-type", "")
-    try:
-        from cdk.ec2_types import InstanceTable
+def device_outcome(pod: str, resource: str, want: bool, code: int | None, output: str) -> Outcome:
+    """Whether `ibv_devices` in `pod` shows a device exactly when the pod requested one."""
+    if code is None:
+        return Outcome(False, "the exit code of ibv_devices was lost", transient=True)
+    found = rdma_probes.parse_devices(output)
+    if want:
+        if found:
+            return Outcome(True, f"{pod} sees {', '.join(found)}")
+        return Outcome(False, f"{pod} requests {resource} but sees no RDMA device ({output.strip()[:120]})")
+    if found:
+        return Outcome(False, f"{pod} requests no RDMA device but sees {', '.join(found)}: isolation is broken")
+    return Outcome(True, f"{pod} sees none (isolated)")
 
-        entry = InstanceTable.load().get(itype)
-    except (ImportError, FileNotFoundError):
-        return None, itype
-    return (entry.network_gbps if entry else None), itype
+
+def line_rate(ctx: RunContext, nodes: list[str]) -> tuple[float, str]:
+    """The slower of the nodes' line rates (Gb/s) and where it came from; Skip when one is unknown."""
+    rates = [linerate.node_line_rate(ctx.cluster.get("Node", node) or {"metadata": {"name": node}}) for node in nodes]
+    unknown = [why for rate, why in rates if rate is None]
+    if unknown:
+        raise Skip(f"unknown line rate ({'; '.join(unknown)}): pass --rdma-min-gbps")
+    rate, source = min(rates, key=lambda r: r[0] or 0.0)
+    assert rate is not None
+    return rate, source
+
+
+def required_gbps(rate: float, mode: str, device: str) -> tuple[float, str]:
+    """The bandwidth to reach: a fraction of the line rate, small for Soft-RoCE (rxe is CPU-bound)."""
+    fraction = SOFTROCE_FRACTION if device.startswith("rxe") else FRACTION[mode]
+    return rate * fraction, f"{fraction:g} x {rate:g} Gb/s"
+
+
+def judge(bw: rdma_probes.Bandwidth, threshold: float, how: str) -> Outcome:
+    data = {
+        "peak_gbps": round(bw.peak_gbps, 2),
+        "average_gbps": round(bw.average_gbps, 2),
+        "min_gbps": round(threshold, 3),
+        "unit": bw.unit,
+        "bytes": bw.size_bytes,
+    }
+    summary = f"average {bw.average_gbps:.2f} Gb/s, peak {bw.peak_gbps:.2f} Gb/s ({bw.size_bytes} B messages)"
+    return Outcome(bw.average_gbps >= threshold, f"{summary}, needs {threshold:.2f} ({how})", data=data)
 
 
 def bandwidth(ctx: RunContext) -> Iterator[Action]:
     mode, resource = mode_of(ctx)
+    min_gbps = ctx.params.rdma_min_gbps
+    rate, source = (0.0, "") if min_gbps is not None else line_rate(ctx, ctx.nodes[:2])
     pods = Pods(ctx, "bandwidth")
     server, client = "rdma-server", "rdma-client"
     yield pods.start(
@@ -182,15 +199,14 @@ def bandwidth(ctx: RunContext) -> Iterator[Action]:
         return Outcome(False, f"server did not listen on {port}: {err.strip()[:120]}")
 
     yield Action("start the server", "rdma", server, f"port {port}", start_server)
-    min_gbps = ctx.params.rdma_min_gbps
-    rate, itype = line_rate_gbps(ctx, ctx.nodes[1])
 
     def measure() -> Outcome:
         dev, gid = found[client]
-        threshold, how = min_gbps, "--rdma-min-gbps"
-        if threshold is None and rate:
-            fraction = SOFTROCE_FRACTION if dev.startswith("rxe") else FRACTION[mode]
-            threshold, how = rate * fraction, f"{fraction:g} x {rate:g} Gb/s of {itype}"
+        if min_gbps is not None:
+            threshold, how = min_gbps, "--rdma-min-gbps"
+        else:
+            threshold, how = required_gbps(rate, mode, dev)
+            how = f"{how}, {source}"
         cmd = [
             "timeout",
             str(deadline),
@@ -201,19 +217,7 @@ def bandwidth(ctx: RunContext) -> Iterator[Action]:
             bw = rdma_probes.parse_perftest(out + err)
         except rdma_probes.PerftestError as exc:
             return Outcome(False, f"ib_write_bw failed: {exc}")
-        data = {
-            "peak_gbps": round(bw.peak_gbps, 2),
-            "average_gbps": round(bw.average_gbps, 2),
-            "min_gbps": threshold,
-            "unit": bw.unit,
-            "bytes": bw.size_bytes,
-        }
-        summary = f"average {bw.average_gbps:.2f} Gb/s, peak {bw.peak_gbps:.2f} Gb/s ({bw.size_bytes} B messages)"
-        if threshold is None:
-            return Outcome(
-                bw.average_gbps > 0, f"{summary}; no threshold (unknown line rate: pass --rdma-min-gbps)", data=data
-            )
-        return Outcome(bw.average_gbps >= threshold, f"{summary}, needs {threshold:.2f} ({how})", data=data)
+        return judge(bw, threshold, how)
 
     yield Action(f"bandwidth {client} -> {server}", "rdma", client, server, measure)
 
