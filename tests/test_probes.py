@@ -41,6 +41,7 @@ class Pair:
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     prefix = f"{netns.PREFIX}{secrets.token_hex(2)}"
     a, b = f"{prefix}-pa", f"{prefix}-pb"
+    owner = netns.Owner(prefix)
     try:
         netns.add_netns(a)
         netns.add_netns(b)
@@ -55,6 +56,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         yield Pair(a, b)
     finally:
         netns.sweep(prefix)
+        owner.release()
 
 
 @pytest.fixture(autouse=True)

@@ -111,6 +111,7 @@ class LabCluster:
     # -- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> LabCluster:
+        self._owner = netns.Owner(self.prefix)
         fabric = f"{self.prefix}-fab"
         netns.add_netns(fabric)
         netns.sh("ip", "link", "add", "br0", "type", "bridge", ns=fabric)
@@ -164,6 +165,7 @@ class LabCluster:
                 self._teardown(pod)
             self.pods.clear()
         netns.sweep(self.prefix)
+        self._owner.release()
 
     def __enter__(self) -> LabCluster:
         return self.start()

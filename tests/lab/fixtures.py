@@ -13,7 +13,7 @@ from tests.lab.cluster import Faults, LabCluster
 
 @pytest.fixture(scope="session")
 def lab_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster]:
-    netns.sweep()  # what an interrupted earlier run may have left
+    netns.sweep_dead()  # what an interrupted earlier run left; never what a live one uses
     with LabCluster(tmp_path_factory.mktemp("lab")) as cluster:
         yield cluster
     assert netns.lab_namespaces(cluster.prefix) == []

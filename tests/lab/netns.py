@@ -1,6 +1,8 @@
 """Network namespaces, links and processes that the lab creates, and their removal (also after a crash).
 
-Everything is named with the lab's prefix so that a sweep finds what an interrupted run left behind.
+Everything is named with the lab's prefix, and each prefix is owned by the process that created it: an
+exclusive flock(2) on OWNERS/<prefix>.lock, which the kernel drops when that process dies, however it dies. A
+test session's sweep removes only prefixes whose owner is gone; another live run's namespaces are never touched.
 Addresses come from 198.18.0.0/15 (reserved for benchmarking) and exist only inside these namespaces,
 which have no default route: no packet can leave them.
 """
@@ -8,6 +10,7 @@ which have no default route: no packet can leave them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -18,6 +21,39 @@ from pathlib import Path
 
 PREFIX = "svl"
 CNI_BIN = Path("/usr/lib/cni")
+OWNERS = Path("/run/spiderpool-rdma-lab")
+
+
+class Owner:
+    """Holds the lock that says `prefix` belongs to this live process (its PID is written in the file)."""
+
+    def __init__(self, prefix: str) -> None:
+        OWNERS.mkdir(parents=True, exist_ok=True)
+        self.path = OWNERS / f"{prefix}.lock"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a clash of random prefixes raises here
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self.fd)
+
+
+def owner_alive(prefix: str) -> bool | None:
+    """True while the owner lives, False when it died, None when the prefix has no owner file (not ours)."""
+    try:
+        fd = os.open(OWNERS / f"{prefix}.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def sh(
@@ -55,12 +91,23 @@ def lab_namespaces(prefix: str = PREFIX) -> list[str]:
     return [n for n in names if n.startswith(prefix)]
 
 
-def sweep(prefix: str = PREFIX) -> list[str]:
-    """Remove every lab namespace (pods first, so their processes die before the nodes go)."""
-    names = lab_namespaces(prefix)
+def sweep(prefix: str) -> list[str]:
+    """Remove the namespaces of one prefix (pods first, so their processes die before the nodes go)."""
+    names = [n for n in lab_namespaces(prefix) if n.split("-")[0] == prefix]
     for name in sorted(names, key=lambda n: "-n" in n or "-fab" in n):
         delete_netns(name)
     return names
+
+
+def sweep_dead() -> list[str]:
+    """Remove what runs whose process is gone left behind; a live run's namespaces and untagged ones stay."""
+    removed: list[str] = []
+    for prefix in sorted({n.split("-")[0] for n in lab_namespaces()}):
+        if owner_alive(prefix) is False:
+            removed += sweep(prefix)
+            with contextlib.suppress(FileNotFoundError):
+                (OWNERS / f"{prefix}.lock").unlink()
+    return removed
 
 
 def cni(
