@@ -7,7 +7,7 @@ export JSII_RUNTIME_PACKAGE_CACHE_ROOT ?= $(ROOT)/.cache/jsii
 export CHECKPOINT_DISABLE := 1
 export SPIDERPOOL_RDMA_CONFIG := $(abspath $(CONFIG))
 
-.PHONY: synth test lint bench-synth bench-validate install clean
+.PHONY: synth test lint bench-synth bench-validate install clean instance-data
 
 install:
 	scripts/install-tools.sh python node checkov helm apt
@@ -17,6 +17,11 @@ synth:
 	@scripts/install-tools.sh python node
 	@set -o pipefail; cdktn synth 2>&1 | { grep -v -e 'CLI configuration' -e 'terraformrc' -e '^[│╷╵]' -e '^\s*$$' || true; }
 	@test -s cdktf.out/helm-values.yaml
+
+## instance-data: refresh cdk/data/instance_types.json from the EC2 API (AWS credentials; REGION=us-east-1)
+instance-data:
+	@scripts/install-tools.sh python
+	python -m cdk.refresh_instance_types --region $(or $(REGION),us-east-1)
 
 lint:
 	ruff check cdk validators tests

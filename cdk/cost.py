@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdk.config import ClusterConfig
-from cdk.ec2_types import PRICE_DATE, InstanceTable
+from cdk.ec2_types import InstanceTable
 
 # us-east-1 list prices (estimates): NAT gateway per hour, gp3 per GiB-month, hours in a month.
 NAT_USD_PER_HOUR = 0.045
@@ -39,6 +39,6 @@ def render(config: ClusterConfig, table: InstanceTable) -> str:
     total = sum(line.usd_per_hour for line in lines)
     rows = [f"  {line.item:<44} {line.usd_per_hour:>9.3f} USD/h" for line in lines]
     note = "" if config.region == "us-east-1" else f" (us-east-1 prices; {config.region} differs)"
-    header = f"Estimated on-demand cost{note}, from instance prices of {PRICE_DATE}: an estimate, not a quote"
+    header = f"Estimated on-demand cost{note}, from instance prices of {table.price_date}: an estimate, not a quote"
     footer = f"  {'total':<44} {total:>9.3f} USD/h  = {total * 24:,.2f} USD/day"
     return "\n".join([header, *rows, footer])
