@@ -58,6 +58,7 @@ class ClusterStack(TerraformStack):
             config=config,
             vpc_id=network.vpc.id,
             subnet_id=network.node_subnet.id,
+            cluster_group_id=security.group.id,
             control_planes=[nodes.instances[n.name] for n in plan.control_planes],
         )
         TerraformOutput(

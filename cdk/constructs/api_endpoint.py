@@ -9,11 +9,13 @@ from cdktn_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealt
 from cdktn_provider_aws.lb_target_group_attachment import LbTargetGroupAttachment
 from cdktn_provider_aws.route53_record import Route53Record, Route53RecordAlias
 from cdktn_provider_aws.route53_zone import Route53Zone, Route53ZoneVpc
+from cdktn_provider_aws.security_group import SecurityGroup
+from cdktn_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from constructs import Construct
 
 from cdk.checkov import checkov_skip
 from cdk.config import ClusterConfig
-from cdk.constructs.security import API_PORT
+from cdk.constructs.security import API_PORT, allow_api_from
 
 
 def api_dns_name(config: ClusterConfig) -> str:
@@ -32,6 +34,7 @@ class ApiEndpoint(Construct):
         config: ClusterConfig,
         vpc_id: str,
         subnet_id: str,
+        cluster_group_id: str,
         control_planes: list[Instance],
     ) -> None:
         super().__init__(scope, id_)
@@ -63,6 +66,9 @@ class ApiEndpoint(Construct):
             internal=True,
             load_balancer_type="network",
             subnets=[subnet_id],
+            # An NLB can only get security groups when it is created (ELB user guide,
+            # network/load-balancer-security-groups.html); without one it would accept any client.
+            security_groups=[self._nlb_group(config, vpc_id, cluster_group_id)],
             enable_cross_zone_load_balancing=True,
         )
         checkov_skip(
@@ -85,6 +91,9 @@ class ApiEndpoint(Construct):
             protocol="TCP",
             vpc_id=vpc_id,
             target_type="ip",
+            # Off (the default for ip targets over TCP, set so it stays so): the control planes see the NLB's
+            # address, and a control plane reaching the API through the NLB lands on itself without hairpinning.
+            preserve_client_ip="false",
             health_check=LbTargetGroupHealthCheck(protocol="HTTPS", path="/readyz", port=str(API_PORT)),
         )
         LbListener(
@@ -111,3 +120,37 @@ class ApiEndpoint(Construct):
             type="A",
             alias=Route53RecordAlias(name=nlb.dns_name, zone_id=nlb.zone_id, evaluate_target_health=True),
         )
+
+    def _nlb_group(self, config: ClusterConfig, vpc_id: str, cluster_group_id: str) -> str:
+        """The NLB's group: API clients in, API and health checks out to the cluster; the nodes' way out to it."""
+        group = SecurityGroup(
+            self,
+            "nlb-sg",
+            name_prefix=f"{config.name}-api-lb-",
+            description=f"{config.name}: internal load balancer of the Kubernetes API",
+            vpc_id=vpc_id,
+            tags={"Name": f"{config.name}-api-lb"},
+            lifecycle={"create_before_destroy": True},
+        )
+        allow_api_from(self, group.id, config)
+        VpcSecurityGroupEgressRule(
+            self,
+            "lb-to-control-planes",
+            security_group_id=group.id,
+            referenced_security_group_id=cluster_group_id,
+            ip_protocol="tcp",
+            from_port=API_PORT,
+            to_port=API_PORT,
+            description="Kubernetes API and its health check on the control planes",
+        )
+        VpcSecurityGroupEgressRule(
+            self,
+            "nodes-to-lb",
+            security_group_id=cluster_group_id,
+            referenced_security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=API_PORT,
+            to_port=API_PORT,
+            description="nodes to the Kubernetes API's load balancer (controlPlaneEndpoint)",
+        )
+        return group.id

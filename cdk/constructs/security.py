@@ -19,6 +19,24 @@ EGRESS_PORTS = {
 }
 
 
+def allow_api_from(scope: Construct, group_id: str, config: ClusterConfig) -> None:
+    """Ingress on the API port from the VPC and the admin network: the API's clients (nodes included)."""
+    sources = {"vpc": str(config.vpc_cidr)}
+    if config.admin_cidr is not None:
+        sources["admin"] = str(config.admin_cidr)
+    for label, cidr in sources.items():
+        VpcSecurityGroupIngressRule(
+            scope,
+            f"in-api-{label}",
+            security_group_id=group_id,
+            cidr_ipv4=cidr,
+            ip_protocol="tcp",
+            from_port=API_PORT,
+            to_port=API_PORT,
+            description=f"Kubernetes API from the {label} network",
+        )
+
+
 class ClusterSecurity(Construct):
     """No 0.0.0.0/0 ingress, no SSH: nodes are reached through SSM Session Manager."""
 
@@ -50,20 +68,7 @@ class ClusterSecurity(Construct):
             ip_protocol="-1",
             description="all traffic among cluster members (EFA requires it)",
         )
-        api_sources = {"vpc": str(config.vpc_cidr)}
-        if config.admin_cidr is not None:
-            api_sources["admin"] = str(config.admin_cidr)
-        for label, cidr in api_sources.items():
-            VpcSecurityGroupIngressRule(
-                self,
-                f"in-api-{label}",
-                security_group_id=sg,
-                cidr_ipv4=cidr,
-                ip_protocol="tcp",
-                from_port=API_PORT,
-                to_port=API_PORT,
-                description=f"Kubernetes API from the {label} network",
-            )
+        allow_api_from(self, sg, config)
         for port, why in EGRESS_PORTS.items():
             VpcSecurityGroupEgressRule(
                 self,
