@@ -1,36 +1,45 @@
-"""Render the umbrella chart with the real helm binary (through pyhelm3), offline.
+"""Render the umbrella chart with the real helm binary and its real subcharts, offline.
 
-Tests render a copy of the chart whose Chart.yaml lists no dependencies: the subcharts cannot be
-downloaded here, our own templates are what is tested, and the values passed to the subcharts are
-checked by the contract test against the upstream values files.
+The subcharts are the upstream packages in ../shared/upstream/charts/, copied into a temporary copy's `charts/`
+under the file names `helm dependency build` gives them (`<name>-<version>.tgz`, Helm's
+`pkg/downloader/manager.go` downloads each dependency as its chart archive). Nothing is stripped: what Helm's
+loader skips (`.helmignore`) or refuses (a missing dependency) fails the tests as it would fail `helm install`.
 """
 
 from __future__ import annotations
 
-import asyncio
+import re
 import shutil
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pyhelm3 import Client
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED
 
 CHART = REPO / "charts" / "spiderpool-rdma"
 PROFILES = sorted(p.stem.removeprefix("values-") for p in CHART.glob("values-*.yaml"))
 HELM = str(REPO / ".tools" / "bin" / "helm")
 NAMESPACE = "kube-system"
+UPSTREAM_CHARTS = SHARED / "upstream" / "charts"
+KUBE_VERSION = "1.33.0"
 
 
-def offline_copy(dest: Path) -> Path:
+def dependencies() -> list[dict[str, Any]]:
+    return list(yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"])
+
+
+def packaged_copy(dest: Path) -> Path:
+    """A copy of the chart with its dependencies in charts/ exactly as `helm dependency build` leaves them."""
     target = dest / "spiderpool-rdma"
-    shutil.copytree(CHART, target)
-    chart_yaml = target / "Chart.yaml"
-    meta = yaml.safe_load(chart_yaml.read_text())
-    meta.pop("dependencies", None)
-    chart_yaml.write_text(yaml.safe_dump(meta, sort_keys=False))
+    shutil.copytree(CHART, target, ignore=shutil.ignore_patterns("charts"))
+    (target / "charts").mkdir()
+    for dep in dependencies():
+        archive = f"{dep['name']}-{dep['version']}.tgz"
+        shutil.copy2(UPSTREAM_CHARTS / archive, target / "charts" / archive)
     return target
 
 
@@ -38,15 +47,49 @@ def profile_values(profile: str) -> dict[str, Any]:
     return dict(yaml.safe_load((CHART / f"values-{profile}.yaml").read_text()))
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """One object as `helm template` printed it, with the template it came from (Helm's `# Source:` line)."""
+
+    source: str
+    obj: dict[str, Any]
+
+
+_DOC = re.compile(r"^---\s*$", re.MULTILINE)
+_SOURCE = re.compile(r"^# Source: (\S+)$", re.MULTILINE)
+
+
+def helm_template(
+    chart_dir: Path, *values: dict[str, Any], release: str = "rdma", upgrade: bool = False, tmp: Path | None = None
+) -> list[Rendered]:
+    """Every object helm renders (hooks and tests included), with its source template."""
+    workdir = tmp or chart_dir.parent
+    args = [HELM, "template", release, str(chart_dir), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+    if upgrade:
+        args.append("--is-upgrade")
+    for i, data in enumerate(values):
+        path = workdir / f"values-{release}-{i}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        args += ["-f", str(path)]
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr)
+    out = []
+    for doc in _DOC.split(proc.stdout):
+        obj = yaml.safe_load(doc)
+        if obj:
+            match = _SOURCE.search(doc)
+            out.append(Rendered(match.group(1) if match else "", obj))
+    return out
+
+
 def render(chart_dir: Path, *values: dict[str, Any], release: str = "rdma") -> list[dict[str, Any]]:
-    """Every object helm renders (hooks and tests included), in helm's order."""
+    return [r.obj for r in helm_template(chart_dir, *values, release=release)]
 
-    async def run() -> list[dict[str, Any]]:
-        client = Client(executable=HELM)
-        chart = await client.get_chart(chart_dir)
-        return [dict(r) for r in await client.template_resources(chart, release, *values, namespace=NAMESPACE)]
 
-    return asyncio.run(run())
+def own(rendered: list[Rendered]) -> list[Rendered]:
+    """The umbrella chart's own objects (not the subcharts')."""
+    return [r for r in rendered if not r.source.startswith("spiderpool-rdma/charts/")]
 
 
 def applied_objects(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:

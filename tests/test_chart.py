@@ -1,4 +1,5 @@
-"""The umbrella chart: helm lint and template per profile, Kubernetes and CRD schemas, contracts, checkov."""
+"""The umbrella chart with its real subcharts: helm lint and template per profile, Kubernetes and CRD schemas,
+contracts, checkov."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import ipaddress
 import itertools
 import json
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,12 @@ import pytest
 import yaml
 from spider_validate import addresses
 
+from cdk import chart_values
+from cdk.config import load_config
+from cdk.ec2_types import InstanceTable
+from cdk.ipplan import make_plan
 from tests import chart
-from tests.conftest import REPO, SHARED, Synthesized
+from tests.conftest import REPO, SHARED, VARIANTS, Synthesized
 from tests.crds import is_custom, validate_custom
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
@@ -26,21 +32,46 @@ CASE_IDS = [f"{p}{'+generated' if g else ''}" for p, g in CASES]
 
 @pytest.fixture(scope="module")
 def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return chart.offline_copy(tmp_path_factory.mktemp("chart"))
+    return chart.packaged_copy(tmp_path_factory.mktemp("chart"))
+
+
+def generated_values(variant: str, table: InstanceTable, tmp: Path) -> dict[str, Any]:
+    """cdktf.out/helm-values.yaml of a configuration, from the very function `make synth` writes it with."""
+    path = tmp / f"{variant}.yaml"
+    path.write_text(yaml.safe_dump(VARIANTS[variant]))
+    config = load_config(path, table)
+    return dict(yaml.safe_load(chart_values.render(config, make_plan(config))))
 
 
 @pytest.fixture(scope="module")
-def generated(synthesized: dict[str, Synthesized]) -> dict[str, Any]:
-    return dict(yaml.safe_load((synthesized["default-efa"].outdir / "helm-values.yaml").read_text()))
+def generated(table: InstanceTable, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return generated_values("default-efa", table, tmp_path_factory.mktemp("generated"))
 
 
 @pytest.fixture(scope="module")
-def rendered(chart_dir: Path, generated: dict[str, Any]) -> dict[tuple[str, bool], list[dict[str, Any]]]:
-    return {(p, g): chart.render(chart_dir, chart.profile_values(p), *([generated] if g else [])) for p, g in CASES}
+def rendered_with_sources(chart_dir: Path, generated: dict[str, Any]) -> dict[tuple[str, bool], list[chart.Rendered]]:
+    return {
+        (p, g): chart.helm_template(chart_dir, chart.profile_values(p), *([generated] if g else [])) for p, g in CASES
+    }
+
+
+@pytest.fixture(scope="module")
+def rendered(rendered_with_sources: Any) -> dict[tuple[str, bool], list[dict[str, Any]]]:
+    return {case: [r.obj for r in objs] for case, objs in rendered_with_sources.items()}
 
 
 def test_the_profiles_are_the_documented_four() -> None:
     assert chart.PROFILES == ["aws-efa", "aws-softroce", "baremetal-sriov", "kind"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_the_real_subcharts_are_rendered(case: tuple[str, bool], rendered_with_sources: Any) -> None:
+    """Helm's loader honours .helmignore for charts/*.tgz too: an ignored archive is a missing dependency."""
+    profile, _ = case
+    subcharts = {r.source.split("/")[2] for r in rendered_with_sources[case] if r not in chart.own([r])}
+    assert subcharts == {"spiderpool"} | ({"aws-efa-k8s-device-plugin"} if profile == "aws-efa" else set())
+    kinds = {(r.obj["kind"], r.obj["metadata"]["name"]) for r in rendered_with_sources[case]}
+    assert ("DaemonSet", "spiderpool-agent") in kinds and ("Job", "spiderpool-init") in kinds
 
 
 @pytest.mark.parametrize(("profile", "with_generated"), CASES, ids=CASE_IDS)
@@ -177,8 +208,8 @@ def test_each_workers_pools_equal_its_eni_prefixes(rendered: Any, synthesized: d
         assert pool_ips == eni_ips
 
 
-def test_network_objects_are_applied_by_a_hook_after_the_webhook_is_ready(rendered: Any) -> None:
-    objs = rendered[("aws-efa", True)]
+def test_network_objects_are_applied_by_a_hook_after_the_webhook_is_ready(rendered_with_sources: Any) -> None:
+    objs = [r.obj for r in chart.own(rendered_with_sources[("aws-efa", True)])]
     assert not [o for o in objs if is_custom(o)], "custom resources at top level would race Spiderpool's webhook"
     assert not [o for o in objs if o["kind"] == "Deployment"], "apps would block --wait before the pools exist"
     (apply_job,) = [o for o in objs if o["kind"] == "Job" and o["metadata"]["name"].endswith("-apply")]
@@ -224,11 +255,10 @@ def test_schema_rejects_bad_values_with_helms_message(
     assert "values don't meet the specifications of the schema" in proc.stderr and message in proc.stderr
 
 
-@pytest.mark.parametrize("profile", chart.PROFILES)
-def test_checkov_passes_on_rendered_manifests(profile: str, rendered: Any, tmp_path: Path) -> None:
-    objs = list(chart.all_objects(rendered[(profile, profile in AWS_PROFILES)]))
+def checkov_failures(objs: list[dict[str, Any]], tmp_path: Path) -> tuple[list[tuple[str, str]], int]:
+    """(check id, resource) of every failed check, and the number of passed checks."""
     for i, obj in enumerate(objs):
-        (tmp_path / f"{i:02d}-{obj['kind']}.yaml").write_text(yaml.safe_dump(obj))
+        (tmp_path / f"{i:03d}-{obj['kind']}.yaml").write_text(yaml.safe_dump(obj))
     proc = subprocess.run(
         [str(CHECKOV), "-d", str(tmp_path), "--framework", "kubernetes", "--skip-download", "-o", "json", "--quiet"],
         capture_output=True,
@@ -237,8 +267,30 @@ def test_checkov_passes_on_rendered_manifests(profile: str, rendered: Any, tmp_p
     report = json.loads(proc.stdout)
     report = report[0] if isinstance(report, list) else report
     failed = [(c["check_id"], c["resource"]) for c in report.get("results", {}).get("failed_checks", [])]
+    return failed, int(report["summary"]["passed"])
+
+
+@pytest.mark.parametrize("profile", chart.PROFILES)
+def test_checkov_passes_on_the_charts_own_objects(profile: str, rendered_with_sources: Any, tmp_path: Path) -> None:
+    own = [r.obj for r in chart.own(rendered_with_sources[(profile, profile in AWS_PROFILES)])]
+    failed, passed = checkov_failures(list(chart.all_objects(own)), tmp_path)
     assert failed == []
-    assert report["summary"]["passed"] > 50
+    assert passed > 50
+
+
+@pytest.mark.parametrize("profile", chart.PROFILES)
+def test_checkov_findings_of_the_subcharts_are_listed(
+    profile: str, rendered_with_sources: Any, tmp_path: Path, record_property: Any
+) -> None:
+    """The subcharts' own findings are upstream's to fix: listed in the report (and as a warning), not hidden."""
+    rendered = rendered_with_sources[(profile, profile in AWS_PROFILES)]
+    theirs = [r.obj for r in rendered if r not in chart.own(rendered)]
+    failed, _ = checkov_failures(theirs, tmp_path)
+    names = {(o["metadata"].get("namespace", "default"), o["metadata"]["name"]) for o in theirs}
+    assert {tuple(resource.split(".")[1:3]) for _, resource in failed} <= names  # Kind.namespace.name[.pod labels]
+    summary = ", ".join(f"{check} {resource}" for check, resource in sorted(failed))
+    record_property("subchart_checkov_failed", summary)
+    warnings.warn(f"checkov on the subcharts of {profile}: {len(failed)} failed: {summary}", stacklevel=1)
 
 
 @pytest.mark.parametrize("script", [chart.CHART / "files" / "test-apps.sh", REPO / "scripts" / "install-tools.sh"])
