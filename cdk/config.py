@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cdk.ec2_types import InstanceTable
+from cdk.ec2_types import InstanceTable, InstanceType
 from cdk.ipplan import PREFIX_SIZE, plan_problems
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "cluster.yaml"
@@ -41,6 +41,7 @@ class _Strict(BaseModel):
 class ControlPlane(_Strict):
     count: Literal[1, 3] = 1
     instance_type: str = "m7i.large"
+    ipv4_prefixes: Annotated[int, Field(ge=1, le=16, description="/28 prefixes on each control plane's ENI")] = 1
     root_volume_gib: Annotated[int, Field(ge=20, le=1024)] = 50
 
 
@@ -124,6 +125,22 @@ def _cidr_problems(c: ClusterConfig) -> list[str]:
     return problems
 
 
+def _prefix_problems(key: str, prefixes: int, itype: InstanceType | None) -> list[str]:
+    """Every node's ENI holds /28 prefixes for pods: Nitro only, and no more than the ENI's address slots."""
+    if itype is None:
+        return []
+    if not itype.supports_prefixes:
+        return [f"{key}.instance_type: {itype.name} is not Nitro-based and cannot hold ENI prefixes"]
+    max_prefixes = itype.ipv4_per_eni - 1  # the primary private IP takes one slot
+    if prefixes > max_prefixes:
+        return [
+            f"{key}.ipv4_prefixes: {prefixes} /28 prefixes do not fit on one ENI of "
+            f"{itype.name}, which holds {itype.ipv4_per_eni} IPv4 addresses or prefixes "
+            f"(at most {max_prefixes} prefixes beside the primary address)"
+        ]
+    return []
+
+
 def _placement_problems(c: ClusterConfig, table: InstanceTable) -> list[str]:
     problems = []
     if not re.fullmatch(re.escape(c.region) + r"[a-z]", c.availability_zone):
@@ -137,7 +154,7 @@ def _placement_problems(c: ClusterConfig, table: InstanceTable) -> list[str]:
         if table.get(itype) is None:
             problems.append(f"{key}.instance_type: unknown EC2 instance type {itype!r}")
     worker = table.get(c.workers.instance_type)
-    if worker is None:
+    if worker is None or table.get(c.control_plane.instance_type) is None:
         return problems
     if c.workers.rdma is RdmaMode.EFA and worker.max_efa == 0:
         cheapest = ", ".join(
@@ -148,15 +165,8 @@ def _placement_problems(c: ClusterConfig, table: InstanceTable) -> list[str]:
             f"the cheapest types with EFA are {cheapest} (prices are estimates), "
             "or use rdma 'softroce'"
         )
-    if not worker.supports_prefixes:
-        problems.append(f"workers.instance_type: {worker.name} is not Nitro-based and cannot hold ENI prefixes")
-    max_prefixes = worker.ipv4_per_eni - 1  # the primary private IP takes one slot
-    if c.workers.ipv4_prefixes > max_prefixes:
-        problems.append(
-            f"workers.ipv4_prefixes: {c.workers.ipv4_prefixes} /28 prefixes do not fit on one ENI of "
-            f"{worker.name}, which holds {worker.ipv4_per_eni} IPv4 addresses or prefixes "
-            f"(at most {max_prefixes} prefixes beside the primary address)"
-        )
+    for key, spec in (("control_plane", c.control_plane), ("workers", c.workers)):
+        problems += _prefix_problems(key, spec.ipv4_prefixes, table.get(spec.instance_type))
     pod_ips = c.workers.ipv4_prefixes * PREFIX_SIZE
     app_ips = c.sample_apps.count * c.sample_apps.ips_per_node
     if app_ips >= pod_ips:

@@ -1,4 +1,4 @@
-"""The IP plan: node addresses, the reserved pod block, ENI prefixes per worker, pools per node and app.
+"""The IP plan: node addresses, the reserved pod block, ENI prefixes per node, pools per node and app.
 
 Pure functions of the configuration (stdlib ipaddress only), so the whole plan is testable without
 synthesizing. On AWS a pod address only works on the node whose ENI holds its /28 prefix, so every
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 PREFIX_SIZE = 16  # addresses in one /28 ENI prefix
 
 FIRST_NODE_OFFSET = 10  # node addresses start at subnet + 10, past AWS's reserved first four
+MAX_CONTROL_PLANES = 3  # control planes take the first addresses, workers the ones after all of them
 UNDERLAY_INTERFACE = "ens5"  # the primary ENI's name on Nitro instances running Ubuntu
 
 
@@ -80,31 +81,40 @@ def _range(run: list[IPv4Address]) -> str:
     return str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"
 
 
-def pod_block_prefixlen(config: ClusterConfig) -> int:
-    """The smallest block that holds every worker's /28 prefixes."""
-    needed = config.workers.count * config.workers.ipv4_prefixes * PREFIX_SIZE
-    prefixlen = 32
-    while (1 << (32 - prefixlen)) < needed:
-        prefixlen -= 1
-    return min(prefixlen, 28)
+def pod_block(config: ClusterConfig) -> IPv4Network | None:
+    """The third quarter of the node subnet: its place and size do not depend on how many nodes there are.
+
+    A fixed block keeps every node's prefixes, and the block itself (in every node's user data), where they are
+    when nodes are added or removed. The first quarter holds the nodes' addresses (past AWS's first four); the
+    last quarter holds the subnet's last address, which AWS reserves, and room for the load balancer.
+    """
+    quarter = config.node_subnet_cidr.prefixlen + 2
+    if quarter > 28:
+        return None
+    return list(config.node_subnet_cidr.subnets(new_prefix=quarter))[2]
 
 
-def pod_block(config: ClusterConfig) -> IPv4Network:
-    """The second-to-last aligned block of the node subnet: clear of AWS's reserved first and last addresses."""
-    blocks = list(config.node_subnet_cidr.subnets(new_prefix=pod_block_prefixlen(config)))
-    return blocks[-2]
+def prefixes_needed(config: ClusterConfig) -> int:
+    return (
+        config.workers.count * config.workers.ipv4_prefixes
+        + config.control_plane.count * config.control_plane.ipv4_prefixes
+    )
 
 
 def plan_problems(config: ClusterConfig) -> list[str]:
     """Why the plan cannot be made from this configuration (empty when it can)."""
-    new_prefix = pod_block_prefixlen(config)
-    if config.node_subnet_cidr.prefixlen > new_prefix - 2:  # room for nodes below the block
+    block = pod_block(config)
+    capacity = 0 if block is None else block.num_addresses // PREFIX_SIZE
+    needed = prefixes_needed(config)
+    if needed > capacity:
+        quarter = 32 - max(needed * PREFIX_SIZE - 1, 1).bit_length()
         return [
             f"node_subnet_cidr: {config.node_subnet_cidr} is too small for {config.workers.count} workers x "
-            f"{config.workers.ipv4_prefixes} /28 prefixes (a /{new_prefix} block plus room for the nodes); "
-            f"use a /{new_prefix - 2} or larger"
+            f"{config.workers.ipv4_prefixes} /28 prefixes and {config.control_plane.count} control planes x "
+            f"{config.control_plane.ipv4_prefixes}: the pod block (the subnet's third quarter) holds {capacity}; "
+            f"use a /{quarter - 2} or larger"
         ]
-    block = pod_block(config)
+    assert block is not None
     last_node = config.node_subnet_cidr.network_address + FIRST_NODE_OFFSET + _node_count(config)
     if last_node >= block.network_address:
         return [
@@ -115,56 +125,72 @@ def plan_problems(config: ClusterConfig) -> list[str]:
 
 
 def _node_count(config: ClusterConfig) -> int:
-    return config.control_plane.count + config.workers.count
+    return MAX_CONTROL_PLANES + config.workers.count
 
 
 def node_name(role: str, index: int) -> str:
     return f"{role}-{index}"
 
 
-def worker_prefixes(config: ClusterConfig, index: int) -> tuple[IPv4Network, ...]:
-    """Worker `index`'s /28 prefixes: consecutive slices of the reserved pod block."""
-    per = config.workers.ipv4_prefixes
-    all_prefixes = list(pod_block(config).subnets(new_prefix=28))
-    return tuple(all_prefixes[index * per : (index + 1) * per])
+def node_prefixes(config: ClusterConfig, role: str, index: int) -> tuple[IPv4Network, ...]:
+    """A node's /28 prefixes: workers from the start of the pod block, control planes from its end.
+
+    Each node's slice depends only on its role, index and its role's prefix count, so adding or removing
+    workers or control planes never moves another node's prefixes.
+    """
+    block = pod_block(config)
+    assert block is not None, "validated by plan_problems"
+    all_prefixes = list(block.subnets(new_prefix=28))
+    if role == "worker":
+        per = config.workers.ipv4_prefixes
+        return tuple(all_prefixes[index * per : (index + 1) * per])
+    per = config.control_plane.ipv4_prefixes
+    end = len(all_prefixes) - index * per
+    return tuple(all_prefixes[end - per : end])
 
 
 def app_names(config: ClusterConfig) -> tuple[str, ...]:
     return tuple(f"app-{i}" for i in range(config.sample_apps.count))
 
 
-def worker_pools(config: ClusterConfig, worker: Node, gateway: IPv4Address) -> list[Pool]:
-    """A pool per sample app (the first addresses of the node), then the general pool (the rest)."""
-    addresses = [ip for prefix in worker.prefixes for ip in prefix]
+def node_pools(config: ClusterConfig, node: Node, gateway: IPv4Address) -> list[Pool]:
+    """On workers a pool per sample app (the node's first addresses), then the general default pool (the rest).
+
+    Control planes get only the general pool: CoreDNS and other pods that tolerate their taint need addresses.
+    """
+    addresses = [ip for prefix in node.prefixes for ip in prefix]
     per_app = config.sample_apps.ips_per_node
     pools = []
-    for i, app in enumerate(app_names(config)):
+    for i, app in enumerate(app_names(config) if node.role == "worker" else ()):
         chunk = tuple(addresses[i * per_app : (i + 1) * per_app])
-        pools.append(Pool(f"{worker.name}-{app}", worker.name, config.node_subnet_cidr, gateway, chunk, app))
+        pools.append(Pool(f"{node.name}-{app}", node.name, config.node_subnet_cidr, gateway, chunk, app))
     rest = tuple(addresses[len(pools) * per_app :])
-    pools.append(Pool(f"{worker.name}-general", worker.name, config.node_subnet_cidr, gateway, rest))
+    pools.append(Pool(f"{node.name}-general", node.name, config.node_subnet_cidr, gateway, rest))
     return pools
 
 
 def make_plan(config: ClusterConfig) -> IpPlan:
     """The whole IP plan; the configuration must already be valid (see config.validate)."""
     assert not plan_problems(config), plan_problems(config)
+    block = pod_block(config)
+    assert block is not None
     base = config.node_subnet_cidr.network_address + FIRST_NODE_OFFSET
     control_planes = tuple(
-        Node(node_name("control-plane", i), "control-plane", i, base + i) for i in range(config.control_plane.count)
+        Node(node_name("control-plane", i), "control-plane", i, base + i, node_prefixes(config, "control-plane", i))
+        for i in range(config.control_plane.count)
     )
-    first_worker = base + config.control_plane.count
+    first_worker = base + MAX_CONTROL_PLANES  # workers keep their addresses when control planes come or go
     workers = tuple(
-        Node(node_name("worker", i), "worker", i, first_worker + i, worker_prefixes(config, i))
+        Node(node_name("worker", i), "worker", i, first_worker + i, node_prefixes(config, "worker", i))
         for i in range(config.workers.count)
     )
     gateway = config.node_subnet_cidr.network_address + 1  # the VPC router
-    pools = tuple(pool for w in workers for pool in worker_pools(config, w, gateway))
+    pools = tuple(pool for node in control_planes + workers for pool in node_pools(config, node, gateway))
     return IpPlan(
         vpc=config.vpc_cidr,
         node_subnet=config.node_subnet_cidr,
         public_subnet=config.public_subnet_cidr,
-        pod_block=pod_block(config),
+        pod_block=block,
         gateway=gateway,
         control_planes=control_planes,
         workers=workers,

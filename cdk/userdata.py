@@ -25,6 +25,7 @@ from cdk.ipplan import UNDERLAY_INTERFACE, IpPlan, Node
 BOOTSTRAP_DIR = Path(__file__).resolve().parents[1] / "bootstrap"
 LIB = "/usr/local/lib/spiderpool-rdma"
 EC2_USER_DATA_LIMIT = 16 * 1024
+MIME_BOUNDARY = "==spiderpool-rdma-user-data=="
 K8S_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436"  # pkgs.k8s.io (isv:kubernetes OBS)
 EFA_VERSION = "1.50.0"
 EFA_KEY_FINGERPRINT = "4E9091BCBB97A96B26B15E59A05480B1DD2D3CCC"  # AWS EFA installer signing key
@@ -56,7 +57,7 @@ class UserData:
 
     def mime(self) -> bytes:
         # us-ascii parts travel as 7bit text; utf-8 would base64 them, and base64 compresses badly.
-        msg = MIMEMultipart()
+        msg = MIMEMultipart(boundary=MIME_BOUNDARY)  # fixed: a random one changes the user data at every synth
         msg.attach(MIMEText(self.cloud_config, "cloud-config", "us-ascii"))
         msg.attach(MIMEText(self.shell, "x-shellscript", "us-ascii"))
         return msg.as_bytes()

@@ -18,7 +18,7 @@ CONFIGS = {
     "ha": ClusterConfig.model_validate(
         {
             "control_plane": {"count": 3},
-            "workers": {"count": 64, "ipv4_prefixes": 8},
+            "workers": {"count": 64, "ipv4_prefixes": 7},
             "node_subnet_cidr": "10.42.0.0/17",
             "public_subnet_cidr": "10.42.128.0/24",
         }
@@ -56,20 +56,43 @@ def test_node_addresses_are_unique_and_outside_the_pod_block(config: ClusterConf
 
 
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
-def test_each_workers_pools_cover_exactly_its_prefixes(config: ClusterConfig) -> None:
+def test_every_nodes_pools_cover_exactly_its_prefixes(config: ClusterConfig) -> None:
+    """Control planes too: CoreDNS tolerates their taint and ipvlan is every pod's network (issue 10.4)."""
     plan = make_plan(config)
-    for worker in plan.workers:
-        pools = [p for p in plan.pools if p.node_name == worker.name]
+    assert {p.node_name for p in plan.pools} == {n.name for n in plan.nodes}
+    for node in plan.nodes:
+        pools = [p for p in plan.pools if p.node_name == node.name]
+        assert node.prefixes and all(p.prefixlen == 28 for p in node.prefixes)
         covered = [expand(p.ranges) for p in pools]
         for a, b in itertools.combinations(covered, 2):
             assert not a & b
-        prefix_ips = {ip for prefix in worker.prefixes for ip in prefix}
+        prefix_ips = {ip for prefix in node.prefixes for ip in prefix}
         assert set().union(*covered) == prefix_ips
+        (general,) = [p for p in pools if p.app is None]
+        assert general.name == f"{node.name}-general"
         apps = {p.app for p in pools if p.app}
-        assert apps == set(plan.app_names)
+        assert apps == (set(plan.app_names) if node.role == "worker" else set())
         for p in pools:
             if p.app:
                 assert len(expand(p.ranges)) == config.sample_apps.ips_per_node
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+def test_pods_gateway_is_the_vpc_router(config: ClusterConfig) -> None:
+    """AWS reserves the subnet's base + 1 for the VPC router (VPC user guide, subnet-sizing.html): with ipvlan
+    the pods' next hop is that router, as the host's."""
+    plan = make_plan(config)
+    router = config.node_subnet_cidr.network_address + 1
+    assert {p.gateway for p in plan.pools} == {router}
+    assert {p.subnet for p in plan.pools} == {config.node_subnet_cidr}
+
+
+def test_prefixes_of_a_node_do_not_move_when_other_nodes_come_or_go() -> None:
+    small = make_plan(ClusterConfig.model_validate({"workers": {"count": 1}}))
+    large = make_plan(ClusterConfig.model_validate({"control_plane": {"count": 3}, "workers": {"count": 20}}))
+    assert small.pod_block == large.pod_block
+    for node in small.nodes:
+        assert node in large.nodes
 
 
 def test_pool_names_are_unique_and_valid_kubernetes_names() -> None:

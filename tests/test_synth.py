@@ -185,8 +185,11 @@ def test_user_data_is_gzipped_and_within_the_ec2_limit(variant: Synthesized) -> 
         assert b"Content-Type: multipart/mixed" in gzip.decompress(raw)
 
 
-def test_helm_values_cover_each_workers_prefixes(variant: Synthesized) -> None:
+def test_helm_values_give_every_node_a_default_pool(variant: Synthesized) -> None:
     values = yaml.safe_load((variant.outdir / "helm-values.yaml").read_text())
     pools = values["network"]["pools"]
-    assert {p["nodeName"][0] for p in pools} == {w.name for w in variant.plan.workers}
+    assert {p["nodeName"][0] for p in pools} == {n.name for n in variant.plan.nodes}
+    for node in variant.plan.nodes:  # the shape the chart relies on: one general default pool per node
+        (general,) = [p for p in pools if p["nodeName"] == [node.name] and p.get("default")]
+        assert set(general) == {"name", "nodeName", "subnet", "gateway", "ips", "default"}
     assert values["sampleApps"]["count"] == variant.config.sample_apps.count

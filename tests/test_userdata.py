@@ -21,13 +21,13 @@ CONFIGS = {
     "default": ClusterConfig(),
     "softroce": ClusterConfig.model_validate({"workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}}),
     "none": ClusterConfig.model_validate({"workers": {"instance_type": "m7i.large", "rdma": "none"}}),
-    # The largest supported configuration: HA, the most workers, as many prefixes as a /16 VPC leaves room
-    # for (64 x 8 /28 = a /19 pod block in a /17 node subnet), the most apps, the longest name.
+    # The largest supported configuration: HA, the most workers, as many prefixes as a /16 VPC leaves room for
+    # (64 x 7 /28 + 3 control planes x 1 in the /19 pod block of a /17 node subnet), the most apps, the longest name.
     "largest": ClusterConfig.model_validate(
         {
             "name": "a-cluster-name-of-thirty-two-chr",
             "control_plane": {"count": 3},
-            "workers": {"count": 64, "instance_type": "c5n.18xlarge", "ipv4_prefixes": 8},
+            "workers": {"count": 64, "instance_type": "c5n.18xlarge", "ipv4_prefixes": 7},
             "sample_apps": {"count": 20, "ips_per_node": 6},
             "vpc_cidr": "10.0.0.0/16",
             "node_subnet_cidr": "10.0.0.0/17",

@@ -103,8 +103,11 @@ class NodeGroup(Construct):
                     "spiderpool-rdma/node": node.name,
                     "spiderpool-rdma/role": node.role,
                 },
-                # A newer Ubuntu image must not replace running nodes; recreate them deliberately.
-                lifecycle={"ignore_changes": ["ami"]},
+                # A newer Ubuntu image must not replace running nodes. Nor may new user data stop and start
+                # them (the provider's way to apply it): cloud-init runs it once per instance, so a running
+                # node would not use it anyway. Nodes that must change are replaced deliberately
+                # (`terraform apply -replace=...`, README "What a configuration change does").
+                lifecycle={"ignore_changes": ["ami", "user_data_base64"]},
             )
             self.interfaces[node.name] = eni
             self.instances[node.name] = instance
