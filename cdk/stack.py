@@ -51,6 +51,7 @@ class ClusterStack(TerraformStack):
             security_group_id=security.group.id,
             roles=roles,
             user_data=user_data,
+            egress_ready=network.egress_ready,
         )
         api = ApiEndpoint(
             self,

@@ -193,3 +193,21 @@ def test_helm_values_give_every_node_a_default_pool(variant: Synthesized) -> Non
         (general,) = [p for p in pools if p["nodeName"] == [node.name] and p.get("default")]
         assert set(general) == {"name", "nodeName", "subnet", "gateway", "ips", "default"}
     assert values["sampleApps"]["count"] == variant.config.sample_apps.count
+
+
+def test_instances_wait_for_their_way_out_and_their_permissions(variant: Synthesized) -> None:
+    """cloud-init runs once, at first boot: the NAT route, the subnet's association with its route table and the
+    role's policies must exist by then (no reference orders them otherwise)."""
+    routes = variant.resources("aws_route")
+    (nat_route,) = [name for name, r in routes.items() if "nat_gateway_id" in r]
+    associations = variant.resources("aws_route_table_association")
+    (private_rta,) = [n for n, a in associations.items() if a["subnet_id"].startswith("${aws_subnet.network_nodes_")]
+    policies = variant.resources("aws_iam_role_policy")
+    profiles = variant.resources("aws_iam_instance_profile")
+    for inst in variant.resources("aws_instance").values():
+        deps = set(inst.get("depends_on", []))
+        assert {f"aws_route.{nat_route}", f"aws_route_table_association.{private_rta}"} <= deps
+        profile = profiles[inst["iam_instance_profile"].split(".")[1]]
+        role_ref = profile["role"].replace(".name}", ".id}")
+        role_policies = {f"aws_iam_role_policy.{n}" for n, p in policies.items() if p["role"] == role_ref}
+        assert role_policies and role_policies <= deps

@@ -56,6 +56,7 @@ class NodeRoles(Construct):
         assume = assume_role_policy("ec2.amazonaws.com")
         arns = [p.arn for p in secrets.parameters.values()]
         self.profiles: dict[str, IamInstanceProfile] = {}
+        self.policies: dict[str, IamRolePolicy] = {}  # the role's inline policy, which instances wait for
         for role_name in ("control-plane", "worker"):
             role = IamRole(
                 self,
@@ -69,7 +70,7 @@ class NodeRoles(Construct):
                 role=role.name,
                 policy_arn=f"arn:{secrets.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore",
             )
-            IamRolePolicy(
+            self.policies[role_name] = IamRolePolicy(
                 self,
                 f"{role_name}-parameters",
                 role=role.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from cdktn import TerraformResource
 from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktn_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktn_provider_aws.ec2_subnet_cidr_reservation import Ec2SubnetCidrReservation
@@ -84,14 +85,16 @@ class Network(Construct):
         nat_ip = Eip(self, "nat-ip", domain="vpc", tags={"Name": f"{config.name}-nat"}, depends_on=[igw])
         nat = NatGateway(self, "nat", allocation_id=nat_ip.id, subnet_id=public.id, tags={"Name": config.name})
         private_rt = RouteTable(self, "private-rt", vpc_id=self.vpc.id, tags={"Name": f"{config.name}-nodes"})
-        Route(
+        nat_route = Route(
             self,
             "private-default",
             route_table_id=private_rt.id,
             destination_cidr_block="0.0.0.0/0",
             nat_gateway_id=nat.id,
         )
-        RouteTableAssociation(self, "private-rta", subnet_id=self.node_subnet.id, route_table_id=private_rt.id)
+        rta = RouteTableAssociation(self, "private-rta", subnet_id=self.node_subnet.id, route_table_id=private_rt.id)
+        #: What a node needs before its first boot to reach the internet (packages, SSM, registries).
+        self.egress_ready: list[TerraformResource] = [nat_route, rta]
         self._flow_logs(config, secrets)
 
     def _flow_logs(self, config: ClusterConfig, secrets: ClusterSecrets) -> None:

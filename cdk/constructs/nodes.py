@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cdktn import TerraformResource
 from cdktn_provider_aws.data_aws_ami import DataAwsAmi, DataAwsAmiFilter
 from cdktn_provider_aws.instance import (
     Instance,
@@ -42,6 +43,7 @@ class NodeGroup(Construct):
         security_group_id: str,
         roles: NodeRoles,
         user_data: Callable[[Node], str],
+        egress_ready: list[TerraformResource],
     ) -> None:
         super().__init__(scope, id_)
         self.placement_group = PlacementGroup(self, "placement", name=f"{config.name}-workers", strategy="cluster")
@@ -98,6 +100,9 @@ class NodeGroup(Construct):
                 monitoring=True,
                 ebs_optimized=True,
                 user_data_base64=user_data(node),
+                # The first boot installs packages and reads SSM at once: its route out and its permissions
+                # must exist by then, and nothing else orders them before the instance.
+                depends_on=[*egress_ready, roles.policies[node.role]],
                 tags={
                     "Name": f"{config.name}-{node.name}",
                     "spiderpool-rdma/node": node.name,
