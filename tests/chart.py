@@ -18,7 +18,11 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import REPO, SHARED
+from cdk import chart_values
+from cdk.config import load_config
+from cdk.ec2_types import InstanceTable
+from cdk.ipplan import make_plan
+from tests.conftest import REPO, SHARED, VARIANTS
 
 CHART = REPO / "charts" / "spiderpool-rdma"
 PROFILES = sorted(p.stem.removeprefix("values-") for p in CHART.glob("values-*.yaml"))
@@ -41,6 +45,14 @@ def packaged_copy(dest: Path) -> Path:
         archive = f"{dep['name']}-{dep['version']}.tgz"
         shutil.copy2(UPSTREAM_CHARTS / archive, target / "charts" / archive)
     return target
+
+
+def generated_values(variant: str, table: InstanceTable, tmp: Path) -> dict[str, Any]:
+    """cdktf.out/helm-values.yaml of a configuration, from the very function `make synth` writes it with."""
+    path = tmp / f"{variant}.yaml"
+    path.write_text(yaml.safe_dump(VARIANTS[variant]))
+    config = load_config(path, table)
+    return dict(yaml.safe_load(chart_values.render(config, make_plan(config))))
 
 
 def profile_values(profile: str) -> dict[str, Any]:

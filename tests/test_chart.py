@@ -16,12 +16,9 @@ import pytest
 import yaml
 from spider_validate import addresses
 
-from cdk import chart_values
-from cdk.config import load_config
 from cdk.ec2_types import InstanceTable
-from cdk.ipplan import make_plan
 from tests import chart
-from tests.conftest import REPO, SHARED, VARIANTS, Synthesized
+from tests.conftest import REPO, SHARED, Synthesized
 from tests.crds import is_custom, validate_custom
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
@@ -35,17 +32,9 @@ def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return chart.packaged_copy(tmp_path_factory.mktemp("chart"))
 
 
-def generated_values(variant: str, table: InstanceTable, tmp: Path) -> dict[str, Any]:
-    """cdktf.out/helm-values.yaml of a configuration, from the very function `make synth` writes it with."""
-    path = tmp / f"{variant}.yaml"
-    path.write_text(yaml.safe_dump(VARIANTS[variant]))
-    config = load_config(path, table)
-    return dict(yaml.safe_load(chart_values.render(config, make_plan(config))))
-
-
 @pytest.fixture(scope="module")
 def generated(table: InstanceTable, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return generated_values("default-efa", table, tmp_path_factory.mktemp("generated"))
+    return chart.generated_values("default-efa", table, tmp_path_factory.mktemp("generated"))
 
 
 @pytest.fixture(scope="module")

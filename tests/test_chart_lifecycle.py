@@ -1,0 +1,132 @@
+"""Install, upgrade, uninstall and reinstall of the chart as Helm drives its hooks, for several release names.
+
+Helm's hook order comes from helm's source (tests/upstream/helm_hooks.py), Spiderpool's jobs, webhooks and pool
+finalizers from Spiderpool's (tests/upstream/spiderpool.py), run on the objects the real chart and its real
+subcharts render (tests/upstream/cluster.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdk.ec2_types import InstanceTable
+from tests import chart
+from tests.upstream import helm_hooks
+from tests.upstream.cluster import Cluster, CommandFailed, install, run_hooks, run_job, uninstall
+
+RELEASES = ["rdma", "spiderpool-rdma", "a", "zzz", "spiderpool"]
+PROFILES = ["aws-efa", "aws-softroce", "baremetal-sriov", "kind"]
+CASES = [(p, r) for p in PROFILES for r in RELEASES]
+IDS = [f"{p}-{r}" for p, r in CASES]
+INIT = "spiderpool-init"
+CLEANUP = "spiderpool-controller-hook-pre-delete"
+
+
+@pytest.fixture(scope="module")
+def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return chart.packaged_copy(tmp_path_factory.mktemp("chart"))
+
+
+@pytest.fixture(scope="module")
+def values(table: InstanceTable, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    generated = chart.generated_values("default-efa", table, tmp_path_factory.mktemp("generated"))
+    return {p: [chart.profile_values(p), *([generated] if p.startswith("aws-") else [])] for p in PROFILES}
+
+
+@pytest.fixture(scope="module")
+def renders(chart_dir: Path, values: Any) -> dict[tuple[str, str, bool], list[chart.Rendered]]:
+    return {
+        (p, r, upgrade): chart.helm_template(chart_dir, *values[p], release=r, upgrade=upgrade)
+        for p, r in CASES
+        for upgrade in (False, True)
+    }
+
+
+def ours(rendered: list[chart.Rendered], suffix: str) -> str:
+    (name,) = [r.obj["metadata"]["name"] for r in chart.own(rendered) if r.obj["kind"] == "Job" and
+               r.obj["metadata"]["name"].endswith(suffix)]  # fmt: skip
+    return name
+
+
+@pytest.mark.parametrize(("profile", "release"), CASES, ids=IDS)
+def test_hooks_run_after_spiderpool_init_and_before_its_cleanup(profile: str, release: str, renders: Any) -> None:
+    rendered = renders[(profile, release, False)]
+    post_install = [h.name for h in helm_hooks.execution_order(rendered, "post-install")]
+    assert post_install.index(ours(rendered, "-apply")) > post_install.index(INIT)
+    pre_delete = [h.name for h in helm_hooks.execution_order(rendered, "pre-delete")]
+    assert pre_delete.index(ours(rendered, "-delete")) < pre_delete.index(CLEANUP)
+    upgraded = renders[(profile, release, True)]
+    assert ours(upgraded, "-apply") in [h.name for h in helm_hooks.execution_order(upgraded, "post-upgrade")]
+
+
+def test_the_hook_model_reproduces_the_reported_luck(renders: Any) -> None:
+    """With equal weights Helm orders by name: `rdma` ran its apply before spiderpool-init, `spiderpool-rdma` after."""
+    for release, apply_first in (("rdma", True), ("spiderpool-rdma", False)):
+        rendered = [
+            chart.Rendered(r.source, {**r.obj, "metadata": {**r.obj["metadata"], "annotations": {
+                k: v for k, v in (r.obj["metadata"].get("annotations") or {}).items() if k != "helm.sh/hook-weight"}}})
+            for r in renders[("aws-efa", release, False)]
+        ]  # fmt: skip
+        order = [h.name for h in helm_hooks.execution_order(rendered, "post-install")]
+        assert (order.index(ours(rendered, "-apply")) < order.index(INIT)) is apply_first
+
+
+def hold_addresses(cluster: Cluster) -> None:
+    """Pods on the network: CoreDNS (or any pod) in every general pool, the sample apps' pods in theirs."""
+    for kind, _, name in cluster.objects:
+        if kind == "SpiderIPPool":
+            pool = cluster.objects[(kind, "", name)]
+            app = (pool["metadata"].get("labels") or {}).get("spiderpool-rdma/app")
+            deployments = [k[2] for k in cluster.objects if k[0] == "Deployment" and k[2].endswith(f"-{app}")]
+            cluster.allocations[name] = {f"{deployments[0]}-5d9f-x"} if app and deployments else {"coredns-7db6-x"}
+
+
+def network_is_ready(cluster: Cluster, rendered: list[chart.Rendered]) -> None:
+    applied = chart.applied_objects([r.obj for r in rendered])
+    for obj in applied:
+        live = cluster.objects[cluster.key(obj)]
+        assert not live["metadata"].get("deletionTimestamp"), f"{obj['kind']} {obj['metadata']['name']} terminating"
+        if obj["kind"] == "SpiderMultusConfig":
+            assert live["spec"]["cniType"] == obj["spec"]["cniType"] and "customCNI" not in live["spec"]
+
+
+@pytest.mark.parametrize(("profile", "release"), CASES, ids=IDS)
+def test_install_upgrade_uninstall_reinstall(profile: str, release: str, renders: Any) -> None:
+    rendered = renders[(profile, release, False)]
+    cluster = Cluster()
+    install(cluster, rendered)
+    network_is_ready(cluster, rendered)
+    hold_addresses(cluster)
+    run_hooks(cluster, renders[(profile, release, True)], "post-upgrade")
+    network_is_ready(cluster, rendered)
+    uninstall(cluster, rendered)
+    assert not [k for k in cluster.objects if k[0].startswith("Spider")], cluster.objects.keys()
+    assert not [k for k in cluster.objects if k[0] in ("Deployment", "Service")]
+    assert cluster.crd_groups == set(), "Spiderpool's cleanup deletes its CRDs: the README says so"
+    install(cluster, rendered)
+    network_is_ready(cluster, rendered)
+
+
+def test_the_model_fails_an_apply_merged_into_the_placeholder(renders: Any) -> None:
+    """Without removing spiderpool-init's placeholder, the apply is refused as reported (Spiderpool issue 2700)."""
+    rendered = renders[("aws-efa", "spiderpool-rdma", False)]
+    cluster = Cluster()
+    cluster.crd_groups |= {"spiderpool.spidernet.io", "sriovnetwork.openshift.io"}
+    for hook in helm_hooks.execution_order(rendered, "post-install"):
+        job = next(r.obj for r in rendered if r.obj["metadata"]["name"] == hook.name and r.obj["kind"] == "Job")
+        spec = job["spec"]["template"]["spec"]
+        kept = {
+            **spec,
+            "initContainers": [c for c in spec.get("initContainers", []) if c["name"] != "remove-placeholder"],
+        }
+        configmaps = {
+            r.obj["metadata"]["name"]: r.obj.get("data", {}) for r in rendered if r.obj["kind"] == "ConfigMap"
+        }
+        if hook.name == INIT:
+            run_job(cluster, job, configmaps)
+        else:
+            with pytest.raises(CommandFailed, match=r"the cniType ipvlan only supports spec\.ipvlanConfig"):
+                run_job(cluster, {**job, "spec": {**job["spec"], "template": {"spec": kept}}}, configmaps)
