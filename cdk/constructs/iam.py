@@ -1,4 +1,4 @@
-"""Instance roles: SSM Session Manager, and exactly the cluster's SSM parameters (writes only for control planes)."""
+"""Instance roles: the SSM agent, exactly the parameters each role needs, and ECR for the EFA device plugin."""
 
 from __future__ import annotations
 
@@ -7,14 +7,40 @@ import json
 from cdktn_provider_aws.iam_instance_profile import IamInstanceProfile
 from cdktn_provider_aws.iam_role import IamRole
 from cdktn_provider_aws.iam_role_policy import IamRolePolicy
-from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from constructs import Construct
 
-from cdk.config import ClusterConfig
+from cdk.config import ClusterConfig, RdmaMode
 from cdk.constructs.secrets import ClusterSecrets
 
-READ_ACTIONS = ["ssm:GetParameter"]
-WRITE_ACTIONS = ["ssm:PutParameter"]
+#: The SSM agent's own calls: Session Manager ("Create a custom IAM role for Session Manager", Systems Manager user
+#: guide, getting-started-create-iam-instance-profile.html) and Run Command (ec2messages, as in the managed
+#: AmazonSSMManagedInstanceCore, which would also let every node read every parameter of the account).
+SSM_AGENT_ACTIONS = [
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+]
+#: The EFA device plugin's image: `602401143452.dkr.ecr.<region>.amazonaws.com/eks/aws-efa-k8s-device-plugin`
+#: (aws/eks-charts stable/aws-efa-k8s-device-plugin values.yaml; the chart's default region is us-west-2, and EKS
+#: serves the same repository from this account in most regions: "View Amazon container image registries for
+#: Amazon EKS add-ons"). Pulling needs what the EKS node policy grants (AmazonEC2ContainerRegistryReadOnly), here
+#: scoped to that one repository in any region.
+EFA_PLUGIN_REPOSITORY = ("602401143452", "eks/aws-efa-k8s-device-plugin")
+ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+#: Which of the cluster's parameters (cdk/constructs/secrets.py) each role reads and writes: workers read their
+#: join command only; control planes publish all three and read the control-plane join command to join.
+PARAMETER_ACCESS = {
+    "worker": {"read": ["join-worker"], "write": []},
+    "control-plane": {"read": ["join-control-plane"], "write": ["join-worker", "join-control-plane", "kubeconfig"]},
+}
 
 
 def assume_role_policy(service: str, condition: dict[str, object] | None = None) -> str:
@@ -25,27 +51,40 @@ def assume_role_policy(service: str, condition: dict[str, object] | None = None)
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
-def parameter_policy(parameter_arns: list[str], key_arn: str, *, write: bool) -> dict[str, object]:
-    """Read (and for control planes, write) the cluster's own parameters, and use its key for them only."""
-    kms = ["kms:Decrypt"] + (["kms:Encrypt", "kms:GenerateDataKey"] if write else [])
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
+def node_policy(
+    reads: list[str], writes: list[str], key_arn: str, *, partition: str, pull_efa_plugin: bool
+) -> dict[str, object]:
+    """The SSM agent, the cluster's own parameters through its key, and (EFA workers) the device plugin's image."""
+    statements: list[dict[str, object]] = [
+        {"Sid": "SsmAgent", "Effect": "Allow", "Action": SSM_AGENT_ACTIONS, "Resource": "*"},
+        {"Sid": "ReadClusterParameters", "Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": reads},
+    ]
+    if writes:
+        statements.append(
+            {"Sid": "WriteClusterParameters", "Effect": "Allow", "Action": ["ssm:PutParameter"], "Resource": writes}
+        )
+    statements.append(
+        {
+            "Sid": "ClusterKeyThroughSsm",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"] + (["kms:Encrypt", "kms:GenerateDataKey"] if writes else []),
+            "Resource": key_arn,
+            "Condition": {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}},
+        }
+    )
+    if pull_efa_plugin:
+        account, repository = EFA_PLUGIN_REPOSITORY
+        statements += [
+            # GetAuthorizationToken has no resource type: "*" is the only resource it takes.
+            {"Sid": "EcrToken", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
             {
-                "Sid": "ClusterParameters",
+                "Sid": "EfaDevicePluginImage",
                 "Effect": "Allow",
-                "Action": READ_ACTIONS + (WRITE_ACTIONS if write else []),
-                "Resource": parameter_arns,
+                "Action": ECR_PULL_ACTIONS,
+                "Resource": f"arn:{partition}:ecr:*:{account}:repository/{repository}",
             },
-            {
-                "Sid": "ClusterKeyThroughSsm",
-                "Effect": "Allow",
-                "Action": kms,
-                "Resource": key_arn,
-                "Condition": {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}},
-            },
-        ],
-    }
+        ]
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 class NodeRoles(Construct):
@@ -54,28 +93,24 @@ class NodeRoles(Construct):
     def __init__(self, scope: Construct, id_: str, *, config: ClusterConfig, secrets: ClusterSecrets) -> None:
         super().__init__(scope, id_)
         assume = assume_role_policy("ec2.amazonaws.com")
-        arns = [p.arn for p in secrets.parameters.values()]
+        arns = {name: p.arn for name, p in secrets.parameters.items()}
         self.profiles: dict[str, IamInstanceProfile] = {}
         self.policies: dict[str, IamRolePolicy] = {}  # the role's inline policy, which instances wait for
-        for role_name in ("control-plane", "worker"):
+        for role_name, access in PARAMETER_ACCESS.items():
             role = IamRole(
                 self,
                 f"{role_name}-role",
                 name_prefix=f"{config.name[:20]}-{role_name}-"[:38],
                 assume_role_policy=assume,
             )
-            IamRolePolicyAttachment(
-                self,
-                f"{role_name}-ssm-core",
-                role=role.name,
-                policy_arn=f"arn:{secrets.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore",
+            policy = node_policy(
+                [arns[n] for n in access["read"]],
+                [arns[n] for n in access["write"]],
+                secrets.key.arn,
+                partition=secrets.partition,
+                pull_efa_plugin=role_name == "worker" and config.workers.rdma is RdmaMode.EFA,
             )
-            self.policies[role_name] = IamRolePolicy(
-                self,
-                f"{role_name}-parameters",
-                role=role.id,
-                policy=json.dumps(parameter_policy(arns, secrets.key.arn, write=role_name == "control-plane")),
-            )
+            self.policies[role_name] = IamRolePolicy(self, f"{role_name}-node", role=role.id, policy=json.dumps(policy))
             self.profiles[role_name] = IamInstanceProfile(
                 self,
                 f"{role_name}-profile",

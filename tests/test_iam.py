@@ -1,0 +1,88 @@
+"""What each node role may do, evaluated with IAM's rule (tests/iam_model.py) on the synthesized policies."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.conftest import SHARED, VARIANTS, Synthesized
+from tests.iam_model import ACCOUNT, allows, role_policies
+
+pytestmark = pytest.mark.synth
+
+#: What the SSM agent needs for Session Manager ("Create a custom IAM role for Session Manager",
+#: systems-manager/latest/userguide/getting-started-create-iam-instance-profile.html) and for Run Command
+#: (the ec2messages actions of AmazonSSMManagedInstanceCore; the README's troubleshooting uses send-command).
+AGENT_ACTIONS = [
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+]
+#: The repository of the EFA device plugin image, from the chart's own values (aws/eks-charts).
+EFA_IMAGE = yaml.safe_load((SHARED / "upstream" / "aws-efa-k8s-device-plugin" / "values.yaml").read_text())["image"][
+    "repository"
+]
+ECR_PULL = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+
+
+def parameter_arn(s: Synthesized, name: str) -> str:
+    return f"arn:aws:ssm:{s.config.region}:{ACCOUNT}:parameter{s.config.ssm_path}/{name}"
+
+
+def repository_arn(image: str) -> str:
+    """`ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO` -> the repository's ARN (ECR resource types)."""
+    host, repo = image.split("/", 1)
+    account, _, _, region = host.split(".")[:4]
+    return f"arn:aws:ecr:{region}:{account}:repository/{repo}"
+
+
+@pytest.fixture(params=list(VARIANTS))
+def variant(request: pytest.FixtureRequest, synthesized: dict[str, Synthesized]) -> Synthesized:
+    return synthesized[request.param]
+
+
+def test_workers_read_only_the_worker_join_command(variant: Synthesized) -> None:
+    worker = role_policies(variant.stack, variant.config.region, "worker")
+    assert allows(worker, "ssm:GetParameter", parameter_arn(variant, "join-worker"))
+    for name in ("join-control-plane", "kubeconfig"):
+        for action in ("ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"):
+            assert not allows(worker, action, parameter_arn(variant, name)), (action, name)
+    assert not allows(worker, "ssm:PutParameter", parameter_arn(variant, "join-worker"))
+    assert not allows(worker, "ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/other/secret")
+
+
+def test_control_planes_publish_the_three_parameters_and_read_only_what_joining_needs(variant: Synthesized) -> None:
+    cp = role_policies(variant.stack, variant.config.region, "control-plane")
+    for name in ("join-worker", "join-control-plane", "kubeconfig"):
+        assert allows(cp, "ssm:PutParameter", parameter_arn(variant, name))
+    assert allows(cp, "ssm:GetParameter", parameter_arn(variant, "join-control-plane"))
+    assert not allows(cp, "ssm:GetParameter", parameter_arn(variant, "kubeconfig"))
+    assert not allows(cp, "ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/other/secret")
+
+
+@pytest.mark.parametrize("role", ["control-plane", "worker"])
+def test_every_node_runs_the_ssm_agent(variant: Synthesized, role: str) -> None:
+    policies = role_policies(variant.stack, variant.config.region, role)
+    assert [a for a in AGENT_ACTIONS if not allows(policies, a, "*")] == []
+    assert not variant.resources("aws_iam_role_policy_attachment"), "managed policies grant more than the agent needs"
+
+
+def test_efa_workers_pull_the_device_plugin_image_and_nothing_else(variant: Synthesized) -> None:
+    worker = role_policies(variant.stack, variant.config.region, "worker")
+    efa = variant.config.workers.rdma.value == "efa"
+    # GetAuthorizationToken has no resource type: "*" is its only resource (ECR API permissions reference).
+    assert allows(worker, "ecr:GetAuthorizationToken", "*") == efa
+    for action in ECR_PULL:
+        assert allows(worker, action, repository_arn(EFA_IMAGE)) == efa, action
+        assert not allows(worker, action, "arn:aws:ecr:us-west-2:999999999999:repository/eks/aws-efa-k8s-device-plugin")
+        assert not allows(worker, action, "arn:aws:ecr:us-west-2:602401143452:repository/eks/coredns")
+    cp = role_policies(variant.stack, variant.config.region, "control-plane")
+    assert not allows(cp, "ecr:BatchGetImage", repository_arn(EFA_IMAGE))
