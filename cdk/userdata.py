@@ -20,6 +20,7 @@ import yaml
 
 from cdk.config import ClusterConfig, RdmaMode
 from cdk.constructs.api_endpoint import api_dns_name
+from cdk.constructs.secrets import kms_alias_name
 from cdk.ipplan import UNDERLAY_INTERFACE, IpPlan, Node
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parents[1] / "bootstrap"
@@ -105,7 +106,7 @@ def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, objec
         "efa_key_fingerprint": EFA_KEY_FINGERPRINT,
         "hugepages": HUGEPAGES,
         "underlay_if": UNDERLAY_INTERFACE,
-        "kms_alias": f"alias/spiderpool-rdma-{config.name}",
+        "kms_alias": kms_alias_name(config),
         "join_timeout": JOIN_TIMEOUT_SECONDS,
         "join_pattern": JOIN_PATTERN,
     }

@@ -16,12 +16,25 @@ from cdk.config import ClusterConfig
 #: Parameters under the cluster's SSM path. Terraform creates them with a placeholder through the
 #: write-only `value_wo` (never stored in the state) so that destroy removes them; the first control
 #: plane overwrites them, workers and other control planes read them.
+#: Each with the tier control-plane-0 writes it with (bootstrap/control-plane.sh): the admin kubeconfig exceeds the
+#: standard tier's 4 KB. The tier must match: a different one would be a change for Terraform's next plan.
 PARAMETERS = {
-    "join-worker": "kubeadm join command for workers (token and CA certificate hash)",
-    "join-control-plane": "kubeadm join command for further control planes (adds the certificate key)",
-    "kubeconfig": "admin kubeconfig of the cluster",
+    "join-worker": ("kubeadm join command for workers (token and CA certificate hash)", "Standard"),
+    "join-control-plane": ("kubeadm join command for further control planes (adds the certificate key)", "Standard"),
+    "kubeconfig": ("admin kubeconfig of the cluster", "Advanced"),
 }
 PLACEHOLDER = "pending"
+
+
+def kms_alias_name(config: ClusterConfig) -> str:
+    """The one form of the key's name that Terraform and the nodes (SPR_KMS_KEY) give SSM as KeyId.
+
+    SSM records the KeyId as given and the provider reads it back into `key_id` (terraform-provider-aws
+    internal/service/ssm/parameter.go, resourceParameterRead: `d.Set(names.AttrKeyID, detail.KeyId)`): an ARN
+    in Terraform and an alias on the node would be a change at every plan after the first boot, and the
+    provider's update would then send the empty `value` instead of the write-only one.
+    """
+    return f"alias/spiderpool-rdma-{config.name}"
 
 
 class ClusterSecrets(Construct):
@@ -40,7 +53,7 @@ class ClusterSecrets(Construct):
             deletion_window_in_days=7,
             policy=json.dumps(self._key_policy(config)),
         )
-        KmsAlias(self, "alias", name=f"alias/spiderpool-rdma-{config.name}", target_key_id=self.key.key_id)
+        alias = KmsAlias(self, "alias", name=kms_alias_name(config), target_key_id=self.key.key_id)
         self.parameters = {
             name: SsmParameter(
                 self,
@@ -48,11 +61,12 @@ class ClusterSecrets(Construct):
                 name=f"{config.ssm_path}/{name}",
                 description=description,
                 type="SecureString",
-                key_id=self.key.arn,
+                key_id=alias.name,
+                tier=tier,
                 value_wo=PLACEHOLDER,
                 value_wo_version=1,
             )
-            for name, description in PARAMETERS.items()
+            for name, (description, tier) in PARAMETERS.items()
         }
 
     def _key_policy(self, config: ClusterConfig) -> dict[str, object]:
