@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from cdktn_provider_aws.placement_group import PlacementGroup
 from cdktn_provider_aws.subnet import Subnet
 
 from cdk.config import RdmaMode
-from tests.conftest import VARIANTS, Synthesized
+from tests.conftest import VARIANTS, Synthesized, synthesize
 
 pytestmark = pytest.mark.synth
 
@@ -108,7 +109,7 @@ def test_nodes_instances_and_enis(variant: Synthesized) -> None:
         efa = node.role == "worker" and c.workers.rdma is RdmaMode.EFA
         assert eni.get("interface_type") == ("efa" if efa else None)
         assert eni.get("ipv4_prefixes", []) == [str(p) for p in node.prefixes]
-        assert ("placement_group" in inst) == (node.role == "worker")
+        assert ("placement_group" in inst) == (node.role == "worker")  # these types allow cluster placement
         assert inst["instance_type"] == (c.workers if node.role == "worker" else c.control_plane).instance_type
     assert Testing.to_have_resource_with_properties(
         stack_json(variant), PlacementGroup.TF_RESOURCE_TYPE, {"strategy": "cluster"}
@@ -193,3 +194,14 @@ def test_instances_wait_for_their_way_out_and_their_permissions(variant: Synthes
         role_ref = profile["role"].replace(".name}", ".id}")
         role_policies = {f"aws_iam_role_policy.{n}" for n, p in policies.items() if p["role"] == role_ref}
         assert role_policies and role_policies <= deps
+
+
+def test_burstable_workers_get_no_cluster_placement_group(tmp_path: Path) -> None:
+    """AWS refuses burstable (T) types in a cluster placement group ("Placement group rules and limitations",
+    EC2 user guide); DescribeInstanceTypes says so in PlacementGroupInfo, which the shipped data carries."""
+    config = tmp_path / "cluster.yaml"
+    config.write_text(yaml.safe_dump({"name": "burst", "workers": {"instance_type": "t3.large", "rdma": "softroce"}}))
+    assert synthesize(tmp_path / "out", config) == 0
+    stack = json.loads((tmp_path / "out" / "stacks" / "burst" / "cdk.tf.json").read_text())
+    assert "aws_placement_group" not in stack["resource"]
+    assert all("placement_group" not in i for i in stack["resource"]["aws_instance"].values())

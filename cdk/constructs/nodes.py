@@ -1,4 +1,4 @@
-"""The EC2 nodes: one ENI each (EFA on workers in efa mode, /28 prefixes for pods), in a cluster placement group."""
+"""The EC2 nodes: one ENI each (EFA on workers in efa mode, /28 prefixes for pods), workers in a placement group."""
 
 from __future__ import annotations
 
@@ -46,7 +46,15 @@ class NodeGroup(Construct):
         egress_ready: list[TerraformResource],
     ) -> None:
         super().__init__(scope, id_)
-        self.placement_group = PlacementGroup(self, "placement", name=f"{config.name}-workers", strategy="cluster")
+        # A cluster placement group puts the workers close together (EFA and RoCE latency). AWS refuses types
+        # without "cluster" in DescribeInstanceTypes' PlacementGroupInfo (burstable T, flex, Mac): those go without.
+        worker_type = table.get(config.workers.instance_type)
+        assert worker_type is not None, "validated by config.load_config"
+        self.placement_group = (
+            PlacementGroup(self, "placement", name=f"{config.name}-workers", strategy="cluster")
+            if worker_type.cluster_placement
+            else None
+        )
         self.interfaces: dict[str, NetworkInterface] = {}
         self.instances: dict[str, Instance] = {}
         amis: dict[str, DataAwsAmi] = {}
@@ -84,7 +92,7 @@ class NodeGroup(Construct):
                 instance_type=spec.instance_type,
                 iam_instance_profile=roles.profiles[node.role].name,
                 primary_network_interface=InstancePrimaryNetworkInterface(network_interface_id=eni.id),
-                placement_group=self.placement_group.name if node.role == "worker" else None,
+                placement_group=self.placement_group.name if self.placement_group and node.role == "worker" else None,
                 metadata_options=InstanceMetadataOptions(
                     http_endpoint="enabled",
                     http_tokens="required",
