@@ -18,11 +18,12 @@ from typing import Any
 
 import yaml
 
-from cdk import chart_values
-from cdk.config import load_config
+from cdk import chart_values, userdata
+from cdk.config import ClusterConfig, load_config
 from cdk.ec2_types import InstanceTable
-from cdk.ipplan import make_plan
+from cdk.ipplan import IpPlan, make_plan
 from tests.conftest import REPO, SHARED, VARIANTS
+from tests.upstream.scheduling import Node
 
 CHART = REPO / "charts" / "spiderpool-rdma"
 PROFILES = sorted(p.stem.removeprefix("values-") for p in CHART.glob("values-*.yaml"))
@@ -47,12 +48,31 @@ def packaged_copy(dest: Path) -> Path:
     return target
 
 
-def generated_values(variant: str, table: InstanceTable, tmp: Path) -> dict[str, Any]:
-    """cdktf.out/helm-values.yaml of a configuration, from the very function `make synth` writes it with."""
+def planned(variant: str, table: InstanceTable, tmp: Path) -> tuple[ClusterConfig, IpPlan]:
     path = tmp / f"{variant}.yaml"
     path.write_text(yaml.safe_dump(VARIANTS[variant]))
     config = load_config(path, table)
-    return dict(yaml.safe_load(chart_values.render(config, make_plan(config))))
+    return config, make_plan(config)
+
+
+def generated_values(variant: str, table: InstanceTable, tmp: Path) -> dict[str, Any]:
+    """cdktf.out/helm-values.yaml of a configuration, from the very function `make synth` writes it with."""
+    return dict(yaml.safe_load(chart_values.render(*planned(variant, table, tmp))))
+
+
+#: kubeadm taints control-plane nodes (kubeadm's `nodeRegistration.taints` default, kubeadm init --help).
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+def cluster_nodes(config: ClusterConfig, plan: IpPlan) -> list[Node]:
+    """The nodes as the kubelet registers them: the user data's --node-labels, hostname, kubeadm's taint."""
+    nodes = []
+    for node in plan.nodes:
+        labels = dict(kv.split("=", 1) for kv in userdata.node_labels(config, node).split(","))
+        labels["kubernetes.io/hostname"] = node.name
+        taints = [CONTROL_PLANE_TAINT] if node.role == "control-plane" else []
+        nodes.append(Node(node.name, labels, taints))
+    return nodes
 
 
 def profile_values(profile: str) -> dict[str, Any]:
