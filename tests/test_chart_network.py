@@ -1,6 +1,8 @@
-"""Which pools each pod of the cluster draws from, on which nodes: Spiderpool's IPAM rules
-(tests/upstream/spiderpool.py) and the scheduler's (tests/upstream/scheduling.py) applied to what the chart renders and to the nodes the
-infrastructure creates (names, labels and taints from the plan and the user data)."""
+"""Which pools each pod of the cluster draws from, on which nodes.
+
+Spiderpool's IPAM rules (tests/upstream/spiderpool.py) and the scheduler's (tests/upstream/scheduling.py), applied
+to what the chart renders and to the nodes the infrastructure creates (names, labels, taints from plan and user data).
+"""
 
 from __future__ import annotations
 
