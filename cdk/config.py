@@ -58,6 +58,21 @@ class SampleApps(_Strict):
     ips_per_node: Annotated[int, Field(ge=1, le=64)] = 4
 
 
+class LocalState(_Strict):
+    """Terraform state in `terraform.NAME.tfstate` beside the output directory (the project root for cdktf.out)."""
+
+    type: Literal["local"] = "local"
+
+
+class S3State(_Strict):
+    """Terraform state in S3, locked with a lock object beside it (`use_lockfile`, Terraform >= 1.10)."""
+
+    type: Literal["s3"]
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    key: str | None = None  # default spiderpool-rdma/NAME/terraform.tfstate
+    region: str | None = None  # default: the cluster's region
+
+
 class ClusterConfig(_Strict):
     name: str = "spiderpool-rdma"
     region: str = "us-east-1"
@@ -74,6 +89,7 @@ class ClusterConfig(_Strict):
     workers: Workers = Workers()
     sample_apps: SampleApps = SampleApps()
     flow_log_retention_days: Literal[365, 400, 545, 731, 1827, 3653] = 365
+    backend: Annotated[LocalState | S3State, Field(discriminator="type")] = LocalState()
 
     @field_validator("name")
     @classmethod

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cdktn import TerraformOutput, TerraformStack
+from cdktn import LocalBackend, S3Backend, TerraformOutput, TerraformStack
 from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
-from cdk.config import ClusterConfig
+from cdk.config import ClusterConfig, S3State
 from cdk.constructs.api_endpoint import ApiEndpoint
 from cdk.constructs.iam import NodeRoles
 from cdk.constructs.network import Network
@@ -31,6 +31,19 @@ class ClusterStack(TerraformStack):
         user_data: Callable[[Node], str],
     ) -> None:
         super().__init__(scope, id_)
+        if isinstance(config.backend, S3State):
+            S3Backend(
+                self,
+                bucket=config.backend.bucket,
+                key=config.backend.key or f"spiderpool-rdma/{config.name}/terraform.tfstate",
+                region=config.backend.region or config.region,
+                encrypt=True,
+                use_lockfile=True,
+            )
+        else:
+            # Relative to the stack's directory (OUTDIR/stacks/NAME), where Terraform runs: beside OUTDIR, on any
+            # machine. cdktn's default is an absolute path on the machine that synthesized.
+            LocalBackend(self, path=f"../../../terraform.{config.name}.tfstate")
         AwsProvider(
             self,
             "aws",

@@ -205,3 +205,26 @@ def test_burstable_workers_get_no_cluster_placement_group(tmp_path: Path) -> Non
     stack = json.loads((tmp_path / "out" / "stacks" / "burst" / "cdk.tf.json").read_text())
     assert "aws_placement_group" not in stack["resource"]
     assert all("placement_group" not in i for i in stack["resource"]["aws_instance"].values())
+
+
+def test_local_state_sits_beside_the_output_directory_by_a_relative_path(variant: Synthesized) -> None:
+    """Terraform resolves a relative `path` from its working directory, the stack's (cdktf.out/stacks/NAME)."""
+    backend = variant.stack["terraform"]["backend"]
+    assert backend == {"local": {"path": f"../../../terraform.{variant.config.name}.tfstate"}}
+
+
+def test_a_remote_s3_backend_with_locking_can_be_chosen(tmp_path: Path) -> None:
+    config = tmp_path / "cluster.yaml"
+    config.write_text(yaml.safe_dump({"name": "team", "backend": {"type": "s3", "bucket": "team-tfstate"}}))
+    assert synthesize(tmp_path / "out", config) == 0
+    stack = json.loads((tmp_path / "out" / "stacks" / "team" / "cdk.tf.json").read_text())
+    # S3 backend (Terraform >= 1.10): `use_lockfile` locks with an object beside the state, no DynamoDB table.
+    assert stack["terraform"]["backend"] == {
+        "s3": {
+            "bucket": "team-tfstate",
+            "key": "spiderpool-rdma/team/terraform.tfstate",
+            "region": "us-east-1",
+            "encrypt": True,
+            "use_lockfile": True,
+        }
+    }
