@@ -20,6 +20,7 @@ from cdk.ec2_types import InstanceTable
 from tests import chart
 from tests.conftest import REPO, SHARED, Synthesized
 from tests.crds import is_custom, validate_custom
+from tests.upstream import ping
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 AWS_PROFILES = [p for p in chart.PROFILES if p.startswith("aws-")]
@@ -286,3 +287,19 @@ def test_checkov_findings_of_the_subcharts_are_listed(
 def test_shipped_scripts_pass_shellcheck(script: Path) -> None:
     proc = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("profile", chart.PROFILES)
+def test_the_helm_tests_ping_works_as_non_root_on_containerd_1_7(profile: str, rendered: Any) -> None:
+    (pod,) = [o for o in rendered[(profile, False)] if o["kind"] == "Pod" and o["metadata"]["name"].endswith("-apps")]
+    (container,) = pod["spec"]["containers"]
+    assert "ping -c" in (chart.CHART / "files" / "test-apps.sh").read_text()
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert ping.ping_works(pod["spec"], container, ping.KERNEL_DEFAULT_RANGE)
+
+
+def test_the_ping_model_refuses_added_capabilities_to_a_non_root_user() -> None:
+    spec = {"securityContext": {"runAsNonRoot": True, "runAsUser": 65532}}
+    container = {"securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"add": ["NET_RAW"]}}}
+    assert not ping.ping_works(spec, container, ping.KERNEL_DEFAULT_RANGE)
+    assert ping.ping_works(spec, container, ping.CONTAINERD_2_RANGE)
