@@ -20,7 +20,7 @@ from cdk.ec2_types import InstanceTable
 from tests import chart
 from tests.conftest import REPO, SHARED, Synthesized
 from tests.crds import is_custom, validate_custom
-from tests.upstream import ping
+from tests.upstream import ping, rdma_shared_dp
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 AWS_PROFILES = [p for p in chart.PROFILES if p.startswith("aws-")]
@@ -303,3 +303,24 @@ def test_the_ping_model_refuses_added_capabilities_to_a_non_root_user() -> None:
     container = {"securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"add": ["NET_RAW"]}}}
     assert not ping.ping_works(spec, container, ping.KERNEL_DEFAULT_RANGE)
     assert ping.ping_works(spec, container, ping.CONTAINERD_2_RANGE)
+
+
+def shared_device_plugin_config(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    (cm,) = [
+        o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("rdma-shared-device-plugin")
+    ]
+    return list(json.loads(cm["data"]["config.json"])["configList"])
+
+
+def test_the_soft_roce_selector_picks_the_ena_device_rxe_runs_on(rendered: Any) -> None:
+    """rxe0 is an RDMA device, not a netdev: ifNames [rxe0] selects nothing. Only the ENA (driver ena) is right;
+    an EFA device (driver efa) is not."""
+    (entry,) = shared_device_plugin_config(rendered[("aws-softroce", True)])
+    ena = rdma_shared_dp.nitro_ena(rxe_under_pci=True)
+    assert rdma_shared_dp.exposed_devices(ena, entry["selectors"]) == ena
+    efa = rdma_shared_dp.PciDevice(
+        "0000:00:06.0", 0x02, "1d0f", "efa1", "efa", (), rdma={"rdmap0s6": rdma_shared_dp.RXE_CHARS}
+    )
+    assert rdma_shared_dp.exposed_devices([efa], entry["selectors"]) == []
+    # What only a node can confirm: if rxe0 is not under the ENA's PCI directory the plugin exposes no device.
+    assert rdma_shared_dp.exposed_devices(rdma_shared_dp.nitro_ena(rxe_under_pci=False), entry["selectors"]) == []
