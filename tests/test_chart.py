@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import re
 import subprocess
 import warnings
 from pathlib import Path
@@ -20,7 +21,7 @@ from cdk.ec2_types import InstanceTable
 from tests import chart
 from tests.conftest import REPO, SHARED, Synthesized
 from tests.crds import is_custom, validate_custom
-from tests.upstream import ping, rdma_shared_dp
+from tests.upstream import ping, rdma_shared_dp, scheduling, sriov_webhook
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 AWS_PROFILES = [p for p in chart.PROFILES if p.startswith("aws-")]
@@ -324,3 +325,40 @@ def test_the_soft_roce_selector_picks_the_ena_device_rxe_runs_on(rendered: Any) 
     assert rdma_shared_dp.exposed_devices([efa], entry["selectors"]) == []
     # What only a node can confirm: if rxe0 is not under the ENA's PCI directory the plugin exposes no device.
     assert rdma_shared_dp.exposed_devices(rdma_shared_dp.nitro_ena(rxe_under_pci=False), entry["selectors"]) == []
+
+
+def test_the_sriov_policy_selects_the_nodes_the_readme_tells_to_label(rendered: Any) -> None:
+    """Nothing installs Node Feature Discovery: the policy must select the label the README has the user set."""
+    readme = (chart.CHART / "README.md").read_text()
+    key, value = re.search(r"kubectl label nodes? \S+ ([\w./-]+)=(\w+)", readme).groups()  # type: ignore[union-attr]
+    (policy,) = [
+        o for o in chart.applied_objects(rendered[("baremetal-sriov", False)]) if o["kind"] == "SriovNetworkNodePolicy"
+    ]
+    labelled = [scheduling.Node("bm-0", {"kubernetes.io/hostname": "bm-0", key: value})]
+    assert sriov_webhook.refusal(policy, labelled) is None
+    assert sriov_webhook.refusal(policy, [scheduling.Node("bm-0", {"kubernetes.io/hostname": "bm-0"})])
+
+
+def documented_timeouts(readme: str) -> list[int]:
+    """Seconds of every `--timeout Nm` of the helm install/upgrade/uninstall commands of the chart's README."""
+    commands = re.findall(r"^helm (?:install|upgrade|uninstall)[^\n]*(?:\\\n[^\n]*)*", readme, flags=re.MULTILINE)
+    timeouts = [re.search(r"--timeout (\d+)m", c) for c in commands]
+    assert commands and all(timeouts), commands
+    return [int(t.group(1)) * 60 for t in timeouts if t]
+
+
+def test_the_documented_helm_timeout_outlasts_each_hook(rendered: Any) -> None:
+    """Helm gives each hook its own --timeout (pkg/action/hooks.go: WatchUntilReady(resources, timeout)): a job must
+    fail by its own deadline first, and its wait for the controller must fit in that deadline."""
+    timeouts = documented_timeouts((chart.CHART / "README.md").read_text())
+    for job in (
+        o
+        for o in rendered[("aws-efa", True)]
+        if o["kind"] == "Job" and "helm.sh/hook" in o["metadata"].get("annotations", {})
+    ):
+        deadline = job["spec"].get("activeDeadlineSeconds")
+        if job["metadata"]["name"].startswith("rdma-spiderpool-rdma"):
+            assert deadline and deadline < min(timeouts)
+            for c in job["spec"]["template"]["spec"].get("initContainers", []):
+                waits = [a for a in c["command"] if a.startswith("--timeout=")]
+                assert all(int(w.removeprefix("--timeout=").removesuffix("s")) < deadline for w in waits)
