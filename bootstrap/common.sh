@@ -29,8 +29,13 @@ CONF
   sysctl --system
 }
 
+# snapd may still be seeding on first boot, and the store may be briefly unreachable: wait, then retry.
 aws_cli() {
-  command -v aws || snap install aws-cli --classic
+  if [[ ! -x "${AWS}" ]]; then
+    retry 5 10 snap wait system seed.loaded
+    retry 5 10 snap install aws-cli --classic
+  fi
+  "${AWS}" --version
 }
 
 containerd_runtime() {
@@ -50,15 +55,12 @@ CONF
 }
 
 kubernetes_packages() {
-  local repo="https://pkgs.k8s.io/core:/stable:/v${SPR_K8S_MINOR}/deb/" key tmp
-  tmp="$(mktemp -d)"
-  retry 5 10 curl -fsSL -o "${tmp}/Release.key" "${repo}Release.key"
-  key="$(gpg --show-keys --with-colons "${tmp}/Release.key" | awk -F: '/^fpr:/ {print $10; exit}')"
-  [[ "${key}" == "${SPR_K8S_KEY_FINGERPRINT}" ]] ||
-    die "pkgs.k8s.io signing key has fingerprint '${key}', expected ${SPR_K8S_KEY_FINGERPRINT}"
+  local repo="https://pkgs.k8s.io/core:/stable:/v${SPR_K8S_MINOR}/deb/"
+  gpg_home
+  fetch_key "${repo}Release.key" "${GNUPGHOME}/Release.key" "${SPR_K8S_KEY_FINGERPRINT}"
   mkdir -p "${SPR_ROOT}/etc/apt/keyrings"
-  gpg --dearmor --yes -o "${SPR_ROOT}/etc/apt/keyrings/kubernetes.gpg" "${tmp}/Release.key"
-  rm -rf "${tmp}"
+  gpg --batch --dearmor --yes -o "${SPR_ROOT}/etc/apt/keyrings/kubernetes.gpg" "${GNUPGHOME}/Release.key"
+  rm -rf "${GNUPGHOME}"
   echo "deb [signed-by=/etc/apt/keyrings/kubernetes.gpg] ${repo} /" |
     write_file /etc/apt/sources.list.d/kubernetes.list 0644
   retry 5 10 apt-get update -q

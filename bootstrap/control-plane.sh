@@ -12,16 +12,31 @@ kubeadm_init() {
   kubeadm init --config "${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-init.yaml" --upload-certs
 }
 
+# Each parameter holds what kubeadm itself prints, so its form is kubeadm's (a trailing space after the CA hash,
+# cmd/kubeadm/app/cmd/util/join.go); join.sh's pattern decides, and is applied here before anything is published.
 publish_join() {
   local join key
   join="$(kubeadm token create --ttl 24h --print-join-command --kubeconfig "${ADMIN_CONF}")"
-  [[ "${join}" =~ ${SPR_JOIN_PATTERN} ]] || die "unexpected join command from kubeadm: ${join%% --token*}"
+  check_join "${join}" worker
   printf '%s\n' "${join}" | ssm_put join-worker Standard
   if ((SPR_CONTROL_PLANES > 1)); then
     key="$(kubeadm init phase upload-certs --upload-certs --config "${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-init.yaml" | tail -n 1)"
     [[ "${key}" =~ ^[a-f0-9]{64}$ ]] || die "kubeadm printed no certificate key"
-    printf '%s --control-plane --certificate-key %s\n' "${join}" "${key}" | ssm_put join-control-plane Standard
+    join="$(kubeadm token create --ttl 2h --print-join-command --certificate-key "${key}" --kubeconfig "${ADMIN_CONF}")"
+    check_join "${join}" control-plane
+    printf '%s\n' "${join}" | ssm_put join-control-plane Standard
   fi
+}
+
+# check_join COMMAND worker|control-plane: the consumer's pattern, with a certificate key exactly for control planes.
+check_join() {
+  [[ "$1" =~ ${SPR_JOIN_PATTERN} ]] || die "unexpected join command from kubeadm: ${1%% --token*}"
+  if [[ "$2" == control-plane && -z "${BASH_REMATCH[5]}" || "$2" == worker && -n "${BASH_REMATCH[5]}" ]]; then
+    die "kubeadm printed a join command that is not for a $2"
+  fi
+}
+
+publish_kubeconfig() {
   # An admin kubeconfig with embedded certificates exceeds the 4 KB of a Standard parameter.
   ssm_put kubeconfig Advanced <"${ADMIN_CONF}"
 }
@@ -29,4 +44,5 @@ publish_join() {
 role_steps() {
   step kubeadm-init kubeadm_init
   step publish-join publish_join
+  step publish-kubeconfig publish_kubeconfig
 }

@@ -4,6 +4,8 @@
 
 SPR_STATE="${SPR_ROOT}/var/lib/spiderpool-rdma"
 SPR_LOG_DIR="${SPR_ROOT}/var/log/spiderpool-rdma"
+# The AWS CLI by its real path: a systemd unit's PATH has no /snap/bin. Snap aws-cli, app aws: <snap>.<app>.
+AWS="${SPR_ROOT}/snap/bin/aws-cli.aws"
 
 log() {
   local line
@@ -71,7 +73,7 @@ apt_install() {
 
 # ssm_get NAME: print a SecureString of this cluster's path, decrypted.
 ssm_get() {
-  aws ssm get-parameter --region "${SPR_REGION}" --with-decryption --name "${SPR_SSM_PATH}/$1" \
+  "${AWS}" ssm get-parameter --region "${SPR_REGION}" --with-decryption --name "${SPR_SSM_PATH}/$1" \
     --query Parameter.Value --output text
 }
 
@@ -79,11 +81,35 @@ ssm_get() {
 # The value goes through a private file, never the command line (visible to every local user).
 ssm_put() {
   local tmp rc=0
-  tmp="$(mktemp)"
+  tmp="$(mktemp "${SPR_STATE}/value.XXXXXX")"
   chmod 600 "${tmp}"
   cat >"${tmp}"
-  aws ssm put-parameter --region "${SPR_REGION}" --name "${SPR_SSM_PATH}/$1" --type SecureString \
+  "${AWS}" ssm put-parameter --region "${SPR_REGION}" --name "${SPR_SSM_PATH}/$1" --type SecureString \
     --key-id "${SPR_KMS_KEY}" --tier "$2" --overwrite --value "file://${tmp}" >/dev/null || rc=$?
   rm -f "${tmp}"
   return "${rc}"
+}
+
+# gpg_home: a private, throw-away gpg home for this step (a unit has no HOME; root's keyring stays untouched).
+gpg_home() {
+  GNUPGHOME="$(mktemp -d "${SPR_STATE}/gnupg.XXXXXX")"
+  export GNUPGHOME
+}
+
+# fetch_key URL FILE FINGERPRINT: download a signing key; accept it only with the pinned primary fingerprint
+# (field 10 of gpg's `fpr` record, doc/DETAILS).
+fetch_key() {
+  local fpr
+  retry 5 10 curl -fsSL -o "$2" "$1"
+  fpr="$(gpg --batch --show-keys --with-colons "$2" | awk -F: '/^fpr:/ {print $10; exit}')"
+  [[ "${fpr}" == "$3" ]] || die "signing key $1 has fingerprint '${fpr}', expected $3"
+}
+
+# verify_signature SIG FILE KEY FINGERPRINT: a good signature of FILE by the key FINGERPRINT, nothing less. gpgv,
+# as apt uses it: no agent, no trust database; its VALIDSIG status line ends with the primary key's fingerprint.
+verify_signature() {
+  local signer
+  gpg --batch --yes --dearmor -o "$3.gpg" "$3"
+  signer="$(gpgv --keyring "$3.gpg" --status-fd 1 "$1" "$2" 2>/dev/null | awk '$2 == "VALIDSIG" {print $NF}')" || true
+  [[ "${signer}" == "$4" ]] || die "$(basename "$2") has no valid signature by $4: not using it"
 }

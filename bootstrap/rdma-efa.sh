@@ -1,20 +1,21 @@
 # shellcheck shell=bash
 # EFA: the AWS installer at a pinned version, its GPG signature verified before it runs.
 
+# libfabric's tools by their real path: the installer adds /opt/amazon/efa/bin to PATH only in
+# /etc/profile.d/efa.sh, which login shells read and systemd units never do.
+FI_INFO="${SPR_ROOT}/opt/amazon/efa/bin/fi_info"
+
 efa_installer() {
-  local tmp="${SPR_ROOT}/var/lib/spiderpool-rdma/efa" tarball="aws-efa-installer-${SPR_EFA_VERSION}.tar.gz" key
-  mkdir -p "${tmp}"
-  retry 5 10 curl -fsSL -o "${tmp}/aws-efa-installer.key" "https://efa-installer.amazonaws.com/aws-efa-installer.key"
-  key="$(gpg --show-keys --with-colons "${tmp}/aws-efa-installer.key" | awk -F: '/^fpr:/ {print $10; exit}')"
-  [[ "${key}" == "${SPR_EFA_KEY_FINGERPRINT}" ]] ||
-    die "EFA installer key has fingerprint '${key}', expected ${SPR_EFA_KEY_FINGERPRINT}"
-  retry 5 10 curl -fsSL -o "${tmp}/${tarball}" "https://efa-installer.amazonaws.com/${tarball}"
-  retry 5 10 curl -fsSL -o "${tmp}/${tarball}.sig" "https://efa-installer.amazonaws.com/${tarball}.sig"
-  gpg --no-default-keyring --keyring "${tmp}/efa.gpg" --import "${tmp}/aws-efa-installer.key"
-  gpg --no-default-keyring --keyring "${tmp}/efa.gpg" --verify "${tmp}/${tarball}.sig" "${tmp}/${tarball}" ||
-    die "signature of ${tarball} does not verify: not running it"
-  tar -xzf "${tmp}/${tarball}" -C "${tmp}"
-  (cd "${tmp}/aws-efa-installer" && ./efa_installer.sh -y)
+  local dir="${SPR_STATE}/efa" url="https://efa-installer.amazonaws.com" tarball="aws-efa-installer-${SPR_EFA_VERSION}.tar.gz"
+  mkdir -p "${dir}"
+  gpg_home
+  fetch_key "${url}/aws-efa-installer.key" "${dir}/aws-efa-installer.key" "${SPR_EFA_KEY_FINGERPRINT}"
+  retry 5 10 curl -fsSL -o "${dir}/${tarball}" "${url}/${tarball}"
+  retry 5 10 curl -fsSL -o "${dir}/${tarball}.sig" "${url}/${tarball}.sig"
+  verify_signature "${dir}/${tarball}.sig" "${dir}/${tarball}" "${dir}/aws-efa-installer.key" "${SPR_EFA_KEY_FINGERPRINT}"
+  rm -rf "${GNUPGHOME}"
+  tar -xzf "${dir}/${tarball}" -C "${dir}"
+  (cd "${dir}/aws-efa-installer" && ./efa_installer.sh -y)
 }
 
 efa_tuning() {
@@ -37,7 +38,7 @@ efa_reboot_if_needed() {
 }
 
 efa_verify() {
-  fi_info -p efa -t FI_EP_RDM
+  "${FI_INFO}" -p efa -t FI_EP_RDM
 }
 
 rdma_steps() {

@@ -1,106 +1,56 @@
-"""The bootstrap scripts run for real, with every system command replaced by a recording stub on PATH."""
+"""The bootstrap scripts run for real, as their systemd unit runs them, with stand-ins at the real binaries' paths."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
-from cdk import userdata
+import pytest
+
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
+from tests.bootstrap.sandbox import Keys, Sandbox, make_keys, make_sandbox
 
-STUB = Path(__file__).resolve().parent / "bootstrap" / "stub.py"
-STUBBED = [
-    "apt-get",
-    "apt-mark",
-    "modprobe",
-    "sysctl",
-    "systemctl",
-    "containerd",
-    "curl",
-    "gpg",
-    "kubeadm",
-    "aws",
-    "snap",
-    "ip",
-    "tar",
-    "fi_info",
-    "rdma",
-    "sleep",
-]
 #: Calls that only read: a finished node may make these and nothing else.
 READ_ONLY = ("ip -4 -o addr show",)
-
-
-@dataclass
-class Sandbox:
-    root: Path
-    stubs: Path
-    env: dict[str, str]
-
-    def run(self, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        script = self.root / "usr/local/lib/spiderpool-rdma/bootstrap.sh"
-        return subprocess.run(
-            ["bash", str(script)], env={**self.env, **extra_env}, capture_output=True, text=True, timeout=120
-        )
-
-    def calls(self) -> list[str]:
-        log = self.stubs / "calls.log"
-        return log.read_text().splitlines() if log.exists() else []
-
-    def reset_calls(self) -> None:
-        (self.stubs / "calls.log").unlink(missing_ok=True)
-
-    def log(self) -> str:
-        return (self.root / "var/log/spiderpool-rdma/bootstrap.log").read_text()
-
-    def status(self) -> str:
-        return (self.root / "var/lib/spiderpool-rdma/status").read_text().strip()
-
-    def set_env(self, key: str, value: str) -> None:
-        env_file = self.root / "etc/spiderpool-rdma/node.env"
-        lines = [f"{key}={value}" if line.startswith(f"{key}=") else line for line in env_file.read_text().splitlines()]
-        env_file.write_text("\n".join(lines) + "\n")
-
-
-def make_sandbox(tmp_path: Path, config: ClusterConfig, node_name: str) -> Sandbox:
-    plan = make_plan(config)
-    node = next(n for n in plan.nodes if n.name == node_name)
-    root, stubs = tmp_path / "root", tmp_path / "stubs"
-    for path, content in userdata.node_files(config, plan, node).items():
-        target = root / path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-    stubs.mkdir()
-    for name in STUBBED:
-        (stubs / name).symlink_to(STUB)
-    env = {
-        "PATH": f"{stubs}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "SPR_ROOT": str(root),
-        "STUB_DIR": str(stubs),
-        "STUB_GPG_FPR_K8S": userdata.K8S_KEY_FINGERPRINT,
-        "STUB_GPG_FPR_EFA": userdata.EFA_KEY_FINGERPRINT,
-        "TMPDIR": str(tmp_path),
-    }
-    return Sandbox(root, stubs, env)
-
-
-def index_of(calls: list[str], prefix: str) -> int:
-    return next(i for i, c in enumerate(calls) if c.startswith(prefix))
-
 
 EFA = ClusterConfig()
 SOFTROCE = ClusterConfig.model_validate({"workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}})
 HA = ClusterConfig.model_validate({"control_plane": {"count": 3}})
 
 
-def test_control_plane_initializes_then_publishes_join_and_kubeconfig(tmp_path: Path) -> None:
-    sb = make_sandbox(tmp_path, HA, "control-plane-0")
-    proc = sb.run()
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    return make_keys(tmp_path_factory.mktemp("gnupg"))
+
+
+def index_of(calls: list[str], prefix: str) -> int:
+    return next(i for i, c in enumerate(calls) if c.startswith(prefix))
+
+
+def sandbox(tmp_path: Path, keys: Keys, config: ClusterConfig, node: str, cluster: Sandbox | None = None) -> Sandbox:
+    """A node's sandbox; nodes given the same `cluster` sandbox share its API server and SSM parameters."""
+    return make_sandbox(tmp_path / node, config, node, keys, cluster.cluster.path if cluster else None)
+
+
+def bootstrapped_control_plane(tmp_path: Path, keys: Keys, config: ClusterConfig) -> Sandbox:
+    cp = sandbox(tmp_path, keys, config, "control-plane-0")
+    proc = cp.run()
     assert proc.returncode == 0, proc.stderr
+    return cp
+
+
+def consumer_match(node: Sandbox, value: str) -> list[str] | None:
+    """join.sh's own test of a parameter: `[[ "${value}" =~ ${SPR_JOIN_PATTERN} ]]` on the value as
+    `$(aws ssm get-parameter ... --output text)` returns it (trailing newlines stripped, spaces kept)."""
+    script = 'source "$1"; v="$(cat)"; [[ "${v}" =~ ${SPR_JOIN_PATTERN} ]] && printf "%s\\n" "${BASH_REMATCH[@]}"'
+    env_file = str(node.root / "etc/spiderpool-rdma/node.env")
+    proc = subprocess.run(["bash", "-c", script, "_", env_file], input=value, capture_output=True, text=True)
+    return proc.stdout.split("\n")[:6] if proc.returncode == 0 else None
+
+
+def test_control_plane_initializes_then_publishes_join_and_kubeconfig(tmp_path: Path, keys: Keys) -> None:
+    sb = bootstrapped_control_plane(tmp_path, keys, HA)
     calls = sb.calls()
     order = [
         "modprobe overlay",
@@ -116,33 +66,72 @@ def test_control_plane_initializes_then_publishes_join_and_kubeconfig(tmp_path: 
     positions = [index_of(calls, p) for p in order]
     assert positions == sorted(positions), calls
     assert "--upload-certs" in next(c for c in calls if c.startswith("kubeadm init --config"))
-    assert (sb.stubs / "ssm-join-worker").read_text().startswith("kubeadm join api.test.internal:6443 --token ")
-    assert "--control-plane --certificate-key " + "b" * 64 in (sb.stubs / "ssm-join-control-plane").read_text()
     puts = [c for c in calls if c.startswith("aws ssm put-parameter")]
     assert any("/kubeconfig" in c and "--tier Advanced" in c for c in puts)
     assert all("--type SecureString" in c and "--value file://" in c for c in puts)  # never on the command line
     assert sb.status() == "ready"
 
 
-def test_second_run_changes_nothing(tmp_path: Path) -> None:
-    sb = make_sandbox(tmp_path, EFA, "worker-0")
-    assert sb.run().returncode == 0
-    sb.reset_calls()
-    proc = sb.run()
-    assert proc.returncode == 0, proc.stderr
-    assert sb.calls() == [], sb.calls()  # the unit's condition stops earlier on a node; the script itself too
-    (sb.root / "var/lib/spiderpool-rdma/done/bootstrap").unlink()  # even with every step marker alone:
-    assert sb.run().returncode == 0
-    assert all(c.startswith(READ_ONLY) for c in sb.calls()), sb.calls()
+def test_published_join_values_pass_the_consumers_pattern(tmp_path: Path, keys: Keys) -> None:
+    """kubeadm's worker command ends with a space; each parameter must still pass join.sh's pattern, the
+    worker one without a certificate key, the control-plane one with the key kubeadm uploaded."""
+    cp = bootstrapped_control_plane(tmp_path, keys, HA)
+    worker = sandbox(tmp_path, keys, HA, "worker-0", cp)
+    cp1 = sandbox(tmp_path, keys, HA, "control-plane-1", cp)
+    worker_value = cp.cluster.ssm("join-worker").read_text()
+    assert worker_value.endswith(" \n")  # byte-exact kubeadm output, trailing space included
+    groups = consumer_match(worker, worker_value)
+    assert groups is not None, repr(worker_value)
+    assert groups[1] == "api.spiderpool-rdma.internal:6443" and groups[5] == ""
+    cp_value = cp.cluster.ssm("join-control-plane").read_text()
+    groups = consumer_match(cp1, cp_value)
+    assert groups is not None, repr(cp_value)
+    uploaded = (cp.cluster.path / "certificate-keys").read_text().split()
+    assert groups[5] == uploaded[-1] and len(groups[5]) == 64
 
 
-def test_efa_worker_verifies_the_installer_before_running_it_and_joins_last(tmp_path: Path) -> None:
-    sb = make_sandbox(tmp_path, EFA, "worker-1")
-    proc = sb.run()
+def test_second_control_plane_joins_as_a_control_plane_and_never_runs_init(tmp_path: Path, keys: Keys) -> None:
+    cp = bootstrapped_control_plane(tmp_path, keys, HA)
+    cp1 = sandbox(tmp_path, keys, HA, "control-plane-1", cp)
+    proc = cp1.run()
     assert proc.returncode == 0, proc.stderr
+    calls = cp1.calls()
+    assert not any(c.startswith("kubeadm init") for c in calls), calls
+    gets = [c for c in calls if c.startswith("aws ssm get-parameter")]
+    assert all("/join-control-plane " in c + " " for c in gets), gets
+    config = (cp1.root / "etc/spiderpool-rdma/kubeadm-join.yaml").read_text()
+    key = (cp.cluster.path / "certificate-keys").read_text().split()[-1]
+    assert f'certificateKey: "{key}"' in config and 'name: "control-plane-1"' in config
+    assert not any("efa_installer" in c or "fi_info" in c for c in calls)
+
+
+def test_control_planes_get_no_rdma_steps(tmp_path: Path, keys: Keys) -> None:
+    sb = bootstrapped_control_plane(tmp_path, keys, EFA)
     calls = sb.calls()
-    verify = next(i for i, c in enumerate(calls) if "--verify" in c)
-    assert verify < index_of(calls, "tar -xzf") < index_of(calls, "efa_installer.sh -y")
+    assert not any("efa-installer" in c or "efa_installer" in c or "fi_info" in c or "perftest" in c for c in calls)
+    assert not (sb.root / "etc/sysctl.d/91-efa.conf").exists()
+
+
+def test_second_run_changes_nothing(tmp_path: Path, keys: Keys) -> None:
+    cp = bootstrapped_control_plane(tmp_path, keys, EFA)
+    sb = sandbox(tmp_path, keys, EFA, "worker-0", cp)
+    assert sb.run().returncode == 0
+    for node in (sb, cp):
+        node.reset_calls()
+        proc = node.run()
+        assert proc.returncode == 0, proc.stderr
+        assert node.calls() == [], node.calls()  # the unit's condition stops earlier on a node; the script too
+        (node.root / "var/lib/spiderpool-rdma/done/bootstrap").unlink()  # even with every step marker alone:
+        assert node.run().returncode == 0
+        assert all(c.startswith(READ_ONLY) for c in node.calls()), node.calls()
+
+
+def test_efa_worker_verifies_the_installer_before_running_it_and_joins_last(tmp_path: Path, keys: Keys) -> None:
+    cp = bootstrapped_control_plane(tmp_path, keys, EFA)
+    sb = sandbox(tmp_path, keys, EFA, "worker-1", cp)
+    proc = sb.run()
+    assert proc.returncode == 0, proc.stderr + sb.log()
+    calls = sb.calls()
     assert index_of(calls, "efa_installer.sh -y") < index_of(calls, "fi_info -p efa") < index_of(calls, "kubeadm join")
     assert index_of(calls, "aws ssm get-parameter") < index_of(calls, "kubeadm join --config")
     join_config = (sb.root / "etc/spiderpool-rdma/kubeadm-join.yaml").read_text()
@@ -154,16 +143,50 @@ def test_efa_worker_verifies_the_installer_before_running_it_and_joins_last(tmp_
     assert "SystemdCgroup = true" in (sb.root / "etc/containerd/config.toml").read_text()
 
 
-def test_a_wrong_signing_key_stops_before_anything_is_installed(tmp_path: Path) -> None:
-    sb = make_sandbox(tmp_path, EFA, "worker-0")
-    proc = sb.run(STUB_GPG_FPR_EFA="0" * 40)
+def test_fi_info_is_not_found_by_name_in_a_units_environment(tmp_path: Path, keys: Keys) -> None:
+    """Control for the sandbox itself: after the EFA installer ran, a bare `fi_info` is not on systemd's PATH."""
+    cp = bootstrapped_control_plane(tmp_path, keys, EFA)
+    sb = sandbox(tmp_path, keys, EFA, "worker-0", cp)
+    assert sb.run().returncode == 0
+    assert (sb.root / "opt/amazon/efa/bin/fi_info").exists()
+    found = subprocess.run(["bash", "-c", "command -v fi_info"], env=sb.env, capture_output=True, text=True)
+    assert found.returncode != 0, found.stdout
+
+
+@pytest.mark.parametrize("fault", ["tampered-tarball", "signed-by-another-key"])
+def test_an_efa_installer_that_does_not_verify_never_runs(tmp_path: Path, keys: Keys, fault: str) -> None:
+    sb = sandbox(tmp_path, keys, EFA, "worker-0")
+    if fault == "tampered-tarball":
+        sb.serve_efa_installer(keys.efa, tamper=True)
+    else:
+        sb.serve_efa_installer(keys.other)
+    proc = sb.run()
     assert proc.returncode != 0
     assert not any("efa_installer.sh" in c for c in sb.calls())
-    assert "EFA installer key has fingerprint" in sb.log() and "[efa-installer] FAILED" in sb.log()
+    assert "[efa-installer] FAILED" in sb.log() and sb.status().startswith("failed step=efa-installer")
 
 
-def test_reboot_requested_by_the_efa_installer_resumes_after_boot(tmp_path: Path) -> None:
-    sb = make_sandbox(tmp_path, EFA, "worker-0")
+@pytest.mark.parametrize("key", ["efa", "k8s"])
+def test_a_wrong_signing_key_stops_before_anything_is_installed(tmp_path: Path, keys: Keys, key: str) -> None:
+    sb = sandbox(tmp_path, keys, EFA, "worker-0")
+    if key == "efa":
+        sb.serve("https://efa-installer.amazonaws.com/aws-efa-installer.key", keys.gpg.export(keys.other))
+    else:
+        sb.serve("https://pkgs.k8s.io/core:/stable:/v1.33/deb/Release.key", keys.gpg.export(keys.other))
+    proc = sb.run()
+    assert proc.returncode != 0
+    calls = sb.calls()
+    assert not any("efa_installer.sh" in c for c in calls)
+    if key == "k8s":
+        assert not any(c.startswith("apt-get") and "kubeadm" in c for c in calls)
+    step = "efa-installer" if key == "efa" else "kubernetes-packages"
+    assert f"[{step}] FAILED: exit 1" in sb.log()
+    assert f"has fingerprint '{keys.other}', expected" in (sb.root / f"var/log/spiderpool-rdma/{step}.log").read_text()
+
+
+def test_reboot_requested_by_the_efa_installer_resumes_after_boot(tmp_path: Path, keys: Keys) -> None:
+    cp = bootstrapped_control_plane(tmp_path, keys, EFA)
+    sb = sandbox(tmp_path, keys, EFA, "worker-0", cp)
     flag = sb.root / "var/run/reboot-required"
     flag.parent.mkdir(parents=True)
     flag.write_text("")
@@ -176,8 +199,8 @@ def test_reboot_requested_by_the_efa_installer_resumes_after_boot(tmp_path: Path
     assert any(c.startswith("kubeadm join") for c in calls) and sb.status() == "ready"
 
 
-def test_failing_step_stops_with_a_clear_log_line(tmp_path: Path) -> None:
-    sb = make_sandbox(tmp_path, EFA, "control-plane-0")
+def test_failing_step_stops_with_a_clear_log_line(tmp_path: Path, keys: Keys) -> None:
+    sb = sandbox(tmp_path, keys, EFA, "control-plane-0")
     proc = sb.run(STUB_FAIL="^kubeadm init")
     assert proc.returncode == 1
     assert "[kubeadm-init] FAILED: exit 1; see " in sb.log()
@@ -185,8 +208,9 @@ def test_failing_step_stops_with_a_clear_log_line(tmp_path: Path) -> None:
     assert not any(c.startswith("aws ssm put-parameter") for c in sb.calls())
 
 
-def test_worker_waits_with_backoff_until_the_join_parameter_appears(tmp_path: Path) -> None:
-    sb = make_sandbox(tmp_path, SOFTROCE, "worker-0")
+def test_worker_waits_with_backoff_until_the_join_parameter_appears(tmp_path: Path, keys: Keys) -> None:
+    cp = bootstrapped_control_plane(tmp_path, keys, SOFTROCE)
+    sb = sandbox(tmp_path, keys, SOFTROCE, "worker-0", cp)
     assert sb.run(STUB_JOIN_READY_AFTER="3").returncode == 0
     calls = sb.calls()
     assert sum(c.startswith("aws ssm get-parameter") for c in calls) == 3
@@ -197,8 +221,8 @@ def test_worker_waits_with_backoff_until_the_join_parameter_appears(tmp_path: Pa
     )
 
 
-def test_worker_gives_up_after_its_deadline(tmp_path: Path) -> None:
-    sb = make_sandbox(tmp_path, EFA, "worker-0")
+def test_worker_gives_up_after_its_deadline(tmp_path: Path, keys: Keys) -> None:
+    sb = sandbox(tmp_path, keys, EFA, "worker-0")
     sb.set_env("SPR_JOIN_TIMEOUT", "12")
     proc = sb.run(STUB_JOIN_READY_AFTER="0")  # never published
     assert proc.returncode == 1
@@ -206,8 +230,9 @@ def test_worker_gives_up_after_its_deadline(tmp_path: Path) -> None:
     assert not any(c.startswith("kubeadm join") for c in sb.calls())
 
 
-def test_pod_addresses_are_removed_from_the_host(tmp_path: Path) -> None:
-    sb = make_sandbox(tmp_path, EFA, "worker-0")
+def test_pod_addresses_are_removed_from_the_host(tmp_path: Path, keys: Keys) -> None:
+    cp = bootstrapped_control_plane(tmp_path, keys, EFA)
+    sb = sandbox(tmp_path, keys, EFA, "worker-0", cp)
     plan = make_plan(EFA)
     pod_ip = plan.workers[0].prefixes[0][3]
     node_ip = plan.workers[0].private_ip
@@ -217,4 +242,3 @@ def test_pod_addresses_are_removed_from_the_host(tmp_path: Path) -> None:
     calls = sb.calls()
     assert f"ip addr del {pod_ip}/20 dev ens5" in calls
     assert not any(f"del {node_ip}/" in c for c in calls)
-    assert os.path.exists(sb.root / "etc/cloud/cloud.cfg.d/99-spiderpool-rdma.cfg")
