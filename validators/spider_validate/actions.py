@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
+from collections.abc import Callable
+from typing import Any
+
 from spider_validate import probes
 from spider_validate.context import PodInfo, RunContext
 from spider_validate.kube import ApiError
 from spider_validate.model import Action, Outcome
 
+OUTPUT_LIMIT = 2000  # characters of a probe's stdout and stderr kept in the result (their ends)
 
-def _exec(ctx: RunContext, pod: PodInfo, command: list[str]) -> tuple[int | None, str, str]:
+
+def _exec(ctx: RunContext, pod: PodInfo, command: list[str], record: dict[str, Any]) -> tuple[int | None, str, str]:
+    record["command"] = f"kubectl exec -n {ctx.namespace} {pod.name} -- {shlex.join(command)}"
     result = ctx.cluster.exec(ctx.namespace, pod.name, command, timeout=ctx.params.probe_timeout * 4 + 5)
+    record.update(
+        exit_code=result.exit_code, stdout=result.stdout[-OUTPUT_LIMIT:], stderr=result.stderr[-OUTPUT_LIMIT:]
+    )
     return result.exit_code, result.stdout, result.stderr
 
 
+def _recorded(run: Callable[[dict[str, Any]], Outcome]) -> Callable[[], Outcome]:
+    """The probe's command and what it printed go into the outcome's data as `exec` (result format 2)."""
+
+    def call() -> Outcome:
+        record: dict[str, Any] = {}
+        outcome = run(record)
+        return dataclasses.replace(outcome, data={**outcome.data, "exec": record}) if record else outcome
+
+    return call
+
+
 def ping(ctx: RunContext, src: PodInfo, dst_name: str, dst_ip: str, expect_success: bool = True) -> Action:
-    def run() -> Outcome:
+    def run(record: dict[str, Any]) -> Outcome:
         try:
             code, out, err = _exec(
-                ctx, src, probes.ping_command(dst_ip, timeout_s=max(1, ctx.params.probe_timeout // 2))
+                ctx, src, probes.ping_command(dst_ip, timeout_s=max(1, ctx.params.probe_timeout // 2)), record
             )
         except ApiError as exc:
             return Outcome(False, f"exec failed: {exc}", transient=exc.transient)
@@ -32,7 +54,7 @@ def ping(ctx: RunContext, src: PodInfo, dst_name: str, dst_ip: str, expect_succe
         what = "unreachable" if stats.received == 0 else "lossy path"
         return Outcome(False, f"{what}: {stats.loss_percent:g}% loss ({stats.received}/{stats.transmitted})", data=data)
 
-    return Action(f"ping {src.name} -> {dst_name}", "ping", src.name, dst_name, run, expect_success)
+    return Action(f"ping {src.name} -> {dst_name}", "ping", src.name, dst_name, _recorded(run), expect_success)
 
 
 def http(
@@ -46,9 +68,11 @@ def http(
 ) -> Action:
     """GET /hostname; success means status 200 and, when given, a body (the answering pod's name) in expect_body."""
 
-    def run() -> Outcome:
+    def run(record: dict[str, Any]) -> Outcome:
         try:
-            code, out, err = _exec(ctx, src, probes.http_command(dst_ip, port, timeout_s=ctx.params.probe_timeout))
+            code, out, err = _exec(
+                ctx, src, probes.http_command(dst_ip, port, timeout_s=ctx.params.probe_timeout), record
+            )
         except ApiError as exc:
             return Outcome(False, f"exec failed: {exc}", transient=exc.transient)
         if code is None:
@@ -65,4 +89,4 @@ def http(
             return Outcome(False, f"answered as {body!r}, expected {wanted}", data=data)
         return Outcome(True, f"HTTP 200 from {body} in {reply.seconds * 1000:.0f} ms", data=data)
 
-    return Action(f"http {src.name} -> {dst_name}", "http", src.name, dst_name, run, expect_success)
+    return Action(f"http {src.name} -> {dst_name}", "http", src.name, dst_name, _recorded(run), expect_success)

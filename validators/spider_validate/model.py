@@ -83,6 +83,7 @@ class ActionResult:
     attempts: int
     seconds: float
     data: dict[str, Any] = field(default_factory=dict)
+    started: float = 0.0  # epoch seconds (format 2)
 
 
 @dataclass
@@ -110,6 +111,11 @@ class TestResult:
             self.status = Status.FAIL
 
 
+# The JSON result's format (result_schema.json). 2 added the environment, each action's start time and the
+# command and output of probes run in pods (data.exec); format 1 had no format_version.
+FORMAT_VERSION = 2
+
+
 @dataclass
 class RunResult:
     run_id: str
@@ -123,6 +129,8 @@ class RunResult:
     diagnostics: str = ""
     cleanup: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    environment: dict[str, Any] = field(default_factory=dict)  # versions, nodes, pods, pools, flags (environment.py)
+    format_version: int = FORMAT_VERSION
 
     def counts(self) -> dict[str, int]:
         return {s.value: sum(t.status is s for t in self.tests) for s in Status}

@@ -1,0 +1,141 @@
+"""The report's charts: Vega-Lite specifications built with altair, rendered to inline SVG by vl-convert.
+
+SVG needs no script in the page, prints sharp, and its marks are in the DOM (each matrix cell is an `<a>` to
+its probe's detail). Data is inline; vl-convert is told to load nothing (`allowed_base_urls=[]`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import vl_convert
+
+from spider_validate.html.view import Cell
+
+STATUS_DOMAIN = ["pass", "fail", "error", "skip"]
+STATUS_RANGE = ["#2e7d32", "#c62828", "#8e24aa", "#f9a825"]
+# vl-convert resolves every relative URL, `href` marks included, against this base (vl-convert-rs/src/converter.rs
+# at tag vl-convert@1.9.0, function vegaToView: `let baseURL = 'https://vega.github.io/vega-datasets/'`, then
+# vega-loader's sanitize prepends it to a URL without a protocol). Our hrefs are fragments of this page: the
+# prefix is taken off again so that a click stays in the file.
+VL_CONVERT_BASE = "https://vega.github.io/vega-datasets/"
+
+
+def svg(chart: alt.TopLevelMixin) -> str:
+    text = vl_convert.vegalite_to_svg(chart.to_dict(), allowed_base_urls=[])
+    return text.replace(f'href="{VL_CONVERT_BASE}#', 'href="#')
+
+
+def status_color(legend: bool = True) -> alt.Color:
+    return alt.Color(
+        "status:N",
+        scale=alt.Scale(domain=STATUS_DOMAIN, range=STATUS_RANGE),
+        legend=alt.Legend(title="result", orient="top") if legend else None,
+    )
+
+
+def matrix(probe: str, cells: list[Cell]) -> str:
+    """Source x destination, coloured by result; each cell shows its latency or FAIL and links to its detail."""
+    rows = []
+    for c in cells:
+        if c.status == "pass":
+            label = f"{c.latency_ms:.1f} ms" if c.latency_ms is not None else "ok"
+        else:
+            label = c.status.upper()
+        rows.append(
+            {
+                "source": c.source,
+                "destination": c.destination,
+                "status": c.status,
+                "label": label,
+                "href": f"#{c.anchor}",
+                "detail": c.detail,
+            }
+        )
+    sources = sorted({c.source for c in cells})
+    destinations = sorted({c.destination for c in cells})
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("destination:N", sort=destinations, title="destination", axis=alt.Axis(labelAngle=-35, orient="top")),
+        y=alt.Y("source:N", sort=sources, title="source"),
+        href="href:N",
+    )
+    rect = base.mark_rect(stroke="white", strokeWidth=2).encode(
+        color=status_color(), tooltip=["source:N", "destination:N", "status:N", "detail:N"]
+    )
+    text = base.mark_text(fontSize=10, fontWeight="bold", color="white").encode(text="label:N")
+    step = 64 if len(destinations) <= 12 else 44
+    chart = (rect + text).properties(width=alt.Step(step), height=alt.Step(26), title=f"{probe}: source → destination")
+    return svg(chart)
+
+
+def bandwidth(rows: list[dict[str, Any]]) -> str:
+    """Average per pair as a bar, peak as a tick, the threshold (red) and line rate (grey) as ticks."""
+    base = alt.Chart(alt.Data(values=rows)).encode(y=alt.Y("pair:N", title="node pair"))
+    bars = base.mark_bar().encode(
+        x=alt.X("average_gbps:Q", title="Gb/s"), color=status_color(), tooltip=["pair:N", "detail:N"]
+    )
+    peak = base.mark_tick(color="black", thickness=2).encode(x="peak_gbps:Q")
+    threshold = base.mark_tick(color="#c62828", thickness=3, size=22).encode(x="threshold_gbps:Q")
+    line_rate = base.mark_tick(color="#757575", thickness=3, size=22).encode(x="line_rate_gbps:Q")
+    labels = base.mark_text(align="left", dx=4, fontSize=10).encode(
+        x="average_gbps:Q", text=alt.Text("average_gbps:Q", format=".2f")
+    )
+    return svg(
+        (bars + peak + threshold + line_rate + labels).properties(
+            width=520, height=alt.Step(28), title="bandwidth: bar average, black peak, red threshold, grey line rate"
+        )
+    )
+
+
+def pools(rows: list[dict[str, Any]]) -> str:
+    data = []
+    for p in rows:
+        if p.get("total") is None:
+            continue
+        data.append({"pool": p["name"], "addresses": p["allocated"], "state": "used"})
+        data.append({"pool": p["name"], "addresses": max(p["total"] - p["allocated"], 0), "state": "free"})
+    chart = (
+        alt.Chart(alt.Data(values=data))
+        .mark_bar()
+        .encode(
+            y=alt.Y("pool:N", title=None),
+            x=alt.X("addresses:Q", stack="zero", title="addresses"),
+            color=alt.Color(
+                "state:N",
+                scale=alt.Scale(domain=["used", "free"], range=["#1565c0", "#c5e1a5"]),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            order=alt.Order("state:N", sort="descending"),
+            tooltip=["pool:N", "state:N", "addresses:Q"],
+        )
+        .properties(width=520, height=alt.Step(20), title="IP pools: used and free addresses")
+    )
+    return svg(chart)
+
+
+def latencies(samples: list[dict[str, Any]]) -> str:
+    """Every allocation and release time as a dot, with the box of the distribution (quartiles, whiskers 1.5 IQR)."""
+    base = alt.Chart(alt.Data(values=samples)).encode(
+        y=alt.Y("kind:N", title=None), x=alt.X("ms:Q", title="milliseconds")
+    )
+    box = base.mark_boxplot(size=18, color="#90caf9", median={"color": "black"})
+    dots = base.mark_circle(size=22, color="#0d47a1", opacity=0.6).encode(yOffset=alt.value(0))
+    return svg((box + dots).properties(width=520, height=alt.Step(40), title="IPAM: time to address and to release"))
+
+
+def timeline(rows: list[dict[str, Any]]) -> str:
+    order = [r["test"] for r in rows]
+    chart = (
+        alt.Chart(alt.Data(values=rows))
+        .mark_bar(height=12)
+        .encode(
+            y=alt.Y("test:N", sort=order, title=None, axis=alt.Axis(labelLimit=320)),
+            x=alt.X("start:Q", title="seconds since the first test started"),
+            x2="end:Q",
+            color=status_color(),
+            tooltip=["test:N", "seconds:Q", "status:N"],
+        )
+        .properties(width=520, height=alt.Step(16), title="timeline")
+    )
+    return svg(chart)
