@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import shlex
 from dataclasses import dataclass
 from email.mime.multipart import MIMEMultipart
@@ -26,7 +27,6 @@ from cdk.ipplan import UNDERLAY_INTERFACE, IpPlan, Node
 BOOTSTRAP_DIR = Path(__file__).resolve().parents[1] / "bootstrap"
 LIB = "/usr/local/lib/spiderpool-rdma"
 EC2_USER_DATA_LIMIT = 16 * 1024
-MIME_BOUNDARY = "==spiderpool-rdma-user-data=="
 K8S_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436"  # pkgs.k8s.io (isv:kubernetes OBS)
 EFA_VERSION = "1.50.0"
 EFA_KEY_FINGERPRINT = "4E9091BCBB97A96B26B15E59A05480B1DD2D3CCC"  # AWS EFA installer signing key
@@ -56,9 +56,15 @@ class UserData:
     shell: str
     scripts: dict[str, str]  # path on the node -> content, for linting
 
+    def boundary(self) -> str:
+        """Derived from the parts: a random one (Python's default) changes the user data, so the instance, at every
+        synth; a fixed one could occur in a part. A digest of the parts is stable and never occurs in them."""
+        digest = hashlib.sha256((self.cloud_config + "\0" + self.shell).encode()).hexdigest()[:32]
+        return f"==spiderpool-rdma-{digest}=="
+
     def mime(self) -> bytes:
         # us-ascii parts travel as 7bit text; utf-8 would base64 them, and base64 compresses badly.
-        msg = MIMEMultipart(boundary=MIME_BOUNDARY)  # fixed: a random one changes the user data at every synth
+        msg = MIMEMultipart(boundary=self.boundary())
         msg.attach(MIMEText(self.cloud_config, "cloud-config", "us-ascii"))
         msg.attach(MIMEText(self.shell, "x-shellscript", "us-ascii"))
         return msg.as_bytes()

@@ -147,3 +147,21 @@ def test_linters_reject_what_they_should(tmp_path: Path) -> None:
     bad_script.write_text("#!/bin/bash\nrm -rf $DIR/*\n")
     proc = subprocess.run(["shellcheck", "--severity=style", str(bad_script)], capture_output=True, text=True)
     assert proc.returncode != 0 and "SC2086" in proc.stdout
+
+
+@pytest.mark.parametrize(("name", "config", "plan", "node"), NODES[:3], ids=IDS[:3])
+def test_rendering_twice_gives_the_same_bytes(name: str, config: ClusterConfig, plan: IpPlan, node: Node) -> None:
+    """A changed user_data stops and starts the instance: an unchanged configuration must render identically."""
+    first, second = userdata.render(config, plan, node), userdata.render(config, plan, node)
+    assert first.mime() == second.mime()
+    assert first.base64() == second.base64()
+
+
+def test_the_mime_boundary_changes_with_the_content() -> None:
+    """The boundary is derived from the parts: different content, different boundary, and never inside a part."""
+    _, config, plan, node = NODES[0]
+    ud = userdata.render(config, plan, node)
+    other = userdata.UserData(ud.cloud_config + "# changed\n", ud.shell, ud.scripts)
+    boundaries = [email.message_from_bytes(u.mime()).get_boundary() for u in (ud, other)]
+    assert boundaries[0] != boundaries[1]
+    assert all(b and b not in ud.cloud_config + ud.shell for b in boundaries)
