@@ -17,6 +17,18 @@ from cdk.ipplan import PREFIX_SIZE, plan_problems
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "cluster.yaml"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _K8S_MINOR = re.compile(r"^1\.(2[89]|3[0-9])$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")  # us-east-1, us-gov-west-1, ap-southeast-2
+#: CloudWatch Logs retention values (PutRetentionPolicy, retentionInDays).
+CLOUDWATCH_RETENTION_DAYS = (
+    *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731),
+    *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
+)
+#: AWS tags: 50 per resource, keys up to 128 and values up to 256 characters, `aws:` reserved ("Tag naming limits
+#: and requirements", Tagging AWS resources). The stack adds up to 4 of its own to a resource (the cluster default
+#: tag, Name, spiderpool-rdma/node and /role on instances).
+MAX_TAGS, OWN_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 50, 4, 128, 256
+#: Terraform reads `${` as an interpolation and `%{` as a template directive in any string.
+_TERRAFORM_SEQUENCES = {"${": "an interpolation", "%{": "a template directive"}
 
 
 class ConfigError(Exception):
@@ -88,7 +100,7 @@ class ClusterConfig(_Strict):
     control_plane: ControlPlane = ControlPlane()
     workers: Workers = Workers()
     sample_apps: SampleApps = SampleApps()
-    flow_log_retention_days: Literal[365, 400, 545, 731, 1827, 3653] = 365
+    flow_log_retention_days: int = 365
     backend: Annotated[LocalState | S3State, Field(discriminator="type")] = LocalState()
 
     @field_validator("name")
@@ -96,6 +108,38 @@ class ClusterConfig(_Strict):
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
             raise ValueError("must be 3-32 characters of a-z, 0-9 and '-', starting with a letter")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not _REGION.match(v):
+            raise ValueError(f"{v!r} is not an AWS region (such as us-east-1)")
+        return v
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in CLOUDWATCH_RETENTION_DAYS:
+            raise ValueError(
+                f"{v} is not a CloudWatch Logs retention value ({', '.join(map(str, CLOUDWATCH_RETENTION_DAYS))})"
+            )
+        if v < 365:
+            raise ValueError(
+                f"{v} days is below the one year this project keeps flow logs (checkov CKV_AWS_338); use 365 or more"
+            )
+        return v
+
+    @field_validator("kubernetes_version", mode="before")
+    @classmethod
+    def _version_as_number(cls, v: object) -> object:
+        """YAML reads an unquoted 1.30 as the float 1.3: say so instead of "not a valid string"."""
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            text = f"{v:.2f}" if isinstance(v, float) and len(repr(v).split(".")[-1]) < 2 else repr(v)
+            raise ValueError(
+                f"YAML read it as the number {v!r} (an unquoted 1.30 is the number 1.3); "
+                f'write it in quotes, e.g. kubernetes_version: "{text}"'
+            )
         return v
 
     @field_validator("kubernetes_version")
@@ -116,6 +160,7 @@ def _pydantic_problems(err: ValidationError) -> list[str]:
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = "unknown key (check its spelling)" if e["type"] == "extra_forbidden" else e["msg"]
+        msg = msg.removeprefix("Value error, ")
         problems.append(f"{where}: {msg}")
     return problems
 
@@ -124,6 +169,8 @@ def _cidr_problems(c: ClusterConfig) -> list[str]:
     problems = []
     for key in ("node_subnet_cidr", "public_subnet_cidr"):
         net: ipaddress.IPv4Network = getattr(c, key)
+        if not 16 <= net.prefixlen <= 28:
+            problems.append(f"{key}: AWS allows a subnet of /16 to /28, got {net}")
         if not net.subnet_of(c.vpc_cidr):
             problems.append(f"{key}: {net} does not fit inside vpc_cidr {c.vpc_cidr}")
     if c.node_subnet_cidr.overlaps(c.public_subnet_cidr):
@@ -138,6 +185,26 @@ def _cidr_problems(c: ClusterConfig) -> list[str]:
         problems.append(f"vpc_cidr: AWS allows a VPC of /16 to /28, got {c.vpc_cidr}")
     if c.admin_cidr is not None and c.admin_cidr.prefixlen == 0:
         problems.append("admin_cidr: 0.0.0.0/0 would open the Kubernetes API to the internet; name your network")
+    return problems
+
+
+def _tag_problems(tags: dict[str, str]) -> list[str]:
+    problems = []
+    if len(tags) > MAX_TAGS - OWN_TAGS:
+        problems.append(
+            f"tags: {len(tags)} tags, at most {MAX_TAGS - OWN_TAGS} (AWS allows {MAX_TAGS} per resource and the stack "
+            f"adds up to {OWN_TAGS} of its own)"
+        )
+    for key, value in tags.items():
+        if key.lower().startswith("aws:"):
+            problems.append(f"tags: key {key!r} starts with 'aws:', which AWS reserves for its own tags")
+        if len(key) > MAX_TAG_KEY:
+            problems.append(f"tags: key {key!r} is longer than {MAX_TAG_KEY} characters")
+        if len(value) > MAX_TAG_VALUE:
+            problems.append(f"tags.{key}: the value is longer than {MAX_TAG_VALUE} characters")
+        for seq, what in _TERRAFORM_SEQUENCES.items():
+            if seq in key or seq in value:
+                problems.append(f"tags.{key}: {seq!r} would be read by Terraform as {what}; remove it")
     return problems
 
 
@@ -169,16 +236,19 @@ def _placement_problems(c: ClusterConfig, table: InstanceTable) -> list[str]:
     ):
         if table.get(itype) is None:
             problems.append(f"{key}.instance_type: unknown EC2 instance type {itype!r}")
-    worker = table.get(c.workers.instance_type)
-    if worker is None or table.get(c.control_plane.instance_type) is None:
+    worker, control_plane = table.get(c.workers.instance_type), table.get(c.control_plane.instance_type)
+    if worker is None or control_plane is None:
         return problems
     if c.workers.rdma is RdmaMode.EFA and worker.max_efa == 0:
+        # Both roles share one architecture: suggest what fits the control plane.
+        arch = control_plane.arch
         cheapest = ", ".join(
-            f"{t.name} ({t.arch}, {t.network_gbps:g} Gb/s, ~{t.usd_per_hour:.2f} USD/h)" for t in table.cheapest_efa(4)
+            f"{t.name} ({t.arch}, {t.network_gbps:g} Gb/s, ~{t.usd_per_hour or 0:.2f} USD/h)"
+            for t in table.cheapest_efa(4, arch)
         )
         problems.append(
             f"workers.instance_type: {worker.name} has no EFA, so rdma 'efa' cannot work; "
-            f"the cheapest types with EFA are {cheapest} (prices are estimates), "
+            f"the cheapest types with EFA for {arch} (the control plane's) are {cheapest} (prices are estimates), "
             "or use rdma 'softroce'"
         )
     for key, spec in (("control_plane", c.control_plane), ("workers", c.workers)):
@@ -191,7 +261,7 @@ def _placement_problems(c: ClusterConfig, table: InstanceTable) -> list[str]:
             f"{app_ips} addresses but a worker has {pod_ips} pod IPs ({c.workers.ipv4_prefixes} x /28) "
             "and the general pool needs at least one; raise workers.ipv4_prefixes or lower the app IPs"
         )
-    arches = {t.arch for t in (table.get(c.control_plane.instance_type), worker) if t is not None}
+    arches = {control_plane.arch, worker.arch}
     if len(arches) > 1:
         problems.append(
             "control_plane.instance_type and workers.instance_type have different architectures "
@@ -202,9 +272,30 @@ def _placement_problems(c: ClusterConfig, table: InstanceTable) -> list[str]:
 
 def validate(config: ClusterConfig, table: InstanceTable) -> list[str]:
     """Every semantic problem of a parsed configuration, in the user's terms."""
-    problems = _cidr_problems(config) + _placement_problems(config, table)
+    problems = _cidr_problems(config) + _tag_problems(config.tags) + _placement_problems(config, table)
     if not problems:
         problems += plan_problems(config)
+    return problems
+
+
+def _duplicate_keys(node: yaml.Node | None, path: tuple[str, ...] = ()) -> list[str]:
+    """Keys written twice in one mapping, which PyYAML would silently resolve to the last one."""
+    problems = []
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            where = ".".join((*path, key))
+            if key in seen:
+                problems.append(
+                    f"line {key_node.start_mark.line + 1}: duplicate key '{where}' (YAML would keep only the last "
+                    "and drop the first silently); write each key once"
+                )
+            seen.add(key)
+            problems += _duplicate_keys(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems += _duplicate_keys(item, (*path, str(i)))
     return problems
 
 
@@ -212,9 +303,17 @@ def load_config(path: Path, table: InstanceTable) -> ClusterConfig:
     """Parse and validate a cluster.yaml; raise ConfigError listing every problem."""
     source = str(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+        duplicates = _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+        raw = yaml.safe_load(text) or {}
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        problem = f"the file is not UTF-8 text: byte 0x{byte:02x} at offset {exc.start}; save it as UTF-8"
+        raise ConfigError(source, [problem]) from exc
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(source, [f"cannot read the configuration: {exc}"]) from exc
+    if duplicates:
+        raise ConfigError(source, duplicates)
     if not isinstance(raw, dict):
         raise ConfigError(source, ["the configuration must be a YAML mapping of keys to values"])
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +10,17 @@ import pytest
 
 from cdk.config import ClusterConfig, ConfigError, load_config
 from cdk.ec2_types import InstanceTable
-from tests.conftest import synthesize
+from tests.conftest import REPO, synthesize
 
 BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "efa-without-efa",
         {"workers": {"instance_type": "m7i.large", "rdma": "efa"}},
-        ["workers.instance_type: m7i.large has no EFA", "c5n.9xlarge", "hpc7g"],
+        [
+            "workers.instance_type: m7i.large has no EFA",
+            "types with EFA for amd64 (the control plane's)",
+            "c5n.9xlarge",
+        ],
     ),
     (
         "too-many-prefixes",
@@ -77,6 +82,63 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         {"control_plane": {"instance_type": "m7g.large"}},
         ["different architectures (amd64, arm64)"],
     ),
+    (
+        "services-overlap-vpc",
+        {"service_cidr": "10.42.128.0/20"},
+        ["service_cidr: 10.42.128.0/20 overlaps vpc_cidr 10.42.0.0/16"],
+    ),
+    (
+        "vpc-too-large",
+        {"vpc_cidr": "10.0.0.0/8", "node_subnet_cidr": "10.0.0.0/20", "public_subnet_cidr": "10.0.16.0/24"},
+        ["vpc_cidr: AWS allows a VPC of /16 to /28, got 10.0.0.0/8"],
+    ),
+    (
+        "node-subnet-too-large",
+        {"vpc_cidr": "10.42.0.0/16", "node_subnet_cidr": "10.42.0.0/15"},
+        ["node_subnet_cidr: AWS allows a subnet of /16 to /28, got 10.42.0.0/15"],
+    ),
+    (
+        "public-subnet-too-small",
+        {"public_subnet_cidr": "10.42.16.0/29"},
+        ["public_subnet_cidr: AWS allows a subnet of /16 to /28, got 10.42.16.0/29"],
+    ),
+    (
+        "worker-not-nitro",
+        {"workers": {"instance_type": "c3.2xlarge", "rdma": "none"}},
+        ["workers.instance_type: c3.2xlarge is not Nitro-based and cannot hold ENI prefixes"],
+    ),
+    (
+        "control-plane-not-nitro",
+        {"control_plane": {"instance_type": "c3.large"}},
+        ["control_plane.instance_type: c3.large is not Nitro-based and cannot hold ENI prefixes"],
+    ),
+    (
+        "retention-not-a-cloudwatch-value",
+        {"flow_log_retention_days": 1000},
+        ["flow_log_retention_days: 1000 is not a CloudWatch Logs retention", "1096"],
+    ),
+    (
+        "retention-below-a-year",
+        {"flow_log_retention_days": 30},
+        ["flow_log_retention_days: 30 days is below the one year"],
+    ),
+    (
+        "region-format",
+        {"region": "useast1", "availability_zone": "useast1a"},
+        ["region: 'useast1' is not an AWS region"],
+    ),
+    ("aws-tag-prefix", {"tags": {"aws:team": "x"}}, ["tags: key 'aws:team' starts with 'aws:'"]),
+    ("tag-key-too-long", {"tags": {"k" * 129: "x"}}, ["tags: key 'kkkk", "longer than 128"]),
+    ("tag-value-too-long", {"tags": {"team": "v" * 257}}, ["tags.team: the value is longer than 256"]),
+    ("too-many-tags", {"tags": {f"t{i}": "x" for i in range(47)}}, ["tags: 47 tags, at most 46"]),
+    ("tag-interpolation", {"tags": {"owner": "${var.x}"}}, ["tags.owner: '${' would be read by Terraform"]),
+    ("tag-template", {"tags": {"owner": "%{if x}"}}, ["tags.owner: '%{' would be read by Terraform"]),
+    (
+        "efa-suggestions-follow-the-control-plane",
+        {"control_plane": {"instance_type": "m7g.large"}, "workers": {"instance_type": "m7g.xlarge"}},
+        ["m7g.xlarge has no EFA", "hpc7g.16xlarge (arm64"],
+    ),
+    ("bad-s3-bucket", {"backend": {"type": "s3", "bucket": "No_Such"}}, ["backend.s3.bucket"]),
 ]
 
 
@@ -119,3 +181,54 @@ def test_default_config_is_valid_and_shipped(table: InstanceTable) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path, table: InstanceTable) -> None:
     with pytest.raises(ConfigError, match="cannot read the configuration"):
         load_config(tmp_path / "nope.yaml", table)
+
+
+def test_duplicate_keys_are_refused_naming_the_key(tmp_path: Path, table: InstanceTable) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text("workers:\n  count: 4\nname: dup\nworkers:\n  instance_type: c5n.18xlarge\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, table)
+    assert any("duplicate key 'workers'" in p and "line 4" in p for p in err.value.problems), err.value.problems
+
+
+def test_nested_duplicate_keys_are_refused_with_their_path(tmp_path: Path, table: InstanceTable) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text("workers:\n  count: 4\n  count: 5\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'workers.count'"):
+        load_config(path, table)
+
+
+def test_a_file_that_is_not_utf8_is_a_clear_error(tmp_path: Path, table: InstanceTable) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text.*byte 0xe9 at offset 9"):
+        load_config(path, table)
+
+
+def test_an_unquoted_version_read_as_a_number_says_so(tmp_path: Path, table: InstanceTable) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text("kubernetes_version: 1.30\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, table)
+    (problem,) = err.value.problems
+    assert "kubernetes_version: YAML read it as the number 1.3" in problem and '"1.30"' in problem
+
+
+@pytest.mark.parametrize("days", [365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653])
+def test_every_cloudwatch_retention_of_a_year_or_more_is_accepted(days: int) -> None:
+    assert ClusterConfig.model_validate({"flow_log_retention_days": days}).flow_log_retention_days == days
+
+
+def test_the_readme_states_the_tags_default() -> None:
+    readme = (REPO / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `tags` |")]
+    assert ClusterConfig().tags == {} and "none" in row and "spiderpool-rdma/cluster" in row
+
+
+def test_efa_suggestions_have_the_control_planes_architecture(write_config: Any, table: InstanceTable) -> None:
+    """Both roles must share one architecture, so an arm64 suggestion for an amd64 control plane would be refused."""
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config({"workers": {"instance_type": "m7i.large"}}), table)
+    (problem,) = err.value.problems
+    suggested = re.findall(r"([a-z0-9-]+\.[a-z0-9]+) \((amd64|arm64),", problem)
+    assert len(suggested) == 4 and {arch for _, arch in suggested} == {"amd64"}, problem

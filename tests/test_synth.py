@@ -100,6 +100,9 @@ def test_nodes_instances_and_enis(variant: Synthesized) -> None:
         inst = by_tag_name(instances, f"-{node.name}")
         eni = by_tag_name(enis, f"-{node.name}")
         assert inst["metadata_options"]["http_tokens"] == "required"
+        # Hop limit 1: IMDSv2's token response does not survive the extra hop into a pod's network namespace,
+        # so pods cannot take the node role (EC2 user guide, "Instance metadata access considerations").
+        assert inst["metadata_options"]["http_put_response_hop_limit"] == 1
         assert inst["root_block_device"]["encrypted"] is True and inst["root_block_device"]["volume_type"] == "gp3"
         assert "network_interface" not in inst  # deprecated in provider 6.x
         assert inst["primary_network_interface"]["network_interface_id"].startswith("${aws_network_interface.")
