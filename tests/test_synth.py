@@ -65,15 +65,20 @@ def test_network_is_one_az_private_nodes_with_nat_and_flow_logs(variant: Synthes
     assert "ingress" not in default_sg and "egress" not in default_sg  # no rules: closed
 
 
-def test_pod_block_is_reserved_for_prefixes(variant: Synthesized) -> None:
+def test_pod_block_is_reserved_for_the_prefixes_the_enis_name(variant: Synthesized) -> None:
+    """CreateSubnetCidrReservation (EC2 API reference): "prefix - AWS assigns the reserved IP addresses to network
+    interfaces", "explicit - You assign the reserved IP addresses". The ENIs name their prefixes (`ipv4_prefixes`),
+    so `explicit`: with `prefix`, AWS would hand the block's /28s to any interface asking for a prefix count."""
     assert Testing.to_have_resource_with_properties(
         stack_json(variant),
         Ec2SubnetCidrReservation.TF_RESOURCE_TYPE,
         {
             "cidr_block": str(variant.plan.pod_block),
-            "reservation_type": "prefix",
+            "reservation_type": "explicit",
         },
     )
+    for eni in variant.resources("aws_network_interface").values():
+        assert "ipv4_prefix_count" not in eni
 
 
 def test_security_group_self_traffic_api_restricted_no_open_ingress(variant: Synthesized) -> None:

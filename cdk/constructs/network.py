@@ -54,14 +54,16 @@ class Network(Construct):
             map_public_ip_on_launch=False,
             tags={"Name": f"{config.name}-nodes"},
         )
-        # AWS hands addresses of this block to nothing but explicit prefix assignments (the pod IPs).
+        # AWS hands addresses of this block to nothing on its own: only the prefixes the ENIs name (the pod IPs).
+        # "explicit - You assign the reserved IP addresses"; "prefix" would let AWS assign the block's /28s to any
+        # interface that asks for a prefix count (EC2 API reference, CreateSubnetCidrReservation).
         Ec2SubnetCidrReservation(
             self,
             "pod-block",
             subnet_id=self.node_subnet.id,
             cidr_block=str(plan.pod_block),
-            reservation_type="prefix",
-            description="Spiderpool pod IPs: /28 prefixes on the workers' ENIs",
+            reservation_type="explicit",
+            description="Spiderpool pod IPs: /28 prefixes on the nodes' ENIs",
         )
         public = Subnet(
             self,
