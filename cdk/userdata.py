@@ -31,7 +31,9 @@ K8S_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436"  # pkgs.k8s.io 
 EFA_VERSION = "1.50.0"
 EFA_KEY_FINGERPRINT = "4E9091BCBB97A96B26B15E59A05480B1DD2D3CCC"  # AWS EFA installer signing key
 HUGEPAGES = 5128  # 2 MiB pages; the amount the EFA documentation sets for libfabric
-JOIN_TIMEOUT_SECONDS = 3600
+JOIN_TIMEOUT_SECONDS = 3600  # waiting for the join parameter and retrying a failed join, together
+INSTALL_SECONDS = 2400  # packages, and the EFA installer (about 20 minutes)
+JOIN_ATTEMPT_SECONDS = 600  # one kubeadm join: discovery and the kubelet's TLS bootstrap (kubeadm: 5 + 4 min)
 JOIN_PATTERN = (
     r"^kubeadm join ([a-z0-9.-]+:[0-9]+) --token ([a-z0-9]{6}\.[a-z0-9]{16}) "
     r"--discovery-token-ca-cert-hash (sha256:[a-f0-9]{64})"
@@ -114,6 +116,8 @@ def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, objec
         "underlay_if": UNDERLAY_INTERFACE,
         "kms_alias": kms_alias_name(config),
         "join_timeout": JOIN_TIMEOUT_SECONDS,
+        "install_seconds": INSTALL_SECONDS,
+        "join_attempt_seconds": JOIN_ATTEMPT_SECONDS,
         "join_pattern": JOIN_PATTERN,
     }
 
@@ -131,6 +135,9 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
     def read(name: str) -> str:
         return (BOOTSTRAP_DIR / name).read_text()
 
+    def template(name: str) -> str:
+        return _env.get_template(name).render(ctx)
+
     files = {
         f"{LIB}/bootstrap.sh": read("bootstrap.sh"),
         f"{LIB}/lib.sh": read("lib.sh"),
@@ -138,8 +145,8 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
         f"{LIB}/rdma-tools.sh": read("rdma-tools.sh"),
         f"{LIB}/rdma.sh": read(f"rdma-{rdma}.sh"),
         f"{LIB}/role.sh": read(role_script),
-        "/etc/spiderpool-rdma/node.env": _env.get_template("node.env.j2").render(ctx),
-        "/etc/systemd/system/spiderpool-rdma-bootstrap.service": read("spiderpool-rdma-bootstrap.service"),
+        "/etc/spiderpool-rdma/node.env": template("node.env.j2"),
+        "/etc/systemd/system/spiderpool-rdma-bootstrap.service": template("spiderpool-rdma-bootstrap.service.j2"),
         "/etc/cloud/cloud.cfg.d/99-spiderpool-rdma.cfg": yaml.safe_dump(CLOUD_CFG),
     }
     if ctx["role"] == "control-plane-init":

@@ -242,3 +242,25 @@ def test_pod_addresses_are_removed_from_the_host(tmp_path: Path, keys: Keys) -> 
     calls = sb.calls()
     assert f"ip addr del {pod_ip}/20 dev ens5" in calls
     assert not any(f"del {node_ip}/" in c for c in calls)
+
+
+def test_a_failed_snap_install_is_retried(tmp_path: Path, keys: Keys) -> None:
+    """First boot races the NAT gateway and snapd's seeding: the store may be unreachable for a while."""
+    cp = sandbox(tmp_path, keys, EFA, "control-plane-0")
+    proc = cp.run(STUB_FAIL="^snap install aws-cli", STUB_FAIL_TIMES="2")
+    assert proc.returncode == 0, proc.stderr
+    assert sum(c.startswith("snap install aws-cli") for c in cp.calls()) == 3
+    assert cp.calls().index("snap wait system seed.loaded") < cp.calls().index("snap install aws-cli --classic")
+
+
+def test_a_restart_after_a_failure_resumes_at_the_failed_step(tmp_path: Path, keys: Keys) -> None:
+    """What Restart=on-failure does: the unit runs again and finishes what failed, and nothing before it."""
+    cp = bootstrapped_control_plane(tmp_path, keys, EFA)
+    sb = sandbox(tmp_path, keys, EFA, "worker-0", cp)
+    assert sb.run(STUB_FAIL="^apt-get .*install.* kubelet").returncode == 1
+    sb.reset_calls()
+    proc = sb.run()
+    assert proc.returncode == 0, proc.stderr
+    calls = sb.calls()
+    assert not any(c.startswith(("snap install", "systemctl restart containerd")) for c in calls)
+    assert any("install" in c and "kubelet" in c for c in calls) and sb.status() == "ready"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import configparser
 import email
 import email.policy
 import gzip
@@ -111,6 +112,7 @@ def test_every_bootstrap_script_is_shipped() -> None:
         "join.sh": "role.sh",
         "node.env.j2": "node.env",
         "kubeadm-init.yaml.j2": "kubeadm-init.yaml",
+        "spiderpool-rdma-bootstrap.service.j2": "spiderpool-rdma-bootstrap.service",
     }
     for t in templates - {"start.sh", "rdma-softroce.sh", "rdma-none.sh"}:
         assert rendered_as.get(t, t) in shipped, t
@@ -165,3 +167,44 @@ def test_the_mime_boundary_changes_with_the_content() -> None:
     boundaries = [email.message_from_bytes(u.mime()).get_boundary() for u in (ud, other)]
     assert boundaries[0] != boundaries[1]
     assert all(b and b not in ud.cloud_config + ud.shell for b in boundaries)
+
+
+def units(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str]:
+    return {p: t for p, t in userdata.node_files(config, plan, node).items() if p.endswith((".service", ".timer"))}
+
+
+@pytest.mark.parametrize(("name", "config", "plan", "node"), NODES, ids=IDS)
+def test_units_pass_systemd_analyze_verify(
+    name: str, config: ClusterConfig, plan: IpPlan, node: Node, tmp_path: Path
+) -> None:
+    """systemd's own check (unknown keys, Restart= a oneshot cannot have, missing units), with the scripts
+    the units run laid out under tmp_path and the units pointed at them."""
+    files = userdata.node_files(config, plan, node)
+    for path, text in files.items():
+        target = tmp_path / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.chmod(0o755)
+    paths = []
+    for path, text in units(config, plan, node).items():
+        target = tmp_path / Path(path).name
+        target.write_text(text.replace(f"ExecStart={userdata.LIB}", f"ExecStart={tmp_path}{userdata.LIB}"))
+        paths.append(str(target))
+    proc = subprocess.run(["systemd-analyze", "verify", *paths], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_the_bootstrap_unit_restarts_on_failure_and_outlasts_the_join_deadline() -> None:
+    _, config, plan, node = next(n for n in NODES if n[0] == "default-worker")
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read_string(units(config, plan, node)["/etc/systemd/system/spiderpool-rdma-bootstrap.service"])
+    env = dict(
+        line.split("=", 1)
+        for line in userdata.node_files(config, plan, node)["/etc/spiderpool-rdma/node.env"].splitlines()
+        if line.startswith("SPR_JOIN_TIMEOUT=")
+    )
+    service = unit["Service"]
+    assert service["Type"] == "oneshot" and service["Restart"] == "on-failure" and int(service["RestartSec"]) >= 10
+    assert int(unit["Unit"]["StartLimitBurst"]) >= 3
+    # The README's "20 minutes with the EFA installer", and the whole join deadline, must fit in one start.
+    assert int(service["TimeoutStartSec"]) > 20 * 60 + int(env["SPR_JOIN_TIMEOUT"])
