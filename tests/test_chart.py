@@ -21,7 +21,7 @@ from cdk.ec2_types import InstanceTable
 from tests import chart
 from tests.conftest import REPO, SHARED, Synthesized
 from tests.crds import is_custom, validate_custom
-from tests.upstream import ping, rdma_shared_dp, scheduling, sriov_webhook
+from tests.upstream import ping, rdma_shared_dp, scheduling, spiderpool, sriov_webhook
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 AWS_PROFILES = [p for p in chart.PROFILES if p.startswith("aws-")]
@@ -362,3 +362,21 @@ def test_the_documented_helm_timeout_outlasts_each_hook(rendered: Any) -> None:
             for c in job["spec"]["template"]["spec"].get("initContainers", []):
                 waits = [a for a in c["command"] if a.startswith("--timeout=")]
                 assert all(int(w.removeprefix("--timeout=").removesuffix("s")) < deadline for w in waits)
+
+
+def test_the_sriov_pools_serve_the_sriov_network_only(rendered: Any) -> None:
+    """A macvlan pod must never take an address of the SR-IOV subnet, nor an SR-IOV pod one of the macvlan subnet."""
+    objs = chart.applied_objects(rendered[("baremetal-sriov", False)])
+    pools = {o["metadata"]["name"]: o for o in objs if o["kind"] == "SpiderIPPool"}
+    networks = {o["spec"]["cniType"]: o for o in objs if o["kind"] == "SpiderMultusConfig"}
+    sriov_pools = set(chart.profile_values("baremetal-sriov")["sriov"]["pools"])
+    for cni, net in networks.items():
+        name = f"{chart.NAMESPACE}/{net['metadata']['name']}"
+        pod = spiderpool.PodSpec("p", "default", "bm-0", {"k8s.v1.cni.cncf.io/networks": name}, {})
+        netconf = net["spec"][cni].get("ippools", {}).get("ipv4", [])
+        drawn = set(spiderpool.usable_pools(pod, "net1", netconf, pools, chart.NAMESPACE, None))
+        assert drawn and (drawn <= sriov_pools if cni == "sriov" else not drawn & sriov_pools), (cni, drawn)
+        for pool in pools.values():  # and no pool annotation can cross over either
+            crosses = (pool["metadata"]["name"] in sriov_pools) != (cni == "sriov")
+            error = spiderpool.pool_filter_error(pool, pod, "net1", chart.NAMESPACE, None)
+            assert not crosses or error, (cni, pool["metadata"]["name"])

@@ -39,6 +39,18 @@ app.kubernetes.io/instance={{ .Release.Name }},app.kubernetes.io/managed-by={{ i
 {{- printf "%s/%s:%s" .registry .repository .tag -}}
 {{- end -}}
 
+{{/* The underlay network's own pools: no app's, and not the SR-IOV network's (another subnet). */}}
+{{- define "spiderpool-rdma.generalPools" -}}
+{{- $names := list -}}
+{{- $sriov := ternary .Values.sriov.pools list .Values.sriov.enabled -}}
+{{- range .Values.network.pools -}}
+{{- if and (not .app) (not (has .name $sriov)) -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
 {{/* Pools of one sample app: {{ include "spiderpool-rdma.appPools" (dict "root" . "app" "app-0") }} */}}
 {{- define "spiderpool-rdma.appPools" -}}
 {{- $names := list -}}

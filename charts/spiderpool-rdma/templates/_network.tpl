@@ -6,8 +6,8 @@ Order matters: networks and pools before the apps that use them.
 {{- define "spiderpool-rdma.networkManifests" -}}
 {{- $ns := .Release.Namespace -}}
 {{- $network := include "spiderpool-rdma.networkName" . -}}
-{{- $general := list -}}
-{{- range .Values.network.pools }}{{ if not .app }}{{ $general = append $general .name }}{{ end }}{{ end -}}
+{{- $general := include "spiderpool-rdma.generalPools" . | fromJsonArray -}}
+{{- $sriovNetwork := printf "%s/%s-sriov" $ns (include "spiderpool-rdma.fullname" .) -}}
 apiVersion: spiderpool.spidernet.io/v2beta1
 kind: SpiderMultusConfig
 metadata:
@@ -56,7 +56,11 @@ spec:
   {{- with .nodeName }}
   nodeName: {{ toJson . }}
   {{- end }}
-  multusName: [{{ printf "%s/%s" $ns $network | quote }}{{ if and $.Values.sriov.enabled (has .name $.Values.sriov.pools) }}, {{ printf "%s/%s-sriov" $ns (include "spiderpool-rdma.fullname" $) | quote }}{{ end }}]
+  {{- if and $.Values.sriov.enabled (has .name $.Values.sriov.pools) }}
+  multusName: [{{ $sriovNetwork | quote }}]
+  {{- else }}
+  multusName: [{{ printf "%s/%s" $ns $network | quote }}]
+  {{- end }}
   default: {{ and (not .app) (default false .default) }}
 {{- end }}
 {{- if .Values.sriov.enabled }}
