@@ -380,3 +380,24 @@ def test_the_sriov_pools_serve_the_sriov_network_only(rendered: Any) -> None:
             crosses = (pool["metadata"]["name"] in sriov_pools) != (cni == "sriov")
             error = spiderpool.pool_filter_error(pool, pod, "net1", chart.NAMESPACE, None)
             assert not crosses or error, (cni, pool["metadata"]["name"])
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"network": {"name": "ipvlan-eth1"}},
+            'defaultCniCRName ("ipvlan-ens5") must be the network\'s name ("ipvlan-eth1")',
+        ),
+        ({"spiderpool": {"multus": {"multusCNI": {"defaultCniCRName": "other"}}}}, "must be the network's name"),
+    ],
+)
+def test_the_network_name_has_one_source(values: dict[str, Any], message: str, chart_dir: Path) -> None:
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        chart.render(chart_dir, chart.profile_values("aws-efa"), values)
+    with pytest.raises(RuntimeError, match="must not be the network"):
+        chart.render(
+            chart_dir,
+            chart.profile_values("kind"),
+            {"spiderpool": {"multus": {"multusCNI": {"defaultCniCRName": "macvlan-eth0"}}}},
+        )

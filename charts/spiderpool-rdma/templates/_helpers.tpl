@@ -96,3 +96,15 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* One source for the network's name: with attachment "default" it must be Spiderpool's default CNI. */}}
+{{- define "spiderpool-rdma.validate" -}}
+{{- $network := include "spiderpool-rdma.networkName" . -}}
+{{- $defaultCni := dig "multus" "multusCNI" "defaultCniCRName" "" (.Values.spiderpool | default dict) -}}
+{{- if and .Values.install.spiderpool (eq .Values.network.attachment "default") (ne $defaultCni $network) -}}
+{{- fail (printf "network.attachment is \"default\": spiderpool.multus.multusCNI.defaultCniCRName (%q) must be the network's name (%q)" $defaultCni $network) -}}
+{{- end -}}
+{{- if and .Values.install.spiderpool (eq .Values.network.attachment "secondary") (eq $defaultCni $network) -}}
+{{- fail (printf "network.attachment is \"secondary\": spiderpool.multus.multusCNI.defaultCniCRName must not be the network %q" $network) -}}
+{{- end -}}
+{{- end -}}
