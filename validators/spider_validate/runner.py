@@ -51,7 +51,7 @@ def interrupt_handler(stop: threading.Event) -> Iterator[None]:
 
 def execute(ctx: RunContext, scenario: str, action: Action) -> ActionResult:
     """Run one probe; retry a transient failure (bounded), never a probe that is expected to fail."""
-    start = time.monotonic()
+    start, started = time.monotonic(), time.time()
     attempts = 0
     delay = ctx.params.retry_delay
     while True:
@@ -81,6 +81,7 @@ def execute(ctx: RunContext, scenario: str, action: Action) -> ActionResult:
         attempts,
         time.monotonic() - start,
         outcome.data,
+        started,
     )
 
 

@@ -51,6 +51,16 @@ class Step:
         self.ips: dict[str, str] = {}
         self.uids: dict[str, str] = {}
         self.count_before = 0
+        # monotonic times per pod, for the latency distribution in the result (data.per_pod_seconds): created,
+        # first seen addressed (pods are polled in creation order), deleted, first seen released
+        self.times: dict[str, dict[str, float]] = {}
+
+    def _mark(self, name: str, event: str) -> None:
+        self.times.setdefault(name, {}).setdefault(event, time.monotonic())
+
+    def _latencies(self, names: list[str], start: str, end: str) -> list[float]:
+        spans = [self.times.get(n, {}) for n in names]
+        return [round(t[end] - t[start], 3) for t in spans if start in t and end in t]
 
     def action(self, name: str, fn: Callable[[], Outcome]) -> Action:
         return Action(name, "api", self.test, self.pool, fn)
@@ -130,6 +140,8 @@ class Step:
     def create_pods(self, names: list[str]) -> Action:
         def run() -> Outcome:
             for name in names:
+                self.times.pop(name, None)
+                self._mark(name, "created")
                 self.ctx.create(self.pod_manifest(name))
             return Outcome(True, f"created {len(names)} pod(s) asking for {self.pool}")
 
@@ -154,6 +166,7 @@ class Step:
             if not pod or pod.get("status", {}).get("phase") != "Running" or not ip:
                 return f"{name} has no address yet"
             self.ips[name], self.uids[name] = ip, pod["metadata"]["uid"]
+            self._mark(name, "addressed")
         return None
 
     def wait_addressed(self, names: list[str]) -> Action:
@@ -164,7 +177,8 @@ class Step:
             detail = why or f"{len(names)} pod(s) addressed in {seconds:.2f}s: " + ", ".join(
                 self.ips[n] for n in names[:5]
             ) + ("..." if len(names) > 5 else "")
-            return Outcome(ok, detail, data={"seconds": round(seconds, 3)})
+            per_pod = self._latencies(names, "created", "addressed")
+            return Outcome(ok, detail, data={"seconds": round(seconds, 3), "per_pod_seconds": per_pod})
 
         return self.action(f"wait for {len(names)} address(es)", run)
 
@@ -172,6 +186,7 @@ class Step:
         def run() -> Outcome:
             for name in names:
                 self.ctx.api(partial(self.ctx.cluster.delete, "Pod", name, self.ctx.namespace))
+                self._mark(name, "deleted")
             return Outcome(True, f"deleted {len(names)} pod(s)")
 
         return self.action(f"delete {len(names)} pod(s)", run)
@@ -181,6 +196,9 @@ class Step:
             def check() -> str | None:
                 records, count = self.records()
                 held = [self.ips[n] for n in names if self.ips[n] in records]
+                for n in names:
+                    if self.ips[n] not in records:
+                        self._mark(n, "released")
                 if held:
                     return f"{len(held)} address(es) still allocated ({', '.join(held[:3])})"
                 if count != self.count_before:
@@ -188,8 +206,11 @@ class Step:
                 return None
 
             ok, why, seconds = self.wait("release", check, self.ctx.params.release_timeout)
+            per_pod = self._latencies(names, "deleted", "released")
             return Outcome(
-                ok, why or f"{len(names)} address(es) released in {seconds:.2f}s", data={"seconds": round(seconds, 3)}
+                ok,
+                why or f"{len(names)} address(es) released in {seconds:.2f}s",
+                data={"seconds": round(seconds, 3), "per_pod_seconds": per_pod},
             )
 
         return self.action(f"wait for {len(names)} release(s)", run)
