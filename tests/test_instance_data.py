@@ -164,12 +164,16 @@ def test_synth_and_wheel_work_in_a_fresh_clone_without_shared(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (clone / "cdktf.out" / "stacks" / "spiderpool-rdma" / "cdk.tf.json").is_file()
     assert (clone / "cdktf.out" / "helm-values.yaml").is_file()
-    wheel_dir = tmp_path / "wheel"
-    subprocess.run(
-        [str(REPO / ".venv/bin/pip"), "wheel", "-q", "--no-deps", "-w", str(wheel_dir), str(clone)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = wheel_dir.glob("*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"cdk/data/instance_types.json", "cdk/cluster.yaml", "spider_validate/data/instance_network.json"} <= names
+    # Both distributions (the infrastructure at the root, spider-validate in validators/) carry their data files.
+    for source, expected in (
+        (clone, {"cdk/data/instance_types.json", "cdk/cluster.yaml"}),
+        (clone / "validators", {"spider_validate/data/instance_network.json"}),
+    ):
+        wheel_dir = tmp_path / f"wheel-{source.name}"
+        subprocess.run(
+            [str(REPO / ".venv/bin/pip"), "wheel", "-q", "--no-deps", "-w", str(wheel_dir), str(source)],
+            check=True,
+            capture_output=True,
+        )
+        (wheel,) = wheel_dir.glob("*.whl")
+        assert expected <= set(zipfile.ZipFile(wheel).namelist())
