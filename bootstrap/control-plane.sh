@@ -12,17 +12,19 @@ kubeadm_init() {
   kubeadm init --config "${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-init.yaml" --upload-certs
 }
 
+# Both credentials expire (a bootstrap token after its TTL, the uploaded certificates and their key after 2 h):
+# spiderpool-rdma-join-refresh.timer runs refresh-join.sh hourly to publish fresh ones.
 # Each parameter holds what kubeadm itself prints, so its form is kubeadm's (a trailing space after the CA hash,
 # cmd/kubeadm/app/cmd/util/join.go); join.sh's pattern decides, and is applied here before anything is published.
 publish_join() {
   local join key
-  join="$(kubeadm token create --ttl 24h --print-join-command --kubeconfig "${ADMIN_CONF}")"
+  join="$(kubeadm token create --ttl 3h --print-join-command --kubeconfig "${ADMIN_CONF}")"
   check_join "${join}" worker
   printf '%s\n' "${join}" | ssm_put join-worker Standard
   if ((SPR_CONTROL_PLANES > 1)); then
     key="$(kubeadm init phase upload-certs --upload-certs --config "${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-init.yaml" | tail -n 1)"
     [[ "${key}" =~ ^[a-f0-9]{64}$ ]] || die "kubeadm printed no certificate key"
-    join="$(kubeadm token create --ttl 2h --print-join-command --certificate-key "${key}" --kubeconfig "${ADMIN_CONF}")"
+    join="$(kubeadm token create --ttl 3h --print-join-command --certificate-key "${key}" --kubeconfig "${ADMIN_CONF}")"
     check_join "${join}" control-plane
     printf '%s\n' "${join}" | ssm_put join-control-plane Standard
   fi
@@ -41,8 +43,14 @@ publish_kubeconfig() {
   ssm_put kubeconfig Advanced <"${ADMIN_CONF}"
 }
 
+join_refresh_timer() {
+  systemctl daemon-reload
+  systemctl enable --now spiderpool-rdma-join-refresh.timer
+}
+
 role_steps() {
   step kubeadm-init kubeadm_init
   step publish-join publish_join
   step publish-kubeconfig publish_kubeconfig
+  step join-refresh-timer join_refresh_timer
 }

@@ -151,12 +151,15 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
     }
     if ctx["role"] == "control-plane-init":
         files["/etc/spiderpool-rdma/kubeadm-init.yaml"] = kubeadm_init_config(config, plan, node)
+        files[f"{LIB}/refresh-join.sh"] = read("refresh-join.sh")
+        for unit in ("spiderpool-rdma-join-refresh.service", "spiderpool-rdma-join-refresh.timer"):
+            files[f"/etc/systemd/system/{unit}"] = read(unit)
     return files
 
 
 def render(config: ClusterConfig, plan: IpPlan, node: Node) -> UserData:
     files = node_files(config, plan, node)
-    executable = {f"{LIB}/bootstrap.sh"}
+    executable = {f"{LIB}/bootstrap.sh", f"{LIB}/refresh-join.sh"}
     private = {"/etc/spiderpool-rdma/node.env", "/etc/spiderpool-rdma/kubeadm-init.yaml"}
     cloud_config = {
         "hostname": node.name,

@@ -9,7 +9,7 @@ import pytest
 
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
-from tests.bootstrap.sandbox import Keys, Sandbox, make_keys, make_sandbox
+from tests.bootstrap.sandbox import LIB, Keys, Sandbox, make_keys, make_sandbox
 
 #: Calls that only read: a finished node may make these and nothing else.
 READ_ONLY = ("ip -4 -o addr show",)
@@ -264,3 +264,40 @@ def test_a_restart_after_a_failure_resumes_at_the_failed_step(tmp_path: Path, ke
     calls = sb.calls()
     assert not any(c.startswith(("snap install", "systemctl restart containerd")) for c in calls)
     assert any("install" in c and "kubelet" in c for c in calls) and sb.status() == "ready"
+
+
+def test_the_refresh_publishes_a_fresh_token_and_certificate_key(tmp_path: Path, keys: Keys) -> None:
+    cp = bootstrapped_control_plane(tmp_path, keys, HA)
+    assert "systemctl enable --now spiderpool-rdma-join-refresh.timer" in cp.calls()
+    before = {p: cp.cluster.ssm(p).read_text() for p in ("join-worker", "join-control-plane")}
+    proc = cp.run(f"{LIB}/refresh-join.sh")
+    assert proc.returncode == 0, proc.stderr
+    worker, cp1 = sandbox(tmp_path, keys, HA, "worker-0", cp), sandbox(tmp_path, keys, HA, "control-plane-1", cp)
+    for node, param in ((worker, "join-worker"), (cp1, "join-control-plane")):
+        value = cp.cluster.ssm(param).read_text()
+        old, new = consumer_match(node, before[param]), consumer_match(node, value)
+        assert old and new, value
+        assert new[2] != old[2] and cp.cluster.token_valid(new[2])  # a new token
+        if param == "join-control-plane":
+            assert new[5] != old[5] and new[5] == (cp.cluster.path / "certificate-keys").read_text().split()[-1]
+    assert not any(c.startswith("kubeadm init --config") for c in cp.calls()[-6:])
+
+
+def test_a_failed_join_is_retried_with_the_value_published_next(tmp_path: Path, keys: Keys) -> None:
+    """The published token expired before this node joined; the refresh publishes a new one meanwhile."""
+    cp = bootstrapped_control_plane(tmp_path, keys, EFA)
+    stale = cp.cluster.ssm("join-worker").read_text()
+    assert cp.run(f"{LIB}/refresh-join.sh").returncode == 0
+    fresh = cp.cluster.ssm("join-worker")
+    fresh.rename(fresh.with_suffix(".next"))
+    fresh.write_text(stale)
+    worker = sandbox(tmp_path, keys, EFA, "worker-0", cp)
+    cp.cluster.expire(consumer_match(worker, stale)[2])  # type: ignore[index]
+    proc = worker.run()
+    assert proc.returncode == 0, proc.stderr + worker.log()
+    calls = worker.calls()
+    joins = [i for i, c in enumerate(calls) if c.startswith("kubeadm join")]
+    assert len(joins) == 2 and joins[0] < calls.index("kubeadm reset --force") < joins[1]
+    config = (worker.root / "etc/spiderpool-rdma/kubeadm-join.yaml").read_text()
+    assert consumer_match(worker, fresh.read_text())[2] in config  # type: ignore[index]
+    assert worker.status() == "ready"

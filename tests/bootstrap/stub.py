@@ -157,6 +157,9 @@ def aws(args: list[str], cluster: Cluster) -> int:
     polls = cluster.path / f"polls-{name}"
     count = int(polls.read_text()) + 1 if polls.exists() else 1
     polls.write_text(str(count))
+    later = param.with_suffix(".next")  # what control-plane-0's refresh publishes after this read
+    if count > 1 and later.exists():
+        later.rename(param)
     ready_after = int(os.environ.get("STUB_JOIN_READY_AFTER", "1"))
     # Terraform creates each parameter with the placeholder "pending" (cdk/constructs/secrets.py).
     value = param.read_text() if param.exists() and 0 < ready_after <= count else "pending"
