@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 PREFIX_SIZE = 16  # addresses in one /28 ENI prefix
 
-FIRST_NODE_OFFSET = 10  # node addresses start at subnet + 10, past AWS's reserved first four
+FIRST_NODE_OFFSET = 10  # node addresses start at the node block + 10
 MAX_CONTROL_PLANES = 3  # control planes take the first addresses, workers the ones after all of them
 UNDERLAY_INTERFACE = "ens5"  # the primary ENI's name on Nitro instances running Ubuntu
 
@@ -52,6 +52,7 @@ class IpPlan:
     node_subnet: IPv4Network
     public_subnet: IPv4Network
     pod_block: IPv4Network  # reserved in the node subnet for ENI prefixes only
+    node_block: IPv4Network  # reserved in the node subnet for the nodes' fixed addresses
     gateway: IPv4Address
     control_planes: tuple[Node, ...]
     workers: tuple[Node, ...]
@@ -81,17 +82,27 @@ def _range(run: list[IPv4Address]) -> str:
     return str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"
 
 
+def _quarter(config: ClusterConfig, index: int) -> IPv4Network | None:
+    quarter = config.node_subnet_cidr.prefixlen + 2
+    if quarter > 28:
+        return None
+    return list(config.node_subnet_cidr.subnets(new_prefix=quarter))[index]
+
+
 def pod_block(config: ClusterConfig) -> IPv4Network | None:
     """The third quarter of the node subnet: its place and size do not depend on how many nodes there are.
 
     A fixed block keeps every node's prefixes, and the block itself (in every node's user data), where they are
-    when nodes are added or removed. The first quarter holds the nodes' addresses (past AWS's first four); the
-    last quarter holds the subnet's last address, which AWS reserves, and room for the load balancer.
+    when nodes are added or removed. The first and last quarters hold AWS's reserved addresses (the first four,
+    the last) and whatever AWS assigns by itself, such as the load balancer's addresses.
     """
-    quarter = config.node_subnet_cidr.prefixlen + 2
-    if quarter > 28:
-        return None
-    return list(config.node_subnet_cidr.subnets(new_prefix=quarter))[2]
+    return _quarter(config, 2)
+
+
+def node_block(config: ClusterConfig) -> IPv4Network | None:
+    """The second quarter of the node subnet: the nodes' fixed addresses, reserved so AWS gives them to nothing else
+    (a load balancer created at the same time, or later, would otherwise take any free address)."""
+    return _quarter(config, 1)
 
 
 def prefixes_needed(config: ClusterConfig) -> int:
@@ -114,12 +125,12 @@ def plan_problems(config: ClusterConfig) -> list[str]:
             f"{config.control_plane.ipv4_prefixes}: the pod block (the subnet's third quarter) holds {capacity}; "
             f"use a /{quarter - 2} or larger"
         ]
-    assert block is not None
-    last_node = config.node_subnet_cidr.network_address + FIRST_NODE_OFFSET + _node_count(config)
-    if last_node >= block.network_address:
+    nodes = node_block(config)
+    assert nodes is not None
+    if FIRST_NODE_OFFSET + _node_count(config) > nodes.num_addresses:
         return [
             f"node_subnet_cidr: {config.node_subnet_cidr} has no room for {_node_count(config)} node addresses "
-            f"below the reserved pod block {block}; use a larger subnet"
+            f"in its second quarter {nodes} (from +{FIRST_NODE_OFFSET}); use a larger subnet"
         ]
     return []
 
@@ -174,7 +185,9 @@ def make_plan(config: ClusterConfig) -> IpPlan:
     assert not plan_problems(config), plan_problems(config)
     block = pod_block(config)
     assert block is not None
-    base = config.node_subnet_cidr.network_address + FIRST_NODE_OFFSET
+    nodes = node_block(config)
+    assert nodes is not None
+    base = nodes.network_address + FIRST_NODE_OFFSET
     control_planes = tuple(
         Node(node_name("control-plane", i), "control-plane", i, base + i, node_prefixes(config, "control-plane", i))
         for i in range(config.control_plane.count)
@@ -191,6 +204,7 @@ def make_plan(config: ClusterConfig) -> IpPlan:
         node_subnet=config.node_subnet_cidr,
         public_subnet=config.public_subnet_cidr,
         pod_block=block,
+        node_block=nodes,
         gateway=gateway,
         control_planes=control_planes,
         workers=workers,

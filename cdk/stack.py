@@ -65,6 +65,7 @@ class ClusterStack(TerraformStack):
             roles=roles,
             user_data=user_data,
             egress_ready=network.egress_ready,
+            reservations=network.reservations,
         )
         api = ApiEndpoint(
             self,
@@ -74,6 +75,7 @@ class ClusterStack(TerraformStack):
             subnet_id=network.node_subnet.id,
             cluster_group_id=security.group.id,
             control_planes=[nodes.instances[n.name] for n in plan.control_planes],
+            reservations=network.reservations,
         )
         TerraformOutput(
             self,

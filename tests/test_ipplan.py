@@ -51,8 +51,13 @@ def test_node_addresses_are_unique_and_outside_the_pod_block(config: ClusterConf
     ips = [n.private_ip for n in plan.nodes]
     assert len(set(ips)) == len(ips) == config.control_plane.count + config.workers.count
     for ip in ips:
-        assert ip in plan.node_subnet and ip not in plan.pod_block
+        assert ip in plan.node_block and ip not in plan.pod_block
         assert int(ip) - int(plan.node_subnet.network_address) >= 4
+    assert plan.node_block.subnet_of(plan.node_subnet) and not plan.node_block.overlaps(plan.pod_block)
+    # Neither block holds an address AWS reserves: the subnet's first four and its last.
+    for block in (plan.node_block, plan.pod_block):
+        assert int(block.network_address) >= int(plan.node_subnet.network_address) + 4
+        assert block.broadcast_address < plan.node_subnet.broadcast_address
 
 
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())

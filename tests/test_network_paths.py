@@ -23,11 +23,11 @@ def node_endpoints(s: Synthesized) -> dict[str, Endpoint]:
 
 
 def nlb_endpoint(s: Synthesized) -> Endpoint:
-    """The NLB's interface: an address AWS picks in the node subnet (below the reserved pod block)."""
+    """The NLB's interface: an address AWS picks in the node subnet, outside the reserved blocks."""
     (nlb,) = s.resources("aws_lb").values()
     groups = nlb.get("security_groups")
-    ip = s.plan.pod_block.network_address - 2
-    assert ip in s.plan.node_subnet and ip > s.plan.nodes[-1].private_ip
+    ip = s.plan.node_subnet.broadcast_address - 2
+    assert ip not in s.plan.node_block and ip not in s.plan.pod_block
     return Endpoint("nlb", ip, None if groups is None else frozenset(map(group_of, groups)))
 
 

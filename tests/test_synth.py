@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,17 @@ def test_a_remote_s3_backend_with_locking_can_be_chosen(tmp_path: Path) -> None:
             "use_lockfile": True,
         }
     }
+
+
+def test_every_fixed_address_is_reserved_before_anything_takes_addresses(variant: Synthesized) -> None:
+    """AWS gives a new interface (an NLB's, an ENI without an address) any free address of the subnet, but none of an
+    explicit reservation (CreateSubnetCidrReservation). So every node address and prefix lies in one, and the
+    interfaces and the load balancer are created after the reservations."""
+    reservations = variant.resources("aws_ec2_subnet_cidr_reservation")
+    blocks = [IPv4Network(r["cidr_block"]) for r in reservations.values() if r["reservation_type"] == "explicit"]
+    for node in variant.plan.nodes:
+        assert any(node.private_ip in b for b in blocks), node.name
+        assert all(any(p.subnet_of(b) for b in blocks) for p in node.prefixes), node.name
+    refs = {f"aws_ec2_subnet_cidr_reservation.{name}" for name in reservations}
+    for name, body in [*variant.resources("aws_network_interface").items(), *variant.resources("aws_lb").items()]:
+        assert refs <= set(body.get("depends_on", [])), name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cdktn import TerraformResource
 from cdktn_provider_aws.instance import Instance
 from cdktn_provider_aws.lb import Lb
 from cdktn_provider_aws.lb_listener import LbListener, LbListenerDefaultAction
@@ -36,6 +37,7 @@ class ApiEndpoint(Construct):
         subnet_id: str,
         cluster_group_id: str,
         control_planes: list[Instance],
+        reservations: list[TerraformResource],
     ) -> None:
         super().__init__(scope, id_)
         self.dns_name = api_dns_name(config)
@@ -70,6 +72,7 @@ class ApiEndpoint(Construct):
             # network/load-balancer-security-groups.html); without one it would accept any client.
             security_groups=[self._nlb_group(config, vpc_id, cluster_group_id)],
             enable_cross_zone_load_balancing=True,
+            depends_on=reservations,  # AWS picks its address: not one of the nodes' or pods'
         )
         checkov_skip(
             nlb,

@@ -54,17 +54,24 @@ class Network(Construct):
             map_public_ip_on_launch=False,
             tags={"Name": f"{config.name}-nodes"},
         )
-        # AWS hands addresses of this block to nothing on its own: only the prefixes the ENIs name (the pod IPs).
+        # AWS hands addresses of these blocks to nothing on its own: only the addresses and prefixes the ENIs name.
         # "explicit - You assign the reserved IP addresses"; "prefix" would let AWS assign the block's /28s to any
         # interface that asks for a prefix count (EC2 API reference, CreateSubnetCidrReservation).
-        Ec2SubnetCidrReservation(
-            self,
-            "pod-block",
-            subnet_id=self.node_subnet.id,
-            cidr_block=str(plan.pod_block),
-            reservation_type="explicit",
-            description="Spiderpool pod IPs: /28 prefixes on the nodes' ENIs",
-        )
+        #: Interfaces that name addresses, and anything AWS gives an address by itself, are created after these.
+        self.reservations: list[TerraformResource] = [
+            Ec2SubnetCidrReservation(
+                self,
+                name,
+                subnet_id=self.node_subnet.id,
+                cidr_block=str(block),
+                reservation_type="explicit",
+                description=description,
+            )
+            for name, block, description in (
+                ("node-block", plan.node_block, "the nodes' fixed addresses"),
+                ("pod-block", plan.pod_block, "Spiderpool pod IPs: /28 prefixes on the nodes' ENIs"),
+            )
+        ]
         public = Subnet(
             self,
             "public",

@@ -44,6 +44,7 @@ class NodeGroup(Construct):
         roles: NodeRoles,
         user_data: Callable[[Node], str],
         egress_ready: list[TerraformResource],
+        reservations: list[TerraformResource],
     ) -> None:
         super().__init__(scope, id_)
         # A cluster placement group puts the workers close together (EFA and RoCE latency). AWS refuses types
@@ -84,6 +85,7 @@ class NodeGroup(Construct):
                 ipv4_prefixes=[str(p) for p in node.prefixes] or None,
                 description=f"{config.name} {node.name}" + (" (EFA)" if efa else ""),
                 tags={"Name": f"{config.name}-{node.name}"},
+                depends_on=reservations,
             )
             instance = Instance(
                 self,
