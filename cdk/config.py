@@ -27,6 +27,9 @@ CLOUDWATCH_RETENTION_DAYS = (
 #: and requirements", Tagging AWS resources). The stack adds up to 4 of its own to a resource (the cluster default
 #: tag, Name, spiderpool-rdma/node and /role on instances).
 MAX_TAGS, OWN_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 50, 4, 128, 256
+#: Characters every service the stack tags accepts (IAM, KMS, SSM and CloudWatch Logs are the strictest): letters,
+#: digits, spaces and these ("Tag naming limits and requirements").
+_TAG_PUNCTUATION = set("+-=._:/@ ")
 #: Terraform reads `${` as an interpolation and `%{` as a template directive in any string.
 _TERRAFORM_SEQUENCES = {"${": "an interpolation", "%{": "a template directive"}
 
@@ -202,9 +205,15 @@ def _tag_problems(tags: dict[str, str]) -> list[str]:
             problems.append(f"tags: key {key!r} is longer than {MAX_TAG_KEY} characters")
         if len(value) > MAX_TAG_VALUE:
             problems.append(f"tags.{key}: the value is longer than {MAX_TAG_VALUE} characters")
-        for seq, what in _TERRAFORM_SEQUENCES.items():
-            if seq in key or seq in value:
-                problems.append(f"tags.{key}: {seq!r} would be read by Terraform as {what}; remove it")
+        sequences = [seq for seq in _TERRAFORM_SEQUENCES if seq in key or seq in value]
+        for seq in sequences:
+            problems.append(f"tags.{key}: {seq!r} would be read by Terraform as {_TERRAFORM_SEQUENCES[seq]}; remove it")
+        bad = sorted({ch for ch in key + value if not ch.isalnum() and ch not in _TAG_PUNCTUATION})
+        if bad and not sequences:
+            problems.append(
+                f"tags.{key}: {' and '.join(map(repr, bad))} are not allowed in AWS tags "
+                "(letters, digits, spaces and + - = . _ : / @)"
+            )
     return problems
 
 

@@ -134,6 +134,11 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("tag-interpolation", {"tags": {"owner": "${var.x}"}}, ["tags.owner: '${' would be read by Terraform"]),
     ("tag-template", {"tags": {"owner": "%{if x}"}}, ["tags.owner: '%{' would be read by Terraform"]),
     (
+        "tag-characters",
+        {"tags": {"owner": "O'Brien, ops"}},
+        ["tags.owner: \"'\" and ',' are not allowed in AWS tags (letters, digits, spaces and + - = . _ : / @)"],
+    ),
+    (
         "efa-suggestions-follow-the-control-plane",
         {"control_plane": {"instance_type": "m7g.large"}, "workers": {"instance_type": "m7g.xlarge"}},
         ["m7g.xlarge has no EFA", "hpc7g.16xlarge (arm64"],
