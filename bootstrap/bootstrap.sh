@@ -30,6 +30,7 @@ main() {
   step aws-cli aws_cli
   step containerd containerd_runtime
   step kubernetes-packages kubernetes_packages
+  step ecr-credential-provider ecr_credential_provider
   rdma_steps
   role_steps
   SPR_STEP=bootstrap

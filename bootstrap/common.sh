@@ -68,3 +68,26 @@ kubernetes_packages() {
   apt-mark hold kubelet kubeadm kubectl
   systemctl enable kubelet
 }
+
+# The kubelet's ECR credential provider (kubernetes/cloud-provider-aws) at a pinned version, as EKS nodes have it.
+# Its release files: the binary and `<binary>.sha256` (the bare digest) under artifacts.k8s.io (the project's
+# Makefile, copy-bins-for-upload; kops downloads from the same place). The digest must match, and the binary must
+# report the pinned version, before the kubelet is pointed at it.
+ecr_credential_provider() {
+  local arch file url dir="${SPR_STATE}/ecr-credential-provider" bin="${SPR_ROOT}${SPR_CREDENTIAL_PROVIDER_BIN_DIR}"
+  case "$(uname -m)" in
+    x86_64) arch=amd64 ;;
+    aarch64) arch=arm64 ;;
+    *) die "no ecr-credential-provider release for $(uname -m)" ;;
+  esac
+  file="ecr-credential-provider-linux-${arch}"
+  url="https://artifacts.k8s.io/binaries/cloud-provider-aws/${SPR_ECR_PROVIDER_VERSION}/linux/${arch}/${file}"
+  mkdir -p "${dir}"
+  retry 5 10 curl -fsSL -o "${dir}/${file}" "${url}"
+  retry 5 10 curl -fsSL -o "${dir}/${file}.sha256" "${url}.sha256"
+  [[ "$(sha256sum "${dir}/${file}" | cut -d' ' -f1)" == "$(tr -d '[:space:]' <"${dir}/${file}.sha256")" ]] ||
+    die "${file} does not match its published SHA-256: not installing it"
+  install -D -m 0755 "${dir}/${file}" "${bin}/ecr-credential-provider"
+  [[ "$("${bin}/ecr-credential-provider" --version)" == "ecr-credential-provider version ${SPR_ECR_PROVIDER_VERSION}" ]] ||
+    die "ecr-credential-provider does not report version ${SPR_ECR_PROVIDER_VERSION}"
+}

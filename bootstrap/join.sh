@@ -51,6 +51,10 @@ nodeRegistration:
       value: "${SPR_NODE_IP}"
     - name: node-labels
       value: "${SPR_NODE_LABELS}"
+    - name: image-credential-provider-config
+      value: "${SPR_CREDENTIAL_PROVIDER_CONFIG}"
+    - name: image-credential-provider-bin-dir
+      value: "${SPR_CREDENTIAL_PROVIDER_BIN_DIR}"
 ${control_plane}
 YAML
 }

@@ -30,6 +30,11 @@ EC2_USER_DATA_LIMIT = 16 * 1024
 K8S_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436"  # pkgs.k8s.io (isv:kubernetes OBS)
 EFA_VERSION = "1.50.0"
 EFA_KEY_FINGERPRINT = "4E9091BCBB97A96B26B15E59A05480B1DD2D3CCC"  # AWS EFA installer signing key
+# kubernetes/cloud-provider-aws release of the kubelet's ECR credential provider; it speaks the kubelet's
+# credentialprovider.kubelet.k8s.io/v1, GA since Kubernetes 1.26, so one release serves every supported minor.
+ECR_PROVIDER_VERSION = "v1.33.4"
+CREDENTIAL_PROVIDER_CONFIG = "/etc/kubernetes/image-credential-provider-config.yaml"
+CREDENTIAL_PROVIDER_BIN_DIR = "/usr/local/lib/kubelet/credential-providers"
 HUGEPAGES = 5128  # 2 MiB pages; the amount the EFA documentation sets for libfabric
 JOIN_TIMEOUT_SECONDS = 3600  # waiting for the join parameter and retrying a failed join, together
 INSTALL_SECONDS = 2400  # packages, and the EFA installer (about 20 minutes)
@@ -117,6 +122,9 @@ def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, objec
         "kms_alias": kms_alias_name(config),
         "join_timeout": JOIN_TIMEOUT_SECONDS,
         "install_seconds": INSTALL_SECONDS,
+        "ecr_provider_version": ECR_PROVIDER_VERSION,
+        "credential_provider_config": CREDENTIAL_PROVIDER_CONFIG,
+        "credential_provider_bin_dir": CREDENTIAL_PROVIDER_BIN_DIR,
         "join_attempt_seconds": JOIN_ATTEMPT_SECONDS,
         "join_pattern": JOIN_PATTERN,
     }
@@ -148,6 +156,7 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
         "/etc/spiderpool-rdma/node.env": template("node.env.j2"),
         "/etc/systemd/system/spiderpool-rdma-bootstrap.service": template("spiderpool-rdma-bootstrap.service.j2"),
         "/etc/cloud/cloud.cfg.d/99-spiderpool-rdma.cfg": yaml.safe_dump(CLOUD_CFG),
+        CREDENTIAL_PROVIDER_CONFIG: read("image-credential-provider-config.yaml"),
     }
     if ctx["role"] == "control-plane-init":
         files["/etc/spiderpool-rdma/kubeadm-init.yaml"] = kubeadm_init_config(config, plan, node)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
-from tests.bootstrap.sandbox import LIB, Keys, Sandbox, make_keys, make_sandbox
+from tests.bootstrap.sandbox import LIB, Keys, Sandbox, make_keys, make_sandbox, serve_ecr_provider
 
 #: Calls that only read: a finished node may make these and nothing else.
 READ_ONLY = ("ip -4 -o addr show",)
@@ -301,3 +303,34 @@ def test_a_failed_join_is_retried_with_the_value_published_next(tmp_path: Path, 
     config = (worker.root / "etc/spiderpool-rdma/kubeadm-join.yaml").read_text()
     assert consumer_match(worker, fresh.read_text())[2] in config  # type: ignore[index]
     assert worker.status() == "ready"
+
+
+def kubelet_args(config_text: str) -> dict[str, str]:
+    nodereg = next(d for d in yaml.safe_load_all(config_text) if d and "nodeRegistration" in d)["nodeRegistration"]
+    return {a["name"]: a["value"] for a in nodereg["kubeletExtraArgs"]}
+
+
+def test_the_kubelets_ecr_credential_provider_is_installed_verified_and_wired(tmp_path: Path, keys: Keys) -> None:
+    cp = bootstrapped_control_plane(tmp_path, keys, EFA)
+    sb = sandbox(tmp_path, keys, EFA, "worker-0", cp)
+    assert sb.run().returncode == 0
+    for node, config in ((sb, "kubeadm-join.yaml"), (cp, "kubeadm-init.yaml")):
+        args = kubelet_args((node.root / "etc/spiderpool-rdma" / config).read_text())
+        provider_config = yaml.safe_load((node.root / args["image-credential-provider-config"].lstrip("/")).read_text())
+        # The kubelet runs <bin-dir>/<provider name> (cloud-provider-aws docs/credential_provider.md).
+        for provider in provider_config["providers"]:
+            binary = node.root / args["image-credential-provider-bin-dir"].lstrip("/") / provider["name"]
+            assert binary.is_file() and os.access(binary, os.X_OK), binary
+    calls = sb.calls()
+    assert index_of(calls, "curl -fsSL -o") < index_of(calls, "kubeadm join")
+
+
+def test_an_ecr_credential_provider_that_does_not_match_its_checksum_is_not_installed(
+    tmp_path: Path, keys: Keys
+) -> None:
+    sb = sandbox(tmp_path, keys, EFA, "control-plane-0")
+    serve_ecr_provider(sb, checksum="0" * 64)
+    assert sb.run().returncode == 1
+    assert "[ecr-credential-provider] FAILED" in sb.log()
+    assert not list(sb.root.glob("usr/local/lib/kubelet/credential-providers/*"))
+    assert not any(c.startswith("kubeadm init") for c in sb.calls())

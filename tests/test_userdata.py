@@ -6,10 +6,13 @@ import base64
 import configparser
 import email
 import email.policy
+import fnmatch
 import gzip
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -17,6 +20,8 @@ import yaml
 from cdk import userdata
 from cdk.config import ClusterConfig
 from cdk.ipplan import IpPlan, Node, make_plan
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 CONFIGS = {
     "default": ClusterConfig(),
@@ -208,3 +213,40 @@ def test_the_bootstrap_unit_restarts_on_failure_and_outlasts_the_join_deadline()
     assert int(unit["Unit"]["StartLimitBurst"]) >= 3
     # The README's "20 minutes with the EFA installer", and the whole join deadline, must fit in one start.
     assert int(service["TimeoutStartSec"]) > 20 * 60 + int(env["SPR_JOIN_TIMEOUT"])
+
+
+def kubelet_matches(glob: str, image: str) -> bool:
+    """The kubelet's rule for matchImages (kubernetes pkg/credentialprovider/keyring.go, urlsMatch): same number
+    of dot-separated host labels, each matched by filepath.Match, equal ports, the glob's path a prefix."""
+    g, t = urlsplit("https://" + glob), urlsplit("https://" + image)
+    g_parts, t_parts = (g.hostname or "").split("."), (t.hostname or "").split(".")
+    return (
+        g.port == t.port
+        and len(g_parts) == len(t_parts)
+        and t.path.startswith(g.path)
+        and all(fnmatch.fnmatchcase(tp, gp) for gp, tp in zip(g_parts, t_parts, strict=True))
+    )
+
+
+#: The hosts cloud-provider-aws's plugin serves (cmd/ecr-credential-provider/main.go, ecrPrivateHostPattern).
+ECR_PRIVATE_HOST = re.compile(
+    r"^(\d{12})\.dkr[\.\-]ecr(\-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.(amazonaws\.(?:com(?:\.cn)?|eu)|on\.(?:aws|"
+    r"amazonwebservices\.com\.cn)|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$"
+)
+
+
+def test_the_credential_provider_covers_the_efa_device_plugins_registry() -> None:
+    _, config, plan, node = NODES[0]
+    provider_config = yaml.safe_load(userdata.node_files(config, plan, node)[userdata.CREDENTIAL_PROVIDER_CONFIG])
+    assert provider_config["apiVersion"] == "kubelet.config.k8s.io/v1"
+    globs = provider_config["providers"][0]["matchImages"]
+    # The EFA device plugin chart's own image, and the same registry in other regions.
+    values = yaml.safe_load((SHARED / "upstream/aws-efa-k8s-device-plugin/values.yaml").read_text())
+    images = [values["image"]["repository"]] + [
+        f"602401143452.dkr.ecr.{r}.amazonaws.com/eks/aws-efa-k8s-device-plugin" for r in ("us-east-1", "eu-west-1")
+    ]
+    for image in images:
+        assert any(kubelet_matches(g, image) for g in globs), image
+        assert ECR_PRIVATE_HOST.match(image.split("/")[0]), image
+    assert not any(kubelet_matches(g, "registry.k8s.io/pause") for g in globs)
+    assert not any(kubelet_matches(g, "602401143452.dkr.ecr.us-east-1.amazonaws.com.evil.io/x") for g in globs)
