@@ -6,6 +6,7 @@ its probe's detail). Data is inline; vl-convert is told to load nothing (`allowe
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import altair as alt
@@ -13,6 +14,7 @@ import vl_convert
 
 from spider_validate.html.view import Cell
 
+FONT = "DejaVu Sans"  # Debian's fonts-dejavu-core; report.css names it first too
 STATUS_DOMAIN = ["pass", "fail", "error", "skip"]
 STATUS_RANGE = ["#2e7d32", "#c62828", "#8e24aa", "#f9a825"]
 # vl-convert resolves every relative URL, `href` marks included, against this base (vl-convert-rs/src/converter.rs
@@ -23,8 +25,15 @@ VL_CONVERT_BASE = "https://vega.github.io/vega-datasets/"
 
 
 def svg(chart: alt.TopLevelMixin) -> str:
-    text = vl_convert.vegalite_to_svg(chart.to_dict(), allowed_base_urls=[])
+    # The font the page's CSS names first: vl-convert sizes the labels with the font the browser then draws.
+    spec = chart.configure(font=FONT, padding={"left": 8, "right": 8, "top": 4, "bottom": 4}).to_dict()
+    text = vl_convert.vegalite_to_svg(spec, allowed_base_urls=[])
     return text.replace(f'href="{VL_CONVERT_BASE}#', 'href="#')
+
+
+def natural(name: str) -> tuple[object, ...]:
+    """client-2 before client-10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def status_color(legend: bool = True) -> alt.Color:
@@ -38,6 +47,7 @@ def status_color(legend: bool = True) -> alt.Color:
 def matrix(probe: str, cells: list[Cell]) -> str:
     """Source x destination, coloured by result; each cell shows its latency or FAIL and links to its detail."""
     rows = []
+    own_node = "its node"  # the pod-to-node test pings each client's own node: one column, not one per node
     for c in cells:
         if c.status == "pass":
             label = f"{c.latency_ms:.1f} ms" if c.latency_ms is not None else "ok"
@@ -46,26 +56,32 @@ def matrix(probe: str, cells: list[Cell]) -> str:
         rows.append(
             {
                 "source": c.source,
-                "destination": c.destination,
+                "destination": own_node if c.destination.startswith("node/") else c.destination,
+                "target": c.destination,
                 "status": c.status,
                 "label": label,
                 "href": f"#{c.anchor}",
-                "detail": c.detail,
             }
         )
-    sources = sorted({c.source for c in cells})
-    destinations = sorted({c.destination for c in cells})
+    sources = sorted({r["source"] for r in rows}, key=natural)
+    destinations = sorted({r["destination"] for r in rows}, key=lambda d: (d == own_node, natural(d)))
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("destination:N", sort=destinations, title="destination", axis=alt.Axis(labelAngle=-35, orient="top")),
         y=alt.Y("source:N", sort=sources, title="source"),
         href="href:N",
     )
     rect = base.mark_rect(stroke="white", strokeWidth=2).encode(
-        color=status_color(), tooltip=["source:N", "destination:N", "status:N", "detail:N"]
+        color=status_color(), tooltip=["source:N", "target:N", "status:N"]
     )
-    text = base.mark_text(fontSize=10, fontWeight="bold", color="white").encode(text="label:N")
-    step = 64 if len(destinations) <= 12 else 44
-    chart = (rect + text).properties(width=alt.Step(step), height=alt.Step(26), title=f"{probe}: source → destination")
+    small = len(destinations) > 12
+    text = base.mark_text(fontSize=9 if small else 11, fontWeight="bold", color="white", aria=False).encode(
+        text="label:N"
+    )
+    chart = (rect + text).properties(
+        width=alt.Step(46 if small else 76),
+        height=alt.Step(22 if small else 30),
+        title=f"{probe}: source → destination",
+    )
     return svg(chart)
 
 

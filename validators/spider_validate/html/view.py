@@ -60,6 +60,7 @@ class View:
     findings: list[dict[str, Any]]
     timeline: list[dict[str, Any]]
     environment: dict[str, Any]
+    started: float | None = None  # epoch seconds of the first test
     notes: list[str] = field(default_factory=list)
 
 
@@ -117,7 +118,7 @@ def problems(data: dict[str, Any], by_probe: dict[str, list[Cell]]) -> list[Prob
         found.append((0, Problem("the run timed out", "tests that had not finished are errors", "tests")))
     if data.get("interrupted"):
         found.append((0, Problem("the run was interrupted", "tests that had not finished are skipped", "tests")))
-    cell_anchor = {(c.test, c.source, c.destination, c.probe): c.anchor for cs in by_probe.values() for c in cs}
+    found += [(PRIORITY["connectivity"], p) for p in matrix_problems(by_probe)]
     for t in data.get("tests", []):
         suite, tid = t.get("suite", ""), _test_id(t)
         rank = PRIORITY.get(suite, 6)
@@ -125,17 +126,45 @@ def problems(data: dict[str, Any], by_probe: dict[str, list[Cell]]) -> list[Prob
         for a in bad:
             extra = a.get("data") or {}
             where = f"{a.get('source')} → {a.get('destination')}"
+            detail = a.get("detail", "")
             if a.get("probe") in MATRIX_PROBES:
-                title = f"{tid}: {a['probe']} {where}"
-                ref = cell_anchor.get((tid, a.get("source"), a.get("destination"), a["probe"]), anchor("test", tid))
+                continue  # in matrix_problems
+            if "fix" in extra:  # an audit finding: its kind, what is wrong, and the fix on a line of its own
+                title, detail, ref = f"{tid}: {extra.get('problem', '?')}", a.get("action", ""), "audit"
             else:
-                title = f"{tid}: {a.get('action', where)}"
-                ref = anchor("test", tid)
-            found.append((rank, Problem(title, a.get("detail", ""), ref, str(extra.get("fix", "")))))
+                title, ref = f"{tid}: {a.get('action', where)}", anchor("test", tid)
+            found.append((rank, Problem(title, detail, ref, str(extra.get("fix", "")))))
         if t.get("status") in BAD and not bad:
             found.append((rank, Problem(tid, t.get("reason", "") or t.get("status", ""), anchor("test", tid))))
     found.sort(key=lambda p: p[0])
     return [p for _, p in found]
+
+
+def matrix_problems(by_probe: dict[str, list[Cell]]) -> list[Problem]:
+    """Failing probes, ping before HTTP (a broken path explains both). A destination that fails from every source,
+    or a source that fails to every destination, is one line: that pod or its node is what to fix."""
+    found = []
+    for probe in MATRIX_PROBES:
+        cells = by_probe.get(probe, [])
+        covered: set[str] = set()
+        for key, words in (
+            ("destination", "{probe} to {name} fails from every source"),
+            ("source", "{probe} from {name} fails to every destination"),
+        ):
+            groups: dict[str, list[Cell]] = {}
+            for c in cells:
+                groups.setdefault(getattr(c, key), []).append(c)
+            for name, group in sorted(groups.items()):
+                if len(group) > 1 and all(c.status in BAD for c in group) and not {c.anchor for c in group} & covered:
+                    detail = f"{group[0].detail} ({len(group)} probes)"
+                    found.append(Problem(words.format(probe=probe, name=name), detail, group[0].anchor))
+                    covered |= {c.anchor for c in group}
+        found += [
+            Problem(f"{c.test}: {probe} {c.source} → {c.destination}", c.detail, c.anchor)
+            for c in cells
+            if c.status in BAD and c.anchor not in covered
+        ]
+    return found
 
 
 def bandwidth(data: dict[str, Any], nodes: dict[str, dict[str, Any]], pods: dict[str, dict[str, Any]]) -> list[dict]:
@@ -199,7 +228,7 @@ def percentiles(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def findings(data: dict[str, Any]) -> list[dict[str, Any]]:
     return [
-        {**(a.get("data") or {}), "detail": a.get("detail", ""), "ip": a.get("destination", "")}
+        {**(a.get("data") or {}), "message": a.get("action", ""), "ip": a.get("destination", "")}
         for t in data.get("tests", [])
         if t.get("suite") == "audit"
         for a in t.get("actions", [])
@@ -207,9 +236,13 @@ def findings(data: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _is_time(value: Any) -> bool:
+    return isinstance(value, (int, float)) and value > 0
+
+
 def timeline(data: dict[str, Any]) -> list[dict[str, Any]]:
-    timed = [t for t in data.get("tests", []) if isinstance(t.get("started"), (int, float))]
-    if not timed:
+    timed = [t for t in data.get("tests", []) if _is_time(t.get("started"))]
+    if len(timed) < 2:  # one bar says nothing its row in the table does not
         return []
     origin = min(t["started"] for t in timed)
     return [
@@ -260,5 +293,8 @@ def build(data: dict[str, Any]) -> View:
         findings=findings(data),
         timeline=timeline(data),
         environment=env,
+        started=min(starts)
+        if (starts := [t["started"] for t in data.get("tests", []) if _is_time(t.get("started"))])
+        else None,
         notes=notes,
     )
