@@ -401,3 +401,26 @@ def test_the_network_name_has_one_source(values: dict[str, Any], message: str, c
             chart.profile_values("kind"),
             {"spiderpool": {"multus": {"multusCNI": {"defaultCniCRName": "macvlan-eth0"}}}},
         )
+
+
+def test_the_sample_apps_are_the_pools_apps(chart_dir: Path) -> None:
+    """The generated pools carry the apps' names: the chart deploys those, whatever they are called."""
+    pools = [
+        {
+            "name": f"{app}-pool",
+            "subnet": "172.18.0.0/16",
+            "ips": [f"172.18.42.{i * 10 + 1}-172.18.42.{i * 10 + 9}"],
+            "app": app,
+        }
+        for i, app in enumerate(["web", "api"])
+    ]
+    values = {"network": {"pools": pools}, "sampleApps": {"count": 2}}
+    objs = chart.render(chart_dir, chart.profile_values("kind"), values)
+    apps = [
+        o["metadata"]["labels"]["spiderpool-rdma/app"] for o in chart.applied_objects(objs) if o["kind"] == "Deployment"
+    ]
+    assert apps == ["web", "api"]
+    (pod,) = [o for o in objs if o["kind"] == "Pod" and o["metadata"]["name"].endswith("-test-apps")]
+    assert {"name": "APP_NAMES", "value": "web api"} in pod["spec"]["containers"][0]["env"]
+    with pytest.raises(RuntimeError, match=r"sampleApps\.count is 3 but the pools name 2 apps: web, api"):
+        chart.render(chart_dir, chart.profile_values("kind"), {**values, "sampleApps": {"count": 3}})

@@ -30,8 +30,8 @@ while IFS="$(printf '\t')" read -r app pod node ip; do
 done <<ROWS
 ${rows}
 ROWS
-for i in $(seq 0 $((APP_COUNT - 1))); do
-  case " ${apps} " in *" app-${i} "*) ;; *) echo "FAIL app-${i}: no running pod"; failed=1 ;; esac
+for app in ${APP_NAMES}; do
+  case " ${apps} " in *" ${app} "*) ;; *) echo "FAIL ${app}: no running pod"; failed=1 ;; esac
 done
 if [ -n "${remote}" ]; then
   if ping -c 3 -W 2 "${remote}" >/dev/null; then

@@ -51,6 +51,17 @@ app.kubernetes.io/instance={{ .Release.Name }},app.kubernetes.io/managed-by={{ i
 {{- toJson $names -}}
 {{- end -}}
 
+{{/* The sample apps: the pools' `app` names, in the order the pools list them. */}}
+{{- define "spiderpool-rdma.appNames" -}}
+{{- $names := list -}}
+{{- range .Values.network.pools -}}
+{{- if and .app (not (has .app $names)) -}}
+{{- $names = append $names .app -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
 {{/* Pools of one sample app: {{ include "spiderpool-rdma.appPools" (dict "root" . "app" "app-0") }} */}}
 {{- define "spiderpool-rdma.appPools" -}}
 {{- $names := list -}}
@@ -103,6 +114,10 @@ seccompProfile:
 {{- $defaultCni := dig "multus" "multusCNI" "defaultCniCRName" "" (.Values.spiderpool | default dict) -}}
 {{- if and .Values.install.spiderpool (eq .Values.network.attachment "default") (ne $defaultCni $network) -}}
 {{- fail (printf "network.attachment is \"default\": spiderpool.multus.multusCNI.defaultCniCRName (%q) must be the network's name (%q)" $defaultCni $network) -}}
+{{- end -}}
+{{- $apps := include "spiderpool-rdma.appNames" . | fromJsonArray -}}
+{{- if and $apps (ne (len $apps) (int .Values.sampleApps.count)) -}}
+{{- fail (printf "sampleApps.count is %d but the pools name %d apps: %s" (int .Values.sampleApps.count) (len $apps) (join ", " $apps)) -}}
 {{- end -}}
 {{- if and .Values.install.spiderpool (eq .Values.network.attachment "secondary") (eq $defaultCni $network) -}}
 {{- fail (printf "network.attachment is \"secondary\": spiderpool.multus.multusCNI.defaultCniCRName must not be the network %q" $network) -}}

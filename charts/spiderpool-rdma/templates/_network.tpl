@@ -99,11 +99,9 @@ spec:
       ipv4: {{ toJson . }}
     {{- end }}
 {{- end }}
-{{- range $i, $_ := until (int .Values.sampleApps.count) }}
-{{- $app := printf "app-%d" $i }}
+{{- range $app := include "spiderpool-rdma.appNames" . | fromJsonArray }}
 {{- $pools := include "spiderpool-rdma.appPools" (dict "root" $ "app" $app) }}
 {{- $nodes := include "spiderpool-rdma.appNodes" (dict "root" $ "app" $app) | fromJsonArray }}
-{{- if ne $pools "[]" }}{{/* an app without a pool of its own is not deployed (NOTES says so) */}}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -186,6 +184,5 @@ spec:
     - name: http
       port: 80
       targetPort: http
-{{- end }}
 {{- end }}
 {{- end -}}
