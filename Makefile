@@ -7,7 +7,7 @@ export JSII_RUNTIME_PACKAGE_CACHE_ROOT ?= $(ROOT)/.cache/jsii
 export CHECKPOINT_DISABLE := 1
 export SPIDERPOOL_RDMA_CONFIG := $(abspath $(CONFIG))
 
-.PHONY: synth test lint bench-synth bench-validate install clean instance-data
+.PHONY: synth test test-installed-validator lint bench-synth bench-validate install clean instance-data
 
 install:
 	scripts/install-tools.sh python node checkov helm apt
@@ -28,9 +28,15 @@ lint:
 	ruff format --check cdk validators tests
 	mypy
 
-## test: lint, types and every test (synthesis, checkov, cloud-init, shellcheck, helm, network namespaces)
+## test-installed-validator: spider-validate built as a wheel, installed in a fresh venv, run on the lab double
+test-installed-validator: install
+	scripts/test-installed-validator.sh
+
+## test: lint, types and every test (synthesis, checkov, cloud-init, shellcheck, helm, network namespaces), then
+## the validator as users install it (test-installed-validator)
 test: install lint
 	pytest -q
+	scripts/test-installed-validator.sh
 
 bench-validate: install
 	python scripts/bench_validate.py

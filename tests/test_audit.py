@@ -7,6 +7,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from spider_validate.params import Parameters
 
 from tests.crds import validate_custom
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left
+from tests.lab.fixtures import assert_nothing_left, entry_point, invoke
 
 NS = "audit-fixture"
 Dump = dict[str, Any]
@@ -132,6 +133,26 @@ def exclude_allocated(d: Dump) -> None:
     find(d, "SpiderIPPool", "lab-general")["spec"]["excludeIPs"] = [_pod_ip(d, "web-2")]
 
 
+def garble_records(d: Dump) -> None:  # a pool whose status Spiderpool could not write whole
+    find(d, "SpiderIPPool", "lab-general")["status"]["allocatedIPs"] = '{"198.18.0.100": {"pod": '
+
+
+def endpoint_of_another_pod(d: Dump) -> None:  # the endpoint records an older pod's UID
+    find(d, "SpiderEndpoint", "web-1")["status"]["current"]["uid"] = "00000000-0000-0000-0000-0000000000aa"
+
+
+def configure_ip_twice(d: Dump) -> None:  # web-1 runs with web-0's address, though only web-0 holds it in a pool
+    ip0 = _pod_ip(d, "web-0")
+    pod = find(d, "Pod", "web-1")
+    status = json.loads(pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"])
+    status[0]["ips"] = [*status[0]["ips"], ip0]
+    pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = json.dumps(status)
+
+
+def end_pod(d: Dump) -> None:  # a finished pod keeps its address: a leak (upstream 4982's cousin)
+    find(d, "Pod", "web-2")["status"]["phase"] = "Succeeded"
+
+
 BREAKAGES: list[tuple[Callable[[Dump], None], str, str]] = [
     (remove_pod, "leak", "which is gone"),
     (recreate_pod, "leak", "was recreated with another UID"),
@@ -142,6 +163,10 @@ BREAKAGES: list[tuple[Callable[[Dump], None], str, str]] = [
     (miscount, "count-mismatch", "says allocatedIPCount 4 but holds 3 records"),
     (overfill, "over-capacity", "holds 3 records but only 2 addresses"),
     (exclude_allocated, "out-of-range", "outside its ips (or in excludeIPs)"),
+    (garble_records, "unreadable", "has an allocatedIPs that is not a JSON object of address records"),
+    (endpoint_of_another_pod, "endpoint-mismatch", "SpiderEndpoint/audit-fixture/web-1 does not record"),
+    (configure_ip_twice, "duplicate", "is configured in 2 running pods: audit-fixture/web-0, audit-fixture/web-1"),
+    (end_pod, "leak", "which has ended (Succeeded)"),
 ]
 
 
@@ -166,21 +191,103 @@ def test_each_inconsistency_is_found_with_names_and_a_fix(
 def test_audit_of_selected_pools_only(dump: Dump, tmp_path: Path) -> None:
     broken = copy.deepcopy(dump)
     miscount(broken)
-    assert audit.audit(audit.load_dump(write(tmp_path, broken)), {"some-other-pool"}) == []
+    other = copy.deepcopy(find(broken, "SpiderIPPool", "lab-general"))
+    other["metadata"]["name"] = "other"
+    other["spec"]["ips"], other["status"] = ["198.18.0.200-198.18.0.209"], {"allocatedIPCount": 0, "totalIPCount": 10}
+    broken["items"].append(other)
+    assert audit.audit(audit.load_dump(write(tmp_path, broken)), {"other"}) == []
+    assert {f.problem for f in audit.audit(audit.load_dump(write(tmp_path, broken)))} == {"count-mismatch"}
 
 
-def test_unreadable_dump_is_a_usage_error(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"kind": "List", "items": [{"kind": "Service", "metadata": {"name": "x"}}]}')
-    out = CliRunner().invoke(cli.main, ["audit", "--from-file", str(bad)])
-    assert out.exit_code == 2 and "unexpected kinds ['Service']" in out.output
+def set_path(d: Dump, *, kind: str, name: str, path: str, value: Any) -> Dump:
+    obj = find(d, kind, name)
+    *parents, last = path.split(".")
+    for key in parents:
+        obj = obj[key]
+    obj[last] = value
+    return d
+
+
+def lone_pod(d: Dump) -> Any:
+    return find(d, "Pod", "web-0")
+
+
+EP = "SpiderEndpoint"
+NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
+# (name, object kind and name, dotted path, value set there, message): each names the object and the field.
+MALFORMED: list[tuple[str, str, str, str, Any, str]] = [
+    ("null-pool-status", "SpiderIPPool", "lab-general", "status", None, "SpiderIPPool/lab-general: status is null"),
+    ("null-pod-status", "Pod", "web-1", "status", None, "Pod/audit-fixture/web-1: status is null"),
+    ("null-endpoint-status", EP, "web-1", "status", None, "SpiderEndpoint/audit-fixture/web-1: status is null"),
+    (
+        "string-count",
+        "SpiderIPPool",
+        "lab-general",
+        "status.allocatedIPCount",
+        "3",
+        'allocatedIPCount is "3", expected',
+    ),
+    ("negative-total", "SpiderIPPool", "lab-general", "status.totalIPCount", -1, "status.totalIPCount is -1"),
+    ("bad-pool-ip", "SpiderIPPool", "lab-general", "spec.ips", ["198.18.0.300"], "spec.ips: '198.18.0.300' is not an"),
+    ("reversed-range", "SpiderIPPool", "lab-general", "spec.ips", ["10.0.0.9-10.0.0.1"], "in the wrong order"),
+    ("bad-pod-ip", "Pod", "web-1", "metadata.annotations", {NETWORK_STATUS: '[{"ips": ["x.y"]}]'}, "ips: 'x.y'"),
+    ("bad-endpoint-ip", EP, "web-1", "status.current.ips", [{"ipv4": "999.1.1.1/24"}], "current.ips ipv4: '999"),
+]
+UNREADABLE: list[tuple[str, Callable[[Dump], Any], str]] = [
+    ("empty-object", lambda d: {}, "expected a List of objects, the output of `kubectl get spiderippools"),
+    ("empty-list", lambda d: [], "nothing to audit: no SpiderIPPool (0 pods, 0 endpoints)"),
+    ("lone-pod", lone_pod, "nothing to audit: no SpiderIPPool (1 pods, 0 endpoints)"),
+    ("a-service", lambda d: {"kind": "List", "items": [{"kind": "Service", "metadata": {"name": "x"}}]}, "['Service']"),
+    ("not-objects", lambda d: {"items": [1, 2]}, "item 0 is not a Kubernetes object"),
+    *[(n, partial(set_path, kind=k, name=o, path=f, value=v), m) for n, k, o, f, v, m in MALFORMED],
+]
+
+
+@pytest.mark.parametrize(("name", "breakage", "message"), UNREADABLE, ids=[u[0] for u in UNREADABLE])
+def test_unreadable_or_empty_input_is_exit_2_naming_the_object(
+    dump: Dump, tmp_path: Path, name: str, breakage: Callable[[Dump], Any], message: str
+) -> None:
+    path = tmp_path / "dump.json"
+    path.write_text(json.dumps(breakage(copy.deepcopy(dump))))
+    junit = tmp_path / "j.xml"
+    out = CliRunner().invoke(entry_point(), ["audit", "--from-file", str(path), "--junit-file", str(junit)])
+    assert out.exit_code == 2, out.output
+    assert f"cannot audit {path}: " in out.output and message in out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit)
+    assert not junit.exists()
+
+
+def test_binary_input_is_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "dump.json"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    out = CliRunner().invoke(entry_point(), ["audit", "--from-file", str(path)])
+    assert out.exit_code == 2 and "not JSON" in out.output
+
+
+def test_a_mistyped_pool_is_exit_2_listing_the_pools(dump: Dump, tmp_path: Path) -> None:
+    out = CliRunner().invoke(
+        entry_point(), ["audit", "--from-file", str(write(tmp_path, dump)), "--pool", "lab-genral"]
+    )
+    assert out.exit_code == 2 and "no pool named lab-genral; the pools are lab-general" in out.output
+
+
+@pytest.mark.parametrize(
+    "ips",
+    [["10.0.0.0-10.255.255.255"], ["fd00::1-fd00::ffff:ffff:ffff:ffff"], ["0.0.0.0-255.255.255.255"]],
+    ids=["a-slash-8", "ipv6-slash-64", "all-of-ipv4"],
+)
+def test_huge_pools_are_audited_by_their_bounds_at_once(dump: Dump, tmp_path: Path, ips: list[str]) -> None:
+    """Upstream pools may span a /8 or an IPv6 /64: the audit reasons about the ranges, never lists them."""
+    big = copy.deepcopy(dump)
+    pool = copy.deepcopy(find(big, "SpiderIPPool", "lab-general"))
+    pool["metadata"]["name"] = "huge"
+    pool["spec"]["ips"], pool["status"] = ips, {"allocatedIPs": "{}", "allocatedIPCount": 0, "totalIPCount": 2**24}
+    big["items"].append(pool)
+    start = time.monotonic()
+    assert audit.audit(audit.load_dump(write(tmp_path, big))) == []
+    assert time.monotonic() - start < 1.0
 
 
 def test_live_audit_through_the_cluster_interface(lab: LabCluster, dump: Dump) -> None:
-    original = cli._connect
-    cli._connect = lambda kubeconfig, context: lab
-    try:
-        out = CliRunner().invoke(cli.main, ["audit"])
-    finally:
-        cli._connect = original
+    out = invoke(lab, ["audit"])
     assert out.exit_code == 0, out.output

@@ -107,3 +107,29 @@ def test_with_a_users_pool_exhaustion_is_not_attempted(lab: LabCluster, tmp_path
     assert result_of(result, "allocate").status is Status.PASS, report.table(result)
     assert result_of(result, "exhaustion").status is Status.SKIP
     assert lab.get("SpiderIPPool", "lab-general") is not None  # the user's pool stays
+
+
+IPAM_FAULTS: list[tuple[str, dict[str, Any], str, str, str]] = [
+    ("stale-count", {"stale_count": True}, "allocate", "check allocation", "allocatedIPCount is 0, expected 1"),
+    ("other-uid", {"wrong_uid_for": {"allocate-0"}}, "allocate", "check allocation", "not uid"),
+    (
+        "runs-over-capacity",
+        {"overcommit_for": {"exhaustion-extra"}},
+        "exhaustion",
+        "one pod too many stays pending",
+        "exhaustion-extra is running although the pool is full",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "faults", "test", "action", "detail"), IPAM_FAULTS, ids=[f[0] for f in IPAM_FAULTS])
+def test_each_ipam_promise_is_checked(
+    lab: LabCluster, tmp_path: Path, name: str, faults: dict[str, Any], test: str, action: str, detail: str
+) -> None:
+    """Spiderpool's count, the pod UID of a record, and a full pool: a broken one fails the very check."""
+    for key, value in faults.items():
+        setattr(lab.faults, key, value)
+    result = run(lab, tmp_path, tests=(f"ipam/{test}",))
+    failed = [a for a in result_of(result, test).actions if a.status is not Status.PASS]
+    assert [a.action for a in failed] == [action], report.table(result)
+    assert detail in failed[0].detail

@@ -7,8 +7,14 @@ that the client sends what the API expects (methods, paths, label selectors, bod
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,7 +24,7 @@ import pytest
 import yaml
 from spider_validate.kube import ApiError, KubeCluster
 
-POD = {
+POD: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Pod",
     "metadata": {"name": "p", "namespace": "ns", "labels": {"a": "b"}},
@@ -50,6 +56,8 @@ class Api(BaseHTTPRequestHandler):
             self._reply(201, body)
         elif url.path == "/apis/spiderpool.spidernet.io/v2beta1/spiderippools/missing":
             self._reply(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+        elif url.path == "/api/v1/namespaces/locked/pods" or "locked" in url.query:
+            self._reply(403, {"kind": "Status", "code": 403, "reason": "Forbidden"})
         elif url.path == "/api/v1/namespaces/busy/pods":
             self._reply(429, {"kind": "Status", "code": 429, "reason": "TooManyRequests"})
         elif url.path == "/apis/apiextensions.k8s.io/v1/customresourcedefinitions":
@@ -128,3 +136,178 @@ def test_unreachable_cluster_is_a_transient_api_error(tmp_path: Path) -> None:
     with pytest.raises(ApiError) as err:
         KubeCluster(kubeconfig).server_version()
     assert err.value.status == 0 and err.value.transient
+
+
+def test_forbidden_names_the_verb_and_resource_and_the_rbac_file(cluster: KubeCluster) -> None:
+    with pytest.raises(ApiError) as err:
+        cluster.create({**POD, "metadata": {**POD["metadata"], "namespace": "locked"}})
+    assert err.value.status == 403 and not err.value.transient
+    assert "forbidden to create pods in namespace locked" in str(err.value)
+    assert "validators/rbac.yaml" in str(err.value)
+    with pytest.raises(ApiError) as err:
+        cluster.list("SpiderIPPool", label_selector="locked=yes")
+    assert "forbidden to list spiderippools.spiderpool.spidernet.io: grant" in str(err.value)
+
+
+# -- real sockets on 127.0.0.1: a refused port, a listener that never answers, an API that hangs ------------------
+
+SCRIPT = Path(sys.executable).with_name("spider-validate")  # the installed entry point of this environment
+
+
+class HangingApi(BaseHTTPRequestHandler):
+    """Answers /version (so the run starts) and nothing else: every other request waits until the test ends."""
+
+    release: ClassVar[threading.Event] = threading.Event()
+
+    def do_GET(self) -> None:
+        if self.path == "/version":
+            body = json.dumps({"gitVersion": "v1.33.2"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        HangingApi.release.wait(120)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class HtmlPage(BaseHTTPRequestHandler):
+    """A web server where the API server should be (a wrong local port): 200 with an HTML page."""
+
+    def do_GET(self) -> None:
+        body = b"<html><body>Welcome</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    HangingApi.release.clear()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        HangingApi.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again: connecting is refused
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A listener that never accepts: the kernel completes the handshake, nobody ever answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield int(s.getsockname()[1])
+
+
+def spider_validate(tmp_path: Path, port: int, *args: str) -> subprocess.Popen[str]:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{port}", {"token": "secret"})
+    return subprocess.Popen(
+        [str(SCRIPT), *args, "--kubeconfig", kubeconfig],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str, float]:
+    start = time.monotonic()
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err, time.monotonic() - start
+
+
+@pytest.mark.parametrize("command", [["run", "--diagnostics-dir", "diag"], ["cleanup"], ["audit"]])
+def test_connection_refused_is_one_line_naming_the_server_within_a_second(
+    tmp_path: Path, closed_port: int, command: list[str]
+) -> None:
+    start = time.monotonic()
+    code, out, err, _ = finish(spider_validate(tmp_path, closed_port, *command))
+    elapsed = time.monotonic() - start
+    assert code == 3 and out == ""
+    server = f"http://127.0.0.1:{closed_port}"
+    assert err.splitlines() == [f"Error: cannot reach the API server {server}: connection refused"]
+    assert elapsed < 3, elapsed  # measured about 0.7 s, the interpreter's start included
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kubeconfig"]  # no diagnostics folder
+
+
+def test_a_server_that_never_answers_fails_after_the_read_timeout(tmp_path: Path, silent_port: int) -> None:
+    start = time.monotonic()
+    code, _, err, _ = finish(spider_validate(tmp_path, silent_port, "run", "--api-timeout", "1"))
+    elapsed = time.monotonic() - start
+    assert code == 3
+    assert err.splitlines() == [f"Error: API server http://127.0.0.1:{silent_port}: no answer to get version within 1s"]
+    assert elapsed < 4, elapsed
+
+
+def test_an_html_page_where_the_api_should_be_is_a_clear_error(tmp_path: Path) -> None:
+    with serving(HtmlPage) as port:
+        code, _, err, _ = finish(spider_validate(tmp_path, port, "cleanup"))
+    assert code == 2
+    assert f"http://127.0.0.1:{port} answered get version with something that is not JSON" in err
+    assert "'<html><body>Welcome</body></html>'" in err and len(err.splitlines()) == 1
+
+
+def test_the_runs_deadline_holds_while_an_api_call_blocks(tmp_path: Path) -> None:
+    """Every call after /version hangs (up to the 60 s read timeout): --timeout 3 still ends the run."""
+    with serving(HangingApi) as port:
+        proc = spider_validate(
+            tmp_path, port, "run", "--api-timeout", "60", "--timeout", "3", "--cleanup-timeout", "2", "-o", "json",
+            "--junit-file", "report.xml",
+        )  # fmt: skip
+        code, out, err, elapsed = finish(proc)
+    assert code == 1, err
+    report = json.loads(out)
+    assert report["timed_out"] is True and report["passed"] is False
+    statuses = {t["id"] if "id" in t else f"{t['suite']}/{t['name']}": t["status"] for t in report["tests"]}
+    assert statuses.pop("preflight/cluster-reachable") == "pass"  # /version answers; the CRD list never does
+    assert set(statuses.values()) == {"error"}
+    assert "the run's timeout (3s) expired" in report["tests"][1]["reason"]
+    assert elapsed < 3 + 2 + 2 + 2 + 3, elapsed  # deadline, worker grace, diagnostics, cleanup, start-up
+    assert (tmp_path / "report.xml").read_text().count("<error") == len(report["tests"]) - 1
+
+
+@pytest.mark.parametrize("command", [["run", "--timeout", "60"], ["audit"], ["cleanup"]])
+def test_first_ctrl_c_is_acknowledged_and_exits_130(tmp_path: Path, command: list[str]) -> None:
+    with serving(HangingApi) as port:
+        proc = spider_validate(tmp_path, port, *command, "--api-timeout", "60")
+        time.sleep(2)  # connected, and blocked in a call that would last 60 s
+        proc.send_signal(signal.SIGINT)
+        code, _, err, elapsed = finish(proc)
+    assert code == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert elapsed < 3.5, elapsed  # the run: up to 2 s for the call in flight, then cleanup
+
+
+def test_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
+    with serving(HangingApi) as port:
+        proc = spider_validate(tmp_path, port, "run", "--api-timeout", "60", "--timeout", "60")
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        code, _, err, elapsed = finish(proc)
+    assert code == 130
+    assert "interrupted: stopping and cleaning up (Ctrl-C again to exit at once)" in err
+    assert "forced exit: the run's resources may remain; `spider-validate cleanup` removes them" in err
+    assert elapsed < 1, elapsed

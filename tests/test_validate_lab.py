@@ -6,21 +6,22 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
-from spider_validate import cli, report
+from spider_validate import manifests, report
 from spider_validate.model import ActionResult, RunResult, Status
 from spider_validate.params import Parameters
 from spider_validate.runner import Runner
-from spider_validate.suites import all_tests
+from spider_validate.suites import all_tests, apps
 
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left
+from tests.lab.fixtures import assert_nothing_left, invoke
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +75,7 @@ def break_path(rule: str, pod: str = "client-0", when: str = "client-1") -> Any:
     """Install an nftables rule in `pod` (placeholders {server-1} etc. become IPs) once the run's pods are up."""
 
     def hook(lab: LabCluster, namespace: str) -> None:
-        ips = {name: p.ip for (ns, name), p in lab.pods.items() if ns == namespace}
+        ips = {name: p.ip for (ns, name), p in lab.pods.items() if ns == namespace} | lab.node_ip
         lab.nft_in_pod(namespace, pod, rule.format(**ips))
 
     return {when: hook}
@@ -203,17 +204,6 @@ def test_keep_leaves_the_namespace_and_cleanup_removes_it(lab: LabCluster, tmp_p
     assert outcome.exit_code == 0 and f"removed Namespace {result.namespace}" in outcome.output
 
 
-def invoke(lab: LabCluster, args: list[str], tmp_path: Path) -> Any:
-    """The real CLI, connected to the lab instead of a kubeconfig."""
-    original = cli._connect
-    cli._connect = lambda kubeconfig, context: lab
-    try:
-        extra = ["--diagnostics-dir", str(tmp_path)] if args[0] == "run" else []
-        return CliRunner().invoke(cli.main, [*args, *extra], catch_exceptions=False)
-    finally:
-        cli._connect = original
-
-
 def test_cli_run_json_output_and_exit_code(lab: LabCluster, tmp_path: Path) -> None:
     outcome = invoke(lab, ["run", "-o", "json", "--test", "preflight", "--test", "pod-to-node"], tmp_path)
     assert outcome.exit_code == 0, outcome.output
@@ -233,3 +223,134 @@ def test_a_slow_pod_without_a_warning_is_not_called_stuck(lab: LabCluster, tmp_p
     lab.faults.ipam_delay = 0.6  # four pods started one by one: the last one after well over stuck_after
     result = run(lab, tmp_path, stuck_after=1, tests=("connectivity/pod-to-node",))
     assert result.passed, result.setup_error
+
+
+# -- tests that a deliberately broken copy of a check must fail ------------------------------------------------
+
+
+def test_cli_end_to_end_to_a_failing_probe_exit_code_junit_and_json(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.before_ready = break_path("ip daddr {server-0} drop", pod="client-1")
+    junit = tmp_path / "junit.xml"
+    outcome = invoke(
+        lab, ["run", "-o", "json", "--test", "pod-to-pod-cross", "--junit-file", str(junit)], tmp_path / "diag"
+    )
+    assert outcome.exit_code == 1, outcome.output
+    data = json.loads(outcome.output[outcome.output.index("{") :])
+    assert data["passed"] is False and data["counts"]["fail"] == 1
+    (test,) = [t for t in data["tests"] if t["name"] == "pod-to-pod-cross-node"]
+    failing = {
+        (a["source"], a["destination"], a["probe"]): a["status"] for a in test["actions"] if a["status"] != "pass"
+    }
+    assert failing == {("client-1", "server-0", "ping"): "fail", ("client-1", "server-0", "http"): "error"}
+    cases = {c.get("name"): c for c in ET.parse(junit).iter("testcase")}
+    failure = cases["pod-to-pod-cross-node"].find("failure")
+    assert failure is not None and "ping client-1 -> server-0: unreachable: 100% loss" in (failure.get("message") or "")
+    assert all(c.find("failure") is None for name, c in cases.items() if name != "pod-to-pod-cross-node")
+    assert Path(data["diagnostics"], "summary.txt").exists()
+
+
+def test_an_error_is_not_a_pass_in_the_exit_code_or_the_json(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.lose_exit_code = 1000  # every probe's exit code is lost: retried, then an error, never a pass
+    outcome = invoke(lab, ["run", "-o", "json", "--test", "connectivity/pod-to-node"], tmp_path / "diag")
+    assert outcome.exit_code == 1, outcome.output
+    data = json.loads(outcome.output[outcome.output.index("{") :])
+    (test,) = [t for t in data["tests"] if t["name"] == "pod-to-node"]
+    assert test["status"] == "error" and data["counts"]["error"] == 1 and data["passed"] is False
+    lab.faults.lose_exit_code = 0
+
+
+def test_pod_to_node_pings_the_node_not_the_pod_itself(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.before_ready = break_path("ip daddr {lab-node-0} meta l4proto icmp drop", pod="client-0")
+    result = run(lab, tmp_path, tests=("connectivity/pod-to-node",))
+    by_source = {a.source: a for a in actions(result, "connectivity/pod-to-node")}
+    assert by_source["client-0"].status is Status.FAIL and by_source["client-0"].destination == "node/lab-node-0"
+    assert by_source["client-1"].status is Status.PASS
+
+
+def test_http_to_a_pod_checks_which_pod_answered(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.before_ready = {"client-1": lambda lab, ns: lab.set_identity(ns, "server-1", "server-0")}
+    result = run(lab, tmp_path, tests=("connectivity/pod-to-pod",))
+    failed = {(a.source, a.destination) for t in result.tests for a in t.actions if a.status is not Status.PASS}
+    assert failed == {("client-0", "server-1"), ("client-1", "server-1")}
+    detail = next(a.detail for t in result.tests for a in t.actions if a.status is not Status.PASS)
+    assert detail == "answered as 'server-0', expected server-1"
+
+
+def test_the_services_answer_must_come_from_one_of_its_backends(lab: LabCluster, tmp_path: Path) -> None:
+    def impostors(lab: LabCluster, ns: str) -> None:
+        for server in ("server-0", "server-1"):
+            lab.set_identity(ns, server, "intruder")
+
+    lab.faults.before_ready = {"client-1": impostors}
+    result = run(lab, tmp_path, tests=("connectivity/pod-to-service",))
+    details = {a.detail for a in actions(result, "connectivity/pod-to-service")}
+    assert details == {"answered as 'intruder', expected one of ['server-0', 'server-1']"}
+
+
+def test_an_http_4xx_is_a_failure(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.before_ready = {"client-1": lambda lab, ns: lab.serve_404(ns, "server-1")}
+    result = run(lab, tmp_path, tests=("connectivity/pod-to-pod-same-node",))
+    failed = [a for a in actions(result, "connectivity/pod-to-pod-same-node") if a.status is not Status.PASS]
+    assert [(a.source, a.destination, a.detail) for a in failed] == [("client-1", "server-1", "HTTP 404")]
+
+
+# -- the apps suite on apps deployed the chart's way: labelled, each asking for pools of its own ----------------
+
+SAMPLE_NS = "sample-apps"
+
+
+def deploy_chart_apps(lab: LabCluster, pools: dict[str, list[str]], annotate: bool = True) -> None:
+    """Two apps as the chart deploys them (label spiderpool-rdma/app, one pod per node, an own pool each)."""
+    net = manifests.Network("kube-system", "macvlan-eth0", "default")
+    for app, ips in pools.items():
+        lab.add_pool(f"{app}-pool", ips, labels={"test": "chart-apps"})
+        for i, node in enumerate(lab.node_names):
+            pod = manifests.pod(
+                f"{app}-{i}", SAMPLE_NS, "chart", "app", node, "server", net, Parameters(),
+                app=app, pools=(f"{app}-pool",) if annotate else (),
+            )  # fmt: skip
+            pod["metadata"]["labels"] = {apps.CHART_APP_LABEL: app}
+            lab.create(pod)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(p["status"]["phase"] != "Running" for p in lab.list("Pod", SAMPLE_NS)):
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def chart_apps(lab: LabCluster) -> Iterator[Callable[..., None]]:
+    yield partial(deploy_chart_apps, lab)
+    lab.delete("Namespace", SAMPLE_NS)  # its pods and events go with it
+    assert_nothing_left(lab, SAMPLE_NS)
+    for pool in lab.list("SpiderIPPool", label_selector="test=chart-apps"):
+        lab.delete("SpiderIPPool", pool["metadata"]["name"])
+
+
+OWN_POOLS = {"web": ["198.18.0.200-198.18.0.203"], "api": ["198.18.0.210-198.18.0.213"]}
+CHART_APP_CASES: list[tuple[dict[str, Any], str]] = [
+    ({}, ""),  # healthy: both checks run and pass
+    (
+        {"pools": {"web": ["198.18.0.200-198.18.0.203"], "api": ["198.18.0.200-198.18.0.203"]}},
+        "198.18.0.200, also used by",
+    ),
+    ({"faults": {"ignore_pool_for": {"api-1"}}}, "api-1's 198.18.0.100 is in none of its pools ['api-pool']"),
+    ({"annotate": False}, "web-0 asks for no pool of its own"),
+]
+
+
+@pytest.mark.parametrize(("case", "problem"), CHART_APP_CASES, ids=["healthy", "shared-ip", "foreign-pool", "no-pool"])
+def test_chart_apps_have_distinct_ips_from_their_own_pools(
+    lab: LabCluster, tmp_path: Path, chart_apps: Callable[..., None], case: dict[str, Any], problem: str
+) -> None:
+    for name, value in case.get("faults", {}).items():
+        setattr(lab.faults, name, value)
+    chart_apps(case.get("pools", OWN_POOLS), annotate=case.get("annotate", True))
+    result = run(lab, tmp_path, tests=("apps/",))
+    distinct = next(t for t in result.tests if t.id == "apps/distinct-ips")
+    if not problem:
+        assert distinct.status is Status.PASS and status(result, "apps/http-identity") is Status.PASS
+        assert {a.destination for a in actions(result, "apps/http-identity")} == {
+            "web/web-0", "web/web-1", "api/api-0", "api/api-1"
+        }  # fmt: skip
+        return
+    assert distinct.status is Status.FAIL
+    assert any(problem in a.detail for a in distinct.actions if a.status is Status.FAIL), report.table(result)

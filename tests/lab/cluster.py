@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spider_validate import addresses
 from spider_validate.addresses import expand
 from spider_validate.kube import SPIDERPOOL_GROUP, SPIDERPOOL_VERSION, ApiError, ExecResult, unwrap_output, wrap_command
 
@@ -48,6 +49,7 @@ NAMESPACED = {
     "StatefulSet",
 }
 USED_OUT = "all IP addresses used out"
+OTHER_UID = "00000000-0000-0000-0000-00000000dead"
 
 
 @dataclass
@@ -63,6 +65,10 @@ class Faults:
     leak_on_delete: set[str] = field(default_factory=set)  # pod names whose IP is not released (upstream 4982)
     drop_endpoints: bool = False  # allocations without a SpiderEndpoint, as after an agent restart (upstream 2517)
     duplicate_ip_for: set[str] = field(default_factory=set)  # pod names handed an address already in use (1187)
+    ignore_pool_for: set[str] = field(default_factory=set)  # pod names given an address of the network's pools
+    wrong_uid_for: set[str] = field(default_factory=set)  # pod names recorded in allocatedIPs under another UID
+    overcommit_for: set[str] = field(default_factory=set)  # pod names that run on an address past a full pool
+    stale_count: bool = False  # allocatedIPCount not updated when an address is allocated
     # pod name -> called with (lab, namespace) just before that pod shows Running: pods started before it
     # are up, and the runner has not seen the run ready yet. Where tests break the data path.
     before_ready: dict[str, Callable[[LabCluster, str], None]] = field(default_factory=dict)
@@ -507,6 +513,8 @@ class LabCluster:
 
     def _candidate_pools(self, pod: LabPod, node: str) -> builtins.list[str]:
         annotations = pod.obj["metadata"].get("annotations", {})
+        if pod.obj["metadata"]["name"] in self.faults.ignore_pool_for:
+            annotations = {}
         if "ipam.spidernet.io/ippool" in annotations:
             names = list(json.loads(annotations["ipam.spidernet.io/ippool"]).get("ipv4", []))
         elif "ipam.spidernet.io/ippools" in annotations:
@@ -531,12 +539,20 @@ class LabCluster:
                 free = [ip for ip in expand(pool["spec"]["ips"]) if ip not in used and ip not in excluded]
                 if meta["name"] in self.faults.duplicate_ip_for and used:
                     free = sorted(used)
+                if not free and meta["name"] in self.faults.overcommit_for and not pod.starved:
+                    self._starve(pod)  # Spiderpool says the pool is full...
+                if not free and meta["name"] in self.faults.overcommit_for:
+                    free = [str(ipaddress.ip_address(addresses.bounds(pool["spec"]["ips"][-1])[1]) + 1)]  # ...yet
                 if not free:
                     continue
                 pod.ip, pod.pool = free[0], pool_name
-                used[pod.ip] = {"pod": f"{meta['namespace']}/{meta['name']}", "podUid": meta["uid"]}
+                uid = OTHER_UID if meta["name"] in self.faults.wrong_uid_for else meta["uid"]
+                used[pod.ip] = {"pod": f"{meta['namespace']}/{meta['name']}", "podUid": uid}
                 pool.setdefault("status", {})["allocatedIPs"] = json.dumps(used)
+                count = pool["status"].get("allocatedIPCount", 0)
                 self._refresh_pool(pool_name)
+                if self.faults.stale_count:
+                    pool["status"]["allocatedIPCount"] = count
                 if self.faults.drop_endpoints:
                     return True
                 self._put(
@@ -563,16 +579,20 @@ class LabCluster:
                     }
                 )
                 return True
-        if pod.starved:
-            return False
+        if not pod.starved:
+            self._starve(pod)
+        return False
+
+    def _starve(self, pod: LabPod) -> None:
+        """Spiderpool's event for a pod whose pools are full."""
         pod.starved = True
+        meta = pod.obj["metadata"]
         self._event(
             meta["namespace"],
             meta["name"],
             "FailedCreatePodSandBox",
             f'plugin type="spiderpool" failed (add): failed to allocate: {USED_OUT}',
         )
-        return False
 
     def _release(self, pod: LabPod) -> None:
         meta = pod.obj["metadata"]
@@ -679,6 +699,12 @@ class LabCluster:
         pod = self.pod(namespace, name)
         assert pod.identity is not None
         pod.identity.write_text(identity)
+
+    def serve_404(self, namespace: str, name: str) -> None:
+        """The pod's server answers /hostname with 404 (as a web server without that path would)."""
+        pod = self.pod(namespace, name)
+        assert pod.identity is not None
+        pod.identity.unlink()
 
 
 def cni_config(ip: str) -> dict[str, object]:

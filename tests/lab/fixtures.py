@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from unittest import mock
 
+import click
 import pytest
+from click.testing import CliRunner, Result
+from spider_validate import cli
 
 from tests.lab import netns
 from tests.lab.cluster import Faults, LabCluster
@@ -42,3 +48,19 @@ def assert_nothing_left(lab: LabCluster, run_prefix: str = "spider-validate-") -
     while leftovers() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert leftovers() == []
+
+
+def entry_point() -> click.Command:
+    """What the installed `spider-validate` script runs: the wheel's in CI's fresh environment, here the editable
+    install's (scripts/test-installed-validator.sh)."""
+    (script,) = entry_points(group="console_scripts", name="spider-validate")
+    command = script.load()
+    assert isinstance(command, click.Command)
+    return command
+
+
+def invoke(lab: LabCluster, args: list[str], diagnostics: Path | None = None) -> Result:
+    """The installed CLI, connected to the lab instead of a kubeconfig's API server."""
+    extra = ["--diagnostics-dir", str(diagnostics)] if diagnostics and args[0] == "run" else []
+    with mock.patch.object(cli, "_connect", return_value=lab):
+        return CliRunner().invoke(entry_point(), [*args, *extra], catch_exceptions=False)

@@ -1,7 +1,7 @@
 """The lab's stand-in for agnhost netexec: answers /hostname with the pod's name and /healthz with ok.
 
 Runs inside a pod's network namespace. The name it answers with is read from a file at each request, so a
-test can make an app answer with the wrong identity.
+test can make an app answer with the wrong identity, or (file removed) with 404.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def main() -> None:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/hostname":
+            if self.path == "/hostname" and identity_file.exists():
                 body = identity_file.read_text().strip().encode()
             elif self.path == "/healthz":
                 body = b"ok"

@@ -37,19 +37,104 @@ class Snapshot:
     pods: list[dict[str, Any]]
 
 
+class Unreadable(ValueError):
+    """The input cannot be audited: not kubectl's shape, an object (named) malformed, or nothing to audit."""
+
+
+DUMP_HINT = "kubectl get spiderippools,spiderendpoints,pods -A -o json"
+
+
 def load_dump(path: Path) -> Snapshot:
-    """Read `kubectl get spiderippools,spiderendpoints,pods -A -o json` (a List) or a JSON array of objects."""
-    data = json.loads(path.read_text())
-    items = data.get("items", []) if isinstance(data, dict) else data
+    """Read `kubectl get spiderippools,spiderendpoints,pods -A -o json` (a List), one object, or a JSON array."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Unreadable(f"not JSON ({exc}); expected the output of `{DUMP_HINT}`") from exc
+    if isinstance(data, dict) and "items" in data:
+        items = data["items"]
+    elif isinstance(data, dict) and "kind" in data:
+        items = [data]
+    else:
+        items = data
     if not isinstance(items, list):
-        raise ValueError("expected a List of objects (kubectl get ... -o json)")
+        raise Unreadable(f"expected a List of objects, the output of `{DUMP_HINT}`")
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for item in items:
-        by_kind[item.get("kind", "")].append(item)
+    for i, item in enumerate(items):
+        meta = item.get("metadata") if isinstance(item, dict) else None
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not isinstance(item.get("kind"), str):
+            raise Unreadable(f"item {i} is not a Kubernetes object (kind, metadata.name)")
+        by_kind[item["kind"]].append(item)
     unknown = set(by_kind) - {"SpiderIPPool", "SpiderEndpoint", "Pod"}
     if unknown:
-        raise ValueError(f"unexpected kinds {sorted(unknown)}: dump spiderippools,spiderendpoints,pods only")
+        raise Unreadable(f"unexpected kinds {sorted(unknown)}: dump spiderippools,spiderendpoints,pods only")
     return Snapshot(by_kind["SpiderIPPool"], by_kind["SpiderEndpoint"], by_kind["Pod"])
+
+
+def _malformed(ref: str, what: str) -> Unreadable:
+    return Unreadable(f"{ref}: {what}")
+
+
+def _mapping(obj: dict[str, Any], key: str, ref: str) -> dict[str, Any]:
+    """obj[key] as a dict ({} when absent); `null` or another type is malformed."""
+    if key not in obj:
+        return {}
+    value = obj[key]
+    if not isinstance(value, dict):
+        raise _malformed(ref, f"{key} is {json.dumps(value)}, expected an object")
+    return value
+
+
+def _check_addresses(entries: Any, ref: str, field: str) -> None:
+    if not isinstance(entries, list):
+        raise _malformed(ref, f"{field} is {json.dumps(entries)}, expected a list")
+    for entry in entries:
+        try:
+            addresses.bounds(entry)
+        except ValueError as exc:
+            raise _malformed(ref, f"{field}: {exc}") from exc
+
+
+def _check(snapshot: Snapshot) -> None:
+    """Every field the audit reads has the type the CRDs and the Pod API give it; else Unreadable naming it."""
+    for pool in snapshot.pools:
+        ref = f"SpiderIPPool/{pool['metadata']['name']}"
+        spec, status = _mapping(pool, "spec", ref), _mapping(pool, "status", ref)
+        _check_addresses(spec.get("ips", []), ref, "spec.ips")
+        _check_addresses(spec.get("excludeIPs", []) or [], ref, "spec.excludeIPs")
+        for key in ("allocatedIPCount", "totalIPCount"):
+            value = status.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise _malformed(ref, f"status.{key} is {json.dumps(value)}, expected a count")
+        if not isinstance(status.get("allocatedIPs") or "", str):
+            raise _malformed(ref, "status.allocatedIPs is not a string (Spiderpool stores a JSON string)")
+    for pod in snapshot.pods:
+        ref = f"Pod/{_ref(pod)}"
+        _mapping(pod, "status", ref)
+        for entry in network_status(pod):
+            if not isinstance(entry, dict):
+                raise _malformed(ref, "its network-status has an entry that is not an object")
+            _check_addresses(
+                [_bare(ip) if isinstance(ip, str) else ip for ip in entry.get("ips", [])], ref, "network-status ips"
+            )
+    for endpoint in snapshot.endpoints:
+        ref = f"SpiderEndpoint/{_ref(endpoint)}"
+        current = _mapping(_mapping(endpoint, "status", ref), "current", ref)
+        ips = current.get("ips", []) or []
+        if not isinstance(ips, list) or not all(isinstance(e, dict) for e in ips):
+            raise _malformed(ref, "status.current.ips is not a list of objects")
+        _check_addresses([_bare(e["ipv4"]) for e in ips if e.get("ipv4")], ref, "status.current.ips ipv4")
+
+
+def _in_scope(snapshot: Snapshot, only_pools: set[str] | None) -> None:
+    names = sorted(p["metadata"]["name"] for p in snapshot.pools)
+    if not names:
+        raise Unreadable(
+            f"nothing to audit: no SpiderIPPool ({len(snapshot.pods)} pods, {len(snapshot.endpoints)} endpoints); "
+            f"expected the output of `{DUMP_HINT}`"
+        )
+    missing = sorted((only_pools or set()) - set(names))
+    if missing:
+        raise Unreadable(f"no pool named {', '.join(missing)}; the pools are {', '.join(names)}")
 
 
 def _ref(obj: dict[str, Any]) -> str:
@@ -62,7 +147,9 @@ def _bare(ip: str) -> str:
 
 
 def audit(snapshot: Snapshot, only_pools: set[str] | None = None) -> list[Finding]:
-    """Every inconsistency, each with the objects involved and a suggested fix."""
+    """Every inconsistency, each with the objects involved and a suggested fix; Unreadable when it cannot audit."""
+    _check(snapshot)
+    _in_scope(snapshot, only_pools)
     findings: list[Finding] = []
     pods = {_ref(p): p for p in snapshot.pods}
     endpoints = {_ref(e): e for e in snapshot.endpoints}
@@ -75,13 +162,17 @@ def audit(snapshot: Snapshot, only_pools: set[str] | None = None) -> list[Findin
         status = pool.get("status", {}) or {}
         try:
             records: dict[str, Any] = json.loads(status.get("allocatedIPs") or "{}")
-        except json.JSONDecodeError:
+            if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
+                raise ValueError("not an object of records")
+            for ip in records:
+                addresses.bounds(ip)
+        except ValueError:  # json.JSONDecodeError included
             findings.append(
                 Finding(
                     "unreadable",
                     "",
                     (pref,),
-                    f"{pref} has an allocatedIPs that is not JSON",
+                    f"{pref} has an allocatedIPs that is not a JSON object of address records",
                     "inspect the pool; restart spiderpool-controller to rebuild its status",
                 )
             )
@@ -109,12 +200,11 @@ def audit(snapshot: Snapshot, only_pools: set[str] | None = None) -> list[Findin
                 )
             )
         spec = pool.get("spec", {})
-        valid = set(addresses.expand(spec.get("ips", []))) - set(addresses.expand(spec.get("excludeIPs", [])))
         for ip, record in sorted(records.items()):
             pod_ref, uid = record.get("pod", ""), record.get("podUid", "")
             holders[ip].append(f"{name}:{pod_ref}")
             objs = (pref, f"Pod/{pod_ref}")
-            if ip not in valid:
+            if not addresses.contains(spec.get("ips", []), ip) or addresses.contains(spec.get("excludeIPs") or [], ip):
                 findings.append(
                     Finding(
                         "out-of-range",

@@ -1,22 +1,25 @@
-"""The spider-validate command line: parse, call the library, set the exit code."""
+"""The spider-validate command line: check every input, call the library, set the exit code."""
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import yaml
 
-from spider_validate.params import DEFAULT_IMAGES, MANAGED_BY, RUN_LABEL, Parameters
+from spider_validate import __version__, inputs
+from spider_validate.params import MANAGED_BY, RUN_LABEL, Parameters
 
 if TYPE_CHECKING:
     from spider_validate.kube import Cluster
+    from spider_validate.model import RunResult
 
-EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_READY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class UsageProblem(click.ClickException):
@@ -25,34 +28,107 @@ class UsageProblem(click.ClickException):
     exit_code = EXIT_USAGE
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Unreachable(click.ClickException):
+    """The API server does not answer: the cluster is not ready for testing, exit code 3."""
+
+    exit_code = EXIT_NOT_READY
+
+
+class Cli(click.Group):
+    """Ctrl-C anywhere (a live audit, cleanup) exits 130 as shells expect, not click's 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="spider-validate", help="Show the version and exit.")
 def main() -> None:
     """Prove that a Spiderpool underlay cluster works, and reach it."""
 
 
-def _key_values(pairs: tuple[str, ...], what: str, sep: str = "=") -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        for item in pair.split(","):
-            key, eq, value = item.partition(sep)
-            if not eq or not key:
-                raise click.BadParameter(f"expected KEY{sep}VALUE, got {item!r}", param_hint=what)
-            out[key.strip()] = value.strip()
-    return out
+def _exit(code: int, abandoned: bool) -> NoReturn:
+    """Exit with `code`; when the run gave up on calls (deadline, Ctrl-C), at once: Python would first wait for
+    the threads blocked in them (concurrent.futures joins its workers at exit)."""
+    if abandoned:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
-def _connect(kubeconfig: str | None, context: str | None) -> Cluster:
-    from spider_validate.kube import ApiError, KubeCluster
+def _connect(kubeconfig: str | None, context: str | None, api_timeout: float) -> Cluster:
+    """The cluster, once its API server has answered (one bounded call: a dead tunnel fails in seconds)."""
+    from spider_validate.kube import ApiError, ConfigProblem, KubeCluster, Timeouts
 
     try:
-        return KubeCluster(kubeconfig, context)
+        cluster = KubeCluster(kubeconfig, context, Timeouts(min(5.0, api_timeout), api_timeout))
+    except ConfigProblem as exc:
+        raise UsageProblem(str(exc)) from exc
+    try:
+        cluster.server_version()
     except ApiError as exc:
-        raise UsageProblem(f"cannot use the cluster: {exc}") from exc
+        if exc.status in {401, 403} or not exc.transient:  # credentials, or not an API server at all
+            raise UsageProblem(str(exc)) from exc
+        raise Unreachable(str(exc)) from exc
+    return cluster
+
+
+HTML_HELP = "Also write the report as one self-contained HTML file (needs the html extra)."
+
+
+def _require_html(path: str) -> None:
+    """Before anything runs: the html extra is installed and the file can be written."""
+    from spider_validate import html
+
+    if html.missing():
+        raise UsageProblem(f"--html needs {', '.join(html.missing())}: pip install 'spider-validate[html]'")
+    inputs.writable_file(path, "--html")
+
+
+def _given_options() -> list[str]:
+    """The command and the options the user set (not defaults), as the report's environment shows them."""
+    ctx = click.get_current_context()
+    words = [ctx.command_path.split(" ", 1)[-1]]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name or "")
+        if not isinstance(param, click.Option) or source in {None, click.core.ParameterSource.DEFAULT}:
+            continue
+        values = ctx.params[param.name or ""]
+        for value in values if param.multiple else [values]:
+            text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            words += [param.opts[-1]] if param.is_flag else [param.opts[-1], text]
+    return words
+
+
+def _write_html(result: RunResult, path: str) -> None:
+    from spider_validate import html, report
+
+    try:
+        html.write(report.to_dict(result), path)
+    except OSError as exc:
+        raise UsageProblem(f"the results above could not be written to {path}: {exc.strerror}") from exc
 
 
 cluster_options = [
-    click.option("--kubeconfig", type=click.Path(dir_okay=False), envvar="KUBECONFIG", help="Kubeconfig file."),
-    click.option("--context", "kube_context", help="Kubeconfig context."),
+    click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False),
+        envvar="KUBECONFIG",
+        help="Kubeconfig file [default: $KUBECONFIG, else ~/.kube/config].",
+    ),
+    click.option("--context", "kube_context", help="Kubeconfig context [default: its current-context]."),
+    click.option(
+        "--api-timeout",
+        default=30.0,
+        show_default=True,
+        type=inputs.Positive("SECONDS"),
+        help="Longest wait for one answer of the API server (connecting: at most 5 s).",
+    ),
 ]
 
 
@@ -62,11 +138,27 @@ def with_cluster(fn: Callable[..., None]) -> Callable[..., None]:
     return fn
 
 
+def image_options(fn: Callable[..., None]) -> Callable[..., None]:
+    fn = click.option(
+        "--image",
+        "image_overrides",
+        multiple=True,
+        metavar="NAME=REF",
+        help="Replace one image (client, server, rdma). Repeatable.",
+    )(fn)
+    return click.option(
+        "--image-registry",
+        type=inputs.Registry(),
+        help="Registry that mirrors every image (air-gapped clusters), without a scheme.",
+    )(fn)
+
+
 @main.command()
 @with_cluster
 @click.option(
     "--namespace",
     "namespace_prefix",
+    type=inputs.NamespacePrefix(),
     default="spider-validate",
     show_default=True,
     help="Prefix of the run's namespace (the run id is appended).",
@@ -75,24 +167,33 @@ def with_cluster(fn: Callable[..., None]) -> Callable[..., None]:
     "--test",
     "tests",
     multiple=True,
-    metavar="REGEX",
+    type=inputs.Pattern(),
     help="Run tests whose suite/name matches; !REGEX excludes. Repeatable.",
 )
-@click.option("--timeout", default=900.0, show_default=True, help="Deadline of the whole run, in seconds.")
-@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Tests run at once.")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--junit-file", type=click.Path(dir_okay=False), help="Write a JUnit report (also when setup fails).")
-@click.option("--keep", is_flag=True, help="Leave the run's namespace and pods for inspection.")
-@click.option("--image-registry", help="Registry that mirrors every image (air-gapped clusters).")
 @click.option(
-    "--image",
-    "image_overrides",
-    multiple=True,
-    metavar="NAME=REF",
-    help=f"Replace one image ({', '.join(DEFAULT_IMAGES)}). Repeatable.",
+    "--timeout",
+    default=900.0,
+    show_default=True,
+    type=inputs.Positive("SECONDS"),
+    help="Deadline of the whole run, in seconds: it holds whatever blocks; cleanup follows.",
 )
+@click.option(
+    "--cleanup-timeout",
+    default=120.0,
+    show_default=True,
+    type=inputs.Positive("SECONDS"),
+    help="Longest wait for the diagnostics of a failed run, and for removing what the run created.",
+)
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64), help="Tests run at once.")
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Report format."
+)
+@click.option("--junit-file", type=click.Path(dir_okay=False), help="Write a JUnit report (also when setup fails).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help=HTML_HELP)
+@click.option("--keep", is_flag=True, help="Leave the run's namespace and pods for inspection.")
+@image_options
 @click.option("--node-selector", multiple=True, metavar="KEY=VALUE", help="Only nodes with these labels.")
-@click.option("--nodes", metavar="A,B", help="Only these nodes.")
+@click.option("--nodes", type=inputs.NodeNames(), help="Only these nodes.")
 @click.option(
     "--network", metavar="NS/NAME", help="SpiderMultusConfig the test pods attach to (default: the only one)."
 )
@@ -115,7 +216,7 @@ def with_cluster(fn: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option(
     "--ipam-range",
-    metavar="A-B",
+    type=inputs.AddressRange(),
     help="Free addresses of the network's subnet for the ipam suite's own pools (never a user's pool).",
 )
 @click.option("--pool", help="Let the ipam suite allocate from this existing pool instead of its own.")
@@ -126,15 +227,29 @@ def with_cluster(fn: Callable[..., None]) -> Callable[..., None]:
     show_default=True,
     help="RDMA mode; auto detects it from the nodes' allocatable resources.",
 )
-@click.option("--rdma-min-gbps", type=float, help="Minimum average bandwidth [default: a fraction of the line rate].")
-@click.option("--diagnostics-dir", default=".", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--rdma-min-gbps",
+    type=inputs.Positive("GBPS"),
+    help="Minimum average bandwidth in Gb/s [default: a fraction of the line rate from the node's "
+    "spiderpool-rdma/network-gbps label or instance type; without either the test is skipped].",
+)
+@click.option(
+    "--diagnostics-dir",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where a failed run writes spider-validate-<run id>/ (pods, logs, events, Spiderpool objects).",
+)
 def run(
     kubeconfig: str | None,
     kube_context: str | None,
+    api_timeout: float,
     junit_file: str | None,
+    html_file: str | None,
     output: str,
     node_selector: tuple[str, ...],
-    nodes: str | None,
+    nodes: tuple[str, ...] | None,
+    image_registry: str | None,
     image_overrides: tuple[str, ...],
     **options: Any,
 ) -> None:
@@ -154,32 +269,45 @@ def run(
     from spider_validate.runner import Runner
     from spider_validate.suites import all_tests
 
-    overrides = _key_values(image_overrides, "--image")
-    unknown = set(overrides) - set(DEFAULT_IMAGES)
-    if unknown:
-        raise click.BadParameter(
-            f"unknown image {sorted(unknown)}; known: {', '.join(DEFAULT_IMAGES)}", param_hint="--image"
-        )
     params = Parameters(
-        node_selector=_key_values(node_selector, "--node-selector"),
-        image_overrides=overrides,
-        nodes=tuple(n for n in (nodes or "").split(",") if n),
+        node_selector=inputs.key_values(node_selector, "--node-selector"),
+        image_registry=image_registry,
+        image_overrides=inputs.image_overrides(image_overrides),
+        nodes=nodes or (),
         **options,
     )
     tests = all_tests()
     if not any(params.selects(t.id) for t in tests):
         raise UsageProblem(f"no test matches {' '.join(params.tests)} (see `spider-validate list`)")
-    cluster = _connect(kubeconfig, kube_context)
+    if junit_file:
+        inputs.writable_file(junit_file, "--junit-file")
+    if html_file:
+        _require_html(html_file)
+    inputs.writable_dir(params.diagnostics_dir, "--diagnostics-dir")
+    cluster = _connect(kubeconfig, kube_context, api_timeout)
     console = Console(stderr=True)
     runner = Runner(cluster, params, tests, progress=lambda t: console.print(report.progress_line(t)))
     console.print(f"run {runner.ctx.run_id}: namespace {runner.ctx.namespace}")
     result = runner.run()
+    from spider_validate import environment
+    from spider_validate.runner import bounded
+
+    argv = _given_options()
+
+    environ: dict[str, Any] = {}  # best effort, bounded: the API may be what made the run give up
+    if not runner.abandoned:
+        bounded(lambda: environ.update(environment.collect(cluster, params, runner.ctx, argv)), params.cleanup_timeout)
+    result.environment = environ
+    click.echo(report.to_json(result) if output == "json" else report.table(result))  # first: never lost
     if junit_file:
-        report.write_junit(result, junit_file)
-    click.echo(report.to_json(result) if output == "json" else report.table(result))
-    if result.preflight_failed:
-        sys.exit(EXIT_NOT_READY)
-    sys.exit(EXIT_PASSED if result.passed else EXIT_FAILED)
+        try:
+            report.write_junit(result, junit_file)
+        except OSError as exc:
+            raise UsageProblem(f"the results above could not be written to {junit_file}: {exc.strerror}") from exc
+    if html_file:
+        _write_html(result, html_file)
+    code = EXIT_INTERRUPTED if result.interrupted else EXIT_NOT_READY if result.preflight_failed else EXIT_FAILED
+    _exit(EXIT_PASSED if result.passed else code, abandoned=runner.abandoned)
 
 
 @main.command(name="list")
@@ -198,8 +326,7 @@ def list_tests() -> None:
 
 
 @main.command()
-@click.option("--image-registry", help="Registry that mirrors every image.")
-@click.option("--image", "image_overrides", multiple=True, metavar="NAME=REF")
+@image_options
 def images(image_registry: str | None, image_overrides: tuple[str, ...]) -> None:
     """Every image a run uses, one per line (to mirror them).
 
@@ -207,18 +334,37 @@ def images(image_registry: str | None, image_overrides: tuple[str, ...]) -> None
     Example:
       spider-validate images | xargs -n1 crane copy ...
     """
-    params = Parameters(image_registry=image_registry, image_overrides=_key_values(image_overrides, "--image"))
+    params = Parameters(image_registry=image_registry, image_overrides=inputs.image_overrides(image_overrides))
     for ref in sorted(set(params.images().values())):
         click.echo(ref)
 
 
 @main.command(name="manifests")
-@click.option("--network", default="kube-system/ipvlan-ens5", show_default=True, metavar="NS/NAME")
-@click.option("--attach", type=click.Choice(["default", "secondary"]), default="default", show_default=True)
-@click.option("--nodes", default="NODE-A,NODE-B", show_default=True, metavar="A,B")
-@click.option("--apps", default=0, type=click.IntRange(0, 20))
-@click.option("--image-registry")
-def manifests_cmd(network: str, attach: str, nodes: str, apps: int, image_registry: str | None) -> None:
+@click.option(
+    "--network",
+    default="kube-system/ipvlan-ens5",
+    show_default=True,
+    metavar="NS/NAME",
+    help="SpiderMultusConfig the test pods attach to.",
+)
+@click.option(
+    "--attach",
+    type=click.Choice(["default", "secondary"]),
+    default="default",
+    show_default=True,
+    help="Attach test pods as their default network (eth0) or a secondary one (net1).",
+)
+@click.option("--nodes", default="node-a,node-b", show_default=True, type=inputs.NodeNames(), help="Nodes to pin to.")
+@click.option("--apps", default=0, type=click.IntRange(0, 20), help="Also N apps of the run's own.")
+@image_options
+def manifests_cmd(
+    network: str,
+    attach: str,
+    nodes: tuple[str, ...],
+    apps: int,
+    image_registry: str | None,
+    image_overrides: tuple[str, ...],
+) -> None:
     """Print the objects `run` creates, without a cluster.
 
     \b
@@ -229,12 +375,14 @@ def manifests_cmd(network: str, attach: str, nodes: str, apps: int, image_regist
     from spider_validate.runner import new_run_id
 
     ns, _, name = network.rpartition("/")
-    params = Parameters(apps=apps, image_registry=image_registry)
+    params = Parameters(
+        apps=apps, image_registry=image_registry, image_overrides=inputs.image_overrides(image_overrides)
+    )
     run_id = new_run_id()
     objs = manifests.run_objects(
         run_id,
         f"{params.namespace_prefix}-{run_id}",
-        nodes.split(","),
+        list(nodes),
         manifests.Network(ns or "kube-system", name, attach),
         params,
     )
@@ -243,7 +391,7 @@ def manifests_cmd(network: str, attach: str, nodes: str, apps: int, image_regist
 
 @main.command()
 @with_cluster
-def cleanup(kubeconfig: str | None, kube_context: str | None) -> None:
+def cleanup(kubeconfig: str | None, kube_context: str | None, api_timeout: float) -> None:
     """Delete everything any run left behind (found by label) and say what was removed.
 
     \b
@@ -252,7 +400,7 @@ def cleanup(kubeconfig: str | None, kube_context: str | None) -> None:
     """
     from spider_validate.kube import ApiError
 
-    cluster = _connect(kubeconfig, kube_context)
+    cluster = _connect(kubeconfig, kube_context, api_timeout)
     selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
     removed = 0
     try:
@@ -275,16 +423,21 @@ def cleanup(kubeconfig: str | None, kube_context: str | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Audit a dump of `kubectl get spiderippools,spiderendpoints,pods -A -o json` instead of the cluster.",
 )
-@click.option("--pool", "pools", multiple=True, help="Audit only these pools (repeatable).")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--junit-file", type=click.Path(dir_okay=False))
+@click.option("--pool", "pools", multiple=True, help="Audit only these pools (repeatable); each must exist.")
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Report format."
+)
+@click.option("--junit-file", type=click.Path(dir_okay=False), help="Also write the findings as a JUnit report.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help=HTML_HELP)
 def audit(
     kubeconfig: str | None,
     kube_context: str | None,
+    api_timeout: float,
     dump: Path | None,
     pools: tuple[str, ...],
     output: str,
     junit_file: str | None,
+    html_file: str | None,
 ) -> None:
     """Find IPAM inconsistencies: leaks, an IP held twice, records the pod or its SpiderEndpoint does not show.
 
@@ -296,34 +449,73 @@ def audit(
       kubectl get spiderippools,spiderendpoints,pods -A -o json > dump.json
       spider-validate audit --from-file dump.json -o json
     """
-    import json
-
     from spider_validate import audit as ipam_audit
     from spider_validate import report
     from spider_validate.kube import ApiError
     from spider_validate.model import RunResult
     from spider_validate.runner import new_run_id
 
+    if junit_file:
+        inputs.writable_file(junit_file, "--junit-file")
+    if html_file:
+        _require_html(html_file)
     only = set(pools) or None
+    source = str(dump) if dump else "the cluster"
     try:
-        snap = ipam_audit.load_dump(dump) if dump else ipam_audit.snapshot(_connect(kubeconfig, kube_context))
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise UsageProblem(f"cannot read {dump}: {exc}") from exc
+        snap = (
+            ipam_audit.load_dump(dump) if dump else ipam_audit.snapshot(_connect(kubeconfig, kube_context, api_timeout))
+        )
+        findings = ipam_audit.audit(snap, only)
+    except ipam_audit.Unreadable as exc:
+        raise UsageProblem(f"cannot audit {source}: {exc}") from exc
     except ApiError as exc:
         raise UsageProblem(f"cannot read the cluster: {exc}") from exc
-    findings = ipam_audit.audit(snap, only)
-    result = RunResult(
-        new_run_id(), "", str(dump or "cluster"), tests=[ipam_audit.as_test_result(findings, snap, only)]
-    )
-    if junit_file:
-        report.write_junit(result, junit_file)
+    result = RunResult(new_run_id(), "", source, tests=[ipam_audit.as_test_result(findings, snap, only)])
+    from spider_validate import environment
+
+    audited = [p for p in snap.pools if only is None or p["metadata"]["name"] in only]
+    result.environment = environment.collect(None, argv=_given_options(), pools=audited)
     click.echo(report.to_json(result) if output == "json" else report.table(result))
+    if junit_file:
+        try:
+            report.write_junit(result, junit_file)
+        except OSError as exc:
+            raise UsageProblem(f"the results above could not be written to {junit_file}: {exc.strerror}") from exc
+    if html_file:
+        _write_html(result, html_file)
     sys.exit(EXIT_PASSED if not findings else EXIT_FAILED)
+
+
+@main.command(name="report")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o", "--output", "html_file", required=True, type=click.Path(dir_okay=False), help="The HTML file to write."
+)
+def report_cmd(results: Path, html_file: str) -> None:
+    """Render the HTML report of a saved JSON result (`run -o json` or `audit -o json`, any format version).
+
+    \b
+    Example:
+      spider-validate run -o json > result.json; spider-validate report result.json -o report.html
+    """
+    from spider_validate import html
+
+    _require_html(html_file)
+    try:
+        data = html.load(results)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from exc
+    try:
+        html.write(data, html_file)
+    except OSError as exc:
+        raise UsageProblem(f"cannot write {html_file}: {exc.strerror}") from exc
+    click.echo(f"wrote {html_file}")
 
 
 @main.command()
 @click.option("--cluster", required=True, help="Cluster name (the `name` of cluster.yaml).")
-@click.option("--region", required=True, envvar="AWS_REGION", help="AWS region of the cluster.")
+@click.option("--region", required=True, envvar="AWS_REGION", help="AWS region of the cluster [default: $AWS_REGION].")
+@click.option("--profile", envvar="AWS_PROFILE", help="AWS profile [default: $AWS_PROFILE, else the default chain].")
 @click.option(
     "--local-port",
     default=6443,
@@ -337,7 +529,7 @@ def audit(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the kubeconfig [default: ./kubeconfig-CLUSTER].",
 )
-def kubeconfig(cluster: str, region: str, local_port: int, output: Path | None) -> None:
+def kubeconfig(cluster: str, region: str, profile: str | None, local_port: int, output: Path | None) -> None:
     """Fetch the admin kubeconfig from SSM and point it at a local SSM port forward.
 
     \b
@@ -346,20 +538,34 @@ def kubeconfig(cluster: str, region: str, local_port: int, output: Path | None) 
       # then, in another terminal, the printed `aws ssm start-session ...` command
       export KUBECONFIG=$PWD/kubeconfig-spiderpool-rdma; kubectl get nodes
     """
-    import boto3
-
-    from spider_validate import kubeconfig as kc
-
     try:
-        config = kc.fetch(boto3.client("ssm", region_name=region), cluster, region)
-        instance = kc.control_plane_instance(boto3.client("ec2", region_name=region), cluster)
+        from spider_validate import kubeconfig as kc
+    except ImportError as exc:
+        raise UsageProblem("`kubeconfig` needs boto3: pip install 'spider-validate[kubeconfig]'") from exc
+
+    path = output or Path(f"kubeconfig-{cluster}")
+    if not path.parent.is_dir():
+        raise UsageProblem(f"cannot write {path}: directory {path.parent} does not exist")
+    try:
+        ssm, ec2 = kc.clients(region, profile)
+        config = kc.fetch(ssm, cluster, region)
+        instance = kc.control_plane_instance(ec2, cluster, region)
     except kc.KubeconfigError as exc:
         raise UsageProblem(str(exc)) from exc
-    path = output or Path(f"kubeconfig-{cluster}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(kc.through_local_port(config, local_port), fh, sort_keys=False)
+    _write_private(path, yaml.safe_dump(kc.through_local_port(config, local_port), sort_keys=False))
     click.echo(f"wrote {path} (mode 0600, server https://localhost:{local_port})")
     click.echo("open the API port forward (keep it running):")
     click.echo(f"  {kc.port_forward_command(region, instance, local_port)}")
     click.echo(f"then: export KUBECONFIG={path.resolve()}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create or replace `path` with mode 0600 whatever was there: a new file, renamed over the old one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageProblem(f"cannot write {path}: {exc.strerror}") from exc

@@ -52,6 +52,10 @@ class RunContext:
     service_ip: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
     finalizers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)  # the run's probe workers
+
+    def track_thread(self) -> None:
+        self.threads.append(threading.current_thread())
 
     def add_finalizer(self, what: str, fn: Callable[[], None]) -> None:
         self.finalizers.append((what, fn))
@@ -76,6 +80,8 @@ class RunContext:
 
     def create(self, obj: dict[str, Any]) -> None:
         """Create, treating 'already exists' as done when the object is this run's (a retried create)."""
+        if self.stop.is_set():
+            raise SetupError("the run was stopped: nothing more is created")
         meta = obj["metadata"]
         try:
             self.api(lambda: self.cluster.create(obj))

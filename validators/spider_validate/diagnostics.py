@@ -30,6 +30,9 @@ def collect(ctx: RunContext, result: RunResult) -> str:
     } | {a.destination for t in result.tests for a in t.actions if a.status is not Status.PASS}
     try:
         out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"not written: cannot create {out} ({exc.strerror})"
+    try:
         (out / "summary.txt").write_text(
             "\n".join(
                 f"{t.id}: {t.status.value} {t.reason}".rstrip()

@@ -7,27 +7,48 @@ are real network namespaces).
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
+
+import yaml
 
 EXIT_MARKER = "__spider_validate_exit__="
 SPIDERPOOL_GROUP = "spiderpool.spidernet.io"
 SPIDERPOOL_VERSION = "v2beta1"
+RBAC_FILE = "validators/rbac.yaml"
+DEFAULT_KUBECONFIG = "~/.kube/config"
 
 
 class ApiError(Exception):
     """An API call that failed: `status` is the HTTP status (0 when the server was not reached)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, transient: bool | None = None) -> None:
         super().__init__(f"{status}: {message}" if status else message)
         self.status = status
+        self._transient = transient
 
     @property
     def transient(self) -> bool:
+        if self._transient is not None:
+            return self._transient
         return self.status in {0, 429, 500, 502, 503, 504}
+
+
+class ConfigProblem(Exception):
+    """The kubeconfig cannot be used; the message names the file and what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Every API call's bounds, in seconds: to connect, and to wait for an answer once connected."""
+
+    connect: float = 5.0
+    read: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,34 +114,106 @@ KINDS: dict[str, tuple[str, str, bool]] = {
 }
 
 
+def read_kubeconfig(path: str) -> dict[str, Any]:
+    """One kubeconfig file as a mapping; ConfigProblem naming the file when it is missing or not one."""
+    try:
+        raw = Path(path).expanduser().read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigProblem(
+            f"kubeconfig {path} does not exist: write one with `spider-validate kubeconfig --cluster NAME "
+            "--region REGION`, or pass --kubeconfig FILE"
+        ) from exc
+    except OSError as exc:
+        raise ConfigProblem(f"kubeconfig {path} cannot be read: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigProblem(f"kubeconfig {path} is not UTF-8 text (byte {exc.start})") from exc
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise ConfigProblem(f"kubeconfig {path} is not valid YAML{line}") from exc
+    if not isinstance(data, dict):
+        raise ConfigProblem(
+            f"kubeconfig {path} holds a {type(data).__name__}, not a kubeconfig (a mapping: clusters, contexts, users)"
+        )
+    return data
+
+
 class KubeCluster:
-    """Cluster on the official client; ApiException becomes ApiError, exec reads the exit marker."""
+    """Cluster on the official client; ApiException becomes ApiError, exec reads the exit marker.
 
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
+    Every call is bounded by `timeouts` (connect, read) and never retried by urllib3: the callers decide.
+    """
+
+    def __init__(
+        self, kubeconfig: str | None = None, context: str | None = None, timeouts: Timeouts | None = None
+    ) -> None:
+        import websocket
         from kubernetes import client, config
-        from kubernetes.config.config_exception import ConfigException
 
-        try:
-            config.load_kube_config(config_file=kubeconfig, context=context)
-        except (ConfigException, FileNotFoundError, TypeError) as exc:
+        self.timeouts = timeouts or Timeouts()
+        configuration = client.Configuration()
+        paths = [p for p in (kubeconfig or "").split(os.pathsep) if p]
+        if not paths and os.environ.get("KUBERNETES_SERVICE_HOST"):
             try:
-                config.load_incluster_config()
-            except ConfigException:
-                raise ApiError(0, f"no usable kubeconfig ({exc})") from exc
-        self._api = client.ApiClient()
+                config.load_incluster_config(client_configuration=configuration)
+            except config.ConfigException as exc:
+                raise ConfigProblem(f"in-cluster configuration: {exc}") from exc
+        else:
+            paths = paths or [DEFAULT_KUBECONFIG]
+            for path in paths:
+                read_kubeconfig(path)
+            try:
+                config.load_kube_config(
+                    config_file=os.pathsep.join(os.path.expanduser(p) for p in paths),
+                    context=context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+            except Exception as exc:  # the loader raises ConfigException, ValueError, binascii.Error, KeyError...
+                raise ConfigProblem(f"kubeconfig {os.pathsep.join(paths)}: {exc or type(exc).__name__}") from exc
+        configuration.retries = False
+        self.server = configuration.host
+        websocket.setdefaulttimeout(self.timeouts.read)  # exec's websocket: kubernetes.stream passes none
+        self._api = client.ApiClient(configuration)
         self._dynamic = client.CustomObjectsApi(self._api)
         self._core = client.CoreV1Api(self._api)
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    @property
+    def _bounds(self) -> tuple[float, float]:
+        return (self.timeouts.connect, self.timeouts.read)
+
+    def _call(self, verb: str, resource: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
+        from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
+            if exc.status == 403:
+                raise ApiError(
+                    403, f"forbidden to {verb} {resource}: grant what {RBAC_FILE} lists (kubectl apply -f {RBAC_FILE})"
+                ) from exc
             raise ApiError(exc.status or 0, exc.reason or str(exc)) from exc
+        except NewConnectionError as exc:  # first: urllib3 makes it a ConnectTimeoutError too
+            reason = "connection refused" if "refused" in str(exc).lower() else str(exc).split(": ", 1)[-1]
+            raise ApiError(0, f"cannot reach the API server {self.server}: {reason}") from exc
+        except ConnectTimeoutError as exc:
+            raise ApiError(0, f"API server {self.server}: no connection within {self.timeouts.connect:g}s") from exc
+        except ReadTimeoutError as exc:
+            raise ApiError(
+                0, f"API server {self.server}: no answer to {verb} {resource} within {self.timeouts.read:g}s"
+            ) from exc
         except (HTTPError, OSError) as exc:
-            raise ApiError(0, f"cluster unreachable: {exc}") from exc
+            raise ApiError(0, f"cannot reach the API server {self.server}: {exc}") from exc
+
+    def _resource(self, kind: str, namespace: str | None, sub: str = "") -> str:
+        """How RBAC names it: `pods/exec in namespace x`, `spiderippools.spiderpool.spidernet.io`."""
+        api_version, plural, namespaced = KINDS[kind]
+        group = api_version.rpartition("/")[0]
+        name = f"{plural}.{group}" if group else plural
+        return name + (f"/{sub}" if sub else "") + (f" in namespace {namespace}" if namespaced and namespace else "")
 
     def _path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
         api_version, plural, namespaced = KINDS[kind]
@@ -128,8 +221,18 @@ class KubeCluster:
         ns = f"/namespaces/{namespace}" if namespaced and namespace else ""
         return f"{base}{ns}/{plural}" + (f"/{name}" if name else "")
 
-    def _request(self, method: str, path: str, body: Any = None, query: list[tuple[str, Any]] | None = None) -> Any:
+    def _request(
+        self,
+        verb: str,
+        resource: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, Any]] | None = None,
+    ) -> Any:
         data = self._call(
+            verb,
+            resource,
             self._api.call_api,
             path,
             method,
@@ -140,25 +243,37 @@ class KubeCluster:
             response_type="object",
             _preload_content=True,
             _return_http_data_only=True,
+            _request_timeout=self._bounds,
         )
+        if not isinstance(data, dict):
+            raise ApiError(
+                0,
+                f"{self.server} answered {verb} {resource} with something that is not JSON ({str(data)[:60]!r}): "
+                "is it a Kubernetes API server (the port forward's local port)?",
+                transient=False,
+            )
         return data
 
     def server_version(self) -> str:
-        data = self._request("GET", "/version")
+        data = self._request("get", "version", "GET", "/version")
         return str(data.get("gitVersion", "unknown"))
 
     def crd_names(self) -> set[str]:
-        data = self._request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+        data = self._request(
+            "list", "customresourcedefinitions", "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+        )
         return {item["metadata"]["name"] for item in data.get("items", [])}
 
     def list(self, kind: str, namespace: str | None = None, label_selector: str = "") -> list[dict[str, Any]]:
         query = [("labelSelector", label_selector)] if label_selector else []
-        items = self._request("GET", self._path(kind, namespace), query=query).get("items", [])
+        items = self._request(
+            "list", self._resource(kind, namespace), "GET", self._path(kind, namespace), query=query
+        ).get("items", [])
         return [{"kind": kind, **item} for item in items]
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
-            return dict(self._request("GET", self._path(kind, namespace, name)))
+            return dict(self._request("get", self._resource(kind, namespace), "GET", self._path(kind, namespace, name)))
         except ApiError as exc:
             if exc.status == 404:
                 return None
@@ -166,11 +281,20 @@ class KubeCluster:
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         namespace = obj["metadata"].get("namespace")
-        return dict(self._request("POST", self._path(obj["kind"], namespace), body=obj))
+        kind = obj["kind"]
+        return dict(
+            self._request("create", self._resource(kind, namespace), "POST", self._path(kind, namespace), body=obj)
+        )
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         try:
-            self._request("DELETE", self._path(kind, namespace, name), body={"propagationPolicy": "Background"})
+            self._request(
+                "delete",
+                self._resource(kind, namespace),
+                "DELETE",
+                self._path(kind, namespace, name),
+                body={"propagationPolicy": "Background"},
+            )
         except ApiError as exc:
             if exc.status != 404:
                 raise
@@ -183,13 +307,24 @@ class KubeCluster:
         assert kind == "Pod", "spider-validate only watches pods"
         w = watch.Watch()
         stream = w.stream(
-            self._core.list_namespaced_pod, namespace, label_selector=label_selector, timeout_seconds=timeout_seconds
+            self._core.list_namespaced_pod,
+            namespace,
+            label_selector=label_selector,
+            timeout_seconds=timeout_seconds,
+            _request_timeout=(self.timeouts.connect, timeout_seconds + self.timeouts.read),
         )
+        resource = self._resource("Pod", namespace)
         try:
-            for event in stream:
+            while True:
+                try:
+                    event = self._call("watch", resource, next, stream, None)
+                except ApiError:
+                    raise
+                except Exception as exc:  # a broken stream: the caller lists again
+                    raise ApiError(0, f"watch dropped: {exc}") from exc
+                if event is None:
+                    return
                 yield event["type"], self._api.sanitize_for_serialization(event["object"])
-        except Exception as exc:
-            raise ApiError(0, f"watch dropped: {exc}") from exc
         finally:
             w.stop()
 
@@ -197,6 +332,8 @@ class KubeCluster:
         from kubernetes.stream import stream
 
         resp = self._call(
+            "create",
+            self._resource("Pod", namespace, "exec"),
             stream,
             self._core.connect_get_namespaced_pod_exec,
             pod,
@@ -223,4 +360,14 @@ class KubeCluster:
         return ExecResult(code, stdout, "".join(err) + ("\n(timed out)" if timed_out else ""))
 
     def logs(self, namespace: str, pod: str) -> str:
-        return str(self._call(self._core.read_namespaced_pod_log, pod, namespace, tail_lines=200))
+        return str(
+            self._call(
+                "get",
+                self._resource("Pod", namespace, "log"),
+                self._core.read_namespaced_pod_log,
+                pod,
+                namespace,
+                tail_lines=200,
+                _request_timeout=self._bounds,
+            )
+        )

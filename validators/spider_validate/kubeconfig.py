@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
 
+import boto3
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
+
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")  # us-east-1, us-gov-west-1, ap-southeast-2
 
 
 class KubeconfigError(Exception):
     """Something the user can fix; the message says what."""
+
+
+def clients(region: str, profile: str | None) -> tuple[Any, Any]:
+    """SSM and EC2 clients of the region and profile; KubeconfigError for a malformed region or unknown profile."""
+    if not REGION.fullmatch(region):
+        raise KubeconfigError(f"--region {region!r} is not an AWS region such as us-east-1")
+    try:
+        session = boto3.Session(profile_name=profile or None, region_name=region)
+        return session.client("ssm"), session.client("ec2")
+    except BotoCoreError as exc:  # ProfileNotFound, a broken ~/.aws/config
+        raise KubeconfigError(str(exc)) from exc
+
+
+def _denied_or_failed(exc: ClientError, what: str, needs: str) -> KubeconfigError:
+    code = exc.response.get("Error", {}).get("Code", "")
+    message = exc.response.get("Error", {}).get("Message", code)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code in {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"} or status == 403:
+        return KubeconfigError(f"access denied {what}: your AWS identity needs {needs} ({message})")
+    return KubeconfigError(f"{what} failed: {code}: {message}")
 
 
 def parameter_name(cluster: str) -> str:
@@ -29,13 +53,9 @@ def fetch(ssm: Any, cluster: str, region: str) -> dict[str, Any]:
                 f"no kubeconfig for cluster {cluster!r} in {region}: parameter {name} does not exist. "
                 "Is the cluster deployed in this region and account (cdktn deploy), and is the name right?"
             ) from exc
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in {"AccessDeniedException", "AccessDenied"} or status == 403:
-            raise KubeconfigError(
-                f"access denied reading {name}: your AWS identity needs ssm:GetParameter on it and kms:Decrypt "
-                f"on alias/spiderpool-rdma-{cluster} ({exc.response['Error'].get('Message', code)})"
-            ) from exc
-        raise KubeconfigError(f"reading {name} failed: {exc}") from exc
+        raise _denied_or_failed(
+            exc, f"reading {name}", f"ssm:GetParameter on it and kms:Decrypt on alias/spiderpool-rdma-{cluster}"
+        ) from exc
     except BotoCoreError as exc:
         raise KubeconfigError(f"cannot reach SSM in {region}: {exc}") from exc
     if value.strip() == "pending":
@@ -57,14 +77,21 @@ def through_local_port(config: dict[str, Any], port: int) -> dict[str, Any]:
     return {**config, "clusters": clusters}
 
 
-def control_plane_instance(ec2: Any, cluster: str) -> str:
-    reply = ec2.describe_instances(
-        Filters=[
-            {"Name": "tag:spiderpool-rdma/cluster", "Values": [cluster]},
-            {"Name": "tag:spiderpool-rdma/node", "Values": ["control-plane-0"]},
-            {"Name": "instance-state-name", "Values": ["running"]},
-        ]
-    )
+def control_plane_instance(ec2: Any, cluster: str, region: str) -> str:
+    try:
+        reply = ec2.describe_instances(
+            Filters=[
+                {"Name": "tag:spiderpool-rdma/cluster", "Values": [cluster]},
+                {"Name": "tag:spiderpool-rdma/node", "Values": ["control-plane-0"]},
+                {"Name": "instance-state-name", "Values": ["running"]},
+            ]
+        )
+    except ClientError as exc:
+        raise _denied_or_failed(
+            exc, "looking up control-plane-0 (ec2:DescribeInstances)", "ec2:DescribeInstances"
+        ) from exc
+    except BotoCoreError as exc:
+        raise KubeconfigError(f"cannot reach EC2 in {region}: {exc}") from exc
     ids = [i["InstanceId"] for r in reply["Reservations"] for i in r["Instances"]]
     if len(ids) != 1:
         raise KubeconfigError(f"expected one running control-plane-0 of cluster {cluster!r}, found {len(ids)}")

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from functools import partial
 from types import FrameType
 
 from spider_validate import diagnostics, manifests
@@ -28,7 +29,7 @@ def new_run_id() -> str:
 
 @contextmanager
 def interrupt_handler(stop: threading.Event) -> Iterator[None]:
-    """First Ctrl-C: stop and clean up. Second: leave at once (cleanup's own deadline is the other guard)."""
+    """First Ctrl-C: said at once, stop and clean up. Second: leave at once (cleanup has its own deadline too)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -40,6 +41,7 @@ def interrupt_handler(stop: threading.Event) -> Iterator[None]:
             )
             os._exit(130)
         stop.set()
+        print("\ninterrupted: stopping and cleaning up (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, handler)
@@ -47,6 +49,43 @@ def interrupt_handler(stop: threading.Event) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def in_thread(fn: Callable[[], object], name: str) -> tuple[threading.Event, list[BaseException]]:
+    """Start `fn` in a daemon thread; the event is set when it ends, the list gets what it raised."""
+    done, errors = threading.Event(), []
+
+    def call() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # handed to the waiting thread
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=call, name=name, daemon=True).start()
+    return done, errors
+
+
+def wait_for(done: threading.Event, seconds: float) -> bool:
+    """Wait for `done` by polling: Ctrl-C must land in a sleep, never in Thread.join, which CPython 3.11 then
+    takes for the thread's end (threading.py, _wait_for_tstate_lock, bpo-45274)."""
+    end = time.monotonic() + seconds
+    while not done.is_set() and (remaining := end - time.monotonic()) > 0:
+        time.sleep(min(0.05, remaining))
+    return done.is_set()
+
+
+def bounded(fn: Callable[[], object], seconds: float) -> BaseException | None:
+    """Run `fn` for at most `seconds` (in a thread it may outlive); what stopped it, or None when it finished."""
+    done, errors = in_thread(fn, "bounded")
+    try:
+        finished = wait_for(done, seconds)
+    except KeyboardInterrupt as exc:
+        return exc
+    if not finished:
+        return TimeoutError(f"no answer within {seconds:.0f}s")
+    return errors[0] if errors else None
 
 
 def execute(ctx: RunContext, scenario: str, action: Action) -> ActionResult:
@@ -109,7 +148,7 @@ def run_test(ctx: RunContext, test: Test) -> TestResult:
                 raise Skip("the run was stopped")
             return execute(ctx, *item)
 
-        with ThreadPoolExecutor(max_workers=ctx.params.concurrency, thread_name_prefix=test.name) as pool:
+        with ThreadPoolExecutor(ctx.params.concurrency, test.name, initializer=ctx.track_thread) as pool:
             result.actions = list(pool.map(probe, planned))
     except Skip as skip:
         result.status, result.reason = Status.SKIP, str(skip)
@@ -156,9 +195,20 @@ class Runner:
         run_id = run_id or new_run_id()
         self.ctx = RunContext(cluster, params, run_id, f"{params.namespace_prefix}-{run_id}")
         self.result = RunResult(run_id, self.ctx.namespace, "")
+        self._lock = threading.Lock()
+        self._closed = False  # set once the deadline or Ctrl-C ended the run: late results are dropped
+        self._done: threading.Event | None = None  # set when the run's worker thread has ended
+
+    @property
+    def abandoned(self) -> bool:
+        """Whether a thread of the run is still blocked in a call it gave up on (deadline, Ctrl-C)."""
+        return bool(self._done and not self._done.is_set()) or any(t.is_alive() for t in self.ctx.threads)
 
     def _record(self, result: TestResult) -> None:
-        self.result.tests.append(result)
+        with self._lock:
+            if self._closed:
+                return
+            self.result.tests.append(result)
         self.progress(result)
 
     def _skip_rest(self, tests: list[Test], reason: str, status: Status = Status.SKIP) -> None:
@@ -167,22 +217,44 @@ class Runner:
             if test.id not in done:
                 self._record(TestResult(test.suite, test.name, test.description, status, reason))
 
+    def _close(self, tests: list[Test], reason: str, status: Status) -> None:
+        """End the run now: the rest is `status`, and whatever the worker still reports is dropped."""
+        self.ctx.stop.set()
+        with self._lock:
+            self._closed = True
+            done = {t.id for t in self.result.tests}
+            rest = [TestResult(t.suite, t.name, t.description, status, reason) for t in tests if t.id not in done]
+            self.result.tests += rest
+        for result in rest:
+            self.progress(result)
+
     def run(self) -> RunResult:
         start = time.monotonic()
         deadline = start + self.params.timeout
         with interrupt_handler(self.ctx.stop):
             try:
-                self._run(deadline)
+                self._until(deadline)
             except KeyboardInterrupt:
                 self.result.interrupted = True
-                self.ctx.stop.set()
-                self._skip_rest(self.tests, "interrupted (Ctrl-C)")
+                self._close(self.tests, "interrupted (Ctrl-C)", Status.SKIP)
             finally:
+                if self._done is not None:  # a call in flight (a create) ends before cleanup starts, if it can
+                    wait_for(self._done, min(2.0, self.params.cleanup_timeout))
                 if not self.result.passed and not self.result.interrupted:
-                    self.result.diagnostics = diagnostics.collect(self.ctx, self.result)
+                    self._diagnose()
                 self._cleanup()
         self.result.seconds = time.monotonic() - start
         return self.result
+
+    def _until(self, deadline: float) -> None:
+        """The run in a worker thread; this (main) thread keeps the deadline and takes Ctrl-C, whatever blocks."""
+        self._done, failure = in_thread(lambda: self._run(deadline), "run")
+        if not wait_for(self._done, max(0.0, deadline - time.monotonic())):
+            self.result.timed_out = True
+            self._close(self.tests, f"the run's timeout ({self.params.timeout:g}s) expired", Status.ERROR)
+            return
+        if failure:
+            raise failure[0]
 
     def _run(self, deadline: float) -> None:
         preflight = [t for t in self.tests if t.suite == "preflight"]
@@ -218,15 +290,14 @@ class Runner:
         self._run_concurrently(rest, deadline)
 
     def _run_concurrently(self, tests: list[Test], deadline: float) -> None:
-        pool = ThreadPoolExecutor(max_workers=max(1, self.params.concurrency), thread_name_prefix="test")
+        pool = ThreadPoolExecutor(max(1, self.params.concurrency), "test", initializer=self.ctx.track_thread)
         pending: dict[Future[TestResult], Test] = {pool.submit(run_test, self.ctx, t): t for t in tests}
         try:
             while pending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.result.timed_out = True
-                    self.ctx.stop.set()
-                    self._skip_rest(tests, f"the run's timeout ({self.params.timeout:.0f}s) expired", Status.ERROR)
+                    self._close(tests, f"the run's timeout ({self.params.timeout:g}s) expired", Status.ERROR)
                     return
                 done, _ = wait(pending, timeout=min(remaining, 0.5), return_when=FIRST_COMPLETED)
                 for future in done:
@@ -238,15 +309,21 @@ class Runner:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _cleanup(self) -> None:
-        """Finalizers in reverse order, each bounded by what is left of the cleanup deadline."""
+        """Finalizers in reverse order, each bounded by what is left of the cleanup deadline, even if it blocks."""
         deadline = time.monotonic() + self.params.cleanup_timeout
-        for what, fn in reversed(self.ctx.finalizers):
-            if time.monotonic() > deadline:
-                self.result.cleanup.append(f"NOT removed (cleanup deadline): {what}")
-                continue
-            try:
-                self.ctx.api(fn)
+        for what, fn in reversed(list(self.ctx.finalizers)):
+            remaining = deadline - time.monotonic()
+            error = bounded(partial(self.ctx.api, fn), remaining) if remaining > 0 else TimeoutError("cleanup deadline")
+            if error:
+                self.result.cleanup.append(f"NOT removed: {what} ({error}); run `spider-validate cleanup`")
+            else:
                 self.result.cleanup.append(f"removed {what}")
-            except (ApiError, KeyboardInterrupt) as exc:
-                self.result.cleanup.append(f"NOT removed: {what} ({exc}); run `spider-validate cleanup`")
         self.ctx.finalizers.clear()
+
+    def _diagnose(self) -> None:
+        def collect() -> None:
+            self.result.diagnostics = diagnostics.collect(self.ctx, self.result)
+
+        error = bounded(collect, self.params.cleanup_timeout)
+        if error:
+            self.result.diagnostics = f"{self.result.diagnostics or 'not written'} (incomplete: {error})"

@@ -6,6 +6,7 @@ pools carry the run's labels and a finalizer deletes them; it never touches a us
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -29,13 +30,13 @@ def _addresses_for(ctx: RunContext, test: str) -> list[str]:
     if not ctx.params.ipam_range:
         raise Skip("needs free addresses for its own pools (--ipam-range A-B of the network's subnet) or --pool NAME")
     sizes = {"scale": ctx.params.ipam_pods, **SIZES}
-    pool = addresses.expand([ctx.params.ipam_range])
+    available = addresses.count([ctx.params.ipam_range])
     start = 0
     for name, size in sizes.items():
         if name == test:
-            if start + size > len(pool):
-                raise Skip(f"--ipam-range has {len(pool)} addresses; the suite needs {sum(sizes.values())}")
-            return pool[start : start + size]
+            if start + size > available:
+                raise Skip(f"--ipam-range has {available} addresses; the suite needs {sum(sizes.values())}")
+            return list(itertools.islice(addresses.iterate([ctx.params.ipam_range]), start, start + size))
         start += size
     raise AssertionError(test)
 

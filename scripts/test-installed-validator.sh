@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# CI: spider-validate as users install it. Build its wheel from validators/, install it into a fresh virtual
+# environment (its declared dependencies only, plus pytest), and run the CLI and lab suites there: every
+# command goes through the installed `spider-validate` entry point, against the namespace double.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+work="$(mktemp -d)"
+trap 'rm -rf "${work}"' EXIT
+
+cp -r validators "${work}/src"                      # build outside the tree: no build/ or egg-info left here
+.venv/bin/pip wheel -q --no-deps --no-build-isolation -w "${work}/dist" "${work}/src"
+"${PYTHON}" -m venv "${work}/venv"
+"${work}/venv/bin/pip" install -q "${work}"/dist/spider_validate-*.whl
+"${work}/venv/bin/pip" install -q -c requirements.lock pytest
+"${work}/venv/bin/spider-validate" --version
+# --noconftest: tests/conftest.py serves the infrastructure's tests (it imports cdk, not installed here);
+# the lab's fixtures are loaded directly. The repository root is on sys.path for `tests` only.
+SPIDER_VALIDATE_INSTALLED=1 "${work}/venv/bin/python" -m pytest -q -p no:cacheprovider --noconftest \
+  -p tests.lab.fixtures tests/test_installed.py tests/test_cli_inputs.py tests/test_validate_lab.py tests/test_ipam_lab.py
