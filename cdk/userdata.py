@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import jinja2
 import yaml
@@ -35,6 +35,8 @@ EFA_KEY_FINGERPRINT = "4E9091BCBB97A96B26B15E59A05480B1DD2D3CCC"  # AWS EFA inst
 ECR_PROVIDER_VERSION = "v1.33.4"
 CREDENTIAL_PROVIDER_CONFIG = "/etc/kubernetes/image-credential-provider-config.yaml"
 CREDENTIAL_PROVIDER_BIN_DIR = "/usr/local/lib/kubelet/credential-providers"
+# Pod Security Admission's configuration, on every control plane: joining ones run the same API server manifest.
+ADMISSION_CONFIG = "/etc/kubernetes/admission/admission-configuration.yaml"
 HUGEPAGES = 5128  # 2 MiB pages; the amount the EFA documentation sets for libfabric
 JOIN_TIMEOUT_SECONDS = 3600  # waiting for the join parameter and retrying a failed join, together
 INSTALL_SECONDS = 2400  # packages, and the EFA installer (about 20 minutes)
@@ -123,6 +125,8 @@ def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, objec
         "join_timeout": JOIN_TIMEOUT_SECONDS,
         "install_seconds": INSTALL_SECONDS,
         "ecr_provider_version": ECR_PROVIDER_VERSION,
+        "admission_config": ADMISSION_CONFIG,
+        "admission_config_dir": str(PurePosixPath(ADMISSION_CONFIG).parent),
         "credential_provider_config": CREDENTIAL_PROVIDER_CONFIG,
         "credential_provider_bin_dir": CREDENTIAL_PROVIDER_BIN_DIR,
         "join_attempt_seconds": JOIN_ATTEMPT_SECONDS,
@@ -158,6 +162,8 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
         "/etc/cloud/cloud.cfg.d/99-spiderpool-rdma.cfg": yaml.safe_dump(CLOUD_CFG),
         CREDENTIAL_PROVIDER_CONFIG: read("image-credential-provider-config.yaml"),
     }
+    if node.role != "worker":
+        files[ADMISSION_CONFIG] = read("admission-configuration.yaml")
     if ctx["role"] == "control-plane-init":
         files["/etc/spiderpool-rdma/kubeadm-init.yaml"] = kubeadm_init_config(config, plan, node)
         files[f"{LIB}/refresh-join.sh"] = read("refresh-join.sh")

@@ -250,3 +250,31 @@ def test_the_credential_provider_covers_the_efa_device_plugins_registry() -> Non
         assert ECR_PRIVATE_HOST.match(image.split("/")[0]), image
     assert not any(kubelet_matches(g, "registry.k8s.io/pause") for g in globs)
     assert not any(kubelet_matches(g, "602401143452.dkr.ecr.us-east-1.amazonaws.com.evil.io/x") for g in globs)
+
+
+def admits(admission: dict, namespace: str, labels: dict[str, str], pod_spec: dict) -> bool:
+    """Pod Security Admission's decision for a pod's host namespaces: an exempt namespace admits anything; otherwise
+    the namespace's enforce label, else the configured default, decides (kubernetes staging pod-security-admission
+    admission/admission.go); baseline forbids hostNetwork, hostPID and hostIPC (policy/check_hostNamespaces.go)."""
+    psa = next(p["configuration"] for p in admission["plugins"] if p["name"] == "PodSecurity")
+    if namespace in psa["exemptions"]["namespaces"]:
+        return True
+    level = labels.get("pod-security.kubernetes.io/enforce", psa["defaults"]["enforce"])
+    return level == "privileged" or not any(pod_spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
+
+
+def test_pod_security_admission_keeps_host_network_pods_out_of_ordinary_namespaces() -> None:
+    config = CONFIGS["largest"]  # HA: joining control planes need the file too
+    plan = make_plan(config)
+    init = yaml.safe_load_all(userdata.kubeadm_init_config(config, plan, plan.control_planes[0]))
+    api = next(d for d in init if d["kind"] == "ClusterConfiguration")["apiServer"]
+    flag = {a["name"]: a["value"] for a in api["extraArgs"]}["admission-control-config-file"]
+    assert any(Path(flag).parent == Path(v["hostPath"]) == Path(v["mountPath"]) for v in api["extraVolumes"])
+    for node in plan.control_planes:
+        admission = yaml.safe_load(userdata.node_files(config, plan, node)[flag])
+        assert admission["kind"] == "AdmissionConfiguration"
+        host = {"hostNetwork": True}
+        assert not admits(admission, "default", {}, host) and not admits(admission, "apps", {}, host)
+        assert admits(admission, "kube-system", {}, host)  # Spiderpool, device plugins, the chart's job
+        assert admits(admission, "default", {}, {"containers": []})
+    assert flag not in userdata.node_files(config, plan, plan.workers[0])
