@@ -8,6 +8,7 @@ join data and the kubeconfig travel through SSM SecureString parameters.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import shlex
@@ -22,6 +23,7 @@ import yaml
 from cdk.config import ClusterConfig, RdmaMode
 from cdk.constructs.api_endpoint import api_dns_name
 from cdk.constructs.secrets import kms_alias_name
+from cdk.ec2_types import InstanceTable
 from cdk.ipplan import UNDERLAY_INTERFACE, IpPlan, Node
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parents[1] / "bootstrap"
@@ -93,18 +95,25 @@ def node_role(node: Node) -> str:
     return "control-plane-init" if node.index == 0 else "control-plane-join"
 
 
+@functools.cache
+def _instance_table() -> InstanceTable:
+    return InstanceTable.load()
+
+
 def node_labels(config: ClusterConfig, node: Node) -> str:
     spec = config.workers if node.role == "worker" else config.control_plane
     rdma = config.workers.rdma.value if node.role == "worker" else RdmaMode.NONE.value
-    return ",".join(
-        [
-            f"node.kubernetes.io/instance-type={spec.instance_type}",
-            f"topology.kubernetes.io/region={config.region}",
-            f"topology.kubernetes.io/zone={config.availability_zone}",
-            f"spiderpool-rdma/role={node.role}",
-            f"spiderpool-rdma/rdma={rdma}",
-        ]
-    )
+    labels = [
+        f"node.kubernetes.io/instance-type={spec.instance_type}",
+        f"topology.kubernetes.io/region={config.region}",
+        f"topology.kubernetes.io/zone={config.availability_zone}",
+        f"spiderpool-rdma/role={node.role}",
+        f"spiderpool-rdma/rdma={rdma}",  # the chart places the EFA device plugin by it
+    ]
+    itype = _instance_table().get(spec.instance_type)
+    if itype is not None and itype.network_gbps > 0:  # the validator's RDMA line rate
+        labels.append(f"spiderpool-rdma/network-gbps={itype.network_gbps:g}")
+    return ",".join(labels)
 
 
 def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, object]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import configparser
+import csv
+import dataclasses
 import email
 import email.policy
 import fnmatch
@@ -278,3 +280,31 @@ def test_pod_security_admission_keeps_host_network_pods_out_of_ordinary_namespac
         assert admits(admission, "kube-system", {}, host)  # Spiderpool, device plugins, the chart's job
         assert admits(admission, "default", {}, {"containers": []})
     assert flag not in userdata.node_files(config, plan, plan.workers[0])
+
+
+#: A label value (k8s.io/apimachinery pkg/util/validation/validation.go, IsValidLabelValue): at most 63 characters.
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def shared_network_gbps(instance_type: str) -> float:
+    with (SHARED / "upstream/aws-ec2-instance-types.csv").open(newline="") as fh:
+        return float(next(r for r in csv.DictReader(fh) if r["instance_type"] == instance_type)["network_gbps"])
+
+
+@pytest.mark.parametrize("config_name", ["default", "softroce"])
+def test_nodes_are_labelled_with_their_network_bandwidth(config_name: str) -> None:
+    config = CONFIGS[config_name]
+    plan = make_plan(config)
+    for node, itype in ((plan.workers[0], config.workers.instance_type), (plan.control_planes[0], "m7i.large")):
+        labels = dict(kv.split("=", 1) for kv in userdata.node_labels(config, node).split(","))
+        assert float(labels["spiderpool-rdma/network-gbps"]) == shared_network_gbps(itype)
+        assert all(LABEL_VALUE.match(v) and len(v) <= 63 for v in labels.values()), labels
+        assert labels["spiderpool-rdma/rdma"] == (config.workers.rdma.value if node.role == "worker" else "none")
+
+
+def test_no_bandwidth_label_when_the_type_has_no_known_bandwidth(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = CONFIGS["default"]
+    plan = make_plan(config)
+    unknown = dataclasses.replace(userdata._instance_table().get("c5n.9xlarge"), network_gbps=0)  # type: ignore[type-var]
+    monkeypatch.setattr(userdata._instance_table(), "get", lambda name: unknown)
+    assert "network-gbps" not in userdata.node_labels(config, plan.workers[0])
