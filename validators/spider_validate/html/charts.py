@@ -133,10 +133,10 @@ def pools(rows: list[dict[str, Any]]) -> str:
 def latencies(samples: list[dict[str, Any]]) -> str:
     """Every allocation and release time as a dot, with the box of the distribution (quartiles, whiskers 1.5 IQR)."""
     base = alt.Chart(alt.Data(values=samples)).encode(
-        y=alt.Y("kind:N", title=None), x=alt.X("ms:Q", title="milliseconds")
+        y=alt.Y("kind:N", title=None), x=alt.X("ms:Q", title="milliseconds", axis=alt.Axis(tickCount=8))
     )
     box = base.mark_boxplot(size=18, color="#90caf9", median={"color": "black"})
-    dots = base.mark_circle(size=22, color="#0d47a1", opacity=0.6).encode(yOffset=alt.value(0))
+    dots = base.mark_circle(size=22, color="#0d47a1", opacity=0.6)
     return svg((box + dots).properties(width=520, height=alt.Step(40), title="IPAM: time to address and to release"))
 
 
