@@ -6,25 +6,18 @@ import pytest
 import yaml
 
 from tests.conftest import SHARED, VARIANTS, Synthesized
-from tests.iam_model import ACCOUNT, allows, role_policies
+from tests.iam_model import ACCOUNT, MANAGED, allows, role_policies
 
 pytestmark = pytest.mark.synth
 
-#: What the SSM agent needs for Session Manager ("Create a custom IAM role for Session Manager",
-#: systems-manager/latest/userguide/getting-started-create-iam-instance-profile.html) and for Run Command
-#: (the ec2messages actions of AmazonSSMManagedInstanceCore; the README's troubleshooting uses send-command).
-AGENT_ACTIONS = [
-    "ssm:UpdateInstanceInformation",
-    "ssmmessages:CreateControlChannel",
-    "ssmmessages:CreateDataChannel",
-    "ssmmessages:OpenControlChannel",
-    "ssmmessages:OpenDataChannel",
-    "ec2messages:AcknowledgeMessage",
-    "ec2messages:DeleteMessage",
-    "ec2messages:FailMessage",
-    "ec2messages:GetEndpoint",
-    "ec2messages:GetMessages",
-    "ec2messages:SendReply",
+#: What the SSM agent needs: Session Manager ("Create a custom IAM role for Session Manager", Systems Manager user
+#: guide, getting-started-create-iam-instance-profile.html: ssm:UpdateInstanceInformation and the ssmmessages
+#: actions) and Run Command (the ec2messages actions), as AmazonSSMManagedInstanceCore grants them.
+AGENT_ACTIONS = ["ssm:UpdateInstanceInformation"] + [
+    action
+    for statement in MANAGED["AmazonSSMManagedInstanceCore"]["Statement"]
+    for action in statement["Action"]
+    if action.startswith(("ssmmessages:", "ec2messages:"))
 ]
 #: The repository of the EFA device plugin image, from the chart's own values (aws/eks-charts).
 EFA_IMAGE = yaml.safe_load((SHARED / "upstream" / "aws-efa-k8s-device-plugin" / "values.yaml").read_text())["image"][

@@ -10,13 +10,11 @@ from cdktn_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealt
 from cdktn_provider_aws.lb_target_group_attachment import LbTargetGroupAttachment
 from cdktn_provider_aws.route53_record import Route53Record, Route53RecordAlias
 from cdktn_provider_aws.route53_zone import Route53Zone, Route53ZoneVpc
-from cdktn_provider_aws.security_group import SecurityGroup
-from cdktn_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
 from constructs import Construct
 
 from cdk.checkov import checkov_skip
 from cdk.config import ClusterConfig
-from cdk.constructs.security import API_PORT, allow_api_from
+from cdk.constructs.security import API_PORT, allow_api_from, api_egress, security_group
 
 
 def api_dns_name(config: ClusterConfig) -> str:
@@ -126,34 +124,20 @@ class ApiEndpoint(Construct):
 
     def _nlb_group(self, config: ClusterConfig, vpc_id: str, cluster_group_id: str) -> str:
         """The NLB's group: API clients in, API and health checks out to the cluster; the nodes' way out to it."""
-        group = SecurityGroup(
-            self,
-            "nlb-sg",
-            name_prefix=f"{config.name}-api-lb-",
-            description=f"{config.name}: internal load balancer of the Kubernetes API",
-            vpc_id=vpc_id,
-            tags={"Name": f"{config.name}-api-lb"},
-            lifecycle={"create_before_destroy": True},
-        )
+        group = security_group(self, config, vpc_id, "api-lb", "internal load balancer of the Kubernetes API")
         allow_api_from(self, group.id, config)
-        VpcSecurityGroupEgressRule(
+        api_egress(
             self,
             "lb-to-control-planes",
-            security_group_id=group.id,
-            referenced_security_group_id=cluster_group_id,
-            ip_protocol="tcp",
-            from_port=API_PORT,
-            to_port=API_PORT,
-            description="Kubernetes API and its health check on the control planes",
+            group.id,
+            cluster_group_id,
+            "Kubernetes API and its health check on the control planes",
         )
-        VpcSecurityGroupEgressRule(
+        api_egress(
             self,
             "nodes-to-lb",
-            security_group_id=cluster_group_id,
-            referenced_security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=API_PORT,
-            to_port=API_PORT,
-            description="nodes to the Kubernetes API's load balancer (controlPlaneEndpoint)",
+            cluster_group_id,
+            group.id,
+            "nodes to the Kubernetes API's load balancer (controlPlaneEndpoint)",
         )
         return group.id

@@ -19,6 +19,33 @@ EGRESS_PORTS = {
 }
 
 
+def security_group(scope: Construct, config: ClusterConfig, vpc_id: str, role: str, what: str) -> SecurityGroup:
+    """A group named `<cluster>-<role>`, replaced before its old self is destroyed (rules may reference it)."""
+    return SecurityGroup(
+        scope,
+        role,
+        name_prefix=f"{config.name}-{role}-",
+        description=f"{config.name}: {what}",
+        vpc_id=vpc_id,
+        tags={"Name": f"{config.name}-{role}"},
+        lifecycle={"create_before_destroy": True},
+    )
+
+
+def api_egress(scope: Construct, id_: str, group_id: str, to_group_id: str, description: str) -> None:
+    """Let members of `group_id` open the API port on members of `to_group_id`."""
+    VpcSecurityGroupEgressRule(
+        scope,
+        id_,
+        security_group_id=group_id,
+        referenced_security_group_id=to_group_id,
+        ip_protocol="tcp",
+        from_port=API_PORT,
+        to_port=API_PORT,
+        description=description,
+    )
+
+
 def allow_api_from(scope: Construct, group_id: str, config: ClusterConfig) -> None:
     """Ingress on the API port from the VPC and the admin network: the API's clients (nodes included)."""
     sources = {"vpc": str(config.vpc_cidr)}
@@ -42,15 +69,7 @@ class ClusterSecurity(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, config: ClusterConfig, vpc_id: str) -> None:
         super().__init__(scope, id_)
-        self.group = SecurityGroup(
-            self,
-            "cluster",
-            name_prefix=f"{config.name}-cluster-",
-            description=f"{config.name}: nodes, pods (ENI prefixes) and EFA traffic",
-            vpc_id=vpc_id,
-            tags={"Name": f"{config.name}-cluster"},
-            lifecycle={"create_before_destroy": True},
-        )
+        self.group = security_group(self, config, vpc_id, "cluster", "nodes, pods (ENI prefixes) and EFA traffic")
         sg = self.group.id
         VpcSecurityGroupIngressRule(
             self,
