@@ -212,6 +212,7 @@ def test_audit_of_a_leak(fresh: LabCluster, tmp_path: Path, browser: Browser) ->
         fresh._refresh_pool("lab-general")
     look(browser, page, "audit-leak")
     assert browser.evaluate("document.getElementById('verdict').innerText").startswith("Not healthy")
+    assert fresh.server_version() in browser.evaluate("document.querySelector('#environment').innerText")  # live
     findings = browser.evaluate("document.querySelector('#audit').nextElementSibling.innerText")
     assert "lab-general" in findings and "Fix" in browser.evaluate("document.querySelector('#fix-first').innerText")
 

@@ -462,9 +462,8 @@ def audit(
     only = set(pools) or None
     source = str(dump) if dump else "the cluster"
     try:
-        snap = (
-            ipam_audit.load_dump(dump) if dump else ipam_audit.snapshot(_connect(kubeconfig, kube_context, api_timeout))
-        )
+        cluster = None if dump else _connect(kubeconfig, kube_context, api_timeout)
+        snap = ipam_audit.load_dump(dump) if dump else ipam_audit.snapshot(cluster)
         findings = ipam_audit.audit(snap, only)
     except ipam_audit.Unreadable as exc:
         raise UsageProblem(f"cannot audit {source}: {exc}") from exc
@@ -474,7 +473,7 @@ def audit(
     from spider_validate import environment
 
     audited = [p for p in snap.pools if only is None or p["metadata"]["name"] in only]
-    result.environment = environment.collect(None, argv=_given_options(), pools=audited)
+    result.environment = environment.collect(cluster, argv=_given_options(), pools=audited)
     click.echo(report.to_json(result) if output == "json" else report.table(result))
     if junit_file:
         try:
