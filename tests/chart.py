@@ -48,14 +48,16 @@ def packaged_copy(dest: Path) -> Path:
     return target
 
 
-def planned(variant: str, table: InstanceTable, tmp: Path) -> tuple[ClusterConfig, IpPlan]:
-    path = tmp / f"{variant}.yaml"
-    path.write_text(yaml.safe_dump(VARIANTS[variant]))
+def planned(variant: str | dict[str, Any], table: InstanceTable, tmp: Path) -> tuple[ClusterConfig, IpPlan]:
+    """A configuration (a name of conftest.VARIANTS, or cluster.yaml's content) and its plan."""
+    data = VARIANTS[variant] if isinstance(variant, str) else variant
+    path = tmp / "cluster.yaml"
+    path.write_text(yaml.safe_dump(data))
     config = load_config(path, table)
     return config, make_plan(config)
 
 
-def generated_values(variant: str, table: InstanceTable, tmp: Path) -> dict[str, Any]:
+def generated_values(variant: str | dict[str, Any], table: InstanceTable, tmp: Path) -> dict[str, Any]:
     """cdktf.out/helm-values.yaml of a configuration, from the very function `make synth` writes it with."""
     return dict(yaml.safe_load(chart_values.render(*planned(variant, table, tmp))))
 

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from spider_validate import addresses
 
 from cdk.ec2_types import InstanceTable
 from tests import chart
 from tests.upstream import helm_hooks
 from tests.upstream.cluster import Cluster, CommandFailed, install, run_hooks, run_job, uninstall
+from tests.upstream.spiderpool import pool_update_refusal
 
 RELEASES = ["rdma", "spiderpool-rdma", "a", "zzz", "spiderpool"]
 PROFILES = ["aws-efa", "aws-softroce", "baremetal-sriov", "kind"]
@@ -81,7 +83,8 @@ def hold_addresses(cluster: Cluster) -> None:
             pool = cluster.objects[(kind, "", name)]
             app = (pool["metadata"].get("labels") or {}).get("spiderpool-rdma/app")
             deployments = [k[2] for k in cluster.objects if k[0] == "Deployment" and k[2].endswith(f"-{app}")]
-            cluster.allocations[name] = {f"{deployments[0]}-5d9f-x"} if app and deployments else {"coredns-7db6-x"}
+            first = addresses.expand(pool["spec"]["ips"])[0]
+            cluster.allocations[name] = {first: f"{deployments[0]}-5d9f-x" if app and deployments else "coredns-7db6-x"}
 
 
 def network_is_ready(cluster: Cluster, rendered: list[chart.Rendered]) -> None:
@@ -130,3 +133,41 @@ def test_the_model_fails_an_apply_merged_into_the_placeholder(renders: Any) -> N
         else:
             with pytest.raises(CommandFailed, match=r"the cniType ipvlan only supports spec\.ipvlanConfig"):
                 run_job(cluster, {**job, "spec": {**job["spec"], "template": {"spec": kept}}}, configmaps)
+
+
+@pytest.mark.parametrize("release", ["rdma", "spiderpool-rdma"])
+def test_upgrade_with_a_changed_worker_count(
+    release: str, chart_dir: Path, table: InstanceTable, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """More workers: their pools and apps' pools are added, the pools in use stay as they are (Spiderpool refuses
+    to remove an allocated address or to overlap pools). Fewer workers: the dropped workers' pools stay (README)."""
+    profile = chart.profile_values("aws-efa")
+
+    def values(count: int) -> dict[str, Any]:
+        return chart.generated_values({"workers": {"count": count}}, table, tmp_path_factory.mktemp(f"w{count}"))
+
+    two, three = values(2), values(3)
+    cluster = Cluster()
+    install(cluster, chart.helm_template(chart_dir, profile, two, release=release))
+    hold_addresses(cluster)
+    before = {k: v["spec"] for k, v in cluster.objects.items() if k[0] == "SpiderIPPool"}
+    upgraded = chart.helm_template(chart_dir, profile, three, release=release, upgrade=True)
+    run_hooks(cluster, upgraded, "post-upgrade")
+    network_is_ready(cluster, upgraded)
+    after = {k: v["spec"] for k, v in cluster.objects.items() if k[0] == "SpiderIPPool"}
+    assert {k[2] for k in after} - {k[2] for k in before} == {p["name"] for p in three["network"]["pools"]} - {
+        p["name"] for p in two["network"]["pools"]
+    }
+    assert all(after[k] == spec for k, spec in before.items())
+    run_hooks(cluster, chart.helm_template(chart_dir, profile, two, release=release, upgrade=True), "post-upgrade")
+    assert {k[2] for k in cluster.objects if k[0] == "SpiderIPPool"} == {k[2] for k in after}  # orphaned, not deleted
+
+
+def test_the_pool_webhook_model_refuses_removing_an_address_in_use() -> None:
+    pool = {"metadata": {"name": "p"}, "spec": {"subnet": "10.0.0.0/24", "ips": ["10.0.0.1-10.0.0.4"]}}
+    assert (
+        pool_update_refusal(pool, [], {"10.0.0.9": "ns/pod"})
+        == "remove an IP address 10.0.0.9 that is being used by Pod ns/pod"
+    )
+    other = {"metadata": {"name": "q"}, "spec": {"subnet": "10.0.0.0/24", "ips": ["10.0.0.4"]}}
+    assert pool_update_refusal(pool, [other], {}) == "overlap with IPPool q"

@@ -54,8 +54,8 @@ def _labels_match(labels: dict[str, str], selector: str) -> bool:
 class Cluster:
     crd_groups: set[str] = field(default_factory=set)
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    #: pool name -> pod names holding an address from it (the pool's status.allocatedIPs)
-    allocations: dict[str, set[str]] = field(default_factory=dict)
+    #: pool name -> {address: pod name} (the pool's status.allocatedIPs)
+    allocations: dict[str, dict[str, str]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
 
     def has_kind(self, kind: str) -> bool:
@@ -78,6 +78,10 @@ class Cluster:
             if error:
                 raise CommandFailed(f"admission webhook denied SpiderMultusConfig {obj['metadata']['name']}: {error}")
         if obj["kind"] == "SpiderIPPool":
+            others = [o for k, o in self.objects.items() if k[0] == "SpiderIPPool" and k[2] != obj["metadata"]["name"]]
+            error = spiderpool.pool_update_refusal(obj, others, self.allocations.get(obj["metadata"]["name"], {}))
+            if error:
+                raise CommandFailed(f"admission webhook denied SpiderIPPool {obj['metadata']['name']}: {error}")
             obj.setdefault("metadata", {}).setdefault("finalizers", [spiderpool.POOL_FINALIZER])
         return obj
 
@@ -93,7 +97,8 @@ class Cluster:
         obj = self.objects[key]
         if key[0] == "Deployment":  # its pods go, and the agent releases their addresses
             for holders in self.allocations.values():
-                holders.difference_update({p for p in holders if p.startswith(key[2] + "-")})
+                for ip in [ip for ip, pod in holders.items() if pod.startswith(key[2] + "-")]:
+                    del holders[ip]
         if obj["metadata"].get("finalizers"):
             obj["metadata"]["deletionTimestamp"] = "now"
         else:
@@ -104,7 +109,7 @@ class Cluster:
         """spiderpool-controller: a dying pool with no allocation loses its finalizer and goes."""
         for key, obj in list(self.objects.items()):
             dying = key[0] == "SpiderIPPool" and obj["metadata"].get("deletionTimestamp")
-            if dying and spiderpool.pool_finalizer_removable({ip: 1 for ip in self.allocations.get(key[2], set())}):
+            if dying and spiderpool.pool_finalizer_removable(self.allocations.get(key[2])):
                 del self.objects[key]
 
     # --- kubectl ----------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from spider_validate import addresses
+
 
 #: cmd/spiderpool-init/cmd/config.go:365-384: the default-CNI SpiderMultusConfig spiderpool-init creates when
 #: `multus.multusCNI.defaultCniCRName` is set (multus.go:26-29: its cniType is then always "custom"), no labels.
@@ -70,6 +72,22 @@ POOL_FINALIZER = "spiderpool.spidernet.io"
 def pool_finalizer_removable(allocated_ips: dict[str, Any] | None) -> bool:
     """pkg/ippoolmanager/ippool_informer.go:300-309: a dying pool loses its finalizer only with no allocation."""
     return not allocated_ips
+
+
+def pool_update_refusal(pool: dict[str, Any], others: list[dict[str, Any]], allocated: dict[str, str]) -> str | None:
+    """pkg/ippoolmanager/ippool_validate.go: why the IPPool webhook refuses a create or update, or None.
+
+    :231-268 (validateIPPoolAvailableIPs): no address shared with another pool of the same subnet;
+    :119-145 (validateIPPoolIPInUse): no allocated address removed from the pool.
+    """
+    mine = set(addresses.expand(pool["spec"]["ips"])) - set(addresses.expand(pool["spec"].get("excludeIPs", [])))
+    for other in others:
+        if other["spec"]["subnet"] == pool["spec"]["subnet"] and mine & set(addresses.expand(other["spec"]["ips"])):
+            return f"overlap with IPPool {other['metadata']['name']}"
+    for ip, pod in allocated.items():
+        if ip not in mine:
+            return f"remove an IP address {ip} that is being used by Pod {pod}"
+    return None
 
 
 #: cmd/spiderpool-controller/cmd/clean.go:108-141: `spiderpool-controller clean` (the chart's pre-delete hook)
