@@ -361,3 +361,29 @@ def test_spiderpool_version_as_its_chart_deploys_it(tmp_path: Path) -> None:
         dep["metadata"]["labels"].pop(environment.VERSION_LABEL, None)
     assert environment.spiderpool_version(deployments) == "v1.2.2"  # else its image tag
     assert environment.spiderpool_version([]) == "unknown (spiderpool-controller not found)"
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["run", "--html"], "--html"),
+        (["audit", "--from-file", str(Path(__file__)), "--html"], "--html"),
+        (["report", str(Path(__file__)), "-o"], "--output"),
+    ],
+)
+def test_html_problems_are_said_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], option: str
+) -> None:
+    """A missing extra or an unwritable file: exit 2 with what to do, before any cluster is contacted."""
+
+    def unreachable(*_: object) -> None:
+        raise AssertionError("connected to a cluster")
+
+    monkeypatch.setattr(cli, "_connect", unreachable)
+    unwritable = CliRunner().invoke(cli.main, [*args, str(tmp_path / "missing-dir" / "r.html")])
+    assert unwritable.exit_code == 2 and f"Invalid value for {option}: directory " in unwritable.output
+    monkeypatch.setattr(html, "missing", lambda: ["altair", "vl-convert-python"])
+    no_extra = CliRunner().invoke(cli.main, [*args, str(tmp_path / "r.html")])
+    assert no_extra.exit_code == 2
+    assert f"{option} needs altair, vl-convert-python: pip install 'spider-validate[html]'" in no_extra.output
+    assert not (tmp_path / "r.html").exists()

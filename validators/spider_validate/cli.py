@@ -81,13 +81,13 @@ def _connect(kubeconfig: str | None, context: str | None, api_timeout: float) ->
 HTML_HELP = "Also write the report as one self-contained HTML file (needs the html extra)."
 
 
-def _require_html(path: str) -> None:
+def _require_html(path: str, option: str = "--html") -> None:
     """Before anything runs: the html extra is installed and the file can be written."""
     from spider_validate import html
 
     if html.missing():
-        raise UsageProblem(f"--html needs {', '.join(html.missing())}: pip install 'spider-validate[html]'")
-    inputs.writable_file(path, "--html")
+        raise UsageProblem(f"{option} needs {', '.join(html.missing())}: pip install 'spider-validate[html]'")
+    inputs.writable_file(path, option)
 
 
 def _given_options() -> list[str]:
@@ -499,7 +499,7 @@ def report_cmd(results: Path, html_file: str) -> None:
     """
     from spider_validate import html
 
-    _require_html(html_file)
+    _require_html(html_file, "--output")
     try:
         data = html.load(results)
     except ValueError as exc:
