@@ -25,6 +25,8 @@ main() {
     return 0
   fi
   log "bootstrap of ${SPR_NODE_NAME} (${SPR_ROLE}, rdma ${SPR_RDMA}) starts"
+  step apt-settings apt_settings
+  step underlay-interface underlay_interface
   SPR_STEP=guard-pod-addresses guard_pod_addresses
   step kernel kernel
   step aws-cli aws_cli

@@ -1,5 +1,34 @@
 # shellcheck shell=bash
-# Steps every node runs: host network guard, kernel, containerd, Kubernetes packages, kubelet.
+# Steps every node runs: apt settings, underlay interface, host network guard, kernel, containerd, Kubernetes
+# packages, the kubelet's ECR credential provider.
+
+IMDS="http://169.254.169.254/latest"
+
+# Every apt and dpkg call on this node, the EFA installer's included (which neither waits for the dpkg lock that
+# unattended-upgrades may hold at first boot nor retries a download), waits for the lock and retries downloads.
+apt_settings() {
+  write_file /etc/apt/apt.conf.d/90spiderpool-rdma 0644 <<'CONF'
+DPkg::Lock::Timeout "600";
+Acquire::Retries "5";
+CONF
+}
+
+# The primary ENI's interface, found by the MAC that IMDS gives for the primary ENI. The chart's ipvlan master and
+# every step here use the name SPR_UNDERLAY_IF (ens5 on Nitro types with one network card); a type whose primary
+# interface is named otherwise (multi-card types such as p4d or p5 name it by PCI path) stops here with both names,
+# rather than becoming a node whose pods get no network.
+underlay_interface() {
+  local token mac dev found=""
+  token="$(retry 5 5 curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" "${IMDS}/api/token")"
+  mac="$(retry 5 5 curl -fsS -H "X-aws-ec2-metadata-token: ${token}" "${IMDS}/meta-data/mac")"
+  for dev in "${SPR_ROOT}"/sys/class/net/*; do
+    if [[ "$(cat "${dev}/address")" == "${mac}" ]]; then
+      found="$(basename "${dev}")"
+    fi
+  done
+  [[ "${found}" == "${SPR_UNDERLAY_IF}" ]] ||
+    die "the primary ENI (MAC ${mac}) is interface '${found}', not ${SPR_UNDERLAY_IF}, the chart's ipvlan master"
+}
 
 # The pod IPs (ENI /28 prefixes) belong to pods on ipvlan, never to the host: an address on both breaks
 # traffic. Remove any address of the reserved pod block that cloud-init or anything else put on the host.

@@ -4,12 +4,21 @@
 
 ADMIN_CONF="${SPR_ROOT}/etc/kubernetes/admin.conf"
 
+INIT_CONFIG="${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-init.yaml"
+
+# kubeadm writes admin.conf early (its kubeconfig phase precedes wait-control-plane), so only this step's marker
+# says init completed. Reaching here means it did not: whatever an earlier attempt left is reset first.
 kubeadm_init() {
-  if [[ -e "${ADMIN_CONF}" ]]; then
-    log "kubeadm init already ran (${ADMIN_CONF} exists)"
-    return 0
+  local version
+  # Pin kubernetesVersion to the installed kubeadm's: left out, kubeadm looks up "stable-1" on dl.k8s.io.
+  version="$(kubeadm version -o short)"
+  [[ "${version}" =~ ^v${SPR_K8S_MINOR//./\\.}\.[0-9]+$ ]] || die "kubeadm ${version} is not a ${SPR_K8S_MINOR} release"
+  sed -i "s/^kubernetesVersion: .*/kubernetesVersion: \"${version}\"/" "${INIT_CONFIG}"
+  if [[ -e "${ADMIN_CONF}" || -e "${SPR_ROOT}/etc/kubernetes/manifests/kube-apiserver.yaml" ]]; then
+    log "an earlier kubeadm init did not complete: resetting before running it again"
+    kubeadm reset --force
   fi
-  kubeadm init --config "${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-init.yaml" --upload-certs
+  kubeadm init --config "${INIT_CONFIG}" --upload-certs
 }
 
 # Both credentials expire (a bootstrap token after its TTL, the uploaded certificates and their key after 2 h):
@@ -22,7 +31,7 @@ publish_join() {
   check_join "${join}" worker
   printf '%s\n' "${join}" | ssm_put join-worker Standard
   if ((SPR_CONTROL_PLANES > 1)); then
-    key="$(kubeadm init phase upload-certs --upload-certs --config "${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-init.yaml" | tail -n 1)"
+    key="$(kubeadm init phase upload-certs --upload-certs --config "${INIT_CONFIG}" | tail -n 1)"
     [[ "${key}" =~ ^[a-f0-9]{64}$ ]] || die "kubeadm printed no certificate key"
     join="$(kubeadm token create --ttl 3h --print-join-command --certificate-key "${key}" --kubeconfig "${ADMIN_CONF}")"
     check_join "${join}" control-plane

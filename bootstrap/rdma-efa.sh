@@ -15,7 +15,8 @@ efa_installer() {
   verify_signature "${dir}/${tarball}.sig" "${dir}/${tarball}" "${dir}/aws-efa-installer.key" "${SPR_EFA_KEY_FINGERPRINT}"
   rm -rf "${GNUPGHOME}"
   tar -xzf "${dir}/${tarball}" -C "${dir}"
-  (cd "${dir}/aws-efa-installer" && ./efa_installer.sh -y)
+  # Its apt calls wait for the lock and retry downloads (apt_settings); the whole run is retried too.
+  (cd "${dir}/aws-efa-installer" && retry 3 30 ./efa_installer.sh -y)
 }
 
 efa_tuning() {

@@ -2,8 +2,12 @@
 # Soft-RoCE: an rxe device over the underlay ENI, created by a unit at every boot (RoCEv2, UDP 4791).
 
 softroce() {
+  local kernel
+  kernel="$(uname -r)"
   retry 5 10 apt-get update -q
-  apt_install "linux-modules-extra-$(uname -r)"
+  # rdma_rxe is in linux-modules-extra: the running kernel's for now, and the flavour's meta-package (for example
+  # linux-modules-extra-aws for 6.8.0-1015-aws) so that the kernel an upgrade installs has it too.
+  apt_install "linux-modules-extra-${kernel}" "linux-modules-extra-${kernel##*-}"
   write_file /etc/systemd/system/spiderpool-rdma-rxe.service 0644 <<UNIT
 [Unit]
 Description=Soft-RoCE device rxe0 on ${SPR_UNDERLAY_IF}

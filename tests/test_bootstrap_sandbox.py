@@ -334,3 +334,59 @@ def test_an_ecr_credential_provider_that_does_not_match_its_checksum_is_not_inst
     assert "[ecr-credential-provider] FAILED" in sb.log()
     assert not list(sb.root.glob("usr/local/lib/kubelet/credential-providers/*"))
     assert not any(c.startswith("kubeadm init") for c in sb.calls())
+
+
+def test_a_restart_after_a_failed_init_resets_and_runs_init_again(tmp_path: Path, keys: Keys) -> None:
+    """kubeadm writes admin.conf before it waits for the control plane: a failed init leaves it behind."""
+    sb = sandbox(tmp_path, keys, HA, "control-plane-0")
+    assert sb.run(STUB_FAIL="^kubeadm init --config", STUB_FAIL_TIMES="1").returncode == 1
+    assert (sb.root / "etc/kubernetes/admin.conf").exists()
+    sb.reset_calls()
+    proc = sb.run()
+    assert proc.returncode == 0, proc.stderr
+    calls = sb.calls()
+    assert index_of(calls, "kubeadm reset --force") < index_of(calls, "kubeadm init --config")
+    assert sb.status() == "ready" and (sb.cluster.ssm("join-worker")).exists()
+
+
+def test_kubernetes_version_is_pinned_to_the_installed_kubeadm(tmp_path: Path, keys: Keys) -> None:
+    sb = bootstrapped_control_plane(tmp_path, keys, EFA)
+    init = (sb.root / "etc/spiderpool-rdma/kubeadm-init.yaml").read_text()
+    cluster = next(d for d in yaml.safe_load_all(init) if d["kind"] == "ClusterConfiguration")
+    assert cluster["kubernetesVersion"] == "v1.33.4"  # what the kubeadm stub reports as installed
+    other = sandbox(tmp_path / "other", keys, EFA, "control-plane-0")
+    assert other.run(STUB_KUBEADM_VERSION="v1.34.1").returncode == 1
+    assert (
+        "kubeadm v1.34.1 is not a 1.33 release" in (other.root / "var/log/spiderpool-rdma/kubeadm-init.log").read_text()
+    )
+
+
+def test_a_primary_interface_with_another_name_stops_the_bootstrap(tmp_path: Path, keys: Keys) -> None:
+    """The primary ENI is found by its MAC, not assumed to be ens5 (multi-card types name it by PCI path)."""
+    sb = sandbox(tmp_path, keys, EFA, "worker-0")
+    net = sb.root / "sys/class/net"
+    (net / "ens5").rename(net / "enp39s0")
+    (net / "ens5").mkdir()
+    (net / "ens5" / "address").write_text("0e:00:00:00:00:01\n")  # another card's interface
+    assert sb.run().returncode == 1
+    assert "the primary ENI (MAC 0e:12:34:56:78:9a) is interface 'enp39s0', not ens5" in sb.log()
+    assert not any(c.startswith(("apt-get", "ip addr del")) for c in sb.calls())
+
+
+def test_soft_roce_modules_follow_kernel_upgrades(tmp_path: Path, keys: Keys) -> None:
+    cp = bootstrapped_control_plane(tmp_path, keys, SOFTROCE)
+    sb = sandbox(tmp_path, keys, SOFTROCE, "worker-0", cp)
+    assert sb.run().returncode == 0
+    install = next(c for c in sb.calls() if "linux-modules-extra" in c).split()
+    assert {"linux-modules-extra-6.8.0-1015-aws", "linux-modules-extra-aws"} <= set(install)
+
+
+def test_the_efa_installers_apt_calls_wait_for_the_lock_and_a_failed_run_is_retried(tmp_path: Path, keys: Keys) -> None:
+    cp = bootstrapped_control_plane(tmp_path, keys, EFA)
+    sb = sandbox(tmp_path, keys, EFA, "worker-0", cp)
+    proc = sb.run(STUB_EFA_FAIL_ONCE="1")
+    assert proc.returncode == 0, proc.stderr
+    assert sb.calls().count("efa_installer.sh -y") == 2
+    assert "efa_installer.sh saw apt settings" in sb.calls()
+    settings = (sb.root / "etc/apt/apt.conf.d/90spiderpool-rdma").read_text()
+    assert 'DPkg::Lock::Timeout "600";' in settings and 'Acquire::Retries "5";' in settings

@@ -308,3 +308,34 @@ def test_no_bandwidth_label_when_the_type_has_no_known_bandwidth(monkeypatch: py
     unknown = dataclasses.replace(userdata._instance_table().get("c5n.9xlarge"), network_gbps=0)  # type: ignore[type-var]
     monkeypatch.setattr(userdata._instance_table(), "get", lambda name: unknown)
     assert "network-gbps" not in userdata.node_labels(config, plan.workers[0])
+
+
+#: How cloud-init 22.4 (Debian's, the one installed here) reads the setting: the merged system configuration
+#: (/etc/cloud/cloud.cfg and cloud.cfg.d/*.cfg, util.read_conf_with_confd), the datasource's section
+#: (sources/__init__.py: ds_cfg = get_cfg_by_path(sys_cfg, ("datasource", dsname))), and DataSourceEc2's default on.
+CLOUD_INIT_READS = """
+import sys
+from cloudinit import util
+from cloudinit.sources.DataSourceEc2 import DataSourceEc2
+sys_cfg = util.read_conf_with_confd(sys.argv[1])
+ds_cfg = util.get_cfg_by_path(sys_cfg, ("datasource", DataSourceEc2.dsname), {})
+print(util.get_cfg_option_bool(ds_cfg, "apply_full_imds_network_config", True))
+"""
+
+
+@pytest.mark.parametrize(("name", "config", "plan", "node"), NODES[:3], ids=IDS[:3])
+def test_cloud_init_does_not_put_the_enis_addresses_on_the_host(
+    name: str, config: ClusterConfig, plan: IpPlan, node: Node, tmp_path: Path
+) -> None:
+    source = Path("/usr/lib/python3/dist-packages/cloudinit/sources/DataSourceEc2.py").read_text()
+    assert '"apply_full_imds_network_config", True' in source  # the key DataSourceEc2 reads, on by default
+    etc = tmp_path / "etc/cloud"
+    (etc / "cloud.cfg.d").mkdir(parents=True)
+    (etc / "cloud.cfg").write_text("datasource_list: [Ec2]\n")
+    for path, text in userdata.node_files(config, plan, node).items():
+        if path.startswith("/etc/cloud/cloud.cfg.d/"):
+            (etc / "cloud.cfg.d" / Path(path).name).write_text(text)
+    proc = subprocess.run(
+        ["/usr/bin/python3", "-c", CLOUD_INIT_READS, str(etc / "cloud.cfg")], capture_output=True, text=True
+    )
+    assert proc.stdout.strip() == "False", proc.stdout + proc.stderr

@@ -16,7 +16,7 @@ SYSTEMD_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/
 #: Tools of the Ubuntu 24.04 server cloud image that the bootstrap uses as they are: the host's real binaries, linked
 #: at their path in the image (coreutils, bash, sed, mawk, grep, tar, gzip, gnupg, gpgv as apt uses it, python3).
 _IMAGE_TOOLS = """bash sh python3 awk sed grep date mkdir chmod cat touch rm mktemp dirname tail head tr env tar gzip
-gpg gpgv sha256sum cut install cp mv ln uname id sort tee basename readlink"""
+gpg gpgv sha256sum cut install cp mv ln id sort tee basename readlink"""
 REAL_TOOLS = {name: "usr/bin/" + name for name in _IMAGE_TOOLS.split()}
 
 #: Commands of the image that the sandbox replaces by the recording stub (package: path in its .deb or snap).
@@ -31,6 +31,7 @@ IMAGE_STUBS = {
     "curl": "usr/bin/curl",  # curl
     "snap": "usr/bin/snap",  # snapd
     "sleep": "usr/bin/sleep",  # coreutils (/bin/sleep): stubbed only to keep backoff tests fast
+    "uname": "usr/bin/uname",  # coreutils (/bin/uname): answers as an Ubuntu 24.04 EC2 node's kernel
 }
 
 #: Binaries that exist only once the bootstrap installed their package, and the install that brings them.

@@ -30,6 +30,9 @@ MAC = "0e:12:34:56:78:9a"
 #: bootstrap looks (libfabric's tools in /opt/amazon/efa/bin, the PATH addition in /etc/profile.d/efa.sh).
 EFA_INSTALLER = f"""#!/bin/sh
 echo "efa_installer.sh $*" >>"$STUB_DIR/calls.log"
+settings="$SPR_ROOT/etc/apt/apt.conf.d/90spiderpool-rdma"
+[ -e "$settings" ] && echo "efa_installer.sh saw apt settings" >>"$STUB_DIR/calls.log"
+if [ -n "$STUB_EFA_FAIL_ONCE" ] && [ ! -e "$STUB_DIR/efa-failed" ]; then touch "$STUB_DIR/efa-failed"; exit 1; fi
 mkdir -p "$SPR_ROOT/opt/amazon/efa/bin" "$SPR_ROOT/etc/profile.d"
 ln -sf {STUB} "$SPR_ROOT/opt/amazon/efa/bin/fi_info"
 echo 'PATH="$PATH:/opt/amazon/efa/bin"' >"$SPR_ROOT/etc/profile.d/efa.sh"
@@ -202,9 +205,7 @@ def make_sandbox(
 def serve_ecr_provider(sb: Sandbox, checksum: str | None = None) -> None:
     """The release files as cloud-provider-aws publishes them: the binary and `<binary>.sha256` holding the
     bare hex digest and a newline (Makefile `copy-bins-for-upload`, hack/sha256: `sha256sum $in | cut -d' ' -f1`)."""
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}[
-        subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip()
-    ]
+    arch = "amd64"  # the uname stub's x86_64
     url = (
         f"https://artifacts.k8s.io/binaries/cloud-provider-aws/{ECR_PROVIDER_VERSION}/linux/{arch}/"
         f"ecr-credential-provider-linux-{arch}"

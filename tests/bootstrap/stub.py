@@ -22,6 +22,8 @@ CA_HASH = "sha256:" + "a" * 64
 KUBEADM_VERSION = "v1.33.4"
 ECR_PROVIDER_VERSION = "v1.33.4"
 IMDS = "http://169.254.169.254/latest/"
+#: Ubuntu 24.04's AWS kernel as `uname -r` prints it: <version>-<ABI>-<flavour> (linux-aws, noble).
+KERNEL = "6.8.0-1015-aws"
 
 
 def join_command(server: str, token: str, certificate_key: str = "") -> str:
@@ -94,12 +96,25 @@ def yaml_value(text: str, key: str) -> str:
     return match.group(1) if match else ""
 
 
+def read_config(args: list[str], root: Path) -> str:
+    return (root / flag(args, "--config").removeprefix(str(root)).lstrip("/")).read_text()
+
+
 def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int:
     conf = root / "etc/kubernetes"
     if args[:2] == ["version", "-o"]:
         print(os.environ.get("STUB_KUBEADM_VERSION", KUBEADM_VERSION))
+    elif args[:1] == ["init"] and not re.search(
+        r'^kubernetesVersion: "?v\d+\.\d+\.\d+"?(\s+#.*)?$', read_config(args, root), re.M
+    ):
+        # Without a version kubeadm resolves "stable-1" from dl.k8s.io (cmd/kubeadm/app/util/version.go,
+        # KubernetesReleaseVersion); a node without internet, or this sandbox, gets this error.
+        print(
+            'could not fetch a Kubernetes version from the internet: unable to get URL "https://dl.k8s.io/release/stable-1.txt"'
+        )
+        return 1
     elif args[:1] == ["init"] and "phase" not in args:
-        config = (root / flag(args, "--config").removeprefix(str(root)).lstrip("/")).read_text()
+        config = read_config(args, root)
         # kubeadm init's phases (cmd/kubeadm/app/cmd/init.go): certs and kubeconfig come before
         # wait-control-plane, so a failed init leaves admin.conf behind.
         conf.mkdir(parents=True, exist_ok=True)
@@ -119,7 +134,7 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         key = flag(args, "--certificate-key") if "--certificate-key" in args else ""
         sys.stdout.write(join_command(server, cluster.new_token(), key))
     elif args[:1] == ["join"]:
-        config = (root / flag(args, "--config").removeprefix(str(root)).lstrip("/")).read_text()
+        config = read_config(args, root)
         token = yaml_value(config, "token")
         if not cluster.token_valid(token):
             # cmd/kubeadm/app/discovery/token/token.go, for a token the cluster does not know (any more)
@@ -128,7 +143,7 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         conf.mkdir(parents=True, exist_ok=True)
         (conf / "kubelet.conf").write_text("stub\n")
     elif args[:1] == ["reset"]:
-        for name in ("admin.conf", "kubelet.conf"):
+        for name in ("admin.conf", "kubelet.conf", "manifests/kube-apiserver.yaml"):
             (conf / name).unlink(missing_ok=True)
     return 0
 
@@ -203,6 +218,8 @@ def main() -> int:
         print(os.environ.get("STUB_IP_ADDRS", ""))
     elif name == "fi_info":
         print("provider: efa\n    fabric: efa\n    domain: rdmap0s6-rdm\n    version: 122.0\n    type: FI_EP_RDM")
+    elif name == "uname":
+        print({"-r": os.environ.get("STUB_KERNEL", KERNEL), "-m": "x86_64"}[args[0]])
     elif name == "sleep":
         time.sleep(0.01)
     return 0
