@@ -9,7 +9,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
 
 cp -r validators "${work}/src"                      # build outside the tree: no build/ or egg-info left here
-.venv/bin/pip wheel -q --no-deps --no-build-isolation -w "${work}/dist" "${work}/src"
+.venv/bin/pip wheel -q --no-deps -w "${work}/dist" "${work}/src"        # setuptools and wheel from PyPI
 "${PYTHON}" -m venv "${work}/venv"
 "${work}/venv/bin/pip" install -q "${work}"/dist/spider_validate-*.whl
 "${work}/venv/bin/pip" install -q -c requirements.lock pytest

@@ -113,3 +113,60 @@ def test_access_denied_names_the_missing_permissions(
     code, out = run(tmp_path)
     assert code == 2
     assert "access denied reading /spiderpool-rdma/demo/kubeconfig" in out and "ssm:GetParameter" in out
+
+
+def test_an_existing_file_is_replaced_with_mode_0600(aws: None, tmp_path: Path) -> None:
+    """os.open(O_CREAT, 0o600) keeps an existing file's mode: the admin credentials must never stay 0644."""
+    deploy(yaml.safe_dump(ADMIN_CONF))
+    target = tmp_path / "kc"
+    target.write_text("old")
+    target.chmod(0o644)
+    code, out = run(tmp_path)
+    assert code == 0, out
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and "mode 0600" in out
+    assert yaml.safe_load(target.read_text())["users"] == ADMIN_CONF["users"]
+    assert [p.name for p in tmp_path.iterdir()] == ["kc"]  # no temporary file left
+
+
+@set_initial_no_auth_action_count(4)
+def test_denied_ec2_lookup_is_a_message(aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    deploy(yaml.safe_dump(ADMIN_CONF), with_instance=False)  # one allowed call, then a user that may read SSM only
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_user(UserName="ssm-reader")
+    iam.put_user_policy(
+        UserName="ssm-reader",
+        PolicyName="ssm",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:*", "Resource": "*"}]}
+        ),
+    )
+    key = iam.create_access_key(UserName="ssm-reader")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    code, out = run(tmp_path)
+    assert code == 2, out
+    assert "access denied looking up control-plane-0 (ec2:DescribeInstances)" in out and "Traceback" not in out
+    assert not (tmp_path / "kc").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--region", ""], "--region '' is not an AWS region such as us-east-1"),
+        (["--region", "us east 1"], "--region 'us east 1' is not an AWS region"),
+        (["--profile", "nosuch"], "The config profile (nosuch) could not be found"),
+        (["-o", "missing-dir/kc"], "directory missing-dir does not exist"),
+    ],
+    ids=["empty-region", "malformed-region", "unknown-profile", "missing-output-dir"],
+)
+def test_bad_aws_input_is_a_message(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))  # no profiles at all
+    base = ["kubeconfig", "--cluster", "demo", "--region", REGION, "-o", "kc"]
+    result = CliRunner().invoke(main, [*base, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

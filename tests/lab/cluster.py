@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spider_validate import addresses
 from spider_validate.addresses import expand
 from spider_validate.kube import SPIDERPOOL_GROUP, SPIDERPOOL_VERSION, ApiError, ExecResult, unwrap_output, wrap_command
 
@@ -542,7 +541,7 @@ class LabCluster:
                 if not free and meta["name"] in self.faults.overcommit_for and not pod.starved:
                     self._starve(pod)  # Spiderpool says the pool is full...
                 if not free and meta["name"] in self.faults.overcommit_for:
-                    free = [str(ipaddress.ip_address(addresses.bounds(pool["spec"]["ips"][-1])[1]) + 1)]  # ...yet
+                    free = [str(ipaddress.ip_address(pool["spec"]["ips"][-1].split("-")[-1]) + 1)]  # ...yet it runs
                 if not free:
                     continue
                 pod.ip, pod.pool = free[0], pool_name

@@ -22,6 +22,7 @@ from spider_validate.model import Action, Outcome, Scenario, Skip, Test
 
 SUITE = "ipam"
 USED_OUT = "all IP addresses used out"
+STAYS_PENDING = 2.0  # seconds the pod one too many must stay without an address after Spiderpool's event
 # Addresses each test's own pool takes from --ipam-range, after the --ipam-pods of the scale test.
 SIZES = {"allocate": 2, "release": 1, "exhaustion": 2, "statefulset": 1}
 
@@ -348,10 +349,14 @@ def exhaustion(ctx: RunContext) -> Iterator[Action]:
                 return None
             return f"no '{USED_OUT}' event for {extra}"
 
+        def running() -> str | None:
+            pod = ctx.cluster.get("Pod", extra, ctx.namespace) or {}
+            return None if pod.get("status", {}).get("phase") == "Running" else "still pending"
+
         ok, why, seconds = step.wait("exhaustion", check, ctx.params.pod_ready_timeout)
-        pod = ctx.cluster.get("Pod", extra, ctx.namespace) or {}
-        running = pod.get("status", {}).get("phase") == "Running"
-        if running:
+        # It must stay so: a pod that still gets an address past a full pool runs a moment after the event.
+        overcommitted, _, _ = step.wait("staying pending", running, STAYS_PENDING)
+        if overcommitted:
             return Outcome(False, f"{extra} is running although the pool is full")
         return Outcome(ok, why or f"{extra} waits with Spiderpool's '{USED_OUT}' after {seconds:.2f}s")
 
