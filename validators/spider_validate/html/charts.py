@@ -86,22 +86,27 @@ def matrix(probe: str, cells: list[Cell]) -> str:
 
 
 def bandwidth(rows: list[dict[str, Any]]) -> str:
-    """Average per pair as a bar, peak as a tick, the threshold (red) and line rate (grey) as ticks."""
-    base = alt.Chart(alt.Data(values=rows)).encode(y=alt.Y("pair:N", title="node pair"))
-    bars = base.mark_bar().encode(
+    """One row per node pair, each on its own scale (Soft-RoCE's 1 Gb/s beside EFA's 100): the average as a bar,
+    the peak as a black tick, the threshold red, the line rate grey."""
+    base = alt.Chart().encode(y=alt.Y("pair:N", title=None, axis=None))
+    bars = base.mark_bar(height=18).encode(
         x=alt.X("average_gbps:Q", title="Gb/s"), color=status_color(), tooltip=["pair:N", "detail:N"]
     )
-    peak = base.mark_tick(color="black", thickness=2).encode(x="peak_gbps:Q")
-    threshold = base.mark_tick(color="#c62828", thickness=3, size=22).encode(x="threshold_gbps:Q")
-    line_rate = base.mark_tick(color="#757575", thickness=3, size=22).encode(x="line_rate_gbps:Q")
+    peak = base.mark_tick(color="black", thickness=2, size=18).encode(x="peak_gbps:Q")
+    threshold = base.mark_tick(color="#c62828", thickness=3, size=26).encode(x="threshold_gbps:Q")
+    line_rate = base.mark_tick(color="#757575", thickness=3, size=26).encode(x="line_rate_gbps:Q")
     labels = base.mark_text(align="left", dx=4, fontSize=10).encode(
         x="average_gbps:Q", text=alt.Text("average_gbps:Q", format=".2f")
     )
-    return svg(
-        (bars + peak + threshold + line_rate + labels).properties(
-            width=520, height=alt.Step(28), title="bandwidth: bar average, black peak, red threshold, grey line rate"
-        )
+    layers = alt.layer(bars, peak, threshold, line_rate, labels, data=alt.Data(values=rows)).properties(
+        width=520, height=30
     )
+    chart = (
+        layers.facet(row=alt.Row("pair:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")))
+        .resolve_scale(x="independent")
+        .properties(title="bandwidth: bar average, black peak, red threshold, grey line rate")
+    )
+    return svg(chart)
 
 
 def pools(rows: list[dict[str, Any]]) -> str:
