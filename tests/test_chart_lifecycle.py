@@ -7,6 +7,7 @@ subcharts render (tests/upstream/cluster.py).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,15 @@ from tests.upstream import helm_hooks
 from tests.upstream.cluster import Cluster, CommandFailed, install, run_hooks, run_job, uninstall
 from tests.upstream.spiderpool import pool_update_refusal
 
-RELEASES = ["rdma", "spiderpool-rdma", "a", "zzz", "spiderpool"]
+#: release names sorting before and after Spiderpool's hooks, and one of Helm's maximum length (53)
+RELEASES = [
+    "rdma",
+    "spiderpool-rdma",
+    "a",
+    "zzz",
+    "spiderpool",
+    "release-name-as-long-as-helm-allows-fifty-three-chars",
+]
 PROFILES = ["aws-efa", "aws-softroce", "baremetal-sriov", "kind"]
 CASES = [(p, r) for p in PROFILES for r in RELEASES]
 IDS = [f"{p}-{r}" for p, r in CASES]
@@ -171,3 +180,13 @@ def test_the_pool_webhook_model_refuses_removing_an_address_in_use() -> None:
     )
     other = {"metadata": {"name": "q"}, "spec": {"subnet": "10.0.0.0/24", "ips": ["10.0.0.4"]}}
     assert pool_update_refusal(pool, [other], {}) == "overlap with IPPool q"
+
+
+@pytest.mark.parametrize(("profile", "release"), CASES, ids=IDS)
+def test_names_fit_kubernetes_limits(profile: str, release: str, renders: Any) -> None:
+    """Job and Service names are DNS labels (63 characters; a Job's name is also its pods' job-name label)."""
+    rendered = renders[(profile, release, False)]
+    objs = [r.obj for r in chart.own(rendered)]
+    for obj in objs + chart.applied_objects(objs):
+        name = obj["metadata"]["name"]
+        assert len(name) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), (obj["kind"], name)
