@@ -7,6 +7,7 @@ to what the chart renders and to the nodes the infrastructure creates (names, la
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ import pytest
 import yaml
 
 from cdk import userdata
+from cdk.constructs import iam
 from cdk.ec2_types import InstanceTable
 from tests import chart
+from tests.conftest import REPO
 from tests.upstream import scheduling
 from tests.upstream.spiderpool import PodSpec, usable_pools
 
@@ -255,3 +258,21 @@ def test_annotations_are_json(clusters: Any) -> None:
         annotations = deploy["spec"]["template"]["metadata"]["annotations"]
         assert json.loads(annotations["ipam.spidernet.io/ippool"])["ipv4"]
         assert yaml.safe_load(annotations["v1.multus-cni.io/default-network"]) == "kube-system/ipvlan-ens5"
+
+
+def registry_matches(pattern: str, registry: str) -> bool:
+    """kubernetes pkg/credentialprovider/keyring.go (URLsMatch): as many DNS labels, each matched as a glob."""
+    want, have = pattern.split("."), registry.split(".")
+    return len(want) == len(have) and all(fnmatch.fnmatchcase(h, w) for w, h in zip(want, have, strict=True))
+
+
+def test_the_efa_image_is_one_the_efa_workers_may_pull(clusters: Any) -> None:
+    """Chart, node role and kubelet agree: the image's repository is the one the IAM policy grants, and its registry
+    is one the kubelet's ECR credential provider serves (the bootstrap's config)."""
+    _, _, _, objs = clusters["default-efa"]
+    (ds,) = [o for o in objs if o["kind"] == "DaemonSet" and "efa" in o["metadata"]["name"]]
+    registry, _, path = ds["spec"]["template"]["spec"]["containers"][0]["image"].partition("/")
+    assert (registry.split(".")[0], path.rsplit(":", 1)[0]) == iam.EFA_PLUGIN_REPOSITORY
+    config = yaml.safe_load((REPO / "bootstrap" / "image-credential-provider-config.yaml").read_text())
+    patterns = [p for provider in config["providers"] for p in provider["matchImages"]]
+    assert any(registry_matches(p, registry) for p in patterns), (registry, patterns)
