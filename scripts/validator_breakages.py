@@ -1,0 +1,221 @@
+# ruff: noqa: E501 - the table holds exact lines of code
+"""Issue 12's "tests that would not fail today": apply each deliberate breakage to the validator, run the tests
+that must catch it, and restore the file (also on failure). Prints CAUGHT or MISSED per breakage.
+
+    .venv/bin/python scripts/validator_breakages.py          # all (about 5 minutes: most run on the lab double)
+    .venv/bin/python scripts/validator_breakages.py 3 12     # some, by index
+
+It edits validators/spider_validate/ in place while a breakage's tests run: do not run it beside other work there.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+V = REPO / "validators" / "spider_validate"
+T = "tests/"
+# (what breaks, file, exact text, broken text, tests that must fail)
+B: list[tuple[str, str, str, str, list[str]]] = [
+    (
+        "run exits 0 when probes fail",
+        "cli.py",
+        "_exit(EXIT_PASSED if result.passed else code, abandoned=runner.abandoned)",
+        "_exit(EXIT_PASSED, abandoned=runner.abandoned)",
+        [T + "test_validate_lab.py::test_cli_end_to_end_to_a_failing_probe_exit_code_junit_and_json"],
+    ),
+    (
+        "JUnit without <failure>",
+        "report.py",
+        "            case.add_failure_info(message=message)",
+        "            pass",
+        [T + "test_validate_lab.py::test_cli_end_to_end_to_a_failing_probe_exit_code_junit_and_json"],
+    ),
+    (
+        "JSON passed ignoring errors (model)",
+        "model.py",
+        "all(t.status in {Status.PASS, Status.SKIP} for t in self.tests)",
+        "all(t.status is not Status.FAIL for t in self.tests)",
+        [T + "test_validate_lab.py::test_an_error_is_not_a_pass_in_the_exit_code_or_the_json"],
+    ),
+    (
+        "JSON passed ignoring errors (report)",
+        "report.py",
+        '    data["passed"] = result.passed',
+        '    data["passed"] = result.counts()["fail"] == 0',
+        [T + "test_validate_lab.py::test_an_error_is_not_a_pass_in_the_exit_code_or_the_json"],
+    ),
+    (
+        "apps distinct-IP check disabled",
+        "suites/apps.py",
+        "if owners[info.ip] != app:",
+        "if False:",
+        [T + "test_validate_lab.py::test_chart_apps_have_distinct_ips_from_their_own_pools[shared-ip]"],
+    ),
+    (
+        "apps own-pool check disabled",
+        "suites/apps.py",
+        "elif names and not any(",
+        "elif False and not any(",
+        [T + "test_validate_lab.py::test_chart_apps_have_distinct_ips_from_their_own_pools[foreign-pool]"],
+    ),
+    (
+        "apps owner (asks for a pool of its own) check disabled",
+        "suites/apps.py",
+        "if pod and not names:",
+        "if False:",
+        [T + "test_validate_lab.py::test_chart_apps_have_distinct_ips_from_their_own_pools[no-pool]"],
+    ),
+    (
+        "pod-to-node pings the pod's own address",
+        "suites/connectivity.py",
+        'f"node/{client.node}", client.node_ip)',
+        'f"node/{client.node}", client.ip)',
+        [T + "test_validate_lab.py::test_pod_to_node_pings_the_node_not_the_pod_itself"],
+    ),
+    (
+        "HTTP probe does not check which pod answered (suite)",
+        "suites/connectivity.py",
+        "ctx.params.http_port, {server})",
+        "ctx.params.http_port, None)",
+        [T + "test_validate_lab.py::test_http_to_a_pod_checks_which_pod_answered"],
+    ),
+    (
+        "HTTP probe does not check which pod answered (action)",
+        "actions.py",
+        "if expect_body is not None and body not in expect_body:",
+        "if False:",
+        [T + "test_validate_lab.py::test_http_to_a_pod_checks_which_pod_answered"],
+    ),
+    (
+        "Service's answer not checked",
+        "suites/connectivity.py",
+        '"service/echo", ctx.service_ip, 80, servers)',
+        '"service/echo", ctx.service_ip, 80, None)',
+        [T + "test_validate_lab.py::test_the_services_answer_must_come_from_one_of_its_backends"],
+    ),
+    (
+        "4xx counted as success",
+        "actions.py",
+        "if reply.status != 200:",
+        "if reply.status >= 500:",
+        [T + "test_validate_lab.py::test_an_http_4xx_is_a_failure"],
+    ),
+    (
+        "RDMA threshold x8",
+        "suites/rdma.py",
+        "return rate * fraction, ",
+        "return rate * fraction * 8, ",
+        [T + "test_rdma.py::test_bandwidth_is_judged_against_a_fraction_of_the_line_rate"],
+    ),
+    (
+        "RDMA isolation always passing",
+        "suites/rdma.py",
+        '    if found:\n        return Outcome(False, f"{pod} requests no RDMA device',
+        '    if False:\n        return Outcome(False, f"{pod} requests no RDMA device',
+        [T + "test_rdma.py::test_device_and_isolation_outcomes"],
+    ),
+    (
+        "RDMA unknown line rate passes",
+        "suites/rdma.py",
+        "    if unknown:\n        raise Skip(",
+        "    if False:\n        raise Skip(",
+        [T + "test_rdma.py::test_bandwidth_with_an_unknown_line_rate_skips_with_the_reason"],
+    ),
+    (
+        "ipam ignores the allocated count",
+        "suites/ipam.py",
+        "if count != step.count_before + 1:",
+        "if False:",
+        [T + "test_ipam_lab.py::test_each_ipam_promise_is_checked[stale-count]"],
+    ),
+    (
+        "ipam ignores the pod UID",
+        "suites/ipam.py",
+        'if records.get(ip, {}).get("podUid") != uid:',
+        "if ip not in records:",
+        [T + "test_ipam_lab.py::test_each_ipam_promise_is_checked[other-uid]"],
+    ),
+    (
+        "ipam ignores a running pod over capacity",
+        "suites/ipam.py",
+        "        if overcommitted:\n",
+        "        if False:\n",
+        [T + "test_ipam_lab.py::test_each_ipam_promise_is_checked[runs-over-capacity]"],
+    ),
+    (
+        "audit: unreadable records rule disabled",
+        "audit.py",
+        "        except ValueError:  # json.JSONDecodeError included\n",
+        "        except ValueError:  # json.JSONDecodeError included\n            continue\n",
+        [T + "test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[unreadable-garble_records]"],
+    ),
+    (
+        "audit: endpoint mismatch rule disabled",
+        "audit.py",
+        'elif current.get("uid") != uid or not any(',
+        'elif False and current.get("uid") != uid or False and not any(',
+        [
+            T
+            + "test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[endpoint-mismatch-endpoint_of_another_pod]"
+        ],
+    ),
+    (
+        "audit: duplicates among running pods disabled",
+        "audit.py",
+        "if len(refs) > 1 and ip in holders and not any(",
+        "if False and not any(",
+        [T + "test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[duplicate-configure_ip_twice]"],
+    ),
+    (
+        "audit: ended pods not counted as leaks",
+        "audit.py",
+        ' or pod.get("status", {}).get("phase") in TERMINAL:',
+        ":",
+        [T + "test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[leak-end_pod]"],
+    ),
+    (
+        "kubeconfig keeps an existing file's mode",
+        "cli.py",
+        '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)\n        os.replace(tmp, path)',
+        '    fd, tmp = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), ""\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)',
+        [T + "test_kubeconfig.py::test_an_existing_file_is_replaced_with_mode_0600"],
+    ),
+]
+
+
+def main(only: list[str]) -> int:
+    missed = []
+    for i, (what, rel, old, new, tests) in enumerate(B):
+        if only and str(i) not in only:
+            continue
+        path = V / rel
+        original = path.read_text()
+        assert original.count(old) == 1, f"{what}: the text to break is not in {rel} exactly once"
+        path.write_text(original.replace(old, new))
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        finally:
+            path.write_text(original)
+        summary = (proc.stdout.strip().splitlines() or ["?"])[-1]
+        caught = proc.returncode != 0
+        verdict = "CAUGHT" if caught else "MISSED"
+        print(f"{verdict} {what}: {' '.join(tests)} -> {summary} ({time.monotonic() - start:.0f}s)", flush=True)
+        if not caught:
+            missed.append(what)
+    print(f"missed: {missed}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
