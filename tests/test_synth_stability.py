@@ -7,6 +7,7 @@ call stopInstance / ModifyInstanceAttribute / startInstance), so every byte of d
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,22 @@ def test_changing_the_worker_count_leaves_other_nodes_user_data_and_pools_alone(
 def test_instances_ignore_user_data_drift(synthesized: dict[str, Any]) -> None:
     for inst in synthesized["default-efa"].resources("aws_instance").values():
         assert set(inst["lifecycle"]["ignore_changes"]) == {"ami", "user_data_base64"}
+
+
+@pytest.mark.synth
+def test_adding_a_worker_only_adds_resources(tmp_path: Path) -> None:
+    """Terraform's plan after `workers.count` 2 -> 3: every resource of the smaller stack unchanged, byte for byte."""
+    stacks = []
+    for count in (2, 3):
+        config = tmp_path / f"cluster-{count}.yaml"
+        config.write_text(yaml.safe_dump({"control_plane": {"count": 3}, "workers": {"count": count}}))
+        assert synthesize(tmp_path / str(count), config) == 0
+        stacks.append(json.loads((tmp_path / str(count) / "stacks" / "spiderpool-rdma" / "cdk.tf.json").read_text()))
+    small, large = stacks
+    for rtype, resources in small["resource"].items():
+        for name, body in resources.items():
+            assert large["resource"][rtype].get(name) == body, f"{rtype}.{name} changes"
+    added = {(t, n) for t, rs in large["resource"].items() for n in rs} - {
+        (t, n) for t, rs in small["resource"].items() for n in rs
+    }
+    assert {t for t, _ in added} == {"aws_network_interface", "aws_instance"}
