@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/install-tools.sh)
 FLAGS = [
     "--headless",
@@ -44,10 +46,11 @@ class Browser:
         to_browser, self._out = os.pipe()
         self._in, from_browser = os.pipe()
 
-        def fds() -> None:  # in the child: the pipe ends at 3 and 4, inheritable
+        def fds() -> None:  # in the child: the pipe ends at 3 and 4, inheritable; killed if the test process dies
             a, b = os.dup(to_browser), os.dup(from_browser)
             os.dup2(a, 3)
             os.dup2(b, 4)
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
         self.process = subprocess.Popen(
             ["unshare", "--net", "--", CHROMIUM, *FLAGS, f"--user-data-dir={self.profile.name}", "about:blank"],
