@@ -72,7 +72,8 @@ def test_healthy_cluster_passes_every_suite(lab: LabCluster, tmp_path: Path) -> 
 
 
 def break_path(rule: str, pod: str = "client-0", when: str = "client-1") -> Any:
-    """Install an nftables rule in `pod` (placeholders {server-1} etc. become IPs) once the run's pods are up."""
+    """Install an nftables rule in `pod` (placeholders {server-1}, {lab-node-0} etc. become IPs) once the run's pods
+    are up."""
 
     def hook(lab: LabCluster, namespace: str) -> None:
         ips = {name: p.ip for (ns, name), p in lab.pods.items() if ns == namespace} | lab.node_ip
@@ -354,3 +355,18 @@ def test_chart_apps_have_distinct_ips_from_their_own_pools(
         return
     assert distinct.status is Status.FAIL
     assert any(problem in a.detail for a in distinct.actions if a.status is Status.FAIL), report.table(result)
+
+
+def test_results_are_printed_even_when_the_report_cannot_be_written_after_the_run(
+    lab: LabCluster, tmp_path: Path
+) -> None:
+    """Checked before the run, the report's directory vanishes during it: the table is printed first, exit 2."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    lab.faults.before_ready = {"client-1": lambda lab, ns: reports.rmdir()}
+    outcome = invoke(
+        lab, ["run", "--test", "pod-to-node", "--junit-file", str(reports / "junit.xml")], tmp_path / "diag"
+    )
+    assert outcome.exit_code == 2, outcome.output
+    assert "connectivity/pod-to-node" in outcome.output and "passed" in outcome.output  # the table
+    assert f"the results above could not be written to {reports / 'junit.xml'}" in outcome.output
