@@ -25,9 +25,9 @@ main() {
     return 0
   fi
   log "bootstrap of ${SPR_NODE_NAME} (${SPR_ROLE}, rdma ${SPR_RDMA}) starts"
-  step apt-settings apt_settings
-  step underlay-interface underlay_interface
+  SPR_STEP=underlay-interface underlay_interface
   SPR_STEP=guard-pod-addresses guard_pod_addresses
+  step apt-settings apt_settings
   step kernel kernel
   step aws-cli aws_cli
   step containerd containerd_runtime

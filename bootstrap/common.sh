@@ -13,10 +13,12 @@ Acquire::Retries "5";
 CONF
 }
 
-# The primary ENI's interface, found by the MAC that IMDS gives for the primary ENI. The chart's ipvlan master and
-# every step here use the name SPR_UNDERLAY_IF (ens5 on Nitro types with one network card); a type whose primary
-# interface is named otherwise (multi-card types such as p4d or p5 name it by PCI path) stops here with both names,
-# rather than becoming a node whose pods get no network.
+# The primary ENI's interface, found by the MAC that IMDS gives for the primary ENI, must be SPR_UNDERLAY_IF: the
+# chart's ipvlan master on every worker (ens5 on Nitro types with one network card). A type that names it otherwise
+# (multi-card types such as p4d or p5 name interfaces by PCI path) gets it renamed at the next boot: cloud-init's
+# netplan definition of the primary interface is named after it and matched by MAC, and a later netplan file that
+# gives the same definition a set-name amends it (netplan merges definitions of one ID, later files win). Runs at
+# every start: it is cheap, and it checks that the rename took effect.
 underlay_interface() {
   local token mac dev found=""
   token="$(retry 5 5 curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" "${IMDS}/api/token")"
@@ -26,8 +28,20 @@ underlay_interface() {
       found="$(basename "${dev}")"
     fi
   done
-  [[ "${found}" == "${SPR_UNDERLAY_IF}" ]] ||
-    die "the primary ENI (MAC ${mac}) is interface '${found}', not ${SPR_UNDERLAY_IF}, the chart's ipvlan master"
+  [[ "${found}" == "${SPR_UNDERLAY_IF}" ]] && return 0
+  [[ -n "${found}" ]] || die "no interface has the primary ENI's MAC ${mac}"
+  [[ ! -e "${SPR_STATE}/done/underlay-rename" ]] ||
+    die "the primary ENI (MAC ${mac}) is still '${found}' after a reboot to rename it ${SPR_UNDERLAY_IF}"
+  [[ ! -e "${SPR_ROOT}/sys/class/net/${SPR_UNDERLAY_IF}" ]] ||
+    die "the primary ENI (MAC ${mac}) is '${found}' and another interface is ${SPR_UNDERLAY_IF}: cannot rename it"
+  write_file /etc/netplan/90-spiderpool-rdma-underlay.yaml 0600 <<YAML
+network:
+  version: 2
+  ethernets:
+    ${found}:
+      set-name: ${SPR_UNDERLAY_IF}
+YAML
+  reboot_once underlay-rename "renaming the primary ENI's interface ${found} to ${SPR_UNDERLAY_IF}"
 }
 
 # The pod IPs (ENI /28 prefixes) belong to pods on ipvlan, never to the host: an address on both breaks

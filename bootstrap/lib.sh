@@ -44,6 +44,16 @@ step() {
   log "done"
 }
 
+# reboot_once NAME REASON: reboot for REASON, once per node: a cause that stays (a reboot-required flag another
+# package keeps) must not loop it. The unit starts again after the boot and resumes.
+reboot_once() {
+  [[ -e "${SPR_STATE}/done/$1" ]] && return 0
+  log "$2: rebooting; the bootstrap resumes after it"
+  touch "${SPR_STATE}/done/$1"
+  systemctl reboot
+  exit 0
+}
+
 # retry ATTEMPTS DELAY COMMAND...: for network calls that fail transiently.
 retry() {
   local attempts="$1" delay="$2" n=1

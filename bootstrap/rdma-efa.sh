@@ -27,14 +27,10 @@ CONF
   sysctl --system
 }
 
-# The installer may load new kernel modules that need a reboot; the unit resumes after it. Once only:
-# a reboot-required flag that another package keeps must not loop the node.
+# The installer may load new kernel modules that need a reboot; the unit resumes after it.
 efa_reboot_if_needed() {
-  if [[ -e "${SPR_ROOT}/var/run/reboot-required" && ! -e "${SPR_STATE}/done/efa-reboot" ]]; then
-    log "reboot required by the EFA installer; the bootstrap resumes after it"
-    touch "${SPR_STATE}/done/efa-reboot"
-    systemctl reboot
-    exit 0
+  if [[ -e "${SPR_ROOT}/var/run/reboot-required" ]]; then
+    reboot_once efa-reboot "the EFA installer requires a reboot"
   fi
 }
 

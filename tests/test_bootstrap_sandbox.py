@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,10 +12,10 @@ import yaml
 
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
-from tests.bootstrap.sandbox import LIB, Keys, Sandbox, make_keys, make_sandbox, serve_ecr_provider
+from tests.bootstrap.sandbox import LIB, MAC, Keys, Sandbox, make_keys, make_sandbox, serve_ecr_provider
 
 #: Calls that only read: a finished node may make these and nothing else.
-READ_ONLY = ("ip -4 -o addr show",)
+READ_ONLY = ("ip -4 -o addr show", "curl -fsS -X PUT -H X-aws-ec2-metadata-token-ttl-seconds", "curl -fsS -H X-aws")
 
 EFA = ClusterConfig()
 SOFTROCE = ClusterConfig.model_validate({"workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}})
@@ -361,15 +362,63 @@ def test_kubernetes_version_is_pinned_to_the_installed_kubeadm(tmp_path: Path, k
     )
 
 
-def test_a_primary_interface_with_another_name_stops_the_bootstrap(tmp_path: Path, keys: Keys) -> None:
+#: cloud-init 22.4's netplan file for the primary ENI, made by its own code: DataSourceEc2's network config with
+#: apply_full_imds_network_config off (convert_ec2_metadata_network_config), rendered by its netplan renderer.
+CLOUD_INIT_NETPLAN = """
+import sys
+from cloudinit.net import netplan, network_state
+from cloudinit.sources.DataSourceEc2 import convert_ec2_metadata_network_config
+mac, nic, root = sys.argv[1:]
+md = {"interfaces": {"macs": {mac: {"device-number": "0"}}}}
+cfg = convert_ec2_metadata_network_config(md, {mac: nic}, fallback_nic=nic, full_network_config=False)
+renderer = netplan.Renderer({"netplan_path": "etc/netplan/50-cloud-init.yaml", "postcmds": False})
+renderer.render_network_state(network_state.parse_net_config_data(cfg), target=root)
+"""
+
+
+def netplan_result(tmp: Path, nic: str, ours: Path) -> dict[str, str]:
+    """The systemd-networkd files real `netplan generate` makes from cloud-init's file and ours."""
+    subprocess.run(["/usr/bin/python3", "-c", CLOUD_INIT_NETPLAN, MAC, nic, str(tmp)], check=True)
+    shutil.copy(ours, tmp / "etc/netplan" / ours.name)
+    for f in (tmp / "etc/netplan").iterdir():
+        f.chmod(0o600)
+    subprocess.run(["netplan", "generate", "--root-dir", str(tmp)], check=True, capture_output=True)
+    return {f.suffix: f.read_text() for f in (tmp / "run/systemd/network").iterdir()}
+
+
+def test_a_primary_interface_named_otherwise_is_renamed_at_the_next_boot(tmp_path: Path, keys: Keys) -> None:
     """The primary ENI is found by its MAC, not assumed to be ens5 (multi-card types name it by PCI path)."""
+    cp = bootstrapped_control_plane(tmp_path, keys, EFA)
+    sb = sandbox(tmp_path, keys, EFA, "worker-0", cp)
+    net = sb.root / "sys/class/net"
+    (net / "ens5").rename(net / "enp39s0")
+    assert sb.run().returncode == 0
+    assert sb.calls()[-1] == "systemctl reboot" and not any(c.startswith("apt-get") for c in sb.calls())
+    ours = sb.root / "etc/netplan/90-spiderpool-rdma-underlay.yaml"
+    networkd = netplan_result(tmp_path / "netplan", "enp39s0", ours)
+    assert f"PermanentMACAddress={MAC}" in networkd[".link"] and "Name=ens5" in networkd[".link"]
+    assert "Name=ens5" in networkd[".network"] and "DHCP=ipv4" in networkd[".network"]
+    (net / "enp39s0").rename(net / "ens5")  # what udev does at the next boot
+    sb.reset_calls()
+    proc = sb.run()
+    assert proc.returncode == 0, proc.stderr
+    assert "systemctl reboot" not in sb.calls() and sb.status() == "ready"
+
+
+@pytest.mark.parametrize("fault", ["name-taken", "rename-did-not-happen"])
+def test_a_primary_interface_that_cannot_be_renamed_stops_the_bootstrap(tmp_path: Path, keys: Keys, fault: str) -> None:
     sb = sandbox(tmp_path, keys, EFA, "worker-0")
     net = sb.root / "sys/class/net"
     (net / "ens5").rename(net / "enp39s0")
-    (net / "ens5").mkdir()
-    (net / "ens5" / "address").write_text("0e:00:00:00:00:01\n")  # another card's interface
+    if fault == "name-taken":
+        (net / "ens5").mkdir()
+        (net / "ens5" / "address").write_text("0e:00:00:00:00:01\n")  # another card's interface
+        message = "is 'enp39s0' and another interface is ens5: cannot rename it"
+    else:
+        assert sb.run().returncode == 0  # asks for the reboot, after which the name is still wrong
+        message = "is still 'enp39s0' after a reboot to rename it ens5"
     assert sb.run().returncode == 1
-    assert "the primary ENI (MAC 0e:12:34:56:78:9a) is interface 'enp39s0', not ens5" in sb.log()
+    assert message in sb.log()
     assert not any(c.startswith(("apt-get", "ip addr del")) for c in sb.calls())
 
 
