@@ -84,8 +84,8 @@ class S3State(_Strict):
 
     type: Literal["s3"]
     bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
-    key: str | None = None  # default spiderpool-rdma/NAME/terraform.tfstate
-    region: str | None = None  # default: the cluster's region
+    key: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^$%]*$")] | None = None  # default below
+    region: Annotated[str, Field(pattern=_REGION.pattern)] | None = None  # default: the cluster's region
 
 
 class ClusterConfig(_Strict):

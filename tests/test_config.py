@@ -144,6 +144,12 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["m7g.xlarge has no EFA", "hpc7g.16xlarge (arm64"],
     ),
     ("bad-s3-bucket", {"backend": {"type": "s3", "bucket": "No_Such"}}, ["backend.s3.bucket"]),
+    (
+        "s3-key-interpolated",
+        {"backend": {"type": "s3", "bucket": "team-state", "key": "${var.env}/state"}},
+        ["backend.s3.key"],
+    ),
+    ("s3-region", {"backend": {"type": "s3", "bucket": "team-state", "region": "EU"}}, ["backend.s3.region"]),
 ]
 
 
