@@ -115,6 +115,7 @@ class Sandbox:
             [str(self.root / script)],
             env={**self.env, **extra_env},
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # no controlling terminal, as for a unit
             capture_output=True,
             text=True,
             timeout=120,
