@@ -24,7 +24,8 @@ underlay_interface() {
   token="$(retry 5 5 curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" "${IMDS}/api/token")"
   mac="$(retry 5 5 curl -fsS -H "X-aws-ec2-metadata-token: ${token}" "${IMDS}/meta-data/mac")"
   for dev in "${SPR_ROOT}"/sys/class/net/*; do
-    if [[ "$(cat "${dev}/address")" == "${mac}" ]]; then
+    # Physical devices only: an ipvlan or macvlan link on the host would carry the same MAC.
+    if [[ -e "${dev}/device" && "$(cat "${dev}/address")" == "${mac}" ]]; then
       found="$(basename "${dev}")"
     fi
   done

@@ -179,9 +179,12 @@ def make_sandbox(
             _link(root / rel, Path(real))
     for rel in IMAGE_STUBS.values():
         _link(root / rel, STUB)
-    iface = root / "sys/class/net" / userdata.UNDERLAY_INTERFACE
-    iface.mkdir(parents=True)
-    (iface / "address").write_text(MAC + "\n")
+    net = root / "sys/class/net"  # the primary ENI (a PCI device: sysfs links it as `device`) and an ipvlan link
+    for name, device in ((userdata.UNDERLAY_INTERFACE, True), ("ipvl0", False)):
+        (net / name).mkdir(parents=True)
+        (net / name / "address").write_text(MAC + "\n")
+        if device:
+            (net / name / "device").mkdir()
     stubs.mkdir()
     cluster_dir = cluster or tmp_path / "cluster"
     env = {
