@@ -306,25 +306,20 @@ def test_the_ping_model_refuses_added_capabilities_to_a_non_root_user() -> None:
     assert ping.ping_works(spec, container, ping.CONTAINERD_2_RANGE)
 
 
-def shared_device_plugin_config(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    (cm,) = [
-        o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("rdma-shared-device-plugin")
-    ]
-    return list(json.loads(cm["data"]["config.json"])["configList"])
-
-
-def test_the_soft_roce_selector_picks_the_ena_device_rxe_runs_on(rendered: Any) -> None:
-    """rxe0 is an RDMA device, not a netdev: ifNames [rxe0] selects nothing. Only the ENA (driver ena) is right;
-    an EFA device (driver efa) is not."""
-    (entry,) = shared_device_plugin_config(rendered[("aws-softroce", True)])
+def test_the_rdma_shared_device_plugin_cannot_serve_soft_roce() -> None:
+    """rxe0 is an RDMA device, not a netdev: `ifNames: [rxe0]` (the old profile) selects nothing. The ENA device rxe0
+    runs on is the right selector (an EFA device is not), but the plugin takes only RDMA devices under that PCI
+    device, and the kernel registers rxe0 without a parent: the Soft-RoCE profile uses the generic device plugin."""
     ena = rdma_shared_dp.nitro_ena(rxe_under_pci=True)
-    assert rdma_shared_dp.exposed_devices(ena, entry["selectors"]) == ena
+    assert rdma_shared_dp.exposed_devices(ena, {"ifNames": ["rxe0"]}) == []
+    assert rdma_shared_dp.exposed_devices(ena, {"drivers": ["ena"]}) == ena
     efa = rdma_shared_dp.PciDevice(
         "0000:00:06.0", 0x02, "1d0f", "efa1", "efa", (), rdma={"rdmap0s6": rdma_shared_dp.RXE_CHARS}
     )
-    assert rdma_shared_dp.exposed_devices([efa], entry["selectors"]) == []
-    # What only a node can confirm: if rxe0 is not under the ENA's PCI directory the plugin exposes no device.
-    assert rdma_shared_dp.exposed_devices(rdma_shared_dp.nitro_ena(rxe_under_pci=False), entry["selectors"]) == []
+    assert rdma_shared_dp.exposed_devices([efa], {"drivers": ["ena"]}) == []
+    assert rdma_shared_dp.exposed_devices(rdma_shared_dp.nitro_ena(rxe_under_pci=False), {"drivers": ["ena"]}) == []
+    profile = chart.profile_values("aws-softroce")
+    assert "rdma" not in profile["spiderpool"] and profile["softroceDevicePlugin"]["enabled"] is True
 
 
 def test_the_sriov_policy_selects_the_nodes_the_readme_tells_to_label(rendered: Any) -> None:

@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
+from spider_validate.suites import rdma as rdma_suite
 
 from cdk import userdata
 from cdk.constructs import iam
 from cdk.ec2_types import InstanceTable
 from tests import chart
 from tests.conftest import REPO
-from tests.upstream import scheduling
+from tests.upstream import generic_device_plugin, scheduling
 from tests.upstream.spiderpool import PodSpec, usable_pools
 
 #: configuration variant -> the profile it is installed with
@@ -276,3 +277,22 @@ def test_the_efa_image_is_one_the_efa_workers_may_pull(clusters: Any) -> None:
     config = yaml.safe_load((REPO / "bootstrap" / "image-credential-provider-config.yaml").read_text())
     patterns = [p for provider in config["providers"] for p in provider["matchImages"]]
     assert any(registry_matches(p, registry) for p in patterns), (registry, patterns)
+
+
+#: /dev/infiniband on a node with rxe0 (ib_uverbs, ib_umad and rdma_ucm each create their character device)
+RXE_NODE_DEV = ["/dev/infiniband/issm0", "/dev/infiniband/rdma_cm", "/dev/infiniband/umad0", "/dev/infiniband/uverbs0"]
+
+
+def test_soft_roce_pods_get_rxe0_on_every_softroce_worker(clusters: Any) -> None:
+    """The resource spider-validate's rdma suite asks for, on every Soft-RoCE worker, with rxe0's verbs device."""
+    _, _, nodes, objs = clusters["softroce"]
+    (ds,) = [o for o in objs if o["kind"] == "DaemonSet" and o["metadata"]["name"].endswith("-softroce-dp")]
+    spec = ds["spec"]["template"]["spec"]
+    assert spec["hostNetwork"] is True, "helm install --wait waits for it before the hooks create the pod network"
+    placed = {n.name for n in nodes if scheduling.schedulable(spec, n)}
+    assert placed == {n.name for n in nodes if n.labels["spiderpool-rdma/rdma"] == "softroce"} != set()
+    resources = generic_device_plugin.advertised(spec["containers"][0]["args"], RXE_NODE_DEV)
+    devices = resources[rdma_suite.SHARED_RESOURCE]
+    assert len(devices) == 100 and all(d == ["/dev/infiniband/uverbs0", "/dev/infiniband/rdma_cm"] for d in devices)
+    assert generic_device_plugin.advertised(spec["containers"][0]["args"], [])[rdma_suite.SHARED_RESOURCE] == []
+    assert not [o for o in objs if o["kind"] == "DaemonSet" and "rdma-shared-device-plugin" in o["metadata"]["name"]]
