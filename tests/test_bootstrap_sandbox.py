@@ -286,24 +286,33 @@ def test_the_refresh_publishes_a_fresh_token_and_certificate_key(tmp_path: Path,
     assert not any(c.startswith("kubeadm init --config") for c in cp.calls()[-6:])
 
 
-def test_a_failed_join_is_retried_with_the_value_published_next(tmp_path: Path, keys: Keys) -> None:
-    """The published token expired before this node joined; the refresh publishes a new one meanwhile."""
-    cp = bootstrapped_control_plane(tmp_path, keys, EFA)
-    stale = cp.cluster.ssm("join-worker").read_text()
+@pytest.mark.parametrize(
+    ("config", "node", "param"), [(EFA, "worker-0", "join-worker"), (HA, "control-plane-1", "join-control-plane")]
+)
+def test_a_failed_join_is_retried_with_the_value_published_next(
+    tmp_path: Path, keys: Keys, config: ClusterConfig, node: str, param: str
+) -> None:
+    """The published credential (the token; for a control plane, the certificate key) expired before this node
+    joined; control-plane-0's refresh publishes new ones meanwhile."""
+    cp = bootstrapped_control_plane(tmp_path, keys, config)
+    stale = cp.cluster.ssm(param).read_text()
     assert cp.run(f"{LIB}/refresh-join.sh").returncode == 0
-    fresh = cp.cluster.ssm("join-worker")
+    fresh = cp.cluster.ssm(param)
     fresh.rename(fresh.with_suffix(".next"))
     fresh.write_text(stale)
-    worker = sandbox(tmp_path, keys, EFA, "worker-0", cp)
-    cp.cluster.expire(consumer_match(worker, stale)[2])  # type: ignore[index]
-    proc = worker.run()
-    assert proc.returncode == 0, proc.stderr + worker.log()
-    calls = worker.calls()
+    joining = sandbox(tmp_path, keys, config, node, cp)
+    stale_groups = consumer_match(joining, stale)
+    assert stale_groups
+    cp.cluster.expire(stale_groups[5] or stale_groups[2])  # the certificate key expires first (2 h)
+    proc = joining.run()
+    assert proc.returncode == 0, proc.stderr + joining.log()
+    calls = joining.calls()
     joins = [i for i, c in enumerate(calls) if c.startswith("kubeadm join")]
     assert len(joins) == 2 and joins[0] < calls.index("kubeadm reset --force") < joins[1]
-    config = (worker.root / "etc/spiderpool-rdma/kubeadm-join.yaml").read_text()
-    assert consumer_match(worker, fresh.read_text())[2] in config  # type: ignore[index]
-    assert worker.status() == "ready"
+    config_text = (joining.root / "etc/spiderpool-rdma/kubeadm-join.yaml").read_text()
+    fresh_groups = consumer_match(joining, fresh.read_text())
+    assert fresh_groups and fresh_groups[2] in config_text and fresh_groups[5] in config_text
+    assert joining.status() == "ready"
 
 
 def kubelet_args(config_text: str) -> dict[str, str]:

@@ -69,11 +69,14 @@ class Cluster:
         self._append("certificate-keys", key)
         return key
 
-    def expire(self, token: str) -> None:
-        self._append("expired", token)
+    def expire(self, credential: str) -> None:
+        self._append("expired", credential)
 
     def token_valid(self, token: str) -> bool:
         return token in self._lines("tokens") and token not in self._lines("expired")
+
+    def certificate_key_valid(self, key: str) -> bool:
+        return key in self._lines("certificate-keys") and key not in self._lines("expired")
 
     def ssm(self, name: str) -> Path:
         return self.path / "ssm" / name
@@ -139,6 +142,14 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         if not cluster.token_valid(token):
             # cmd/kubeadm/app/discovery/token/token.go, for a token the cluster does not know (any more)
             print(f'could not find a JWS signature in the cluster-info ConfigMap for token ID "{token[:6]}"')
+            return 1
+        key = yaml_value(config, "certificateKey")
+        if key and not cluster.certificate_key_valid(key):
+            # The uploaded certificates' Secret is gone after 2 h (cmd/kubeadm/app/phases/copycerts/copycerts.go).
+            print(
+                "error execution phase control-plane-prepare/download-certs: error downloading certs: "
+                'error downloading the secret: Secret "kubeadm-certs" was not found in the "kube-system" Namespace'
+            )
             return 1
         conf.mkdir(parents=True, exist_ok=True)
         (conf / "kubelet.conf").write_text("stub\n")
