@@ -1,0 +1,97 @@
+"""The Prometheus metrics `spider-validate watch` serves, in a registry of their own.
+
+Names follow Prometheus's conventions (https://prometheus.io/docs/practices/naming/): the `spider_validate_`
+prefix, base units in the name (`_seconds`), `_total` on counters, `_info` for the constant labels of the
+process; addresses are counted, so their gauges carry no unit. Series of a node pair or a pool that is gone are
+removed, so a long run with node churn keeps a bounded set of series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import suppress
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+
+PREFIX = "spider_validate"
+
+
+class WatchMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r, p = self.registry, PREFIX
+        pair = ("source_node", "destination_node")
+        self.info = Info(f"{p}_watch", "The watch process: version, probe namespace, network", registry=r)
+        self.probe_success = Gauge(
+            f"{p}_probe_success", "1 when the last ping between the probe pods of two nodes succeeded", pair, registry=r
+        )
+        self.probe_rtt = Gauge(
+            f"{p}_probe_rtt_seconds", "Average round-trip time of the last successful ping", pair, registry=r
+        )
+        self.probes = Counter(f"{p}_probes", "Pings between probe pods, by result", (*pair, "result"), registry=r)
+        self.nodes = Gauge(f"{p}_watch_nodes", "Ready, schedulable nodes the watch probes", registry=r)
+        self.probe_pods_ready = Gauge(
+            f"{p}_watch_probe_pods_ready", "Probe pods running with an underlay address", registry=r
+        )
+        self.probe_pods_created = Counter(
+            f"{p}_watch_probe_pods_created", "Probe pods created (at start, and again when one vanished)", registry=r
+        )
+        self.pool_size = Gauge(
+            f"{p}_pool_addresses", "Addresses of a SpiderIPPool (status.totalIPCount)", ["pool"], registry=r
+        )
+        self.pool_used = Gauge(
+            f"{p}_pool_used_addresses",
+            "Allocated addresses of a SpiderIPPool (status.allocatedIPCount)",
+            ["pool"],
+            registry=r,
+        )
+        self.pool_free = Gauge(
+            f"{p}_pool_free_addresses", "Addresses of a SpiderIPPool still free", ["pool"], registry=r
+        )
+        self.pool_forecast = Gauge(
+            f"{p}_pool_exhaustion_forecast_seconds",
+            "Seconds until the pool has no free address at the trend of its used addresses (+Inf: not filling)",
+            ["pool"],
+            registry=r,
+        )
+        self.findings = Gauge(
+            f"{p}_audit_findings", "IPAM audit findings of the last cycle, by kind", ["kind"], registry=r
+        )
+        self.cycle_duration = Gauge(
+            f"{p}_watch_last_cycle_duration_seconds", "How long the last cycle took", registry=r
+        )
+        self.cycle_success = Gauge(
+            f"{p}_watch_last_cycle_success",
+            "1 when every step of the last cycle could run (API, probes, audit)",
+            registry=r,
+        )
+        self.cycle_time = Gauge(
+            f"{p}_watch_last_cycle_timestamp_seconds", "When the last cycle ended (Unix time)", registry=r
+        )
+        self.cycles = Counter(f"{p}_watch_cycles", "Cycles run, by result (ok, error)", ["result"], registry=r)
+        self.errors = Counter(f"{p}_watch_errors", "Steps of a cycle that failed, by step", ["step"], registry=r)
+        for result in ("ok", "error"):
+            self.cycles.labels(result)
+
+    def forget_rtt(self, src: str, dst: str) -> None:
+        """No latency for a pair whose last ping failed: a stale value would look like a working path."""
+        with suppress(KeyError):
+            self.probe_rtt.remove(src, dst)
+
+    def forget_pairs(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Drop every series of node pairs that no longer exist (a node left the cluster)."""
+        for src, dst in pairs:
+            for metric, labels in (
+                (self.probe_success, ()),
+                (self.probe_rtt, ()),
+                (self.probes, ("success",)),
+                (self.probes, ("failure",)),
+            ):
+                with suppress(KeyError):
+                    metric.remove(src, dst, *labels)
+
+    def forget_pools(self, pools: Iterable[str]) -> None:
+        for pool in pools:
+            for gauge in (self.pool_size, self.pool_used, self.pool_free, self.pool_forecast):
+                with suppress(KeyError):
+                    gauge.remove(pool)
