@@ -1,0 +1,229 @@
+"""One synthesized stack through Terraform's life cycle against its own moto server: validate, plan, apply, plan
+again (must be empty), destroy, and a sweep of the emulated account for anything still tagged with the cluster.
+
+Every step records its duration and its failure (Terraform's own message); a step after a failed one is reported
+as not reached, naming the failure, so that nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.terraform.cli import Terraform, TerraformFailed, find_mirror
+from tests.terraform.downgrade import downgrade
+from tests.terraform.emulator import MotoServer
+from tests.terraform.leftovers import LISTERS, tagged
+
+#: The provider's endpoint keys (hashicorp/aws v5.100.0 `names/data/names_data.hcl`, one name per service: an alias
+#: set beside it is an error) of every service the stacks call, STS included for `aws_caller_identity`.
+SERVICES = ("ec2", "iam", "kms", "ssm", "logs", "route53", "elbv2", "sts")
+REGION = "us-east-1"
+#: Where an AWS call that no endpoint above covers would go: a closed port on 127.0.0.1, so that no request ever
+#: leaves the machine (the provider's HTTP client honours HTTPS_PROXY; NO_PROXY lets the moto calls through).
+DEAD_PROXY = "http://127.0.0.1:9"
+CLUSTER_TAG = "spiderpool-rdma/cluster"
+STEPS = ("validate", "plan", "apply", "replan", "destroy", "sweep")
+
+
+class NotConverged(AssertionError):
+    """The plan right after apply is not empty: the next deploy would change something again."""
+
+
+@dataclass(frozen=True)
+class Provider:
+    """The 5.x provider of the local mirror and its schema (`terraform providers schema -json`)."""
+
+    mirror: Path
+    version: str
+    schema: dict[str, Any]
+
+    @classmethod
+    def discover(cls, workdir: Path) -> Provider:
+        mirror, version = find_mirror()
+        terraform = Terraform.create(workdir, mirror)
+        terraform.write(
+            "main.tf.json",
+            {"terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": version}}}},
+        )
+        terraform.init()
+        return cls(mirror, version, terraform.schema())
+
+
+def terraform_env() -> dict[str, str]:
+    """Fake credentials, no shared configuration or metadata service, and no way out of 127.0.0.1."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "HTTPS_PROXY": DEAD_PROXY,
+        "HTTP_PROXY": DEAD_PROXY,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
+def overrides(url: str) -> dict[str, Any]:
+    """An override file (Terraform merges `*_override.tf.json` into the configuration): the state in the working
+    directory, every service the stacks use served by moto. Credentials are validated and the account ID requested
+    through moto's STS, as against AWS."""
+    return {
+        "terraform": {"backend": {"local": {"path": "terraform.tfstate"}}},
+        "provider": {
+            "aws": {
+                "endpoints": [{service: url for service in SERVICES}],
+                "skip_metadata_api_check": True,
+                # moto answers an action it lacks with HTTP 500, which the SDK retries 25 times by default with
+                # back-off: fail within seconds instead (moto never throttles; a few retries cover a dropped
+                # keep-alive connection of its development server).
+                "max_retries": 3,
+            }
+        },
+    }
+
+
+def ami_images(stack: dict[str, Any]) -> list[dict[str, Any]]:
+    """One image for each `aws_ami` lookup of the stack, as moto's `MOTO_AMIS_PATH` file lists them
+    (`moto/ec2/resources/amis.json`): owned by the lookup's first owner, named by its name pattern with a date where
+    the `*` is (as Canonical names its images), of the architecture its name says (`amd64` is `x86_64` in EC2)."""
+    images = []
+    for index, lookup in enumerate(stack.get("data", {}).get("aws_ami", {}).values()):
+        filters = {f["name"]: f["values"][0] for f in lookup["filter"]}
+        name = filters["name"].replace("*", "20260101")
+        images.append(
+            {
+                "ami_id": f"ami-{index + 1:017x}",
+                "name": name,
+                "owner_id": lookup["owners"][0],
+                "state": "available",
+                "public": True,
+                "image_location": f"{lookup['owners'][0]}/{name}",
+                "root_device_type": "ebs",
+                "root_device_name": "/dev/sda1",
+                "image_type": "machine",
+                "architecture": "arm64" if "arm64" in name else "x86_64",
+                "virtualization_type": filters.get("virtualization-type", "hvm"),
+                "hypervisor": "xen",
+                "creation_date": "2026-01-01T00:00:00.000Z",
+            }
+        )
+    return images
+
+
+def declared_resources(stack: dict[str, Any]) -> set[str]:
+    """Addresses of the resources the configuration declares (synthesized stacks use no count/for_each)."""
+    addresses = set()
+    for rtype, instances in stack.get("resource", {}).items():
+        for name, body in instances.items():
+            assert "count" not in body and "for_each" not in body, f"{rtype}.{name}: expand count/for_each here"
+            addresses.add(f"{rtype}.{name}")
+    return addresses
+
+
+def changes(plan: dict[str, Any]) -> dict[str, list[str]]:
+    """Address -> actions of every managed resource the plan would change."""
+    return {
+        r["address"]: r["change"]["actions"]
+        for r in plan.get("resource_changes", [])
+        if r["mode"] == "managed" and r["change"]["actions"] != ["no-op"]
+    }
+
+
+@dataclass
+class Report:
+    """What each step of one stack's life cycle did."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+
+    def check(self, step: str) -> None:
+        """Raise the step's own failure, or say which earlier step kept it from running."""
+        if step in self.errors:
+            raise self.errors[step]
+        if step not in self.seconds:
+            failed = next(iter(self.errors), "?")
+            raise AssertionError(f"{step} not reached: {failed} failed first: {self.errors.get(failed)}")
+
+
+@dataclass
+class Lifecycle:
+    """One stack, its working directory and its moto server."""
+
+    stack: dict[str, Any]
+    cluster: str
+    workdir: Path
+    provider: Provider
+    report: Report = field(default_factory=Report)
+    amis: list[dict[str, Any]] = field(default_factory=list)
+
+    def run(self, until: str = STEPS[-1]) -> Report:
+        """Run the steps up to `until`, stopping at the first failure; the moto server is stopped in any case."""
+        self.amis = ami_images(self.stack)
+        moto = MotoServer.start(self.workdir / "moto", self.amis)
+        try:
+            terraform = Terraform.create(self.workdir / "terraform", self.provider.mirror, terraform_env())
+            terraform.write("cdk.tf.json", downgrade(self.stack, self.provider.schema, self.provider.version))
+            terraform.write("harness_override.tf.json", overrides(moto.url))
+            steps: dict[str, Callable[[], None]] = {
+                "validate": lambda: self._validate(terraform),
+                "plan": lambda: self._plan(terraform),
+                "apply": lambda: self._apply(terraform, moto.url),
+                "replan": lambda: self._replan(terraform),
+                "destroy": lambda: terraform.destroy(),
+                "sweep": lambda: self._sweep(moto.url),
+            }
+            for step in STEPS[: STEPS.index(until) + 1]:
+                start = time.monotonic()
+                try:
+                    steps[step]()
+                except Exception as error:  # recorded for the test of that step, which re-raises it
+                    self.report.errors[step] = error
+                    return self.report
+                finally:
+                    self.report.seconds[step] = time.monotonic() - start
+        finally:
+            moto.stop()
+        return self.report
+
+    def _validate(self, terraform: Terraform) -> None:
+        terraform.init()
+        terraform.validate()
+
+    def _plan(self, terraform: Terraform) -> None:
+        """The plan creates exactly the declared resources, with the AMI registered for the lookup."""
+        _, plan = terraform.plan()
+        planned = changes(plan)
+        expected = declared_resources(self.stack)
+        assert set(planned) == expected, f"planned {sorted(set(planned) ^ expected)} differ from the declared ones"
+        assert all(actions == ["create"] for actions in planned.values()), planned
+        looked_up = [
+            r["values"]["id"]
+            for r in plan["prior_state"]["values"]["root_module"].get("resources", [])
+            if r["type"] == "aws_ami" and r["mode"] == "data"
+        ]
+        assert sorted(looked_up) == sorted(a["ami_id"] for a in self.amis), looked_up
+
+    def _apply(self, terraform: Terraform, url: str) -> None:
+        """Apply; then the sweep must see every kind of tagged resource the stack declares (or it proves nothing
+        after destroy)."""
+        terraform.apply()
+        found = tagged(url, REGION, CLUSTER_TAG, self.cluster)
+        unseen = [rtype for rtype in LISTERS if rtype in self.stack["resource"] and not found[rtype]]
+        assert not unseen, f"after apply the sweep finds nothing tagged {CLUSTER_TAG}={self.cluster} for {unseen}"
+
+    def _replan(self, terraform: Terraform) -> None:
+        code, plan = terraform.plan("replan.tfplan")
+        if code != 0:
+            raise NotConverged(f"the plan after apply is not empty (exit {code}): {changes(plan)}")
+
+    def _sweep(self, url: str) -> None:
+        left = {rtype: items for rtype, items in tagged(url, REGION, CLUSTER_TAG, self.cluster).items() if items}
+        assert not left, f"left after destroy, tagged {CLUSTER_TAG}={self.cluster}: {left}"
+
+
+__all__ = ["Lifecycle", "NotConverged", "Provider", "Report", "TerraformFailed"]
