@@ -37,8 +37,11 @@ def test_prefixes_are_aligned_inside_the_reserved_block_and_disjoint(config: Clu
     # AWS reserves the subnet's first four and last address: the block must hold none of them.
     assert int(plan.pod_block.network_address) >= int(plan.node_subnet.network_address) + 4
     assert plan.pod_block.broadcast_address < plan.node_subnet.broadcast_address
-    all_prefixes = [p for w in plan.workers for p in w.prefixes]
-    assert len(all_prefixes) == config.workers.count * config.workers.ipv4_prefixes
+    all_prefixes = [p for n in plan.nodes for p in n.prefixes]
+    assert len(all_prefixes) == (
+        config.workers.count * config.workers.ipv4_prefixes
+        + config.control_plane.count * config.control_plane.ipv4_prefixes
+    )
     for p in all_prefixes:
         assert p.prefixlen == 28 and p.subnet_of(plan.pod_block)
     for a, b in itertools.combinations(all_prefixes, 2):
