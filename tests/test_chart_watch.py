@@ -1,0 +1,237 @@
+"""The chart's `watch` objects (off by default): Kubernetes schemas, prometheus-operator's CRD fields, checkov, the
+least RBAC, the alerts under promtool (check and unit tests on synthetic series) and the Grafana dashboard."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from spider_validate.kube import KINDS
+from spider_validate.metrics import WatchMetrics
+
+from tests import chart
+from tests.crds import _strict
+from tests.test_chart import checkov_failures
+from tests.upstream import prometheus_operator
+
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+ALERT_TESTS = Path(__file__).with_name("promtool") / "watch-alerts.test.yaml"
+ALL_ON = {
+    "watch": {
+        "enabled": True,
+        "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "prometheusRule": {"enabled": True},
+        "dashboard": {"enabled": True},
+    }
+}
+
+#: What `spider-validate watch` calls, as RBAC names it: (API group, resource, verb, scope). `cluster` reads serve the
+#: audit, the nodes and the network; probe pods live in the release namespace. tests/test_watch_lab.py records the
+#: calls of a real watch against the double and checks them against this set.
+GRANTS = {
+    ("", "nodes", "list", "cluster"),
+    ("", "pods", "list", "cluster"),
+    ("", "namespaces", "get", "cluster"),
+    ("spiderpool.spidernet.io", "spiderippools", "list", "cluster"),
+    ("spiderpool.spidernet.io", "spiderendpoints", "list", "cluster"),
+    ("spiderpool.spidernet.io", "spidermultusconfigs", "list", "cluster"),
+    ("", "pods", "create", "namespace"),
+    ("", "pods", "delete", "namespace"),
+    ("", "pods", "get", "namespace"),  # a create whose answer was lost (409): is the pod the watch's own?
+    ("", "pods/exec", "create", "namespace"),
+    # the websocket that opens an exec is an HTTP GET, authorized as `get` before Kubernetes 1.35 (KEP-4006)
+    ("", "pods/exec", "get", "namespace"),
+}
+
+
+def rbac_name(kind: str, sub: str = "") -> tuple[str, str, bool]:
+    """(API group, resource, namespaced) of a kind of kube.KINDS, as an RBAC rule names it."""
+    api_version, plural, namespaced = KINDS[kind]
+    return api_version.rpartition("/")[0], plural + (f"/{sub}" if sub else ""), namespaced
+
+
+@pytest.fixture(scope="module")
+def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return chart.packaged_copy(tmp_path_factory.mktemp("chart"))
+
+
+@pytest.fixture(scope="module")
+def rendered(chart_dir: Path) -> list[chart.Rendered]:
+    return chart.helm_template(chart_dir, chart.profile_values("aws-softroce"), ALL_ON)
+
+
+def watch_objects(rendered: list[chart.Rendered]) -> list[dict[str, Any]]:
+    return [r.obj for r in rendered if "/templates/watch-" in r.source]
+
+
+def test_off_by_default(chart_dir: Path) -> None:
+    sources = {r.source for r in chart.helm_template(chart_dir, chart.profile_values("aws-softroce"))}
+    assert not [s for s in sources if "/templates/watch-" in s]
+
+
+def test_helm_lint_strict_with_everything_on(chart_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "watch.yaml").write_text(yaml.safe_dump(ALL_ON))
+    args = ["-f", str(chart.CHART / "values-aws-softroce.yaml"), "-f", str(tmp_path / "watch.yaml")]
+    proc = subprocess.run([chart.HELM, "lint", "--strict", str(chart_dir), *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_object_is_rendered(rendered: list[chart.Rendered]) -> None:
+    kinds = sorted(o["kind"] for o in watch_objects(rendered))
+    assert kinds == sorted(
+        [
+            *["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service"],
+            *["NetworkPolicy", "ServiceMonitor", "PrometheusRule", "ConfigMap"],
+        ]
+    )
+
+
+def test_builtin_objects_pass_kubernetes_validate_strict(rendered: list[chart.Rendered]) -> None:
+    for obj in watch_objects(rendered):
+        if not obj["apiVersion"].startswith("monitoring.coreos.com/"):
+            kubernetes_validate.validate(obj, "1.33", strict=True)
+
+
+def test_servicemonitor_and_prometheusrule_pass_the_crd_fields(rendered: list[chart.Rendered]) -> None:
+    custom = [o for o in watch_objects(rendered) if o["apiVersion"] == "monitoring.coreos.com/v1"]
+    assert sorted(o["kind"] for o in custom) == ["PrometheusRule", "ServiceMonitor"]
+    for obj in custom:
+        jsonschema.validate(obj, _strict(prometheus_operator.crd_schema(obj["kind"])))
+    broken = json.loads(json.dumps(custom[0]))
+    broken["spec"]["unknownField"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, _strict(prometheus_operator.crd_schema(broken["kind"])))
+
+
+def _fields(schema: dict[str, Any], path: str = "") -> dict[str, dict[str, Any]]:
+    """path -> the schema's constraints at that path (type, pattern, required, enum, anyOf), descriptions dropped."""
+    keep = {k: v for k, v in schema.items() if k in {"type", "pattern", "required", "enum", "anyOf", "minLength"}}
+    out = {path or "/": keep}
+    for name, sub in schema.get("properties", {}).items():
+        out |= _fields(sub, f"{path}/{name}")
+    if isinstance(schema.get("additionalProperties"), dict):
+        out |= _fields(schema["additionalProperties"], f"{path}/*")
+    if "items" in schema:
+        out |= _fields(schema["items"], f"{path}[]")
+    return out
+
+
+@pytest.mark.skipif(not prometheus_operator.UPSTREAM.exists(), reason="prometheus-operator is not fetched here")
+@pytest.mark.parametrize("kind", sorted(prometheus_operator.CRD_FILES))
+def test_the_crd_model_is_upstreams(kind: str) -> None:
+    """Each field of the model has upstream's constraints (upstream may have more fields; required may be a subset)."""
+    proc = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(prometheus_operator.UPSTREAM),
+            "show",
+            f"{prometheus_operator.TAG}:{prometheus_operator.CRD_FILES[kind]}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    crd = yaml.safe_load(proc.stdout)
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    upstream = _fields(version["schema"]["openAPIV3Schema"])
+    for path, constraints in _fields(prometheus_operator.crd_schema(kind)).items():
+        assert path in upstream, path
+        assert constraints == upstream[path], path
+
+
+def test_checkov_passes_on_the_watch_objects(rendered: list[chart.Rendered], tmp_path: Path) -> None:
+    failed, passed = checkov_failures(watch_objects(rendered), tmp_path)
+    assert failed == []
+    assert passed > 30
+
+
+def test_rbac_grants_exactly_what_the_watch_calls(rendered: list[chart.Rendered]) -> None:
+    granted = set()
+    for obj in watch_objects(rendered):
+        if obj["kind"] in {"ClusterRole", "Role"}:
+            scope = "cluster" if obj["kind"] == "ClusterRole" else "namespace"
+            for rule in obj["rules"]:
+                assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+                granted |= {
+                    (g, r, v, scope) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+                }
+    assert granted == GRANTS
+
+
+def test_the_deployment_runs_the_watch_with_the_charts_network(rendered: list[chart.Rendered]) -> None:
+    (dep,) = [o for o in watch_objects(rendered) if o["kind"] == "Deployment"]
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    args = dict(a.removeprefix("--").split("=", 1) for a in container["args"][1:])
+    assert container["args"][0] == "watch"
+    assert args["network"] == "kube-system/ipvlan-ens5" and args["namespace"] == "kube-system"
+    (svc,) = [o for o in watch_objects(rendered) if o["kind"] == "Service"]
+    assert svc["spec"]["ports"][0]["port"] == int(args["metrics-port"])
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SPIDER_VALIDATE_POD"]["value"] == "$(POD_NAME)/$(POD_UID)"  # Kubernetes' dependent variables
+    from spider_validate import cli
+
+    watch_params = {p.name for p in cli.watch.params}
+    assert {k.replace("-", "_") for k in args} <= watch_params | {"image"}
+
+
+def rules_file(rendered: list[chart.Rendered], dest: Path) -> Path:
+    (rule,) = [o for o in watch_objects(rendered) if o["kind"] == "PrometheusRule"]
+    path = dest / "watch-alerts.rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    return path
+
+
+def test_promtool_checks_the_rendered_rules(rendered: list[chart.Rendered], tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [PROMTOOL, "check", "rules", str(rules_file(rendered, tmp_path))], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS: 5 rules found" in proc.stdout
+
+
+def test_every_alert_fires_in_its_promtool_test_and_is_silent_on_healthy_series(
+    rendered: list[chart.Rendered], tmp_path: Path
+) -> None:
+    rules_file(rendered, tmp_path)
+    tests = yaml.safe_load(ALERT_TESTS.read_text())
+    alerts = {
+        r["alert"]
+        for g in yaml.safe_load((tmp_path / "watch-alerts.rules.yaml").read_text())["groups"]
+        for r in g["rules"]
+    }
+    fired = {c["alertname"] for t in tests["tests"] for c in t["alert_rule_test"] if c.get("exp_alerts")}
+    silent = {
+        c["alertname"]
+        for t in tests["tests"]
+        if t.get("name", "").startswith("healthy")
+        for c in t["alert_rule_test"]
+        if not c.get("exp_alerts")
+    }
+    assert fired == alerts and silent == alerts
+    shutil.copy(ALERT_TESTS, tmp_path / ALERT_TESTS.name)
+    proc = subprocess.run([PROMTOOL, "test", "rules", ALERT_TESTS.name], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+METRIC = re.compile(r"\bspider_validate_[a-z_]+")
+
+
+def test_the_dashboard_shows_only_metrics_the_watch_serves(rendered: list[chart.Rendered]) -> None:
+    (cm,) = [o for o in watch_objects(rendered) if o["kind"] == "ConfigMap"]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(cm["data"]["spider-validate-watch.json"])
+    suffix = {"gauge": "", "counter": "_total", "info": "_info"}
+    served = {f.name + suffix[f.type] for f in WatchMetrics().registry.collect()}
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in METRIC.findall(e)}
+    assert used and used <= served, used - served
+    assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {"${datasource}"}
