@@ -11,18 +11,21 @@ import signal
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from spider_validate import manifests
+from spider_validate.kube import Cluster, ExecResult
 from spider_validate.params import Parameters
 from spider_validate.watch import Watcher, WatchOptions, serve
 
 from tests.lab import netns
 from tests.lab.cluster import LabCluster
 from tests.lab.fixtures import assert_nothing_left, invoke
+from tests.test_chart_watch import GRANTS, rbac_name
 
 INTERVAL = 2.0
 NS = "spider-validate-watch-t"
@@ -34,7 +37,10 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 def scrape(port: int) -> Samples:
     """Every sample of /metrics, parsed with prometheus_client's own parser of the text format."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
+        return parse(reply.read().decode())
+
+
+def parse(text: str) -> Samples:
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(text)
@@ -46,12 +52,48 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
+class Recording:
+    """The double, recording each call as RBAC names it: (API group, resource, verb, scope)."""
+
+    def __init__(self, lab: LabCluster) -> None:
+        self.lab = lab
+        self.calls: set[tuple[str, str, str, str]] = set()
+
+    def _note(self, verb: str, kind: str, namespace: str | None, sub: str = "") -> None:
+        group, resource, namespaced = rbac_name(kind, sub)
+        self.calls.add((group, resource, verb, "namespace" if namespaced and namespace else "cluster"))
+
+    def list(self, kind: str, namespace: str | None = None, label_selector: str = "") -> list[dict[str, Any]]:
+        self._note("list", kind, namespace)
+        return self.lab.list(kind, namespace, label_selector)
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        self._note("get", kind, namespace)
+        return self.lab.get(kind, name, namespace)
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._note("create", obj["kind"], obj["metadata"].get("namespace"))
+        return self.lab.create(obj)
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
+        self._note("delete", kind, namespace)
+        self.lab.delete(kind, name, namespace)
+
+    def exec(self, namespace: str, pod: str, command: Sequence[str], timeout: float) -> ExecResult:
+        self._note("create", "Pod", namespace, "exec")
+        return self.lab.exec(namespace, pod, command, timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.lab, name)
+
+
 class Running:
     """A watcher serving on a free port in a thread, and the scrapes of its cycles."""
 
     def __init__(self, lab: LabCluster, port: int) -> None:
         params = Parameters(probe_timeout=2, retry_delay=0.1, retries=1)
-        self.watcher = Watcher(lab, params, WatchOptions(NS, INTERVAL, forecast_window=60))
+        self.cluster = Recording(lab)
+        self.watcher = Watcher(cast(Cluster, self.cluster), params, WatchOptions(NS, INTERVAL, forecast_window=60))
         self.port = port
         self.thread = threading.Thread(target=serve, args=(self.watcher, "127.0.0.1", port), daemon=True)
         self.thread.start()
@@ -97,6 +139,7 @@ def free_port() -> int:
 def running(lab: LabCluster) -> Iterator[Running]:
     lab.add_pool("watch-fill", FILL, node="lab-node-0")
     lab.add_pool("watch-leak", LEAK, node="lab-node-0")
+    lab.create(manifests.namespace(NS, "chart"))  # as in the chart: the release namespace exists
     run = Running(lab, free_port())
     try:
         yield run
@@ -104,6 +147,7 @@ def running(lab: LabCluster) -> Iterator[Running]:
         run.stop()
         for name in ("watch-fill", "watch-leak"):
             lab.delete("SpiderIPPool", name)
+        lab.delete("Namespace", NS)
         assert_nothing_left(lab, run_prefix=NS)
 
 
@@ -217,6 +261,19 @@ def test_metrics_move_the_right_way_within_one_interval_of_each_fault(lab: LabCl
     assert value(s, "spider_validate_watch_nodes") == 2
     assert value(s, "spider_validate_audit_findings", kind="leak") == 1  # the leak stays until someone fixes it
 
+    # what the chart's RBAC grants is exactly what it called (the websocket `get` of exec and the `get` after a
+    # lost create's 409 are the two calls the double does not make)
+    running.stop()
+    assert not [name for (ns, name) in lab.pods if ns == NS]  # its probe pods deleted, its namespace kept
+    extras = {("", "pods/exec", "get", "namespace"), ("", "pods", "get", "namespace")}
+    calls = running.cluster.calls
+
+    def covers(grant: tuple[str, ...], call: tuple[str, ...]) -> bool:  # a cluster grant covers every namespace
+        return grant == call or (grant[:3] == call[:3] and grant[3] == "cluster")
+
+    assert [c for c in calls if not any(covers(g, c) for g in GRANTS)] == []
+    assert {g for g in GRANTS if any(covers(g, c) for c in calls)} == GRANTS - extras
+
 
 def test_sigterm_stops_the_cli_and_removes_what_it_created(lab: LabCluster) -> None:
     port = free_port()
@@ -246,3 +303,40 @@ def test_sigterm_stops_the_cli_and_removes_what_it_created(lab: LabCluster) -> N
         scrape(port)  # the metrics server is closed
     assert_nothing_left(lab, run_prefix=NS)
     assert lab.get("Namespace", NS) is None
+
+
+def test_a_pod_being_started_is_no_finding_and_a_running_one_is(lab: LabCluster) -> None:
+    """Between Spiderpool's allocation and Multus's network-status a pod is Pending: not a finding for the watch.
+    The same record on a Running pod is one (the audit's `not-in-network-status`)."""
+    watcher = Watcher(lab, Parameters(), WatchOptions(NS, INTERVAL))
+    lab.add_pool("watch-fill", FILL, node="lab-node-0")
+    seen: dict[str, float | None] = {}
+
+    def cycle_while_pending(lab: LabCluster, namespace: str) -> None:
+        pod = lab.get("Pod", "starting", namespace)
+        assert pod is not None and pod["status"]["phase"] == "Pending"
+        watcher._ipam()
+        seen["pending"] = value(
+            scrape_registry(watcher), "spider_validate_audit_findings", kind="not-in-network-status"
+        )
+
+    lab.faults.before_ready["starting"] = cycle_while_pending
+    try:
+        workload(lab, "starting", "watch-fill")
+        wait(running_pod(lab, "starting"))
+        assert "pending" in seen and seen["pending"] is None
+        pod = copy.deepcopy(lab.get("Pod", "starting", f"{NS}-work"))
+        assert pod is not None
+        del pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"]
+        lab._put(pod)
+        watcher._ipam()
+        assert value(scrape_registry(watcher), "spider_validate_audit_findings", kind="not-in-network-status") == 1
+    finally:
+        lab.delete("Pod", "starting", f"{NS}-work")
+        lab.delete("SpiderIPPool", "watch-fill")
+    assert_nothing_left(lab, run_prefix=NS)
+
+
+def scrape_registry(watcher: Watcher) -> Samples:
+    """The samples the watcher would serve, without the HTTP server."""
+    return parse(generate_latest(watcher.metrics.registry).decode())

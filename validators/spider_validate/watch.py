@@ -190,7 +190,10 @@ class Watcher:
         snap = audit.snapshot(self.cluster)
         findings = audit.audit(snap)
         counts: dict[str, int] = {}
+        pending = _pending(snap.pods)
         for f in findings:
+            if f.problem == SETTLING and pending.intersection(f.objects):
+                continue
             counts[f.problem] = counts.get(f.problem, 0) + 1
         self.kinds |= set(counts)
         for kind in self.kinds:  # a kind once seen stays, at 0 when resolved: alerts see it end
@@ -213,6 +216,22 @@ class Watcher:
         self.metrics.forget_pools(gone)
         for name in gone:
             del self.trends[name]
+
+
+#: A pod being started has its address (Spiderpool's IPAM runs within the CNI ADD) before its network-status:
+#: Multus writes that annotation at the end of its CmdAdd, after every delegate (multus-cni pkg/multus/multus.go,
+#: CmdAdd: k8s.SetNetworkStatus). The audit, made for a quiet cluster, names it; the watch, which runs while pods
+#: start, does not count it for a pod that is still Pending.
+SETTLING = "not-in-network-status"
+
+
+def _pending(pods: list[dict[str, Any]]) -> set[str]:
+    """`Pod/ns/name` (as audit findings name pods) of the pods still Pending."""
+    return {
+        f"Pod/{p['metadata'].get('namespace')}/{p['metadata']['name']}"
+        for p in pods
+        if (p.get("status") or {}).get("phase") == "Pending"
+    }
 
 
 @contextmanager
