@@ -24,6 +24,7 @@ from tests.terraform.downgrade import UnsupportedConstruct, downgrade
 from tests.terraform.emulator import MotoServer
 from tests.terraform.harness import CLUSTER_TAG, REGION, STEPS, Lifecycle, NotConverged, Provider, Report
 from tests.terraform.leftovers import tagged
+from tests.terraform.node_writes import control_plane_writes
 
 pytestmark = pytest.mark.synth
 
@@ -81,7 +82,7 @@ def test_unknown_argument_fails_with_terraforms_message(
 ) -> None:
     stack = _small_stack(synthesized, {"aws_vpc"})
     _first(stack, "aws_vpc")["enable_jumbo_frames"] = True
-    report = Lifecycle(stack, synthesized["none"].config.name, tmp_path, provider).run(until="validate")
+    report = Lifecycle(stack, synthesized["none"].config.name, tmp_path, provider, writes=[]).run(until="validate")
     with pytest.raises(TerraformFailed, match='No argument or block type is named "enable_jumbo_frames"'):
         report.check("validate")
 
@@ -92,7 +93,7 @@ def test_dangling_reference_fails_with_terraforms_message(
     stack = _small_stack(synthesized, {"aws_vpc", "aws_subnet"})
     for subnet in stack["resource"]["aws_subnet"].values():
         subnet["vpc_id"] = "${aws_vpc.removed.id}"
-    report = Lifecycle(stack, synthesized["none"].config.name, tmp_path, provider).run(until="validate")
+    report = Lifecycle(stack, synthesized["none"].config.name, tmp_path, provider, writes=[]).run(until="validate")
     with pytest.raises(TerraformFailed, match="Reference to undeclared resource"):
         report.check("validate")
     with pytest.raises(AssertionError, match="plan not reached: validate failed first"):
@@ -105,10 +106,35 @@ def test_perpetual_diff_fails_the_second_plan(
     """A tag that changes on every plan: apply succeeds, the plan after it is not empty."""
     stack = _small_stack(synthesized, {"aws_vpc"})
     _first(stack, "aws_vpc")["tags"]["deployed"] = "${timestamp()}"
-    report = Lifecycle(stack, synthesized["none"].config.name, tmp_path, provider).run(until="replan")
+    report = Lifecycle(stack, synthesized["none"].config.name, tmp_path, provider, writes=[]).run(until="replan")
     report.check("apply")
     with pytest.raises(NotConverged, match=r"aws_vpc\.network_vpc_\w+.*update"):
         report.check("replan")
+
+
+def test_key_given_as_arn_drifts_once_the_node_writes(
+    synthesized: dict[str, Synthesized], provider: Provider, tmp_path: Path
+) -> None:
+    """Issue 9 item 7 as it was: Terraform gives SSM the key's ARN, control-plane-0 the alias; SSM records what it
+    is given, so the plan after the node's writes wants `key_id` back. The harness must catch it."""
+    full = synthesized["none"].stack
+    stack = _small_stack(synthesized, {"aws_kms_key", "aws_kms_alias", "aws_ssm_parameter"})
+    key = next(iter(stack["resource"]["aws_kms_key"]))
+    for parameter in stack["resource"]["aws_ssm_parameter"].values():
+        parameter["key_id"] = f"${{aws_kms_key.{key}.arn}}"
+    writes = control_plane_writes(full)
+    report = Lifecycle(stack, synthesized["none"].config.name, tmp_path, provider, writes=writes).run(until="replan")
+    report.check("publish")
+    with pytest.raises(NotConverged, match=r"aws_ssm_parameter\.\S+: \['update'\]"):
+        report.check("replan")
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_control_plane_publishes_exactly_the_stacks_parameters(name: str, synthesized: dict[str, Synthesized]) -> None:
+    """What the replay writes is what Terraform created (and what the node's IAM policy names)."""
+    stack = synthesized[name].stack
+    declared = {p["name"]: p["tier"] for p in stack["resource"]["aws_ssm_parameter"].values()}
+    assert {w.name: w.tier for w in control_plane_writes(stack)} == declared
 
 
 def test_a_new_6x_only_construct_fails_loudly(synthesized: dict[str, Synthesized], provider: Provider) -> None:

@@ -1,5 +1,6 @@
-"""One synthesized stack through Terraform's life cycle against its own moto server: validate, plan, apply, plan
-again (must be empty), destroy, and a sweep of the emulated account for anything still tagged with the cluster.
+"""One synthesized stack through Terraform's life cycle against its own moto server: validate, plan, apply, the
+writes control-plane-0 makes after boot, plan again (must be empty), destroy, and a sweep of the emulated account for
+anything still tagged with the cluster.
 
 Every step records its duration and its failure (Terraform's own message); a step after a failed one is reported
 as not reached, naming the failure, so that nothing is skipped silently.
@@ -16,7 +17,8 @@ from typing import Any
 from tests.terraform.cli import Terraform, TerraformFailed, find_mirror
 from tests.terraform.downgrade import downgrade
 from tests.terraform.emulator import MotoServer
-from tests.terraform.leftovers import LISTERS, tagged
+from tests.terraform.leftovers import LISTERS, client, tagged
+from tests.terraform.node_writes import Write, control_plane_writes
 
 #: The provider's endpoint keys (hashicorp/aws v5.100.0 `names/data/names_data.hcl`, one name per service: an alias
 #: set beside it is an error) of every service the stacks call, STS included for `aws_caller_identity`.
@@ -26,11 +28,11 @@ REGION = "us-east-1"
 #: leaves the machine (the provider's HTTP client honours HTTPS_PROXY; NO_PROXY lets the moto calls through).
 DEAD_PROXY = "http://127.0.0.1:9"
 CLUSTER_TAG = "spiderpool-rdma/cluster"
-STEPS = ("validate", "plan", "apply", "replan", "destroy", "sweep")
+STEPS = ("validate", "plan", "apply", "publish", "replan", "destroy", "sweep")
 
 
 class NotConverged(AssertionError):
-    """The plan right after apply is not empty: the next deploy would change something again."""
+    """The plan after apply and the nodes' own writes is not empty: the next deploy would change something."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,8 @@ class Lifecycle:
     cluster: str
     workdir: Path
     provider: Provider
+    #: what the nodes write after boot; by default control-plane-0's writes as its user data says
+    writes: list[Write] | None = None
     report: Report = field(default_factory=Report)
     amis: list[dict[str, Any]] = field(default_factory=list)
 
@@ -173,6 +177,7 @@ class Lifecycle:
                 "validate": lambda: self._validate(terraform),
                 "plan": lambda: self._plan(terraform),
                 "apply": lambda: self._apply(terraform, moto.url),
+                "publish": lambda: self._publish(moto.url),
                 "replan": lambda: self._replan(terraform),
                 "destroy": lambda: terraform.destroy(),
                 "sweep": lambda: self._sweep(moto.url),
@@ -215,6 +220,12 @@ class Lifecycle:
         found = tagged(url, REGION, CLUSTER_TAG, self.cluster)
         unseen = [rtype for rtype in LISTERS if rtype in self.stack["resource"] and not found[rtype]]
         assert not unseen, f"after apply the sweep finds nothing tagged {CLUSTER_TAG}={self.cluster} for {unseen}"
+
+    def _publish(self, url: str) -> None:
+        """control-plane-0 overwrites its SSM parameters as its bootstrap does."""
+        writes = control_plane_writes(self.stack) if self.writes is None else self.writes
+        for write in writes:
+            write.apply(client("ssm", url, write.region))
 
     def _replan(self, terraform: Terraform) -> None:
         code, plan = terraform.plan("replan.tfplan")

@@ -117,12 +117,16 @@ LISTERS: dict[str, Lister] = {
 }
 
 
+def client(service: str, url: str, region: str) -> Any:
+    """A boto3 client of the emulated account behind `url`."""
+    return boto3.client(
+        service, endpoint_url=url, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+
+
 def tagged(url: str, region: str, key: str, value: str) -> dict[str, list[str]]:
     """Everything that still exists in the account behind `url` and carries the tag key=value, by lister."""
-
-    def client(service: str) -> Any:
-        return boto3.client(
-            service, endpoint_url=url, region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing"
-        )
-
-    return {rtype: list(lister(client, key, value)) for rtype, lister in LISTERS.items()}
+    return {
+        rtype: list(lister(lambda service: client(service, url, region), key, value))
+        for rtype, lister in LISTERS.items()
+    }
