@@ -45,7 +45,12 @@ def lifecycles(
     }
     with ThreadPoolExecutor(max_workers=len(runs)) as pool:
         futures = {name: pool.submit(run.run) for name, run in runs.items()}
-        return {name: future.result() for name, future in futures.items()}
+        try:
+            return {name: future.result() for name, future in futures.items()}
+        except BaseException:  # Ctrl-C or a harness error: stop every terraform and server now, not at their end
+            for run in runs.values():
+                run.abort()
+            raise
 
 
 @pytest.mark.parametrize("step", STEPS)

@@ -8,13 +8,14 @@ provider is installed from the filesystem mirror that `terraform init -plugin-di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +60,23 @@ def cli_config(mirror: Path) -> str:
     )
 
 
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """After a timeout, an interrupt or an abort: the command's whole process group (its session), then reap it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @dataclass
 class Terraform:
     """One working directory and the environment every command in it runs with."""
 
     workdir: Path
     env: dict[str, str]
+    #: the command running now, for `abort` from another thread
+    process: subprocess.Popen[str] | None = field(default=None, init=False)
+    aborted: bool = field(default=False, init=False)
 
     @classmethod
     def create(cls, workdir: Path, mirror: Path, extra_env: Mapping[str, str] = ()) -> Terraform:  # type: ignore[assignment]
@@ -101,18 +113,26 @@ class Terraform:
             text=True,
             start_new_session=True,
         ) as process:
+            self.process = process
             try:
+                if self.aborted:
+                    raise TerraformFailed(f"terraform {args[0]} not run: aborted")
                 stdout, stderr = process.communicate(timeout=timeout)
             finally:
-                if process.poll() is None:  # timeout or interrupt: terraform and its provider plugin, as a group
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+                self.process = None
+                _kill_group(process)
         result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
         if result.returncode not in ok:
             raise TerraformFailed(
                 f"terraform {args[0]} exited {result.returncode} in {self.workdir}:\n{result.stderr}{result.stdout}"
             )
         return result
+
+    def abort(self) -> None:
+        """Kill the running command (terraform and its provider plugin) and refuse any further one."""
+        self.aborted = True
+        if self.process is not None:
+            _kill_group(self.process)
 
     def init(self) -> None:
         self.run("init", "-input=false")

@@ -6,6 +6,7 @@ for a "free" port) and prints it on stdout, then serves until SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -63,13 +64,15 @@ class MotoServer:
         return cls(process, int(line.removeprefix(READY)))
 
     def stop(self) -> None:
-        """Stop the whole process group (werkzeug's threads included), also when it already died."""
+        """Stop the whole process group (werkzeug's threads included), also when it already died; idempotent."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         if self.process.stdout:
             self.process.stdout.close()

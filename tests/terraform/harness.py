@@ -164,13 +164,27 @@ class Lifecycle:
     writes: list[Write] | None = None
     report: Report = field(default_factory=Report)
     amis: list[dict[str, Any]] = field(default_factory=list)
+    _terraform: Terraform | None = field(default=None, init=False)
+    _moto: MotoServer | None = field(default=None, init=False)
+    _aborted: bool = field(default=False, init=False)
+
+    def abort(self) -> None:
+        """From another thread (an interrupted test session): kill the running terraform, stop the server."""
+        self._aborted = True
+        if self._terraform is not None:
+            self._terraform.abort()
+        if self._moto is not None:
+            self._moto.stop()
 
     def run(self, until: str = STEPS[-1]) -> Report:
         """Run the steps up to `until`, stopping at the first failure; the moto server is stopped in any case."""
         self.amis = ami_images(self.stack)
-        moto = MotoServer.start(self.workdir / "moto", self.amis)
+        if self._aborted:
+            raise AssertionError("aborted before it started")
+        moto = self._moto = MotoServer.start(self.workdir / "moto", self.amis)
         try:
             terraform = Terraform.create(self.workdir / "terraform", self.provider.mirror, terraform_env())
+            self._terraform = terraform
             terraform.write("cdk.tf.json", downgrade(self.stack, self.provider.schema, self.provider.version))
             terraform.write("harness_override.tf.json", overrides(moto.url))
             steps: dict[str, Callable[[], None]] = {
