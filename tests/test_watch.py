@@ -4,6 +4,7 @@ metric names under promtool's linter, and the CLI's refusals before anything is 
 from __future__ import annotations
 
 import math
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -113,3 +114,22 @@ def test_a_busy_metrics_port_is_a_usage_error() -> None:
         with mock.patch.object(cli, "_connect", return_value=object()):
             result = CliRunner().invoke(cli.main, ["watch", "--metrics-port", str(port)])
     assert result.exit_code == 2 and f"cannot serve metrics on 127.0.0.1:{port}" in result.output, result.output
+
+
+IMAGE_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build-validator-image.sh"
+
+
+def test_the_image_script_passes_shellcheck_and_agrees_with_the_chart() -> None:
+    """The build itself takes minutes and Debian's mirror (run by hand, README); here: its shell and its contract
+    with the chart's Deployment (the user it runs as, the metrics port, the command)."""
+    proc = subprocess.run(["shellcheck", "--severity=style", str(IMAGE_SCRIPT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+    script = IMAGE_SCRIPT.read_text()
+    chart_dir = Path(__file__).resolve().parents[1] / "charts" / "spiderpool-rdma"
+    deployment = (chart_dir / "templates" / "watch-deployment.yaml").read_text()
+    values = yaml.safe_load((chart_dir / "values.yaml").read_text())["watch"]
+    user = re.search(r"^USER_ID=(\d+)", script, re.MULTILINE)
+    assert user and f"runAsUser: {user.group(1)}" in deployment
+    assert f"--port {values['port']}" in script and "--cmd watch" in script
+    version = re.search(r'^__version__ = "(.+)"', (Path(cli.__file__).parent / "__init__.py").read_text(), re.MULTILINE)
+    assert version and values["image"]["tag"] == version.group(1)
