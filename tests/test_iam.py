@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.conftest import SHARED, VARIANTS, Synthesized
+from tests.conftest import REPO, SHARED, VARIANTS, Synthesized
 from tests.iam_model import ACCOUNT, MANAGED, allows, role_policies
 
 pytestmark = pytest.mark.synth
@@ -23,6 +23,10 @@ AGENT_ACTIONS = ["ssm:UpdateInstanceInformation"] + [
 EFA_IMAGE = yaml.safe_load((SHARED / "upstream" / "aws-efa-k8s-device-plugin" / "values.yaml").read_text())["image"][
     "repository"
 ]
+#: ... and the one the umbrella chart's EFA profile deploys.
+PROFILE_IMAGE = yaml.safe_load((REPO / "charts" / "spiderpool-rdma" / "values-aws-efa.yaml").read_text())[
+    "aws-efa-k8s-device-plugin"
+]["image"]["repository"]
 ECR_PULL = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
 
 
@@ -74,7 +78,8 @@ def test_efa_workers_pull_the_device_plugin_image_and_nothing_else(variant: Synt
     # GetAuthorizationToken has no resource type: "*" is its only resource (ECR API permissions reference).
     assert allows(worker, "ecr:GetAuthorizationToken", "*") == efa
     for action in ECR_PULL:
-        assert allows(worker, action, repository_arn(EFA_IMAGE)) == efa, action
+        for image in (EFA_IMAGE, PROFILE_IMAGE):
+            assert allows(worker, action, repository_arn(image)) == efa, (action, image)
         assert not allows(worker, action, "arn:aws:ecr:us-west-2:999999999999:repository/eks/aws-efa-k8s-device-plugin")
         assert not allows(worker, action, "arn:aws:ecr:us-west-2:602401143452:repository/eks/coredns")
     cp = role_policies(variant.stack, variant.config.region, "control-plane")
