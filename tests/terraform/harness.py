@@ -136,6 +136,16 @@ def changes(plan: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
+def drift(change: dict[str, Any]) -> str:
+    """The top-level attributes a planned update changes, as `name: before -> after` (after may be unknown)."""
+    before, after, unknown = change.get("before") or {}, change.get("after") or {}, change.get("after_unknown") or {}
+    keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k) or unknown.get(k) is True)
+    return ", ".join(
+        f"{k}: {before.get(k)!r} -> {'(known after apply)' if unknown.get(k) is True else repr(after.get(k))}"
+        for k in keys
+    )
+
+
 @dataclass
 class Report:
     """What each step of one stack's life cycle did."""
@@ -244,7 +254,12 @@ class Lifecycle:
     def _replan(self, terraform: Terraform) -> None:
         code, plan = terraform.plan("replan.tfplan")
         if code != 0:
-            raise NotConverged(f"the plan after apply is not empty (exit {code}): {changes(plan)}")
+            details = "\n".join(
+                f"  {r['address']} {r['change']['actions']}: {drift(r['change'])}"
+                for r in plan.get("resource_changes", [])
+                if r["address"] in changes(plan)
+            )
+            raise NotConverged(f"the plan after apply is not empty (exit {code}): {changes(plan)}\n{details}")
 
     def _sweep(self, url: str) -> None:
         left = {rtype: items for rtype, items in tagged(url, REGION, CLUSTER_TAG, self.cluster).items() if items}
