@@ -340,3 +340,21 @@ def test_a_pod_being_started_is_no_finding_and_a_running_one_is(lab: LabCluster)
 def scrape_registry(watcher: Watcher) -> Samples:
     """The samples the watcher would serve, without the HTTP server."""
     return parse(generate_latest(watcher.metrics.registry).decode())
+
+
+def test_a_stop_in_the_middle_of_a_cycle_ends_that_cycle_without_an_exception(lab: LabCluster) -> None:
+    """SIGTERM sets `stop` while a cycle runs: the pods it would still create are refused (the run is stopping),
+    which that cycle counts as a failed step instead of raising out of the loop before the cleanup."""
+    lab.create(manifests.namespace(NS, "chart"))
+    watcher = Watcher(lab, Parameters(), WatchOptions(NS, INTERVAL))
+    try:
+        watcher.start()
+        watcher.stop.set()
+        assert watcher.cycle() is False
+        samples = scrape_registry(watcher)
+        assert value(samples, "spider_validate_watch_errors_total", step="pods") == 1
+        assert value(samples, "spider_validate_watch_last_cycle_success") == 0
+    finally:
+        watcher.close()
+        lab.delete("Namespace", NS)
+    assert_nothing_left(lab, run_prefix=NS)

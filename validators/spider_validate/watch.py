@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spider_validate import __version__, actions, audit, manifests
-from spider_validate.context import PodInfo, RunContext, underlay_ip
+from spider_validate.context import PodInfo, RunContext, SetupError, underlay_ip
 from spider_validate.forecast import Trend
 from spider_validate.kube import ApiError, Cluster
 from spider_validate.metrics import WatchMetrics
@@ -71,7 +71,7 @@ class Watcher:
     def start(self) -> None:
         """Find the network and make sure the namespace exists; the pods come with the first cycle."""
         self.ctx.network = self.ctx.api(lambda: discover_network(self.ctx))
-        if self.cluster.get("Namespace", self.options.namespace) is None:
+        if self.ctx.api(lambda: self.cluster.get("Namespace", self.options.namespace)) is None:
             self.ctx.create(manifests.namespace(self.options.namespace, self.ctx.run_id))
             self.created_namespace = True
         self.metrics.info.info(
@@ -101,10 +101,11 @@ class Watcher:
         for step, fn in (("pods", self._reconcile), ("ipam", self._ipam)):
             try:
                 fn()
-            except (ApiError, audit.Unreadable) as exc:
+            except Exception as exc:  # a watch outlives any one failure: said, counted, and the next cycle runs
                 ok = False
                 self.metrics.errors.labels(step).inc()
-                log.warning("%s: %s", step, exc)
+                expected = isinstance(exc, ApiError | audit.Unreadable | SetupError)  # API, malformed object, stop
+                log.warning("%s: %s", step, exc, exc_info=not expected)
         m = self.metrics
         m.cycle_duration.set(time.monotonic() - began)
         m.cycle_success.set(1 if ok else 0)
