@@ -1,0 +1,84 @@
+"""Proof of fabric: an RDMA device's traffic counters, read before and after a bandwidth test, as each driver
+names them. A tool that silently fell back to TCP leaves them still.
+
+Where each name comes from (Linux):
+- EFA: drivers/infiniband/hw/efa/efa_verbs.c, EFA_DEFINE_STATS (lines 34-37 at commit 031616c4): `tx_bytes`,
+  `tx_pkts`, `rx_bytes`, `rx_pkts`, in ports/1/hw_counters/.
+- rxe (Soft-RoCE): drivers/infiniband/sw/rxe/rxe_hw_counters.c, rxe_counter_name (lines 37-38 at commit
+  0f2cb7cf): `sent_pkts`, `rcvd_pkts`, packets only, in ports/1/hw_counters/.
+- mlx5 and every IB/RoCE port with a PMA: Documentation/ABI/stable/sysfs-class-infiniband, "Data info":
+  ports/1/counters/`port_xmit_data` and `port_rcv_data`, "Total number of data octets, divided by 4 (lanes)".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# (directory under ports/1, transmitted, received, bytes per unit; 0 = packets). The first present pair counts.
+PAIRS = (
+    ("hw_counters", "tx_bytes", "rx_bytes", 1),  # EFA
+    ("counters", "port_xmit_data", "port_rcv_data", 4),  # PMA: octets / 4
+    ("hw_counters", "sent_pkts", "rcvd_pkts", 0),  # rxe
+)
+MAX_PAYLOAD = 4096  # the largest IB MTU: a packet carries at most this much (IBTA path MTU 4096)
+FRACTION = 0.5  # the device must have carried at least half of what the tool reports
+
+# Prints `DIR/NAME VALUE` for every counter of the device's port 1. SYSFS is for tests on a constructed tree.
+SCRIPT = r"""
+port="${SYSFS:-/sys}/class/infiniband/$1/ports/1"
+[ -d "$port" ] || { echo "no port 1 under $port" >&2; exit 1; }
+for f in "$port"/counters/* "$port"/hw_counters/*; do
+  [ -f "$f" ] || continue
+  v="$(cat "$f" 2>/dev/null)" && echo "${f#$port/} $v"
+done
+"""
+
+
+def command(device: str) -> list[str]:
+    return ["sh", "-c", SCRIPT, "counters", device]
+
+
+def parse(output: str) -> dict[str, int]:
+    counters = {}
+    for line in output.splitlines():
+        name, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            counters[name] = int(value)
+    return counters
+
+
+@dataclass(frozen=True)
+class Traffic:
+    sent: int
+    received: int
+    unit: str  # bytes | packets
+    source: str  # the counters' names
+
+    def bytes_up_to(self, count: int) -> int:
+        """The most bytes `count` can stand for: packets carry at most MAX_PAYLOAD each (so few packets can
+        never account for many bytes, which is what the check needs)."""
+        return count if self.unit == "bytes" else count * MAX_PAYLOAD
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> Traffic | None:
+    """The traffic between two readings from the first counter pair the driver has; None when it has none."""
+    for directory, tx, rx, scale in PAIRS:
+        keys = (f"{directory}/{tx}", f"{directory}/{rx}")
+        if all(k in before and k in after for k in keys):
+            sent, received = (after[k] - before[k] for k in keys)
+            unit = "packets" if scale == 0 else "bytes"
+            return Traffic(sent * max(scale, 1), received * max(scale, 1), unit, " and ".join(keys))
+    return None
+
+
+def crossed(tool_bytes: float, sender: Traffic, receiver: Traffic) -> tuple[bool, str]:
+    """Whether the sender's device sent and the receiver's received at least FRACTION of what the tool reports."""
+    need = tool_bytes * FRACTION
+    sent, received = sender.bytes_up_to(sender.sent), receiver.bytes_up_to(receiver.received)
+    what = (
+        f"the tool reports {tool_bytes / 1e6:.1f} MB; the devices counted {sender.sent} {sender.unit} sent "
+        f"({sender.source}) and {receiver.received} {receiver.unit} received"
+    )
+    if sent >= need and received >= need:
+        return True, what
+    return False, f"{what}: less than {FRACTION:g} of it crossed the RDMA device (a fallback to TCP?)"
