@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from tests.terraform.cli import TerraformFailed
 from tests.terraform.downgrade import UnsupportedConstruct, downgrade
 from tests.terraform.emulator import MotoServer
 from tests.terraform.harness import CLUSTER_TAG, REGION, STEPS, Lifecycle, NotConverged, Provider, Report
-from tests.terraform.leftovers import tagged
+from tests.terraform.leftovers import client, tagged
 from tests.terraform.node_writes import control_plane_writes
 
 pytestmark = pytest.mark.synth
@@ -34,39 +35,7 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Provider:
     return Provider.discover(tmp_path_factory.mktemp("tf-provider"))
 
 
-@pytest.fixture(scope="module")
-def lifecycles(
-    synthesized: dict[str, Synthesized], provider: Provider, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Report]:
-    """Every scenario's whole life cycle, concurrently; each stops its own moto server and Terraform on failure."""
-    runs = {
-        name: Lifecycle(s.stack, s.config.name, tmp_path_factory.mktemp(f"tf-{name}"), provider)
-        for name, s in synthesized.items()
-    }
-    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        futures = {name: pool.submit(run.run) for name, run in runs.items()}
-        try:
-            return {name: future.result() for name, future in futures.items()}
-        except BaseException:  # Ctrl-C or a harness error: stop every terraform and server now, not at their end
-            for run in runs.values():
-                run.abort()
-            raise
-
-
-@pytest.mark.parametrize("step", STEPS)
-@pytest.mark.parametrize("name", list(VARIANTS))
-def test_stack_lifecycle(name: str, step: str, lifecycles: dict[str, Report]) -> None:
-    lifecycles[name].check(step)
-
-
-def test_lifecycle_timings(lifecycles: dict[str, Report]) -> None:
-    """Not a check of the stacks: prints how long each step took (`pytest -s`), for the README's numbers."""
-    for name, report in lifecycles.items():
-        print(name, " ".join(f"{step}={seconds:.1f}s" for step, seconds in report.seconds.items()))
-    assert all(report.seconds for report in lifecycles.values())
-
-
-# --- the harness must fail on bad stacks, with Terraform's own message --------------------------------------------
+# --- deliberately broken stacks: the harness must fail on each, with Terraform's own message ----------------------
 
 
 def _small_stack(synthesized: dict[str, Synthesized], keep: set[str]) -> dict[str, Any]:
@@ -82,56 +51,105 @@ def _first(stack: dict[str, Any], rtype: str) -> dict[str, Any]:
     return body
 
 
-def test_unknown_argument_fails_with_terraforms_message(
-    synthesized: dict[str, Synthesized], provider: Provider, tmp_path: Path
-) -> None:
+def _unknown_argument(synthesized: dict[str, Synthesized]) -> dict[str, Any]:
     stack = _small_stack(synthesized, {"aws_vpc"})
     _first(stack, "aws_vpc")["enable_jumbo_frames"] = True
-    report = Lifecycle(stack, synthesized["none"].config.name, tmp_path, provider, writes=[]).run(until="validate")
-    with pytest.raises(TerraformFailed, match='No argument or block type is named "enable_jumbo_frames"'):
-        report.check("validate")
+    return stack
 
 
-def test_dangling_reference_fails_with_terraforms_message(
-    synthesized: dict[str, Synthesized], provider: Provider, tmp_path: Path
-) -> None:
+def _dangling_reference(synthesized: dict[str, Synthesized]) -> dict[str, Any]:
     stack = _small_stack(synthesized, {"aws_vpc", "aws_subnet"})
     for subnet in stack["resource"]["aws_subnet"].values():
         subnet["vpc_id"] = "${aws_vpc.removed.id}"
-    report = Lifecycle(stack, synthesized["none"].config.name, tmp_path, provider, writes=[]).run(until="validate")
-    with pytest.raises(TerraformFailed, match="Reference to undeclared resource"):
-        report.check("validate")
-    with pytest.raises(AssertionError, match="plan not reached: validate failed first"):
-        report.check("plan")
+    return stack
 
 
-def test_perpetual_diff_fails_the_second_plan(
-    synthesized: dict[str, Synthesized], provider: Provider, tmp_path: Path
-) -> None:
-    """A tag that changes on every plan: apply succeeds, the plan after it is not empty."""
+def _perpetual_diff(synthesized: dict[str, Synthesized]) -> dict[str, Any]:
+    """A tag that changes at every plan: apply succeeds, the plan after it is not empty."""
     stack = _small_stack(synthesized, {"aws_vpc"})
     _first(stack, "aws_vpc")["tags"]["deployed"] = "${timestamp()}"
-    report = Lifecycle(stack, synthesized["none"].config.name, tmp_path, provider, writes=[]).run(until="replan")
-    report.check("apply")
-    with pytest.raises(NotConverged, match=r"aws_vpc\.network_vpc_\w+.*update"):
-        report.check("replan")
+    return stack
 
 
-def test_key_given_as_arn_drifts_once_the_node_writes(
-    synthesized: dict[str, Synthesized], provider: Provider, tmp_path: Path
-) -> None:
+def _key_as_arn(synthesized: dict[str, Synthesized]) -> dict[str, Any]:
     """Issue 9 item 7 as it was: Terraform gives SSM the key's ARN, control-plane-0 the alias; SSM records what it
-    is given, so the plan after the node's writes wants `key_id` back. The harness must catch it."""
-    full = synthesized["none"].stack
+    is given, so the plan after the node's writes wants `key_id` back."""
     stack = _small_stack(synthesized, {"aws_kms_key", "aws_kms_alias", "aws_ssm_parameter"})
     key = next(iter(stack["resource"]["aws_kms_key"]))
     for parameter in stack["resource"]["aws_ssm_parameter"].values():
         parameter["key_id"] = f"${{aws_kms_key.{key}.arn}}"
-    writes = control_plane_writes(full)
-    report = Lifecycle(stack, synthesized["none"].config.name, tmp_path, provider, writes=writes).run(until="replan")
-    report.check("publish")
-    with pytest.raises(NotConverged, match=r"aws_ssm_parameter\.\S+: \['update'\]"):
-        report.check("replan")
+    return stack
+
+
+#: name -> (the broken stack, the last step to run)
+BROKEN: dict[str, tuple[Callable[[dict[str, Synthesized]], dict[str, Any]], str]] = {
+    "unknown-argument": (_unknown_argument, "validate"),
+    "dangling-reference": (_dangling_reference, "plan"),
+    "perpetual-diff": (_perpetual_diff, "replan"),
+    "key-as-arn": (_key_as_arn, "replan"),
+}
+
+
+@pytest.fixture(scope="module")
+def reports(
+    synthesized: dict[str, Synthesized], provider: Provider, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Report]:
+    """Every scenario's whole life cycle and every broken stack's, concurrently (most of their time is the
+    provider waiting between polls); each stops its own moto server and Terraform, also on failure."""
+    runs: dict[str, tuple[Lifecycle, str]] = {
+        name: (Lifecycle(s.stack, s.config.name, tmp_path_factory.mktemp(f"tf-{name}"), provider), STEPS[-1])
+        for name, s in synthesized.items()
+    }
+    plain = synthesized["none"]
+    for name, (build, until) in BROKEN.items():
+        writes = control_plane_writes(plain.stack) if name == "key-as-arn" else []
+        workdir = tmp_path_factory.mktemp(f"tf-broken-{name}")
+        runs[name] = (Lifecycle(build(synthesized), plain.config.name, workdir, provider, writes=writes), until)
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        futures = {name: pool.submit(run.run, until) for name, (run, until) in runs.items()}
+        try:
+            return {name: future.result() for name, future in futures.items()}
+        except BaseException:  # Ctrl-C or a harness error: stop every terraform and server now, not at their end
+            for run, _ in runs.values():
+                run.abort()
+            raise
+
+
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_stack_lifecycle(name: str, step: str, reports: dict[str, Report]) -> None:
+    reports[name].check(step)
+
+
+def test_lifecycle_timings(reports: dict[str, Report]) -> None:
+    """Not a check of the stacks: prints how long each step took (`pytest -s`), for the README's numbers."""
+    for name, report in reports.items():
+        print(name, " ".join(f"{step}={seconds:.1f}s" for step, seconds in report.seconds.items()))
+    assert all(report.seconds for report in reports.values())
+
+
+def test_unknown_argument_fails_with_terraforms_message(reports: dict[str, Report]) -> None:
+    with pytest.raises(TerraformFailed, match='No argument or block type is named "enable_jumbo_frames"'):
+        reports["unknown-argument"].check("validate")
+
+
+def test_dangling_reference_fails_with_terraforms_message(reports: dict[str, Report]) -> None:
+    with pytest.raises(TerraformFailed, match="Reference to undeclared resource"):
+        reports["dangling-reference"].check("validate")
+    with pytest.raises(AssertionError, match="plan not reached: validate failed first"):
+        reports["dangling-reference"].check("plan")
+
+
+def test_perpetual_diff_fails_the_second_plan(reports: dict[str, Report]) -> None:
+    reports["perpetual-diff"].check("apply")
+    with pytest.raises(NotConverged, match=r"aws_vpc\.network_vpc_\w+.*update"):
+        reports["perpetual-diff"].check("replan")
+
+
+def test_key_given_as_arn_drifts_once_the_node_writes(reports: dict[str, Report]) -> None:
+    reports["key-as-arn"].check("publish")
+    with pytest.raises(NotConverged, match=r"aws_ssm_parameter\.\S+ \['update'\]: key_id: 'alias/"):
+        reports["key-as-arn"].check("replan")
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -173,11 +191,7 @@ def test_sweep_finds_what_is_left(tmp_path: Path) -> None:
     """The leftover check sees a tagged resource (so its empty answer after destroy means something)."""
     moto = MotoServer.start(tmp_path, [])
     try:
-        import boto3
-
-        ec2 = boto3.client(
-            "ec2", endpoint_url=moto.url, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
-        )
+        ec2 = client("ec2", moto.url, REGION)
         tags = [{"ResourceType": "vpc", "Tags": [{"Key": CLUSTER_TAG, "Value": "left"}]}]
         vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16", TagSpecifications=tags)["Vpc"]["VpcId"]
         found = tagged(moto.url, REGION, CLUSTER_TAG, "left")
