@@ -470,6 +470,8 @@ class LabCluster:
                 ]
                 self._put(pod.obj)
             return
+        if spec.get("hostNetwork"):  # the node's own namespace and address: no IPAM, no CNI (kubelet skips both)
+            pod.ns, pod.ip = self.node_ns[node], self.node_ip[node]
         if not pod.ip:
             if self.faults.ipam_delay:
                 time.sleep(self.faults.ipam_delay)
@@ -504,9 +506,10 @@ class LabCluster:
                 ],
             }
             pod.obj["spec"]["nodeName"] = node
-            pod.obj["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = json.dumps(
-                [{"name": "kube-system/macvlan-eth0", "interface": "eth0", "ips": [pod.ip], "default": True}]
-            )
+            if not spec.get("hostNetwork"):  # Multus does not attach a hostNetwork pod: no network-status
+                pod.obj["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = json.dumps(
+                    [{"name": "kube-system/macvlan-eth0", "interface": "eth0", "ips": [pod.ip], "default": True}]
+                )
             self._put(pod.obj)
         self._sync_services()
 
@@ -638,6 +641,8 @@ class LabCluster:
         if pod.server and pod.server.poll() is None:
             pod.server.kill()
             pod.server.wait(timeout=5)
+        if pod.ns and pod.obj["spec"].get("hostNetwork"):
+            pod.ns = ""  # the node's namespace stays
         if pod.ns:
             with contextlib.suppress(RuntimeError):  # the namespace goes anyway
                 netns.cni("DEL", "macvlan", self.node_ns[pod.node], pod.ns, pod.ns, "eth0", cni_config(pod.ip))

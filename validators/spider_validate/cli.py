@@ -144,7 +144,7 @@ def image_options(fn: Callable[..., None]) -> Callable[..., None]:
         "image_overrides",
         multiple=True,
         metavar="NAME=REF",
-        help="Replace one image (client, server, rdma). Repeatable.",
+        help="Replace one image (client, server, rdma, perf). Repeatable.",
     )(fn)
     return click.option(
         "--image-registry",
@@ -232,6 +232,26 @@ def image_options(fn: Callable[..., None]) -> Callable[..., None]:
     type=inputs.Positive("GBPS"),
     help="Minimum average bandwidth in Gb/s [default: a fraction of the line rate from the node's "
     "spiderpool-rdma/network-gbps label or instance type; without either the test is skipped].",
+)
+@click.option(
+    "--perf-tolerance",
+    default=0.10,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="perf/throughput passes when pods reach at least (1 - this) of the host network's throughput.",
+)
+@click.option(
+    "--perf-latency-tolerance",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="perf/latency passes when the pods' p50 latency is at most (1 + this) times the host network's.",
+)
+@click.option(
+    "--perf-seconds", default=10, show_default=True, type=click.IntRange(1, 300), help="Length of a perf measurement."
+)
+@click.option(
+    "--perf-streams", default=8, show_default=True, type=click.IntRange(1, 128), help="Parallel TCP streams (iperf3)."
 )
 @click.option(
     "--diagnostics-dir",
