@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from spider_validate import linerate, manifests, rdma_probes
+from spider_validate import linerate, manifests, rdma_fabric, rdma_probes
 from spider_validate.context import PodInfo, RunContext
 from spider_validate.model import Action, Outcome, Scenario, Skip, Test
 
@@ -184,6 +184,13 @@ def bandwidth(ctx: RunContext) -> Iterator[Action]:
     for pod in (server, client):
         yield Action(f"RDMA device of {pod}", "rdma", pod, "gid", partial(discover, pod))
 
+    def devices() -> dict[str, str]:
+        return {pod: found[pod][0] for pod in (server, client)}
+
+    before: rdma_fabric.Readings = {}
+    measured: list[rdma_probes.Bandwidth] = []
+    yield rdma_fabric.read(ctx, devices, before)
+
     seconds = ctx.params.rdma_seconds
     deadline = seconds + 30
 
@@ -217,15 +224,19 @@ def bandwidth(ctx: RunContext) -> Iterator[Action]:
             bw = rdma_probes.parse_perftest(out + err)
         except rdma_probes.PerftestError as exc:
             return Outcome(False, f"ib_write_bw failed: {exc}")
+        measured.append(bw)
         return judge(bw, threshold, how)
 
     yield Action(f"bandwidth {client} -> {server}", "rdma", client, server, measure)
+    yield rdma_fabric.proof(ctx, client, server, devices, before, lambda: measured[-1] if measured else None, seconds)
 
     def stop() -> Outcome:
         _exec(ctx, server, "pkill ib_write_bw || true", 10)
         return Outcome(True, "server stopped")
 
     yield Action("stop the server", "rdma", server, "-", stop)
+    if mode == "efa":
+        yield rdma_fabric.fi_pingpong(ctx, server, client, pods.info[server].ip, port + 1)
 
 
 TESTS = [
