@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from spider_validate import report
 from spider_validate.model import RunResult, Status
@@ -68,6 +69,10 @@ def test_healthy_double_passes_with_its_figures(lab: LabCluster, tmp_path: Path)
         "perf/throughput": Status.PASS,
         "perf/latency": Status.PASS,
     }
+    jsonschema.validate(
+        json.loads(report.to_json(result)),
+        json.loads((Path(report.__file__).parent / "result_schema.json").read_text()),
+    )
     data = figures(result)
     host, pod = data["perf/throughput: throughput host to host"], data["perf/throughput: throughput pod to pod"]
     assert host["transport"] == "TCP host to host" and host["average_gbps"] > 0 and host["streams"] == 4

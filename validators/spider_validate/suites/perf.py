@@ -135,7 +135,7 @@ def throughput(ctx: RunContext) -> Iterator[Action]:
             "transport": f"TCP {kind} to {kind}",
             "average_gbps": round(tp.gbps, 3),
             "streams": tp.streams,
-            "seconds": round(tp.seconds, 2),
+            "measured_seconds": round(tp.seconds, 2),
             "retransmits": tp.retransmits,
         }
         summary = f"{tp.gbps:.2f} Gb/s with {tp.streams} streams over {tp.seconds:.0f}s"
