@@ -109,7 +109,7 @@ def cells(browser: Browser) -> dict[tuple[str, str], dict[str, Any]]:
 
 def test_healthy_run(fresh: LabCluster, tmp_path: Path, browser: Browser) -> None:
     code, result, page = run_cli(
-        fresh, tmp_path, "--apps", "2", "--test", "!rdma/", "--ipam-range", IPAM_RANGE, "--ipam-pods", "8"
+        fresh, tmp_path, "--apps", "2", "--test", "!rdma/|perf/", "--ipam-range", IPAM_RANGE, "--ipam-pods", "8"
     )
     assert code == 0 and result["passed"]
     env = result["environment"]

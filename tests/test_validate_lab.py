@@ -55,10 +55,10 @@ def status(result: RunResult, test_id: str) -> Status:
 
 
 def test_healthy_cluster_passes_every_suite(lab: LabCluster, tmp_path: Path) -> None:
-    result = run(lab, tmp_path, apps=2, tests=("!ipam/", "!rdma/"))  # those suites have tests of their own
+    result = run(lab, tmp_path, apps=2, tests=("!ipam/", "!rdma/", "!perf/"))  # those suites have tests of their own
     assert result.passed, report.table(result)
     assert {t.id: t.status for t in result.tests} == {
-        t.id: Status.PASS for t in all_tests() if t.suite not in {"ipam", "rdma"}
+        t.id: Status.PASS for t in all_tests() if t.suite not in {"ipam", "rdma", "perf"}
     }
     matrix = {(c["source"], c["destination"], c["probe"]) for c in report.matrix(result)}
     for client in ("client-0", "client-1"):
