@@ -28,7 +28,8 @@ class Throughput:
 
 @dataclass(frozen=True)
 class Latency:
-    """sockperf's figures in microseconds: half a round trip, as sockperf reports ping-pong latency."""
+    """sockperf's figures in microseconds: half a round trip ("the average latency for a given one-way path between
+    the two machines is the average RTT divided by two", sockperf(1) of Debian's sockperf 3.7, DESCRIPTION)."""
 
     p50_us: float
     p90_us: float
