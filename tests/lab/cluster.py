@@ -31,6 +31,7 @@ from spider_validate.addresses import expand
 from spider_validate.kube import SPIDERPOOL_GROUP, SPIDERPOOL_VERSION, ApiError, ExecResult, unwrap_output, wrap_command
 
 from tests.lab import netns
+from tests.upstream import pod_security
 
 SERVER = Path(__file__).with_name("server.py")
 NODE_NET = ipaddress.ip_network("198.18.0.0/24")
@@ -329,6 +330,12 @@ class LabCluster:
         self.faults.take("create", kind)
         if self.get(kind, meta["name"], meta.get("namespace")) is not None:
             raise ApiError(409, f"{kind} {meta['name']} already exists")
+        refused = pod_security.admitted(self.get("Namespace", meta["namespace"]), obj) if kind == "Pod" else []
+        if refused:  # the message as PSA's admission webhook words it (pod-security-admission/admission/admission.go)
+            raise ApiError(
+                403,
+                f'pods "{meta["name"]}" is forbidden: violates PodSecurity "baseline:latest": ' + "; ".join(refused),
+            )
         return self._create(copy.deepcopy(obj))
 
     def _create(self, obj: dict[str, Any]) -> dict[str, Any]:

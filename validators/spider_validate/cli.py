@@ -7,7 +7,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
 
 import click
 import yaml
@@ -332,7 +332,11 @@ def run(
 
 @main.command(name="list")
 def list_tests() -> None:
-    """Every test with its suite, labels and description.
+    """Every test: its id, labels, needs and description.
+
+    Needs are the facts of the cluster a test requires (without them it is skipped before any pod is created)
+    and `privileged` where the run's namespace must enforce Pod Security's privileged level for the test's pods
+    (IPC_LOCK, hostNetwork); a run selects baseline unless a test that will run needs more.
 
     \b
     Example:
@@ -342,7 +346,8 @@ def list_tests() -> None:
 
     for t in all_tests():
         labels = ",".join(t.labels) or "-"
-        click.echo(f"{t.id:<40} {labels:<22} {t.description}")
+        needs = ",".join([*t.requires, *([t.pod_security] if t.pod_security != "baseline" else [])]) or "-"
+        click.echo(f"{t.id:<40} {labels:<22} {needs:<16} {t.description}")
 
 
 @main.command()
@@ -376,36 +381,49 @@ def images(image_registry: str | None, image_overrides: tuple[str, ...]) -> None
 )
 @click.option("--nodes", default="node-a,node-b", show_default=True, type=inputs.NodeNames(), help="Nodes to pin to.")
 @click.option("--apps", default=0, type=click.IntRange(0, 20), help="Also N apps of the run's own.")
+@click.option(
+    "--test",
+    "tests",
+    multiple=True,
+    type=inputs.Pattern(),
+    help="Also the pods of the tests whose suite/name matches (ipam, rdma); !REGEX excludes. Repeatable.",
+)
 @image_options
 def manifests_cmd(
     network: str,
-    attach: str,
+    attach: Literal["default", "secondary"],
     nodes: tuple[str, ...],
     apps: int,
+    tests: tuple[str, ...],
     image_registry: str | None,
     image_overrides: tuple[str, ...],
 ) -> None:
-    """Print the objects `run` creates, without a cluster.
+    """Print the objects `run` creates, without a cluster: the namespace (at the Pod Security level the selected
+    tests need) and the shared test pods, then the pods of each test selected with --test.
 
     \b
     Example:
       spider-validate manifests --nodes worker-0,worker-1 | kubectl apply --dry-run=server -f -
+      spider-validate manifests --test rdma/device
     """
     from spider_validate import manifests
+    from spider_validate.context import RunContext
     from spider_validate.runner import new_run_id
+    from spider_validate.suites import all_tests
 
     ns, _, name = network.rpartition("/")
     params = Parameters(
-        apps=apps, image_registry=image_registry, image_overrides=inputs.image_overrides(image_overrides)
+        apps=apps, tests=tests, image_registry=image_registry, image_overrides=inputs.image_overrides(image_overrides)
     )
+    selected = [t for t in all_tests() if tests and params.selects(t.id)]
+    if tests and not selected:
+        raise UsageProblem(f"no test matches {' '.join(tests)} (see `spider-validate list`)")
     run_id = new_run_id()
-    objs = manifests.run_objects(
-        run_id,
-        f"{params.namespace_prefix}-{run_id}",
-        list(nodes),
-        manifests.Network(ns or "kube-system", name, attach),
-        params,
-    )
+    offline = RunContext(cast("Cluster", None), params, run_id, f"{params.namespace_prefix}-{run_id}")
+    offline.network, offline.nodes = manifests.Network(ns or "kube-system", name, attach), list(nodes)
+    level = manifests.pod_security(selected)
+    objs = manifests.run_objects(run_id, offline.namespace, offline.nodes, offline.network, params, level)
+    objs += [obj for t in selected if t.objects for obj in t.objects(offline)]
     click.echo(yaml.safe_dump_all(objs, sort_keys=False), nl=False)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spider_validate import manifests
+from spider_validate.discovery import Facts
 from spider_validate.kube import ApiError, Cluster
 from spider_validate.manifests import Network
 from spider_validate.params import RUN_LABEL, Parameters
@@ -50,6 +51,8 @@ class RunContext:
     node_ips: dict[str, str] = field(default_factory=dict)
     pods: dict[str, PodInfo] = field(default_factory=dict)
     service_ip: str = ""
+    facts: Facts = field(default_factory=Facts)
+    pod_security: str = "baseline"  # the level the run's namespace enforces (manifests.pod_security)
     stop: threading.Event = field(default_factory=threading.Event)
     finalizers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)  # the run's probe workers

@@ -117,6 +117,7 @@ def collect(
     if ctx is not None:
         env["network"] = ctx.network.ref if ctx.network else ""
         env["test_nodes"] = list(ctx.nodes)
+        env["pod_security"] = ctx.pod_security
         env["pods"] = [
             {"name": p.name, "role": p.role, "node": p.node, "ip": p.ip, "app": p.app or ""}
             for p in sorted(ctx.pods.values(), key=lambda p: p.name)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from spider_validate.params import MANAGED_BY, RUN_LABEL, Parameters
+
+if TYPE_CHECKING:
+    from spider_validate.model import PodSecurity, Test
 
 ROLE_LABEL = "spider-validate/role"
 APP_LABEL = "spider-validate/app"
@@ -17,7 +21,7 @@ SERVING_ROLES = {"server", "app"}  # pods that run the HTTP server; every other 
 class Network:
     namespace: str
     name: str
-    attach: str  # default | secondary
+    attach: Literal["default", "secondary"]
     pools: tuple[str, ...] = ()
 
     @property
@@ -45,19 +49,30 @@ def labels(run_id: str, **extra: str) -> dict[str, str]:
     return {**MANAGED_BY, RUN_LABEL: run_id, **extra}
 
 
-def namespace(name: str, run_id: str) -> dict[str, Any]:
-    ns: dict[str, Any] = {
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+# ping without CAP_NET_RAW: an ICMP datagram socket, which the kernel allows to the groups in this range (a safe
+# sysctl Pod Security's baseline admits; containerd 1.7 leaves the kernel's "1 0", nobody). Every uid and gid, as
+# containerd 2.0 sets it with enable_unprivileged_icmp.
+PING_SYSCTL = {"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}
+
+
+def pod_security(tests: Iterable[Test]) -> PodSecurity:
+    """The level the run's namespace enforces: baseline unless a test's pods need more (IPC_LOCK, hostNetwork)."""
+    return "privileged" if any(t.pod_security == "privileged" for t in tests) else "baseline"
+
+
+def namespace(name: str, run_id: str, level: PodSecurity = "baseline") -> dict[str, Any]:
+    return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": name, "labels": {**labels(run_id), "pod-security.kubernetes.io/enforce": "baseline"}},
+        "metadata": {"name": name, "labels": {**labels(run_id), PSA_ENFORCE: level}},
     }
-    return ns
 
 
 def _security(non_root: bool) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"], "add": ["NET_RAW"]},
+        "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     if non_root:
@@ -111,6 +126,7 @@ def pod(
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
             "terminationGracePeriodSeconds": 1,
+            "securityContext": {"sysctls": [dict(PING_SYSCTL)]},
             "containers": [container],
             "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
         },
@@ -129,9 +145,11 @@ def service(name: str, ns: str, run_id: str, params: Parameters) -> dict[str, An
     }
 
 
-def run_objects(run_id: str, ns: str, nodes: list[str], network: Network, params: Parameters) -> list[dict[str, Any]]:
-    """Everything the connectivity and apps suites create, in creation order."""
-    objs = [namespace(ns, run_id)]
+def run_objects(
+    run_id: str, ns: str, nodes: list[str], network: Network, params: Parameters, level: PodSecurity = "baseline"
+) -> list[dict[str, Any]]:
+    """The namespace and the pods every run shares (connectivity, apps), in creation order."""
+    objs = [namespace(ns, run_id, level)]
     for i, node in enumerate(nodes):
         objs.append(pod(f"server-{i}", ns, run_id, "server", node, params.image("server"), network, params))
         objs.append(pod(f"client-{i}", ns, run_id, "client", node, params.image("client"), network, params))

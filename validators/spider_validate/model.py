@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from spider_validate.context import RunContext
@@ -21,6 +21,13 @@ class Status(StrEnum):
     FAIL = "fail"
     SKIP = "skip"
     ERROR = "error"  # the check could not be made (setup or API trouble), as opposed to a wrong answer
+
+
+# Pod Security Admission's level the run's namespace must enforce for a test's pods to be admitted: baseline
+# refuses added capabilities beyond the runtime's defaults (IPC_LOCK for RDMA) and hostNetwork.
+PodSecurity = Literal["baseline", "privileged"]
+# A fact of the cluster a test needs (discovery.Facts); without it the test is skipped before any pod is created.
+Requirement = Literal["rdma"]
 
 
 class Skip(Exception):
@@ -64,6 +71,11 @@ class Test:
     labels: tuple[str, ...] = ()
     requires_nodes: int = 0  # skipped with a reason when the run has fewer schedulable nodes
     sequential: bool = False  # actions depend on earlier ones (create, then check, then delete): run in order
+    requires: tuple[Requirement, ...] = ()
+    pod_security: PodSecurity = "baseline"
+    # the pods the test creates beyond the run's shared ones, for `manifests` and the pod-security check; called
+    # with a context that has no cluster behind it
+    objects: Callable[[RunContext], list[dict[str, Any]]] | None = None
 
     @property
     def id(self) -> str:

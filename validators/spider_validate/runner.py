@@ -16,6 +16,7 @@ from types import FrameType
 
 from spider_validate import diagnostics, manifests
 from spider_validate.context import RunContext, SetupError
+from spider_validate.discovery import discover
 from spider_validate.kube import ApiError, Cluster
 from spider_validate.model import Action, ActionResult, Outcome, RunResult, Skip, Status, Test, TestResult
 from spider_validate.params import Parameters
@@ -279,15 +280,30 @@ class Runner:
             self._skip_rest(rest, "no network or no node to test on: see preflight/network and preflight/nodes")
             return
         try:
+            self.ctx.facts = discover(self.ctx)
+            runnable = [t for t in rest if not self.ctx.facts.unmet(t.requires)]
+            for test in rest:
+                if test not in runnable:
+                    self._record(
+                        TestResult(
+                            test.suite, test.name, test.description, Status.SKIP, self.ctx.facts.unmet(test.requires)
+                        )
+                    )
+            self.ctx.pod_security = manifests.pod_security(runnable)
             objects = manifests.run_objects(
-                self.ctx.run_id, self.ctx.namespace, self.ctx.nodes, self.ctx.network, self.params
+                self.ctx.run_id,
+                self.ctx.namespace,
+                self.ctx.nodes,
+                self.ctx.network,
+                self.params,
+                self.ctx.pod_security,
             )
             self.ctx.deploy(objects)
         except (SetupError, ApiError) as exc:
             self.result.setup_error = str(exc)
             self._skip_rest(rest, f"setup failed: {exc}", Status.ERROR)
             return
-        self._run_concurrently(rest, deadline)
+        self._run_concurrently(runnable, deadline)
 
     def _run_concurrently(self, tests: list[Test], deadline: float) -> None:
         pool = ThreadPoolExecutor(max(1, self.params.concurrency), "test", initializer=self.ctx.track_thread)

@@ -439,7 +439,19 @@ def statefulset(ctx: RunContext) -> Iterator[Action]:
 
 
 def _test(name: str, description: str, fn: Callable[[RunContext], Iterator[Action]]) -> Test:
-    return Test(SUITE, name, description, (Scenario(name, fn),), labels=("ipam",), requires_nodes=1, sequential=True)
+    def objects(ctx: RunContext) -> list[dict[str, Any]]:
+        return [Step(ctx, name).pod_manifest(f"{name}-0")]  # every pod of the test is one of these
+
+    return Test(
+        SUITE,
+        name,
+        description,
+        (Scenario(name, fn),),
+        labels=("ipam",),
+        requires_nodes=1,
+        sequential=True,
+        objects=objects,
+    )
 
 
 TESTS = [

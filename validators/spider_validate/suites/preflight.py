@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from spider_validate.context import RunContext
 from spider_validate.kube import ApiError
@@ -64,7 +64,9 @@ def discover_network(ctx: RunContext) -> Network:
     pools = tuple((spec.get(spec["cniType"], {}) or {}).get("ippools", {}).get("ipv4", []))
     label = cfg["metadata"].get("labels", {}).get(ATTACH_LABEL, "secondary")
     attach = ctx.params.attach if ctx.params.attach != "auto" else label
-    return Network(cfg["metadata"]["namespace"], cfg["metadata"]["name"], attach, pools)
+    # the chart labels "default" or "secondary"; anything else attaches as a secondary network, as it always did
+    kind: Literal["default", "secondary"] = "default" if attach == "default" else "secondary"
+    return Network(cfg["metadata"]["namespace"], cfg["metadata"]["name"], kind, pools)
 
 
 def _reachable(ctx: RunContext) -> Outcome:

@@ -95,7 +95,7 @@ class Pods:
 
 
 def device(ctx: RunContext) -> Iterator[Action]:
-    mode, resource = mode_of(ctx)
+    mode, resource = ctx.facts.rdma_mode, ctx.facts.rdma_resource
     pods = Pods(ctx, "device")
     node = ctx.nodes[0]
     exclusive = mode in {"efa", "sriov"}
@@ -157,7 +157,7 @@ def judge(bw: rdma_probes.Bandwidth, threshold: float, how: str) -> Outcome:
 
 
 def bandwidth(ctx: RunContext) -> Iterator[Action]:
-    mode, resource = mode_of(ctx)
+    mode, resource = ctx.facts.rdma_mode, ctx.facts.rdma_resource
     min_gbps = ctx.params.rdma_min_gbps
     rate, source = (0.0, "") if min_gbps is not None else line_rate(ctx, ctx.nodes[:2])
     pods = Pods(ctx, "bandwidth")
@@ -239,6 +239,14 @@ def bandwidth(ctx: RunContext) -> Iterator[Action]:
         yield rdma_fabric.fi_pingpong(ctx, server, client, pods.info[server].ip, port + 1)
 
 
+def objects(ctx: RunContext) -> list[dict[str, Any]]:
+    """The pods an RDMA test creates (EFA's, the fullest: a device, IPC_LOCK, hugepages), for `manifests`."""
+    node = ctx.nodes[0]
+    mode, resource = (ctx.params.rdma_mode, "") if ctx.params.rdma_mode != "auto" else ("efa", EFA_RESOURCE)
+    resource = resource or {"efa": EFA_RESOURCE, "shared": SHARED_RESOURCE}.get(mode, "spidernet.io/sriov_rdma")
+    return [rdma_pod(ctx, "rdma-with", node, mode, resource), rdma_pod(ctx, "rdma-without", node, mode, None)]
+
+
 TESTS = [
     Test(
         SUITE,
@@ -248,6 +256,9 @@ TESTS = [
         labels=("rdma",),
         requires_nodes=1,
         sequential=True,
+        requires=("rdma",),
+        pod_security="privileged",  # IPC_LOCK, which perftest needs to pin its buffers
+        objects=objects,
     ),
     Test(
         SUITE,
@@ -257,5 +268,8 @@ TESTS = [
         labels=("rdma", "cross-node"),
         requires_nodes=2,
         sequential=True,
+        requires=("rdma",),
+        pod_security="privileged",
+        objects=objects,
     ),
 ]
