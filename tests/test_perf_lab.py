@@ -100,3 +100,4 @@ def test_impaired_pod_path_fails_each_verdict_naming_its_figure(lab: LabCluster,
     assert latency.action == "latency pod to pod" and "p50 is" in latency.detail
     # 1 Mbit/s refills the bucket with 125 bytes a millisecond; a request of ~80 bytes waits for most of it
     assert latency.data["p50_us"] >= 200
+    print(f"\nimpaired: {throughput.detail}\nimpaired: {latency.detail}")
