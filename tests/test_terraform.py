@@ -160,14 +160,17 @@ def test_control_plane_publishes_exactly_the_stacks_parameters(name: str, synthe
     assert {w.name: w.tier for w in control_plane_writes(stack)} == declared
 
 
-def test_a_new_6x_only_construct_fails_loudly(synthesized: dict[str, Synthesized], provider: Provider) -> None:
+def test_a_new_6x_only_construct_fails_loudly(
+    synthesized: dict[str, Synthesized], provider: Provider, tmp_path: Path
+) -> None:
     """`secondary_network_interface` exists in the pinned 6.x provider only and has no rewrite: the downgrade
-    refuses it by name instead of letting 5.x misread or drop it."""
+    refuses it by name, as the scenario's validate step, instead of letting 5.x misread or drop it."""
     stack = copy.deepcopy(synthesized["default-efa"].stack)
     instance = _first(stack, "aws_instance")
     instance["secondary_network_interface"] = {"network_interface_id": "eni-0", "device_index": 1}
+    report = Lifecycle(stack, "spiderpool-rdma", tmp_path, provider).run(until="validate")
     with pytest.raises(UnsupportedConstruct, match=r"aws_instance\.[\w-]+\.secondary_network_interface is 6\.x-only"):
-        downgrade(stack, provider.schema, provider.version)
+        report.check("validate")
 
 
 def test_downgrade_changes_only_the_pin_and_the_primary_interface(

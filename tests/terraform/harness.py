@@ -195,10 +195,8 @@ class Lifecycle:
         try:
             terraform = Terraform.create(self.workdir / "terraform", self.provider.mirror, terraform_env())
             self._terraform = terraform
-            terraform.write("cdk.tf.json", downgrade(self.stack, self.provider.schema, self.provider.version))
-            terraform.write("harness_override.tf.json", overrides(moto.url))
             steps: dict[str, Callable[[], None]] = {
-                "validate": lambda: self._validate(terraform),
+                "validate": lambda: self._validate(terraform, moto.url),
                 "plan": lambda: self._plan(terraform),
                 "apply": lambda: self._apply(terraform, moto.url),
                 "publish": lambda: self._publish(moto.url),
@@ -219,7 +217,10 @@ class Lifecycle:
             moto.stop()
         return self.report
 
-    def _validate(self, terraform: Terraform) -> None:
+    def _validate(self, terraform: Terraform, url: str) -> None:
+        """The stack as 5.x reads it (a 6.x-only construct without a rewrite fails here), pointed at moto."""
+        terraform.write("cdk.tf.json", downgrade(self.stack, self.provider.schema, self.provider.version))
+        terraform.write("harness_override.tf.json", overrides(url))
         terraform.init()
         terraform.validate()
 
