@@ -30,16 +30,20 @@ def fresh(lab: LabCluster) -> Iterator[None]:
     assert_nothing_left(lab)
 
 
-def run(lab: LabCluster, tmp_path: Path, **overrides: Any) -> RunResult:
+def run(lab: LabCluster, tmp_path: Path) -> RunResult:
     params = Parameters(
         tests=("perf/",),
         perf_seconds=2,
         perf_streams=4,
+        # The double's two CPUs carry both ends and every other test: its figures swing by 3x from run to run
+        # (README), so the verdicts here allow pods 20% of the host's throughput and 4x its p50. The impairments
+        # below are far outside that (about 2% and 30x).
+        perf_tolerance=0.8,
+        perf_latency_tolerance=3.0,
         retry_delay=0.1,
         pod_ready_timeout=40,
         diagnostics_dir=str(tmp_path),
         timeout=120,
-        **overrides,
     )
     return Runner(lab, params, all_tests()).run()
 
@@ -61,9 +65,7 @@ def token_bucket(pod: str, rate: str, burst: str) -> Any:
 
 
 def test_healthy_double_passes_with_its_figures(lab: LabCluster, tmp_path: Path) -> None:
-    # The double's two CPUs are shared by both ends and the other tests: its pods reach about 0.9 of its host
-    # path (README), too close to the default 10% to be a steady verdict here.
-    result = run(lab, tmp_path, perf_tolerance=0.5)
+    result = run(lab, tmp_path)
     assert result.passed, report.table(result)
     assert {t.id: t.status for t in result.tests if t.suite == "perf"} == {
         "perf/throughput": Status.PASS,
@@ -87,15 +89,15 @@ def test_healthy_double_passes_with_its_figures(lab: LabCluster, tmp_path: Path)
 
 
 def test_impaired_pod_path_fails_each_verdict_naming_its_figure(lab: LabCluster, tmp_path: Path) -> None:
-    lab.faults.before_ready["perf-thr-pod-1"] = token_bucket("perf-thr-pod-1", "200mbit", "32kb")
+    lab.faults.before_ready["perf-thr-pod-1"] = token_bucket("perf-thr-pod-1", "100mbit", "32kb")
     lab.faults.before_ready["perf-lat-pod-1"] = token_bucket("perf-lat-pod-1", "1mbit", "1600")
-    result = run(lab, tmp_path, perf_tolerance=0.5)
+    result = run(lab, tmp_path)
     assert not result.passed
     tests = {t.id: t for t in result.tests}
     assert tests["perf/throughput"].status is Status.FAIL and tests["perf/latency"].status is Status.FAIL
     (throughput,) = [a for a in tests["perf/throughput"].actions if a.status is Status.FAIL]
     assert throughput.action == "throughput pod to pod" and "of the host's" in throughput.detail
-    assert throughput.data["average_gbps"] < 0.25 and throughput.data["ratio"] < 0.5
+    assert throughput.data["average_gbps"] < 0.15 and throughput.data["ratio"] < 0.2
     (latency,) = [a for a in tests["perf/latency"].actions if a.status is Status.FAIL]
     assert latency.action == "latency pod to pod" and "p50 is" in latency.detail
     # 1 Mbit/s refills the bucket with 125 bytes a millisecond; a request of ~80 bytes waits for most of it

@@ -80,7 +80,9 @@ def _wait_host_pods(ctx: RunContext, names: list[str]) -> dict[str, str]:
     return ips
 
 
-def start_pods(ctx: RunContext, test: str, paths: dict[str, Path]) -> Action:
+def start_pods(ctx: RunContext, test: str, paths: dict[str, Path], tool: str) -> Action:
+    """Create the test's pods and wait for them; Skip (the test, not a pass) when the perf image lacks `tool`."""
+
     def run() -> Outcome:
         specs = objects(test, ctx)
         for spec in specs:
@@ -90,6 +92,9 @@ def start_pods(ctx: RunContext, test: str, paths: dict[str, Path]) -> Action:
         for kind, path in list(paths.items()):
             server_ip = ctx.pods[path.server].ip if kind == "pod" else host_ips[path.server]
             paths[kind] = Path(kind, path.server, path.client, server_ip)
+        if _exec(ctx, paths["pod"].client, f"command -v {tool}", 10)[0] != 0:
+            image = ctx.params.image("perf")
+            raise Skip(f"the perf image {image} has no {tool}: pass --image perf=REF with one that has")
         return Outcome(True, ", ".join(f"{p.kind} server {p.server} at {p.ip}" for p in paths.values()))
 
     return Action("start the pod and hostNetwork pods on two nodes", "api", test, "pods", run)
@@ -116,7 +121,7 @@ def _paths(test: str) -> dict[str, Path]:
 
 def throughput(ctx: RunContext) -> Iterator[Action]:
     paths = _paths("throughput")
-    yield start_pods(ctx, "throughput", paths)
+    yield start_pods(ctx, "throughput", paths, "iperf3")
     seconds, streams, tolerance = ctx.params.perf_seconds, ctx.params.perf_streams, ctx.params.perf_tolerance
     measured: dict[str, perf_probes.Throughput] = {}
 
@@ -163,12 +168,7 @@ def _measured(kind: str, figure: str, paths: dict[str, Path], measure: Callable[
 
 def latency(ctx: RunContext) -> Iterator[Action]:
     paths = _paths("latency")
-    yield start_pods(ctx, "latency", paths)
-    code, _, _ = _exec(ctx, paths["pod"].client, "command -v sockperf", 10)
-    if code != 0:
-        raise Skip(
-            f"the perf image {ctx.params.image('perf')} has no sockperf: pass --image perf=REF with one that has"
-        )
+    yield start_pods(ctx, "latency", paths, "sockperf")
     seconds, tolerance = ctx.params.perf_seconds, ctx.params.perf_latency_tolerance
     measured: dict[str, perf_probes.Latency] = {}
 
@@ -204,27 +204,30 @@ def latency(ctx: RunContext) -> Iterator[Action]:
         yield _measured(kind, "latency", paths, measure)
 
 
-TESTS = [
-    Test(
+def _test(name: str, description: str, actions: Callable[[RunContext], Iterator[Action]]) -> Test:
+    """A perf test: its own pods on two nodes, in order; privileged for the hostNetwork pods."""
+    return Test(
         SUITE,
-        "throughput",
-        "TCP throughput pod to pod over the underlay reaches (1 - tolerance) of host to host on the same nodes",
-        (Scenario("throughput", throughput),),
-        labels=("perf", "cross-node"),
-        requires_nodes=2,
-        sequential=True,
-        pod_security="privileged",  # hostNetwork
-        objects=partial(objects, "throughput"),
-    ),
-    Test(
-        SUITE,
-        "latency",
-        "TCP request/response latency (p50, p90, p99) pod to pod within (1 + tolerance) of host to host",
-        (Scenario("latency", latency),),
+        name,
+        description,
+        (Scenario(name, actions),),
         labels=("perf", "cross-node"),
         requires_nodes=2,
         sequential=True,
         pod_security="privileged",
-        objects=partial(objects, "latency"),
+        objects=partial(objects, name),
+    )
+
+
+TESTS = [
+    _test(
+        "throughput",
+        "TCP throughput pod to pod over the underlay reaches (1 - tolerance) of host to host on the same nodes",
+        throughput,
+    ),
+    _test(
+        "latency",
+        "TCP request/response latency (p50, p90, p99) pod to pod within (1 + tolerance) of host to host",
+        latency,
     ),
 ]
