@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from spider_validate.model import Test
-from spider_validate.suites import apps, connectivity, ipam, preflight, rdma
+from spider_validate.suites import apps, connectivity, ipam, perf, preflight, rdma
 
 
 def all_tests() -> list[Test]:
-    return [*preflight.TESTS, *connectivity.TESTS, *apps.TESTS, *ipam.TESTS, *rdma.TESTS]
+    return [*preflight.TESTS, *connectivity.TESTS, *apps.TESTS, *ipam.TESTS, *rdma.TESTS, *perf.TESTS]
