@@ -10,8 +10,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 from spider_validate import perf_probes, rdma_counters
+from spider_validate.context import RunContext
+from spider_validate.manifests import Network
+from spider_validate.params import Parameters
+from spider_validate.suites import perf
 
 from tests.lab import netns
 
@@ -147,3 +152,25 @@ def test_counters_prove_the_traffic_crossed(tmp_path: Path, dev: str) -> None:
 def test_counters_of_a_device_without_a_known_pair(tmp_path: Path) -> None:
     root = counters_tree(tmp_path, "hfi1_0", {"hw_counters/lifespan": 10})
     assert rdma_counters.delta(read(root, "hfi1_0"), read(root, "hfi1_0")) is None
+
+
+def test_perf_pods_are_valid_kubernetes_and_alike_but_for_the_network() -> None:
+    """The host and pod sides get the same image and CPU (a fair comparison); only the host side is hostNetwork,
+    without the underlay annotation or the network sysctl kubelet refuses with hostNetwork."""
+    ctx = RunContext(None, Parameters(), "run", "ns", nodes=["worker-0", "worker-1"])
+    ctx.network = Network("kube-system", "ipvlan-ens5", "default")
+    pods = {p["metadata"]["name"]: p for p in perf.objects("throughput", ctx)}
+    assert sorted(pods) == ["perf-thr-host-0", "perf-thr-host-1", "perf-thr-pod-0", "perf-thr-pod-1"]
+    for pod in pods.values():
+        kubernetes_validate.validate(pod, "1.33", strict=True)
+    host, under = pods["perf-thr-host-1"], pods["perf-thr-pod-1"]
+    assert host["spec"]["hostNetwork"] is True and "hostNetwork" not in under["spec"]
+    assert host["metadata"]["annotations"] == {} and under["metadata"]["annotations"]
+    assert "securityContext" not in host["spec"] and under["spec"]["securityContext"]["sysctls"]
+    assert host["spec"]["nodeName"] == under["spec"]["nodeName"] == "worker-1"
+    assert host["spec"]["containers"][0]["resources"] == under["spec"]["containers"][0]["resources"]
+    assert (
+        host["spec"]["containers"][0]["image"]
+        == under["spec"]["containers"][0]["image"]
+        == "docker.io/nicolaka/netshoot:v0.14"
+    )
