@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 from spider_validate import report
+from spider_validate.html import view
 from spider_validate.model import RunResult, Status
 from spider_validate.params import Parameters
 from spider_validate.runner import Runner
@@ -80,6 +81,10 @@ def test_healthy_double_passes_with_its_figures(lab: LabCluster, tmp_path: Path)
     assert host["transport"] == "TCP host to host" and host["average_gbps"] > 0 and host["streams"] == 4
     assert pod["host_gbps"] == host["average_gbps"]
     assert pod["ratio"] == pytest.approx(pod["average_gbps"] / host["average_gbps"], abs=0.002)
+    # the HTML report's bandwidth section (issue 15) reads them: TCP per node pair, the pods' with their threshold
+    rows = {r["kind"]: r for r in view.build(json.loads(report.to_json(result))).bandwidth}
+    assert rows["TCP host to host"]["average_gbps"] == host["average_gbps"]
+    assert rows["TCP pod to pod"]["threshold_gbps"] == pod["min_gbps"]
     lat = data["perf/latency: latency pod to pod"]
     assert 0 < lat["p50_us"] <= lat["p90_us"] <= lat["p99_us"] and lat["host_p50_us"] > 0
     print(
