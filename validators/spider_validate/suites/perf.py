@@ -112,7 +112,9 @@ def _serve(ctx: RunContext, path: Path, command: list[str], port: int) -> Outcom
 
 
 def _port(ctx: RunContext, test: str, kind: str) -> int:
-    return 20000 + zlib.crc32(f"{ctx.run_id}/{test}/{kind}".encode()) % 20000  # unique to the run and path
+    # unique to the run and path; below the NodePort range (30000-32767) and Linux's ephemeral ports (32768-60999),
+    # which a hostNetwork server shares with the node
+    return 20000 + zlib.crc32(f"{ctx.run_id}/{test}/{kind}".encode()) % 10000
 
 
 def _paths(test: str) -> dict[str, Path]:
