@@ -16,7 +16,9 @@ import copy
 import ipaddress
 import itertools
 import json
+import os
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -118,6 +120,12 @@ class LabCluster:
 
     def start(self) -> LabCluster:
         self._owner = netns.Owner(self.prefix)
+        # The images' ping carries no file capability (the host's iputils has cap_net_raw=ep, which execve refuses
+        # outright when the bounding set lacks it): a plain copy, first on the PATH of every exec.
+        images_bin = self.workdir / "image-bin"
+        images_bin.mkdir(exist_ok=True)
+        shutil.copy(shutil.which("ping") or "/usr/bin/ping", images_bin / "ping")
+        self.exec_env = {**os.environ, "PATH": f"{images_bin}:{os.environ['PATH']}"}
         fabric = f"{self.prefix}-fab"
         netns.add_netns(fabric)
         netns.sh("ip", "link", "add", "br0", "type", "bridge", ns=fabric)
@@ -411,7 +419,14 @@ class LabCluster:
                 raise ApiError(404 if lab_pod is None else 400, f"pod {namespace}/{pod} is not running")
             ns = lab_pod.ns
         try:
-            proc = netns.sh(*wrap_command(command), ns=ns, check=False, timeout=timeout)
+            proc = netns.sh(
+                *container_process(lab_pod.obj),
+                *wrap_command(command),
+                ns=ns,
+                check=False,
+                timeout=timeout,
+                env=self.exec_env,
+            )
         except subprocess.TimeoutExpired:
             return ExecResult(None, "", "timed out")
         stdout, lost = proc.stdout, None
@@ -630,6 +645,8 @@ class LabCluster:
         n = next(self._ids)
         pod_ns, node_ns, node_ip = f"{self.prefix}-p{n}", self.node_ns[node], self.node_ip[node]
         netns.add_netns(pod_ns)
+        for sysctl in (pod.obj["spec"].get("securityContext") or {}).get("sysctls") or []:  # as runc sets them
+            netns.sh("sysctl", "-qw", f"{sysctl['name']}={sysctl['value']}", ns=pod_ns)
         pod.ns, pod.node, pod.host_veth = pod_ns, node, f"h{self.prefix[-4:]}{n}"
         netns.cni("ADD", "macvlan", node_ns, pod_ns, pod_ns, "eth0", cni_config(pod.ip))
         netns.sh(
@@ -716,6 +733,38 @@ class LabCluster:
         pod = self.pod(namespace, name)
         assert pod.identity is not None
         pod.identity.unlink()
+
+
+# containerd's default capability set (pkg/oci/spec.go, defaultUnixCaps, at 0c3a3b35: 2.0 left out MKNOD, NET_RAW,
+# SETFCAP, SYS_CHROOT and AUDIT_WRITE), for a container that does not drop ALL.
+CONTAINERD_CAPS = (
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "KILL",
+)
+
+
+def container_process(pod: dict[str, Any]) -> list[str]:
+    """The setpriv prefix that runs an exec'd command as the pod's container process runs: its uid and gid, only its
+    capabilities (a uid other than 0 keeps none: Kubernetes sets no ambient capabilities, tests/upstream/ping.py),
+    and no_new_privs when allowPrivilegeEscalation is false."""
+    spec = pod["spec"]
+    ctx = {**(spec.get("securityContext") or {}), **(spec["containers"][0].get("securityContext") or {})}
+    caps = ctx.get("capabilities") or {}
+    drop = set(caps.get("drop") or [])
+    kept = set() if "ALL" in drop else set(CONTAINERD_CAPS) - drop
+    kept |= set(caps.get("add") or [])
+    capset = ",".join(["-all", *(f"+{c.lower()}" for c in sorted(kept))])
+    uid, gid = ctx.get("runAsUser", 0), ctx.get("runAsGroup", 0)
+    cmd = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", f"--inh-caps={capset}"]
+    cmd.append(f"--bounding-set={capset}")
+    return [*cmd, "--no-new-privs"] if ctx.get("allowPrivilegeEscalation") is False else cmd
 
 
 def cni_config(ip: str) -> dict[str, object]:
