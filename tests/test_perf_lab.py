@@ -18,7 +18,7 @@ from spider_validate.html import view
 from spider_validate.model import RunResult, Status
 from spider_validate.params import Parameters
 from spider_validate.runner import Runner
-from spider_validate.suites import all_tests
+from spider_validate.suites import all_tests, perf
 
 from tests.lab import netns
 from tests.lab.cluster import LabCluster
@@ -65,9 +65,17 @@ def token_bucket(pod: str, rate: str, burst: str) -> Any:
     return hook
 
 
+def servers_left(lab: LabCluster, run_id: str) -> list[str]:
+    """The run's perf servers still listening in the nodes' namespaces (where hostNetwork servers run)."""
+    ports = {perf.server_port(run_id, t, k) for t in ("throughput", "latency") for k in ("host", "pod")}
+    listening = "".join(netns.sh("ss", "-ltnH", ns=ns).stdout for ns in lab.node_ns.values())
+    return [f":{p}" for p in sorted(ports) if f":{p} " in listening]
+
+
 def test_healthy_double_passes_with_its_figures(lab: LabCluster, tmp_path: Path) -> None:
     result = run(lab, tmp_path)
     assert result.passed, report.table(result)
+    assert servers_left(lab, result.run_id) == []
     assert {t.id: t.status for t in result.tests if t.suite == "perf"} == {
         "perf/throughput": Status.PASS,
         "perf/latency": Status.PASS,

@@ -100,21 +100,29 @@ def start_pods(ctx: RunContext, test: str, paths: dict[str, Path], tool: str) ->
     return Action("start the pod and hostNetwork pods on two nodes", "api", test, "pods", run)
 
 
-def _serve(ctx: RunContext, path: Path, command: list[str], port: int) -> Outcome | None:
-    """Start a server in the background and wait until it listens; an Outcome only when it did not."""
-    _exec(ctx, path.server, f"nohup {shlex.join(command)} >/dev/null 2>&1 &", 15)
-    for _ in range(50):
-        _, out, _ = _exec(ctx, path.server, f"ss -ltnH 'sport = :{port}'", 10)
-        if f":{port}" in out:
-            return None
-        time.sleep(0.2)
-    return Outcome(False, f"{command[2]} did not listen on {path.ip}:{port} in {path.server}")
+def _exchange(
+    ctx: RunContext, path: Path, port: int, server: list[str], client: list[str], timeout: float
+) -> Outcome | str:
+    """Start the server in the background, run the client once it listens, stop the server (by the PID its start
+    printed: a hostNetwork server would otherwise outlive the pod's test in the node's network); the client's
+    output, or an Outcome when the server never listened."""
+    _, pid, _ = _exec(ctx, path.server, f"nohup {shlex.join(server)} >/dev/null 2>&1 & echo $!", 15)
+    try:
+        for _ in range(50):
+            if f":{port}" in _exec(ctx, path.server, f"ss -ltnH 'sport = :{port}'", 10)[1]:
+                _, out, err = _exec(ctx, path.client, client, timeout)
+                return out + err
+            time.sleep(0.2)
+        return Outcome(False, f"{server[2]} did not listen on {path.ip}:{port} in {path.server}")
+    finally:
+        if pid.strip().isdigit():
+            _exec(ctx, path.server, f"kill {pid.strip()} 2>/dev/null || true", 10)
 
 
-def _port(ctx: RunContext, test: str, kind: str) -> int:
+def server_port(run_id: str, test: str, kind: str) -> int:
     # unique to the run and path; below the NodePort range (30000-32767) and Linux's ephemeral ports (32768-60999),
     # which a hostNetwork server shares with the node
-    return 20000 + zlib.crc32(f"{ctx.run_id}/{test}/{kind}".encode()) % 10000
+    return 20000 + zlib.crc32(f"{run_id}/{test}/{kind}".encode()) % 10000
 
 
 def _paths(test: str) -> dict[str, Path]:
@@ -128,14 +136,14 @@ def throughput(ctx: RunContext) -> Iterator[Action]:
     measured: dict[str, perf_probes.Throughput] = {}
 
     def measure(kind: str) -> Outcome:
-        path, port = paths[kind], _port(ctx, "throughput", kind)
-        failed = _serve(ctx, path, perf_probes.iperf3_server_command(port, seconds + 30), port)
-        if failed:
-            return failed
-        command = perf_probes.iperf3_client_command(path.ip, port, streams, seconds)
-        _, out, err = _exec(ctx, path.client, command, seconds + 30)
+        path, port = paths[kind], server_port(ctx.run_id, "throughput", kind)
+        server = perf_probes.iperf3_server_command(port, seconds + 30)
+        client = perf_probes.iperf3_client_command(path.ip, port, streams, seconds)
+        output = _exchange(ctx, path, port, server, client, seconds + 30)
+        if isinstance(output, Outcome):
+            return output
         try:
-            tp = measured[kind] = perf_probes.parse_iperf3(out + err)
+            tp = measured[kind] = perf_probes.parse_iperf3(output)
         except perf_probes.PerfError as exc:
             return Outcome(False, str(exc))
         data: dict[str, Any] = {
@@ -175,13 +183,14 @@ def latency(ctx: RunContext) -> Iterator[Action]:
     measured: dict[str, perf_probes.Latency] = {}
 
     def measure(kind: str) -> Outcome:
-        path, port = paths[kind], _port(ctx, "latency", kind)
-        failed = _serve(ctx, path, perf_probes.sockperf_server_command(path.ip, port, seconds + 30), port)
-        if failed:
-            return failed
-        _, out, err = _exec(ctx, path.client, perf_probes.sockperf_client_command(path.ip, port, seconds), seconds + 30)
+        path, port = paths[kind], server_port(ctx.run_id, "latency", kind)
+        server = perf_probes.sockperf_server_command(path.ip, port, seconds + 30)
+        client = perf_probes.sockperf_client_command(path.ip, port, seconds)
+        output = _exchange(ctx, path, port, server, client, seconds + 30)
+        if isinstance(output, Outcome):
+            return output
         try:
-            lat = measured[kind] = perf_probes.parse_sockperf(out + err)
+            lat = measured[kind] = perf_probes.parse_sockperf(output)
         except perf_probes.PerfError as exc:
             return Outcome(False, str(exc))
         data: dict[str, Any] = {
