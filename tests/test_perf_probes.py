@@ -157,7 +157,7 @@ def test_counters_of_a_device_without_a_known_pair(tmp_path: Path) -> None:
 def test_perf_pods_are_valid_kubernetes_and_alike_but_for_the_network() -> None:
     """The host and pod sides get the same image and CPU (a fair comparison); only the host side is hostNetwork,
     without the underlay annotation or the network sysctl kubelet refuses with hostNetwork."""
-    ctx = RunContext(None, Parameters(), "run", "ns", nodes=["worker-0", "worker-1"])
+    ctx = RunContext(None, Parameters(), "run", "ns", nodes=["worker-0", "worker-1"])  # type: ignore[arg-type]
     ctx.network = Network("kube-system", "ipvlan-ens5", "default")
     pods = {p["metadata"]["name"]: p for p in perf.objects("throughput", ctx)}
     assert sorted(pods) == ["perf-thr-host-0", "perf-thr-host-1", "perf-thr-pod-0", "perf-thr-pod-1"]

@@ -36,7 +36,7 @@ def prove(tmp_path: Path, dev: str, grown_by: int, gbps: float) -> Outcome:
     trees = {pod: tmp_path / pod for pod in ("rdma-client", "rdma-server")}
     for tree in trees.values():
         counters_tree(tree, dev, {tx: 100, rx: 200, other: 0})
-    ctx = RunContext(Pods(trees), Parameters(), "run", "ns")
+    ctx = RunContext(Pods(trees), Parameters(), "run", "ns")  # type: ignore[arg-type]  # exec is all it calls
     devices = {pod: dev for pod in trees}
     before: rdma_fabric.Readings = {}
     assert rdma_fabric.read(ctx, lambda: devices, before).run().ok
@@ -61,6 +61,6 @@ def test_traffic_that_did_not_cross_the_device_fails(tmp_path: Path, dev: str) -
 
 
 def test_a_pod_without_the_device_says_so(tmp_path: Path) -> None:
-    ctx = RunContext(Pods({"rdma-client": tmp_path}), Parameters(), "run", "ns")
+    ctx = RunContext(Pods({"rdma-client": tmp_path}), Parameters(), "run", "ns")  # type: ignore[arg-type]
     outcome = rdma_fabric.read(ctx, lambda: {"rdma-client": "mlx5_0"}, {}).run()
     assert not outcome.ok and "no counters for mlx5_0" in outcome.detail and "no port 1" in outcome.detail
