@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from moto.core.responses import ActionResult, EmptyResult
 from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.instance_types import INSTANCE_TYPES
 from moto.ec2.models.instances import Instance
 from moto.ec2.models.security_groups import SecurityGroupRule
 from moto.ec2.responses import EC2Response
@@ -125,11 +126,26 @@ _run_instances = EC2Response.run_instances
 
 
 def run_instances(self: Any) -> ActionResult:
-    """RunInstances with Placement.GroupName (API reference, "Placement" data type): the group must exist, and the
-    instance reports it in DescribeInstances' Placement.GroupName."""
+    """RunInstances with Placement.GroupName (API reference, "Placement" data type): the group must exist, its
+    strategy must be one the instance type supports (DescribeInstanceTypes' PlacementGroupInfo.SupportedStrategies,
+    the real records moto ships in `moto/ec2/resources/instance_types.json`; EC2 User Guide, "Placement group rules
+    and limitations": no burstable performance types in a cluster group), and the instance reports the group in
+    DescribeInstances' Placement.GroupName. The refusal's code and text are EC2's as users report them (e.g.
+    dstackai/dstack issue 2872: InvalidParameterCombination, "Cluster placement groups are not supported by the
+    't3.xlarge' instance type. ...")."""
     name = self._get_param("Placement.GroupName")
-    if name and name not in _groups(self.ec2_backend):
-        raise _unknown(name)
+    if name:
+        group = _groups(self.ec2_backend).get(name)
+        if group is None:
+            raise _unknown(name)
+        instance_type = self._get_param("InstanceType")
+        supported = INSTANCE_TYPES.get(instance_type, {}).get("PlacementGroupInfo", {}).get("SupportedStrategies", [])
+        if group.strategy not in supported:
+            raise EC2ClientError(
+                "InvalidParameterCombination",
+                f"{group.strategy.capitalize()} placement groups are not supported by the '{instance_type}' instance "
+                "type. Specify a supported instance type or change the placement group strategy, and try again.",
+            )
     result = _run_instances(self)
     reservation: Any = result.result
     for instance in reservation.instances:
