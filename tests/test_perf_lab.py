@@ -31,9 +31,9 @@ def fresh(lab: LabCluster) -> Iterator[None]:
     assert_nothing_left(lab)
 
 
-def run(lab: LabCluster, tmp_path: Path) -> RunResult:
+def run(lab: LabCluster, tmp_path: Path, tests: tuple[str, ...] = ("perf/",)) -> RunResult:
     params = Parameters(
-        tests=("perf/",),
+        tests=tests,
         perf_seconds=2,
         perf_streams=4,
         # The double's two CPUs carry both ends and every other test: its figures swing by 3x from run to run
@@ -116,3 +116,14 @@ def test_impaired_pod_path_fails_each_verdict_naming_its_figure(lab: LabCluster,
     # 1 Mbit/s refills the bucket with 125 bytes a millisecond; a request of ~80 bytes waits for most of it
     assert latency.data["p50_us"] >= 200
     print(f"\nimpaired: {throughput.detail}\nimpaired: {latency.detail}")
+
+
+def test_an_image_without_the_tool_skips_the_test_with_the_reason(
+    lab: LabCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a pass that measured nothing: the default perf image (netshoot) has iperf3 but no sockperf."""
+    monkeypatch.setitem(perf.TOOLS, "latency", "sockperf-not-installed")
+    result = run(lab, tmp_path, tests=("perf/latency",))
+    (test,) = [t for t in result.tests if t.suite == "perf"]
+    assert test.status is Status.SKIP and test.actions == []
+    assert "has no sockperf-not-installed: pass --image perf=REF" in test.reason

@@ -19,6 +19,7 @@ from spider_validate.model import Action, Outcome, Scenario, Skip, Test
 
 SUITE = "perf"
 RESOURCES = {"requests": {"cpu": "1", "memory": "64Mi"}, "limits": {"cpu": "2", "memory": "256Mi"}}
+TOOLS = {"throughput": "iperf3", "latency": "sockperf"}  # what each test runs from the perf image
 MEASURING = threading.Lock()  # one measurement at a time: iperf3 filling the link would spoil sockperf's figures
 
 
@@ -131,7 +132,7 @@ def _paths(test: str) -> dict[str, Path]:
 
 def throughput(ctx: RunContext) -> Iterator[Action]:
     paths = _paths("throughput")
-    yield start_pods(ctx, "throughput", paths, "iperf3")
+    yield start_pods(ctx, "throughput", paths, TOOLS["throughput"])
     seconds, streams, tolerance = ctx.params.perf_seconds, ctx.params.perf_streams, ctx.params.perf_tolerance
     measured: dict[str, perf_probes.Throughput] = {}
 
@@ -178,7 +179,7 @@ def _measured(kind: str, figure: str, paths: dict[str, Path], measure: Callable[
 
 def latency(ctx: RunContext) -> Iterator[Action]:
     paths = _paths("latency")
-    yield start_pods(ctx, "latency", paths, "sockperf")
+    yield start_pods(ctx, "latency", paths, TOOLS["latency"])
     seconds, tolerance = ctx.params.perf_seconds, ctx.params.perf_latency_tolerance
     measured: dict[str, perf_probes.Latency] = {}
 
