@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 from spider_validate import report
-from spider_validate.html import view
+from spider_validate.html import render, view
 from spider_validate.model import RunResult, Status
 from spider_validate.params import Parameters
 from spider_validate.runner import Runner
@@ -90,9 +90,12 @@ def test_healthy_double_passes_with_its_figures(lab: LabCluster, tmp_path: Path)
     assert pod["host_gbps"] == host["average_gbps"]
     assert pod["ratio"] == pytest.approx(pod["average_gbps"] / host["average_gbps"], abs=0.002)
     # the HTML report's bandwidth section (issue 15) reads them: TCP per node pair, the pods' with their threshold
-    rows = {r["kind"]: r for r in view.build(json.loads(report.to_json(result))).bandwidth}
+    doc = json.loads(report.to_json(result))
+    rows = {r["kind"]: r for r in view.build(doc).bandwidth}
     assert rows["TCP host to host"]["average_gbps"] == host["average_gbps"]
     assert rows["TCP pod to pod"]["threshold_gbps"] == pod["min_gbps"]
+    page = render.render(doc)
+    assert "<td>TCP pod to pod</td>" in page and "TCP bandwidth was not measured" not in page
     lat = data["perf/latency: latency pod to pod"]
     assert 0 < lat["p50_us"] <= lat["p90_us"] <= lat["p99_us"] and lat["host_p50_us"] > 0
     print(
