@@ -188,6 +188,29 @@ def test_each_inconsistency_is_found_with_names_and_a_fix(
     assert any(a["data"]["problem"] == problem for a in report["tests"][0]["actions"])
 
 
+RULE_LISTS = ("POOL_RULES", "RECORD_RULES", "CLUSTER_RULES")
+
+
+@pytest.mark.parametrize(
+    ("rules", "rule"),
+    [(name, rule) for name in RULE_LISTS for rule in getattr(audit, name)],
+    ids=[rule.__name__ for name in RULE_LISTS for rule in getattr(audit, name)],
+)
+def test_every_audit_rule_has_a_broken_dump_only_it_finds(
+    dump: Dump, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rules: str, rule: Callable[..., Any]
+) -> None:
+    """An audit rule is one function in one of audit's lists and one breakage above: without the rule, some
+    breakage goes unnoticed (or is reported differently)."""
+    snapshots = []
+    for breakage, _, _ in BREAKAGES:
+        broken = copy.deepcopy(dump)
+        breakage(broken)
+        snapshots.append(audit.load_dump(write(tmp_path, broken)))
+    full = [audit.audit(s) for s in snapshots]
+    monkeypatch.setattr(audit, rules, [r for r in getattr(audit, rules) if r is not rule])
+    assert [audit.audit(s) for s in snapshots] != full, f"no breakage in BREAKAGES needs {rule.__name__}"
+
+
 def test_audit_of_selected_pools_only(dump: Dump, tmp_path: Path) -> None:
     broken = copy.deepcopy(dump)
     miscount(broken)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import kubernetes_validate
 import pytest
 import yaml
@@ -14,7 +16,7 @@ from tests.crds import is_custom, validate_custom
 
 @pytest.mark.parametrize("attach", ["default", "secondary"])
 @pytest.mark.parametrize("apps", [0, 3])
-def test_run_objects_validate(attach: str, apps: int) -> None:
+def test_run_objects_validate(attach: Literal["default", "secondary"], apps: int) -> None:
     params = Parameters(apps=apps, image_registry="mirror.example.com")
     network = manifests.Network("kube-system", "ipvlan-ens5", attach, ("pool-a",))
     objs = manifests.run_objects(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,22 @@ from spider_validate.model import ActionResult, Status, TestResult
 TERMINAL = {"Succeeded", "Failed"}
 
 
+class Problem(StrEnum):
+    LEAK = "leak"
+    DUPLICATE = "duplicate"
+    NOT_IN_NETWORK_STATUS = "not-in-network-status"
+    ENDPOINT_MISSING = "endpoint-missing"
+    ENDPOINT_MISMATCH = "endpoint-mismatch"
+    ORPHAN_ENDPOINT = "orphan-endpoint"
+    COUNT_MISMATCH = "count-mismatch"
+    OVER_CAPACITY = "over-capacity"
+    OUT_OF_RANGE = "out-of-range"
+    UNREADABLE = "unreadable"
+
+
 @dataclass(frozen=True)
 class Finding:
-    problem: str  # leak | duplicate | not-in-network-status | endpoint-missing | endpoint-mismatch |
-    #               orphan-endpoint | count-mismatch | over-capacity | out-of-range | unreadable
+    problem: Problem
     ip: str
     objects: tuple[str, ...]
     message: str
@@ -146,174 +160,285 @@ def _bare(ip: str) -> str:
     return ip.split("/")[0]
 
 
-def audit(snapshot: Snapshot, only_pools: set[str] | None = None) -> list[Finding]:
-    """Every inconsistency, each with the objects involved and a suggested fix; Unreadable when it cannot audit."""
-    _check(snapshot)
-    _in_scope(snapshot, only_pools)
-    findings: list[Finding] = []
-    pods = {_ref(p): p for p in snapshot.pods}
-    endpoints = {_ref(e): e for e in snapshot.endpoints}
-    holders: dict[str, list[str]] = defaultdict(list)  # ip -> "pool:ns/pod" records
+@dataclass
+class PoolRecords:
+    """One audited pool and its parsed allocatedIPs (ip -> {pod, podUid, ...})."""
+
+    pool: dict[str, Any]
+    records: dict[str, dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return str(self.pool["metadata"]["name"])
+
+    @property
+    def ref(self) -> str:
+        return f"SpiderIPPool/{self.name}"
+
+
+@dataclass
+class Record:
+    """One allocation: `ip` of `pool` held for `pod_ref` (uid `uid`); `pod` is that pod when it exists."""
+
+    pool: PoolRecords
+    ip: str
+    pod_ref: str
+    uid: str
+    pod: dict[str, Any] | None
+
+    @property
+    def objects(self) -> tuple[str, ...]:
+        return (self.pool.ref, f"Pod/{self.pod_ref}")
+
+    @property
+    def live(self) -> bool:
+        """The pod the record names exists with that UID and has not ended."""
+        pod = self.pod
+        return (
+            pod is not None
+            and pod["metadata"].get("uid") == self.uid
+            and pod.get("status", {}).get("phase") not in TERMINAL
+        )
+
+
+@dataclass
+class Index:
+    """What every rule reads, built once: pods and endpoints by reference, parsed pools, holders per address."""
+
+    pods: dict[str, dict[str, Any]]
+    endpoints: dict[str, dict[str, Any]]
+    pools: list[PoolRecords]
+    unreadable: list[str]  # pools whose allocatedIPs cannot be parsed
+    holders: dict[str, list[str]]  # ip -> "pool:ns/pod" records
+
+    def records(self, pool: PoolRecords) -> list[Record]:
+        return [
+            Record(pool, ip, r.get("pod", ""), r.get("podUid", ""), self.pods.get(r.get("pod", "")))
+            for ip, r in sorted(pool.records.items())
+        ]
+
+
+def _parse_records(pool: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    records = json.loads((pool.get("status", {}) or {}).get("allocatedIPs") or "{}")
+    if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
+        raise ValueError("not an object of records")
+    for ip in records:
+        addresses.bounds(ip)
+    return records
+
+
+def index(snapshot: Snapshot, only_pools: set[str] | None = None) -> Index:
+    pools, unreadable = [], []
+    holders: dict[str, list[str]] = defaultdict(list)
     for pool in snapshot.pools:
         name = pool["metadata"]["name"]
         if only_pools is not None and name not in only_pools:
             continue
-        pref = f"SpiderIPPool/{name}"
-        status = pool.get("status", {}) or {}
         try:
-            records: dict[str, Any] = json.loads(status.get("allocatedIPs") or "{}")
-            if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
-                raise ValueError("not an object of records")
-            for ip in records:
-                addresses.bounds(ip)
+            records = _parse_records(pool)
         except ValueError:  # json.JSONDecodeError included
-            findings.append(
-                Finding(
-                    "unreadable",
-                    "",
-                    (pref,),
-                    f"{pref} has an allocatedIPs that is not a JSON object of address records",
-                    "inspect the pool; restart spiderpool-controller to rebuild its status",
-                )
-            )
+            unreadable.append(name)
             continue
-        count = status.get("allocatedIPCount", 0) or 0
-        if count != len(records):
-            findings.append(
-                Finding(
-                    "count-mismatch",
-                    "",
-                    (pref,),
-                    f"{pref} says allocatedIPCount {count} but holds {len(records)} records",
-                    "restart spiderpool-controller to recount (the records are the truth)",
-                )
-            )
-        total = status.get("totalIPCount")
-        if total is not None and len(records) > total:
-            findings.append(
-                Finding(
-                    "over-capacity",
-                    "",
-                    (pref,),
-                    f"{pref} holds {len(records)} records but only {total} addresses",
-                    "remove the records of pods that no longer exist, then shrink no pool in use",
-                )
-            )
-        spec = pool.get("spec", {})
+        pools.append(PoolRecords(pool, records))
         for ip, record in sorted(records.items()):
-            pod_ref, uid = record.get("pod", ""), record.get("podUid", "")
-            holders[ip].append(f"{name}:{pod_ref}")
-            objs = (pref, f"Pod/{pod_ref}")
-            if not addresses.contains(spec.get("ips", []), ip) or addresses.contains(spec.get("excludeIPs") or [], ip):
-                findings.append(
-                    Finding(
-                        "out-of-range",
-                        ip,
-                        objs,
-                        f"{pref} allocated {ip} to {pod_ref}, outside its ips (or in excludeIPs)",
-                        "delete the pod so that the address is released",
-                    )
-                )
-            pod = pods.get(pod_ref)
-            if pod is None or pod["metadata"].get("uid") != uid or pod.get("status", {}).get("phase") in TERMINAL:
-                why = (
-                    "is gone"
-                    if pod is None
-                    else "was recreated with another UID"
-                    if pod["metadata"].get("uid") != uid
-                    else f"has ended ({pod['status']['phase']})"
-                )
-                findings.append(
-                    Finding(
-                        "leak",
-                        ip,
-                        objs,
-                        f"{pref} holds {ip} for pod {pod_ref} (uid {uid}), which {why}",
-                        f"remove {ip} from {pref}'s allocatedIPs (Spiderpool's GC should; "
-                        "restart spiderpool-controller to trigger it)",
-                    )
-                )
-                continue
-            seen = [i for entry in network_status(pod) for i in entry.get("ips", []) if _bare(i) == ip]
-            if len(seen) != 1:
-                findings.append(
-                    Finding(
-                        "not-in-network-status",
-                        ip,
-                        objs,
-                        f"{ip} appears {len(seen)} times in {pod_ref}'s network-status",
-                        "recreate the pod",
-                    )
-                )
-            endpoint = endpoints.get(pod_ref)
-            eref = f"SpiderEndpoint/{pod_ref}"
-            current = (endpoint or {}).get("status", {}).get("current", {}) or {}
-            if endpoint is None:
-                findings.append(
-                    Finding(
-                        "endpoint-missing",
-                        ip,
-                        (*objs, eref),
-                        f"{pref} holds {ip} for {pod_ref} but it has no SpiderEndpoint",
-                        "recreate the pod so that Spiderpool records it",
-                    )
-                )
-            elif current.get("uid") != uid or not any(
-                _bare(e.get("ipv4", "")) == ip and e.get("ipv4Pool") == name for e in current.get("ips", [])
-            ):
-                findings.append(
-                    Finding(
-                        "endpoint-mismatch",
-                        ip,
-                        (*objs, eref),
-                        f"{eref} does not record {ip} from {name} for uid {uid}",
-                        "recreate the pod",
-                    )
-                )
-    for ip, who in sorted(holders.items()):
-        if len({w.split(":", 1)[1] for w in who}) > 1:
-            findings.append(
-                Finding(
-                    "duplicate",
-                    ip,
-                    tuple(f"Pod/{w.split(':', 1)[1]}" for w in who),
-                    f"{ip} is held by {len(who)} pods: {', '.join(who)}",
-                    "delete all but one of these pods; check the pools for overlapping ranges",
-                )
+            holders[ip].append(f"{name}:{record.get('pod', '')}")
+    return Index(
+        {_ref(p): p for p in snapshot.pods}, {_ref(e): e for e in snapshot.endpoints}, pools, unreadable, holders
+    )
+
+
+# -- the rules: one function each, registered in the lists below -------------------------------------------------
+
+
+def unreadable_pools(ix: Index) -> Iterator[Finding]:
+    for name in ix.unreadable:
+        pref = f"SpiderIPPool/{name}"
+        yield Finding(
+            Problem.UNREADABLE,
+            "",
+            (pref,),
+            f"{pref} has an allocatedIPs that is not a JSON object of address records",
+            "inspect the pool; restart spiderpool-controller to rebuild its status",
+        )
+
+
+def count_mismatch(ix: Index, p: PoolRecords) -> Iterator[Finding]:
+    count = p.pool.get("status", {}).get("allocatedIPCount", 0) or 0
+    if count != len(p.records):
+        yield Finding(
+            Problem.COUNT_MISMATCH,
+            "",
+            (p.ref,),
+            f"{p.ref} says allocatedIPCount {count} but holds {len(p.records)} records",
+            "restart spiderpool-controller to recount (the records are the truth)",
+        )
+
+
+def over_capacity(ix: Index, p: PoolRecords) -> Iterator[Finding]:
+    total = p.pool.get("status", {}).get("totalIPCount")
+    if total is not None and len(p.records) > total:
+        yield Finding(
+            Problem.OVER_CAPACITY,
+            "",
+            (p.ref,),
+            f"{p.ref} holds {len(p.records)} records but only {total} addresses",
+            "remove the records of pods that no longer exist, then shrink no pool in use",
+        )
+
+
+def out_of_range(ix: Index, r: Record) -> Iterator[Finding]:
+    spec = r.pool.pool.get("spec", {})
+    if not addresses.contains(spec.get("ips", []), r.ip) or addresses.contains(spec.get("excludeIPs") or [], r.ip):
+        yield Finding(
+            Problem.OUT_OF_RANGE,
+            r.ip,
+            r.objects,
+            f"{r.pool.ref} allocated {r.ip} to {r.pod_ref}, outside its ips (or in excludeIPs)",
+            "delete the pod so that the address is released",
+        )
+
+
+def leak(ix: Index, r: Record) -> Iterator[Finding]:
+    if r.live:
+        return
+    pod = r.pod
+    why = (
+        "is gone"
+        if pod is None
+        else "was recreated with another UID"
+        if pod["metadata"].get("uid") != r.uid
+        else f"has ended ({pod['status']['phase']})"
+    )
+    yield Finding(
+        Problem.LEAK,
+        r.ip,
+        r.objects,
+        f"{r.pool.ref} holds {r.ip} for pod {r.pod_ref} (uid {r.uid}), which {why}",
+        f"remove {r.ip} from {r.pool.ref}'s allocatedIPs (Spiderpool's GC should; "
+        "restart spiderpool-controller to trigger it)",
+    )
+
+
+def not_in_network_status(ix: Index, r: Record) -> Iterator[Finding]:
+    if not r.live:
+        return
+    assert r.pod is not None
+    seen = [i for entry in network_status(r.pod) for i in entry.get("ips", []) if _bare(i) == r.ip]
+    if len(seen) != 1:
+        yield Finding(
+            Problem.NOT_IN_NETWORK_STATUS,
+            r.ip,
+            r.objects,
+            f"{r.ip} appears {len(seen)} times in {r.pod_ref}'s network-status",
+            "recreate the pod",
+        )
+
+
+def endpoint_disagrees(ix: Index, r: Record) -> Iterator[Finding]:
+    if not r.live:
+        return
+    endpoint = ix.endpoints.get(r.pod_ref)
+    eref = f"SpiderEndpoint/{r.pod_ref}"
+    current = (endpoint or {}).get("status", {}).get("current", {}) or {}
+    if endpoint is None:
+        yield Finding(
+            Problem.ENDPOINT_MISSING,
+            r.ip,
+            (*r.objects, eref),
+            f"{r.pool.ref} holds {r.ip} for {r.pod_ref} but it has no SpiderEndpoint",
+            "recreate the pod so that Spiderpool records it",
+        )
+    elif current.get("uid") != r.uid or not any(
+        _bare(e.get("ipv4", "")) == r.ip and e.get("ipv4Pool") == r.pool.name for e in current.get("ips", [])
+    ):
+        yield Finding(
+            Problem.ENDPOINT_MISMATCH,
+            r.ip,
+            (*r.objects, eref),
+            f"{eref} does not record {r.ip} from {r.pool.name} for uid {r.uid}",
+            "recreate the pod",
+        )
+
+
+def _held_by_several(who: list[str]) -> bool:
+    return len({w.split(":", 1)[1] for w in who}) > 1
+
+
+def duplicate_records(ix: Index) -> Iterator[Finding]:
+    for ip, who in sorted(ix.holders.items()):
+        if _held_by_several(who):
+            yield Finding(
+                Problem.DUPLICATE,
+                ip,
+                tuple(f"Pod/{w.split(':', 1)[1]}" for w in who),
+                f"{ip} is held by {len(who)} pods: {', '.join(who)}",
+                "delete all but one of these pods; check the pools for overlapping ranges",
             )
+
+
+def duplicate_running(ix: Index) -> Iterator[Finding]:
+    """An address of an audited pool configured in several running pods (not already a duplicate record)."""
     by_ip_pod: dict[str, set[str]] = defaultdict(set)
-    for ref, pod in pods.items():
+    for ref, pod in ix.pods.items():
         if pod.get("status", {}).get("phase") == "Running":
             for entry in network_status(pod):
                 for ip in entry.get("ips", []):
                     by_ip_pod[_bare(ip)].add(ref)
     for ip, refs in sorted(by_ip_pod.items()):
-        if len(refs) > 1 and ip in holders and not any(f.problem == "duplicate" and f.ip == ip for f in findings):
-            findings.append(
-                Finding(
-                    "duplicate",
-                    ip,
-                    tuple(f"Pod/{r}" for r in sorted(refs)),
-                    f"{ip} is configured in {len(refs)} running pods: {', '.join(sorted(refs))}",
-                    "delete all but one of these pods",
-                )
+        if len(refs) > 1 and ip in ix.holders and not _held_by_several(ix.holders[ip]):
+            yield Finding(
+                Problem.DUPLICATE,
+                ip,
+                tuple(f"Pod/{r}" for r in sorted(refs)),
+                f"{ip} is configured in {len(refs)} running pods: {', '.join(sorted(refs))}",
+                "delete all but one of these pods",
             )
-    audited = {
-        p["metadata"]["name"] for p in snapshot.pools if only_pools is None or p["metadata"]["name"] in only_pools
-    }
-    for ref, endpoint in sorted(endpoints.items()):
+
+
+def orphan_endpoints(ix: Index) -> Iterator[Finding]:
+    audited = {p.name for p in ix.pools} | set(ix.unreadable)
+    for ref, endpoint in sorted(ix.endpoints.items()):
         for entry in (endpoint.get("status", {}).get("current", {}) or {}).get("ips", []):
             ip, pool = _bare(entry.get("ipv4", "")), entry.get("ipv4Pool", "")
-            if pool in audited and f"{pool}:{ref}" not in holders.get(ip, []):
-                findings.append(
-                    Finding(
-                        "orphan-endpoint",
-                        ip,
-                        (f"SpiderEndpoint/{ref}", f"SpiderIPPool/{pool}"),
-                        f"SpiderEndpoint/{ref} records {ip} from {pool}, which has no such allocation",
-                        f"delete SpiderEndpoint {ref} if its pod is gone, else recreate the pod",
-                    )
+            if pool in audited and f"{pool}:{ref}" not in ix.holders.get(ip, []):
+                yield Finding(
+                    Problem.ORPHAN_ENDPOINT,
+                    ip,
+                    (f"SpiderEndpoint/{ref}", f"SpiderIPPool/{pool}"),
+                    f"SpiderEndpoint/{ref} records {ip} from {pool}, which has no such allocation",
+                    f"delete SpiderEndpoint {ref} if its pod is gone, else recreate the pod",
                 )
+
+
+POOL_RULES: list[Callable[[Index, PoolRecords], Iterable[Finding]]] = [count_mismatch, over_capacity]
+RECORD_RULES: list[Callable[[Index, Record], Iterable[Finding]]] = [
+    out_of_range,
+    leak,
+    not_in_network_status,
+    endpoint_disagrees,
+]
+CLUSTER_RULES: list[Callable[[Index], Iterable[Finding]]] = [
+    unreadable_pools,
+    duplicate_records,
+    duplicate_running,
+    orphan_endpoints,
+]
+
+
+def audit(snapshot: Snapshot, only_pools: set[str] | None = None) -> list[Finding]:
+    """Every inconsistency, each with the objects involved and a suggested fix; Unreadable when it cannot audit."""
+    _check(snapshot)
+    _in_scope(snapshot, only_pools)
+    ix = index(snapshot, only_pools)
+    findings: list[Finding] = []
+    for pool in ix.pools:
+        for pool_rule in POOL_RULES:
+            findings += pool_rule(ix, pool)
+        for record in ix.records(pool):
+            for record_rule in RECORD_RULES:
+                findings += record_rule(ix, record)
+    for rule in CLUSTER_RULES:
+        findings += rule(ix)
     return findings
 
 
