@@ -1,4 +1,7 @@
-"""EC2 actions the stacks need that moto 5.2.1 lacks, implemented minimally after the AWS API reference.
+"""What the stacks need that moto 5.2.1 lacks or gets wrong, implemented minimally after the AWS API reference:
+placement groups (and RunInstances into them), MonitorInstances, an interface's type and IPv4 prefixes, interfaces
+detached at termination, the description of group-referencing rules and of subnet CIDR reservations, a hosted zone
+made private by its VPC. Each function says what moto does instead, and where the real behaviour is written down.
 
 Installed into the moto server process only (`emulator.serve`). moto 5.2.1 has no placement groups at all (no model,
 `moto/ec2/responses/` has no handler: "The create_placement_group action has not been implemented") and raises

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.terraform.cli import Terraform, TerraformFailed, find_mirror
+from tests.terraform.cli import Terraform, find_mirror
 from tests.terraform.downgrade import downgrade
 from tests.terraform.emulator import MotoServer
 from tests.terraform.leftovers import LISTERS, client, tagged
 from tests.terraform.node_writes import Write, control_plane_writes
 
-#: The provider's endpoint keys (hashicorp/aws v5.100.0 `names/data/names_data.hcl`, one name per service: an alias
-#: set beside it is an error) of every service the stacks call, STS included for `aws_caller_identity`.
+#: The provider's `endpoints` keys (one per service; the schema also lists aliases such as `cloudwatchlogs`) of every
+#: service the stacks call, STS included for `aws_caller_identity`; `Provider.discover` checks them in the schema.
 SERVICES = ("ec2", "iam", "kms", "ssm", "logs", "route53", "elbv2", "sts")
 REGION = "us-east-1"
 #: Where an AWS call that no endpoint above covers would go: a closed port on 127.0.0.1, so that no request ever
@@ -52,7 +52,10 @@ class Provider:
             {"terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": version}}}},
         )
         terraform.init()
-        return cls(mirror, version, terraform.schema())
+        schema = terraform.schema()
+        endpoints = schema["provider"]["block"]["block_types"]["endpoints"]["block"]["attributes"]
+        assert set(SERVICES) <= set(endpoints), f"not endpoint keys of {version}: {set(SERVICES) - set(endpoints)}"
+        return cls(mirror, version, schema)
 
 
 def terraform_env() -> dict[str, str]:
@@ -265,6 +268,3 @@ class Lifecycle:
     def _sweep(self, url: str) -> None:
         left = {rtype: items for rtype, items in tagged(url, REGION, CLUSTER_TAG, self.cluster).items() if items}
         assert not left, f"left after destroy, tagged {CLUSTER_TAG}={self.cluster}: {left}"
-
-
-__all__ = ["Lifecycle", "NotConverged", "Provider", "Report", "TerraformFailed"]
