@@ -7,7 +7,7 @@ export JSII_RUNTIME_PACKAGE_CACHE_ROOT ?= $(ROOT)/.cache/jsii
 export CHECKPOINT_DISABLE := 1
 export SPIDERPOOL_RDMA_CONFIG := $(abspath $(CONFIG))
 
-.PHONY: synth test test-installed-validator lint bench-synth bench-validate bench-watch install clean instance-data
+.PHONY: synth test test-unit test-installed-validator lint bench-synth bench-validate bench-watch install clean instance-data
 
 install:
 	scripts/install-tools.sh python node checkov helm apt
@@ -37,6 +37,11 @@ test-installed-validator: install
 test: install lint
 	pytest -q
 	scripts/test-installed-validator.sh
+
+## test-unit: the edit-test loop, under a minute: every test that needs no root (network namespaces), no jsii
+## runtime (synthesis) and no slow real tool (helm with the real subcharts, checkov, the bootstrap sandbox, the wheel)
+test-unit:
+	pytest -q -m "not root and not synth and not slow"
 
 bench-validate: install
 	python scripts/bench_validate.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -87,3 +88,45 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, table: InstanceTable) 
         stack_file = base / "cdktf.out" / "stacks" / config.name / "cdk.tf.json"
         out[name] = Synthesized(config, make_plan(config), base / "cdktf.out", json.loads(stack_file.read_text()))
     return out
+
+
+def _uses_network_namespaces(item: pytest.Item) -> bool:
+    """The lab's double, or a test (or one of its fixtures) that makes namespaces with tests/lab/netns.py itself."""
+    if "lab_session" in getattr(item, "fixturenames", ()):
+        return True
+    if getattr(getattr(item, "module", None), "netns", None) is None:
+        return False
+    info = getattr(item, "_fixtureinfo", None)
+    funcs = [getattr(item, "function", None)]
+    funcs += [d.func for defs in (info.name2fixturedefs.values() if info else ()) for d in defs]
+    return any("netns." in inspect.getsource(f) for f in funcs if f is not None and _is_source(f))
+
+
+def _is_source(fn: Callable[..., Any]) -> bool:
+    try:
+        inspect.getsource(fn)
+    except (OSError, TypeError):
+        return False
+    return True
+
+
+# What runs a real tool for seconds per test: the real helm with the real subcharts (chart_dir), the bootstrap
+# sandbox (each test runs the node's scripts end to end), checkov, and the wheel installed in a fresh environment.
+SLOW_FIXTURES = {"chart_dir"}
+SLOW_MODULES = {"test_bootstrap_sandbox", "test_installed"}
+
+
+def _slow(item: pytest.Item) -> bool:
+    module = getattr(getattr(item, "module", None), "__name__", "").rpartition(".")[2]
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return module in SLOW_MODULES or bool(fixtures & SLOW_FIXTURES) or "checkov" in item.name
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`root` on what needs network namespaces, `slow` on real tools that take seconds; `synth` (jsii) is declared
+    by the tests themselves. `make test-unit` runs the rest."""
+    for item in items:
+        if _uses_network_namespaces(item):
+            item.add_marker(pytest.mark.root)
+        if _slow(item):
+            item.add_marker(pytest.mark.slow)
