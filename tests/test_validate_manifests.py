@@ -45,6 +45,7 @@ def test_manifests_command_prints_what_run_creates() -> None:
 def test_images_and_list_commands() -> None:
     out = CliRunner().invoke(cli.main, ["images", "--image", "client=registry.local/tools:1"])
     assert out.output.splitlines() == [
+        "docker.io/nicolaka/netshoot:v0.14",
         "ghcr.io/spidernet-io/rdma-tools:v12.5.7",
         "registry.k8s.io/e2e-test-images/agnhost:2.53",
         "registry.local/tools:1",
