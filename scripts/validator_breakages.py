@@ -156,8 +156,8 @@ B: list[tuple[str, str, str, str, list[str]]] = [
     (
         "audit: endpoint mismatch rule disabled",
         "audit.py",
-        'elif current.get("uid") != uid or not any(',
-        'elif False and current.get("uid") != uid or False and not any(',
+        'elif current.get("uid") != r.uid or not any(',
+        'elif False and current.get("uid") != r.uid or False and not any(',
         [
             T
             + "test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[endpoint-mismatch-endpoint_of_another_pod]"
@@ -166,15 +166,15 @@ B: list[tuple[str, str, str, str, list[str]]] = [
     (
         "audit: duplicates among running pods disabled",
         "audit.py",
-        "if len(refs) > 1 and ip in holders and not any(",
-        "if False and not any(",
+        "if len(refs) > 1 and ip in ix.holders and not _held_by_several(ix.holders[ip]):",
+        "if False:",
         [T + "test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[duplicate-configure_ip_twice]"],
     ),
     (
         "audit: ended pods not counted as leaks",
         "audit.py",
-        ' or pod.get("status", {}).get("phase") in TERMINAL:',
-        ":",
+        '            and pod.get("status", {}).get("phase") not in TERMINAL\n',
+        "\n",
         [T + "test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[leak-end_pod]"],
     ),
     (

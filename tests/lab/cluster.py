@@ -31,6 +31,7 @@ from typing import Any
 
 from spider_validate.addresses import expand
 from spider_validate.kube import SPIDERPOOL_GROUP, SPIDERPOOL_VERSION, ApiError, ExecResult, unwrap_output, wrap_command
+from spider_validate.spiderpool import NETWORK_STATUS, USED_OUT
 
 from tests.lab import netns
 from tests.upstream import pod_security
@@ -50,7 +51,6 @@ NAMESPACED = {
     "SpiderEndpoint",
     "StatefulSet",
 }
-USED_OUT = "all IP addresses used out"
 OTHER_UID = "00000000-0000-0000-0000-00000000dead"
 
 
@@ -529,7 +529,7 @@ class LabCluster:
             }
             pod.obj["spec"]["nodeName"] = node
             if not spec.get("hostNetwork"):  # Multus does not attach a hostNetwork pod: no network-status
-                pod.obj["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = json.dumps(
+                pod.obj["metadata"]["annotations"][NETWORK_STATUS] = json.dumps(
                     [{"name": "kube-system/macvlan-eth0", "interface": "eth0", "ips": [pod.ip], "default": True}]
                 )
             self._put(pod.obj)

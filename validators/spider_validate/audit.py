@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from spider_validate import addresses
-from spider_validate.context import network_status
 from spider_validate.model import ActionResult, Status, TestResult
+from spider_validate.spiderpool import allocated_ips, network_status
 
 TERMINAL = {"Succeeded", "Failed"}
 
@@ -219,7 +219,7 @@ class Index:
 
 
 def _parse_records(pool: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    records = json.loads((pool.get("status", {}) or {}).get("allocatedIPs") or "{}")
+    records = allocated_ips(pool)
     if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
         raise ValueError("not an object of records")
     for ip in records:

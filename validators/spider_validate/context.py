@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from spider_validate.discovery import Facts
 from spider_validate.kube import ApiError, Cluster
 from spider_validate.manifests import Network
 from spider_validate.params import RUN_LABEL, Parameters
+from spider_validate.spiderpool import underlay_ip
 
 STUCK_REASONS = {
     "ImagePullBackOff",
@@ -190,21 +190,3 @@ class RunContext:
             labels.get(manifests.APP_LABEL),
             pod["metadata"].get("uid", ""),
         )
-
-
-def network_status(pod: dict[str, Any]) -> list[dict[str, Any]]:
-    raw = pod.get("metadata", {}).get("annotations", {}).get("k8s.v1.cni.cncf.io/network-status", "[]")
-    try:
-        status = json.loads(raw)
-    except json.JSONDecodeError:
-        return []
-    return status if isinstance(status, list) else []
-
-
-def underlay_ip(pod: dict[str, Any], interface: str) -> str:
-    """The first IPv4 address of `interface` in the pod's network-status (empty when not there yet)."""
-    for entry in network_status(pod):
-        if entry.get("interface") == interface:
-            ips = [ip for ip in entry.get("ips", []) if ":" not in ip]
-            return str(ips[0]) if ips else ""
-    return ""

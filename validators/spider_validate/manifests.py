@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from spider_validate import spiderpool
 from spider_validate.params import MANAGED_BY, RUN_LABEL, Parameters
 
 if TYPE_CHECKING:
@@ -34,15 +34,8 @@ class Network:
         return "eth0" if self.attach == "default" else "net1"
 
     def pod_annotations(self, pools: tuple[str, ...] = ()) -> dict[str, str]:
-        if self.attach == "default":
-            annotations = {"v1.multus-cni.io/default-network": self.ref}
-            if pools:
-                annotations["ipam.spidernet.io/ippool"] = json.dumps({"ipv4": list(pools)})
-            return annotations
-        annotations = {"k8s.v1.cni.cncf.io/networks": self.ref}
-        if pools:
-            annotations["ipam.spidernet.io/ippools"] = json.dumps([{"interface": "net1", "ipv4": list(pools)}])
-        return annotations
+        network = {spiderpool.DEFAULT_NETWORK if self.attach == "default" else spiderpool.NETWORKS: self.ref}
+        return network | (spiderpool.pool_annotation(self.interface, pools) if pools else {})
 
 
 def labels(run_id: str, **extra: str) -> dict[str, str]:

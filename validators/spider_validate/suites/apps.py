@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
-from spider_validate import actions, addresses
-from spider_validate.context import PodInfo, RunContext, underlay_ip
+from spider_validate import actions, addresses, spiderpool
+from spider_validate.context import PodInfo, RunContext
 from spider_validate.model import Action, Outcome, Scenario, Skip, Test
+from spider_validate.spiderpool import underlay_ip
 
 SUITE = "apps"
 CHART_APP_LABEL = "spiderpool-rdma/app"
@@ -41,17 +41,6 @@ def app_pods(ctx: RunContext) -> dict[str, list[tuple[PodInfo, dict[str, Any]]]]
     return found
 
 
-def requested_pools(pod: dict[str, Any]) -> list[str]:
-    annotations = pod.get("metadata", {}).get("annotations", {})
-    if "ipam.spidernet.io/ippool" in annotations:
-        return list(json.loads(annotations["ipam.spidernet.io/ippool"]).get("ipv4", []))
-    if "ipam.spidernet.io/ippools" in annotations:
-        return [
-            name for entry in json.loads(annotations["ipam.spidernet.io/ippools"]) for name in entry.get("ipv4", [])
-        ]
-    return []
-
-
 def distinct_ips(ctx: RunContext) -> Iterator[Action]:
     apps = app_pods(ctx)
     pools = {p["metadata"]["name"]: p for p in ctx.cluster.list("SpiderIPPool")} if not ctx.params.apps else {}
@@ -71,7 +60,7 @@ def distinct_ips(ctx: RunContext) -> Iterator[Action]:
                     continue
                 if owners[info.ip] != app:
                     problems.append(f"{info.name} has {info.ip}, also used by {owners[info.ip]}")
-                names = requested_pools(pod)
+                names = spiderpool.requested_pools(pod)
                 if pod and not names:
                     problems.append(f"{info.name} asks for no pool of its own")
                 elif names and not any(

@@ -7,7 +7,6 @@ pools carry the run's labels and a finalizer deletes them; it never touches a us
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -16,12 +15,12 @@ from typing import Any
 import yaml
 
 from spider_validate import addresses, audit, manifests
-from spider_validate.context import RunContext, underlay_ip
+from spider_validate.context import RunContext
 from spider_validate.kube import SPIDERPOOL_GROUP, SPIDERPOOL_VERSION
 from spider_validate.model import Action, Outcome, Scenario, Skip, Test
+from spider_validate.spiderpool import USED_OUT, allocated_ips, underlay_ip
 
 SUITE = "ipam"
-USED_OUT = "all IP addresses used out"
 STAYS_PENDING = 2.0  # seconds the pod one too many must stay without an address after Spiderpool's event
 # Addresses each test's own pool takes from --ipam-range, after the --ipam-pods of the scale test.
 SIZES = {"allocate": 2, "release": 1, "exhaustion": 2, "statefulset": 1}
@@ -81,7 +80,7 @@ class Step:
     def records(self) -> tuple[dict[str, Any], int]:
         pool = self.ctx.api(lambda: self.ctx.cluster.get("SpiderIPPool", self.pool)) or {}
         status = pool.get("status", {}) or {}
-        return json.loads(status.get("allocatedIPs") or "{}"), int(status.get("allocatedIPCount", 0) or 0)
+        return allocated_ips(pool), int(status.get("allocatedIPCount", 0) or 0)
 
     def create_pool(self, ips: list[str]) -> Action:
         def run() -> Outcome:
