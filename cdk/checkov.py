@@ -2,7 +2,7 @@
 
 checkov 3.3's terraform_json runner ignores inline suppressions (it scans with an empty skip list), so
 the skip lives in the resource's `//` comment field in checkov's own syntax and the test that runs checkov
-on every stack (tests/test_checkov.py) accepts a failure only where such a skip names it.
+on every stack (tests/cdk/test_checkov.py) accepts a failure only where such a skip names it.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ PRICE_DATE = "2026-07-20"  # when the table's us-east-1 on-demand prices were ge
 # BurstablePerformanceSupported). "Placement group rules and limitations" (EC2 User Guide,
 # limitations-placement-groups.html) excludes from cluster placement groups burstable performance, Mac and
 # flex instances; DescribeInstanceTypes' PlacementGroupInfo also lacks "cluster" for the previous-generation
-# c1/m1/m2/m3 and vt1 families. tests/test_instance_data.py checks this rule against the real
+# c1/m1/m2/m3 and vt1 families. tests/cdk/test_instance_data.py checks this rule against the real
 # DescribeInstanceTypes records that moto ships.
 BURSTABLE = re.compile(r"^t[2-9]")  # t1.micro predates burstable credits
 NO_CLUSTER_PLACEMENT = re.compile(r"^(t\d|mac|c1\.|m[123]\.|vt1\.)|-flex\.")

@@ -17,5 +17,6 @@ cp -r validators "${work}/src"                      # build outside the tree: no
 # --noconftest: tests/conftest.py serves the infrastructure's tests (it imports cdk, not installed here);
 # the lab's fixtures are loaded directly. The repository root is on sys.path for `tests` only.
 SPIDER_VALIDATE_INSTALLED=1 "${work}/venv/bin/python" -m pytest -q -p no:cacheprovider --noconftest \
-  -p tests.lab.fixtures tests/test_installed.py tests/test_cli_inputs.py tests/test_kube_client.py \
-  tests/test_validate_lab.py tests/test_ipam_lab.py
+  -p tests.lab.fixtures tests/validator/test_installed.py tests/validator/test_cli_inputs.py \
+  tests/validator/test_kube_client.py \
+  tests/validator/test_validate_lab.py tests/validator/test_ipam_lab.py

@@ -111,9 +111,10 @@ def _is_source(fn: Callable[..., Any]) -> bool:
 
 
 # What runs a real tool for seconds per test: the real helm with the real subcharts (chart_dir), the bootstrap
-# sandbox (each test runs the node's scripts end to end), checkov, and the wheel installed in a fresh environment.
+# sandbox (each test runs the node's scripts end to end), checkov, the wheel installed in a fresh environment, and
+# the API client against real sockets that wait out its timeouts and deadlines.
 SLOW_FIXTURES = {"chart_dir"}
-SLOW_MODULES = {"test_bootstrap_sandbox", "test_installed"}
+SLOW_MODULES = {"test_bootstrap_sandbox", "test_installed", "test_kube_client"}
 
 
 def _slow(item: pytest.Item) -> bool:

@@ -70,7 +70,7 @@ def test_documented_rbac_is_valid_and_covers_what_the_cluster_interface_uses() -
 
     from spider_validate.kube import KINDS
 
-    rbac = yaml.safe_load((Path(__file__).resolve().parents[1] / "validators" / "rbac.yaml").read_text())
+    rbac = yaml.safe_load((Path(__file__).resolve().parents[2] / "validators" / "rbac.yaml").read_text())
     kubernetes_validate.validate(rbac, "1.33", strict=True)
     granted = {res for rule in rbac["rules"] for res in rule["resources"]}
     assert {plural for _, plural, _ in KINDS.values()} <= granted | {"spidersubnets"}
@@ -87,6 +87,6 @@ def test_documented_rbac_allows_exec_over_a_websocket_get_and_create() -> None:
     from spider_validate.kube import KubeCluster
 
     assert "connect_get_namespaced_pod_exec" in inspect.getsource(KubeCluster.exec)
-    rbac = yaml.safe_load((Path(__file__).resolve().parents[1] / "validators" / "rbac.yaml").read_text())
+    rbac = yaml.safe_load((Path(__file__).resolve().parents[2] / "validators" / "rbac.yaml").read_text())
     verbs = {v for rule in rbac["rules"] if "pods/exec" in rule["resources"] for v in rule["verbs"]}
     assert {"get", "create"} <= verbs

@@ -18,7 +18,7 @@ from spider_validate import cli
 from spider_validate.forecast import Trend, seconds_until_full
 from spider_validate.metrics import WatchMetrics
 
-from tests.test_chart_watch import PROMTOOL
+from tests.charts.test_chart_watch import PROMTOOL
 
 USED = [0, 1, 1, 3, 4, 4, 6, 9, 9, 10, 12]  # used addresses, one sample a minute, noisy
 
@@ -116,7 +116,7 @@ def test_a_busy_metrics_port_is_a_usage_error() -> None:
     assert result.exit_code == 2 and f"cannot serve metrics on 127.0.0.1:{port}" in result.output, result.output
 
 
-IMAGE_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build-validator-image.sh"
+IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-validator-image.sh"
 
 
 def test_the_image_script_passes_shellcheck_and_agrees_with_the_chart() -> None:
@@ -125,7 +125,7 @@ def test_the_image_script_passes_shellcheck_and_agrees_with_the_chart() -> None:
     proc = subprocess.run(["shellcheck", "--severity=style", str(IMAGE_SCRIPT)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
     script = IMAGE_SCRIPT.read_text()
-    chart_dir = Path(__file__).resolve().parents[1] / "charts" / "spiderpool-rdma"
+    chart_dir = Path(__file__).resolve().parents[2] / "charts" / "spiderpool-rdma"
     deployment = (chart_dir / "templates" / "watch-deployment.yaml").read_text()
     values = yaml.safe_load((chart_dir / "values.yaml").read_text())["watch"]
     user = re.search(r"^USER_ID=(\d+)", script, re.MULTILINE)

@@ -16,7 +16,7 @@ from spider_validate.model import Outcome
 from spider_validate.params import Parameters
 from spider_validate.rdma_probes import Bandwidth
 
-from tests.test_perf_probes import DRIVERS, counters_tree
+from tests.validator.test_perf_probes import DRIVERS, counters_tree
 
 
 class Pods:

@@ -22,10 +22,10 @@ from spider_validate.kube import Cluster, ExecResult
 from spider_validate.params import Parameters
 from spider_validate.watch import Watcher, WatchOptions, serve
 
+from tests.charts.test_chart_watch import GRANTS, rbac_name
 from tests.lab import netns
 from tests.lab.cluster import LabCluster
 from tests.lab.fixtures import assert_nothing_left, invoke
-from tests.test_chart_watch import GRANTS, rbac_name
 
 INTERVAL = 2.0
 NS = "spider-validate-watch-t"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.lab import netns
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Another run: owns its prefix, creates a namespace, says so, and lives until killed.
 OTHER_RUN = """
 import sys, time

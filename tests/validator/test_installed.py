@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import spider_validate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("spider-validate")
 INSTALLED = bool(os.environ.get("SPIDER_VALIDATE_INSTALLED"))
 

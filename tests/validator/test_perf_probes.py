@@ -20,7 +20,7 @@ from spider_validate.suites import perf
 
 from tests.lab import netns
 
-FIXTURES = Path(__file__).parent / "fixtures" / "perf"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "perf"
 
 
 def test_iperf3_json_summary() -> None:

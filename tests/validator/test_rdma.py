@@ -22,7 +22,7 @@ from spider_validate.suites import all_tests, rdma
 from tests.lab.cluster import LabCluster
 from tests.lab.fixtures import assert_nothing_left
 
-FIXTURES = Path(__file__).parent / "fixtures" / "perftest"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "perftest"
 
 
 @pytest.mark.parametrize(

@@ -18,12 +18,12 @@ from spider_validate.kube import KINDS
 from spider_validate.metrics import WatchMetrics
 
 from tests import chart
+from tests.charts.test_chart import checkov_failures
 from tests.crds import _strict
-from tests.test_chart import checkov_failures
 from tests.upstream import prometheus_operator
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-ALERT_TESTS = Path(__file__).with_name("promtool") / "watch-alerts.test.yaml"
+ALERT_TESTS = Path(__file__).parents[1] / "promtool" / "watch-alerts.test.yaml"
 ALL_ON = {
     "watch": {
         "enabled": True,
@@ -34,8 +34,8 @@ ALL_ON = {
 }
 
 #: What `spider-validate watch` calls, as RBAC names it: (API group, resource, verb, scope). `cluster` reads serve the
-#: audit, the nodes and the network; probe pods live in the release namespace. tests/test_watch_lab.py records the
-#: calls of a real watch against the double and checks them against this set.
+#: audit, the nodes and the network; probe pods live in the release namespace. tests/validator/test_watch_lab.py
+#: records the calls of a real watch against the double and checks them against this set.
 GRANTS = {
     ("", "nodes", "list", "cluster"),
     ("", "pods", "list", "cluster"),

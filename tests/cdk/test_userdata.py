@@ -23,7 +23,7 @@ from cdk import userdata
 from cdk.config import ClusterConfig
 from cdk.ipplan import IpPlan, Node, make_plan
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 
 CONFIGS = {
     "default": ClusterConfig(),

@@ -136,7 +136,7 @@ def test_ami_is_looked_up_from_canonical_ubuntu_2404(variant: Synthesized) -> No
 
 
 def test_parameters_are_secure_strings_created_without_a_value_in_the_state(variant: Synthesized) -> None:
-    """What each role may do with them is in tests/test_iam.py."""
+    """What each role may do with them is in tests/cdk/test_iam.py."""
     path = variant.config.ssm_path
     params = variant.resources("aws_ssm_parameter")
     assert {p["name"] for p in params.values()} == {
