@@ -9,6 +9,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
 
 cp -r validators "${work}/src"                      # build outside the tree: no build/ or egg-info left here
+# a build/ left in the tree by an earlier in-tree build would be reused as it is (cp gives its files new times)
+rm -rf "${work}/src/build" "${work}"/src/*.egg-info
 .venv/bin/pip wheel -q --no-deps -w "${work}/dist" "${work}/src"        # setuptools and wheel from PyPI
 "${PYTHON}" -m venv "${work}/venv"
 "${work}/venv/bin/pip" install -q "${work}"/dist/spider_validate-*.whl
