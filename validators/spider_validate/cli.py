@@ -153,6 +153,22 @@ def image_options(fn: Callable[..., None]) -> Callable[..., None]:
     )(fn)
 
 
+def placement_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """Which nodes the pods of `run` and `watch` go to, and how they attach to the underlay."""
+    fn = click.option(
+        "--attach",
+        type=click.Choice(["auto", "default", "secondary"]),
+        default="auto",
+        show_default=True,
+        help="Attach the pods as their default network (eth0) or a secondary one (net1).",
+    )(fn)
+    fn = click.option(
+        "--network", metavar="NS/NAME", help="SpiderMultusConfig the pods attach to (default: the only one)."
+    )(fn)
+    fn = click.option("--nodes", type=inputs.NodeNames(), help="Only these nodes.")(fn)
+    return click.option("--node-selector", multiple=True, metavar="KEY=VALUE", help="Only nodes with these labels.")(fn)
+
+
 @main.command()
 @with_cluster
 @click.option(
@@ -192,18 +208,7 @@ def image_options(fn: Callable[..., None]) -> Callable[..., None]:
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), help=HTML_HELP)
 @click.option("--keep", is_flag=True, help="Leave the run's namespace and pods for inspection.")
 @image_options
-@click.option("--node-selector", multiple=True, metavar="KEY=VALUE", help="Only nodes with these labels.")
-@click.option("--nodes", type=inputs.NodeNames(), help="Only these nodes.")
-@click.option(
-    "--network", metavar="NS/NAME", help="SpiderMultusConfig the test pods attach to (default: the only one)."
-)
-@click.option(
-    "--attach",
-    type=click.Choice(["auto", "default", "secondary"]),
-    default="auto",
-    show_default=True,
-    help="Attach test pods as their default network (eth0) or a secondary one (net1).",
-)
+@placement_options
 @click.option(
     "--apps", default=0, type=click.IntRange(0, 20), help="Deploy N apps of the run's own instead of the chart's."
 )
@@ -547,18 +552,7 @@ def audit(
     "--owner-pod", envvar="SPIDER_VALIDATE_POD", metavar="NAME/UID", help="The pod it runs in: owns probe pods."
 )
 @image_options
-@click.option("--node-selector", multiple=True, metavar="KEY=VALUE", help="Only nodes with these labels.")
-@click.option("--nodes", type=inputs.NodeNames(), help="Only these nodes.")
-@click.option(
-    "--network", metavar="NS/NAME", help="SpiderMultusConfig the probe pods attach to (default: the only one)."
-)
-@click.option(
-    "--attach",
-    type=click.Choice(["auto", "default", "secondary"]),
-    default="auto",
-    show_default=True,
-    help="Attach probe pods as their default network (eth0) or a secondary one (net1).",
-)
+@placement_options
 @click.option("--probe-timeout", default=2, show_default=True, type=click.IntRange(1, 60), help="Seconds per ping.")
 def watch(
     kubeconfig: str | None,
