@@ -81,6 +81,7 @@ class ClusterStack(TerraformStack):
             self,
             "nodes_out",
             static_id=True,
+            description="Each node by name: role, fixed private IP, ENI and instance IDs, and the ENI's /28 prefixes.",
             value={
                 n.name: {
                     "role": n.role,
@@ -92,18 +93,26 @@ class ClusterStack(TerraformStack):
                 for n in plan.nodes
             },
         )
-        TerraformOutput(self, "api_endpoint", static_id=True, value=f"https://{api.dns_name}:6443")
+        TerraformOutput(
+            self,
+            "api_endpoint",
+            static_id=True,
+            description="The Kubernetes API inside the VPC (private DNS); from outside, use the port forward.",
+            value=f"https://{api.dns_name}:6443",
+        )
         cp0 = nodes.instances[plan.control_planes[0].name].id
         TerraformOutput(
             self,
             "kubeconfig_command",
             static_id=True,
+            description="Writes the admin kubeconfig that control-plane-0 published to SSM (mode 0600).",
             value=f"spider-validate kubeconfig --cluster {config.name} --region {config.region}",
         )
         TerraformOutput(
             self,
             "api_port_forward_command",
             static_id=True,
+            description="Opens the API on localhost:6443 through SSM Session Manager (keep it running).",
             value=(
                 f"aws ssm start-session --region {config.region} --target {cp0} "
                 "--document-name AWS-StartPortForwardingSession "

@@ -251,3 +251,9 @@ def test_every_fixed_address_is_reserved_before_anything_takes_addresses(variant
     refs = {f"aws_ec2_subnet_cidr_reservation.{name}" for name in reservations}
     for name, body in [*variant.resources("aws_network_interface").items(), *variant.resources("aws_lb").items()]:
         assert refs <= set(body.get("depends_on", [])), name
+
+
+def test_every_output_is_described(variant: Synthesized) -> None:
+    """As terraform-aws-vpc does: `terraform output` and module users see what each value is."""
+    outputs = variant.stack["output"]
+    assert outputs and {name for name, out in outputs.items() if not out.get("description")} == set()
