@@ -105,6 +105,20 @@ def _given_options() -> list[str]:
     return words
 
 
+def _emit(result: RunResult, output: str, junit_file: str | None, html_file: str | None) -> None:
+    """The results on stdout first, so a report that cannot be written never loses them; then the files."""
+    from spider_validate import report
+
+    click.echo(report.to_json(result) if output == "json" else report.table(result))
+    if junit_file:
+        try:
+            report.write_junit(result, junit_file)
+        except OSError as exc:
+            raise UsageProblem(f"the results above could not be written to {junit_file}: {exc.strerror}") from exc
+    if html_file:
+        _write_html(result, html_file)
+
+
 def _write_html(result: RunResult, path: str) -> None:
     from spider_validate import html, report
 
@@ -323,14 +337,7 @@ def run(
     if not runner.abandoned:
         bounded(lambda: environ.update(environment.collect(cluster, params, runner.ctx, argv)), params.cleanup_timeout)
     result.environment = environ
-    click.echo(report.to_json(result) if output == "json" else report.table(result))  # first: never lost
-    if junit_file:
-        try:
-            report.write_junit(result, junit_file)
-        except OSError as exc:
-            raise UsageProblem(f"the results above could not be written to {junit_file}: {exc.strerror}") from exc
-    if html_file:
-        _write_html(result, html_file)
+    _emit(result, output, junit_file, html_file)
     code = EXIT_INTERRUPTED if result.interrupted else EXIT_NOT_READY if result.preflight_failed else EXIT_FAILED
     _exit(EXIT_PASSED if result.passed else code, abandoned=runner.abandoned)
 
@@ -493,7 +500,6 @@ def audit(
       spider-validate audit --from-file dump.json -o json
     """
     from spider_validate import audit as ipam_audit
-    from spider_validate import report
     from spider_validate.kube import ApiError
     from spider_validate.model import RunResult
     from spider_validate.runner import new_run_id
@@ -517,14 +523,7 @@ def audit(
 
     audited = [p for p in snap.pools if only is None or p["metadata"]["name"] in only]
     result.environment = environment.collect(cluster, argv=_given_options(), pools=audited)
-    click.echo(report.to_json(result) if output == "json" else report.table(result))
-    if junit_file:
-        try:
-            report.write_junit(result, junit_file)
-        except OSError as exc:
-            raise UsageProblem(f"the results above could not be written to {junit_file}: {exc.strerror}") from exc
-    if html_file:
-        _write_html(result, html_file)
+    _emit(result, output, junit_file, html_file)
     sys.exit(EXIT_PASSED if not findings else EXIT_FAILED)
 
 
