@@ -1,0 +1,56 @@
+"""spider_validate.names is the one home of the names that cross layers: it depends on nothing, and it is the only
+part of the validator that the infrastructure imports."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+from spider_validate import names
+
+from tests.conftest import REPO
+
+NAMES = REPO / "validators" / "spider_validate" / "names.py"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, as written (`from a.b import c` gives a.b.c and a.b: c may be a module)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_names_imports_the_standard_library_only() -> None:
+    roots = {m.split(".")[0] for m in imported_modules(NAMES)}
+    assert roots <= set(sys.stdlib_module_names) | {"__future__"}, roots
+
+
+def test_cdk_imports_nothing_of_the_validator_but_names() -> None:
+    """The validator is a distribution of its own; the stack may share its names, never its code."""
+    offending = {
+        f"{path.relative_to(REPO)}: {module}"
+        for path in sorted((REPO / "cdk").rglob("*.py"))
+        for module in imported_modules(path)
+        if module.split(".")[0] == "spider_validate"
+        and module not in {"spider_validate", "spider_validate.names"}
+        and not module.startswith("spider_validate.names.")
+    }
+    assert offending == set()
+
+
+def test_the_rule_above_sees_a_forbidden_import(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("from spider_validate.names import kms_alias\nfrom spider_validate import kube\n")
+    assert {"spider_validate.names", "spider_validate.kube"} <= imported_modules(module)
+
+
+def test_composed_names() -> None:
+    """The forms AWS holds them in (README: the SSM path /spiderpool-rdma/NAME/, the tag spiderpool-rdma/cluster)."""
+    assert names.ssm_parameter("c1", names.KUBECONFIG) == "/spiderpool-rdma/c1/kubeconfig"
+    assert names.kms_alias("c1") == "alias/spiderpool-rdma-c1"

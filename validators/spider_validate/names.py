@@ -1,0 +1,49 @@
+"""The names that cross the project's layers, each in one place: who writes it and who reads it is beside it.
+
+The stack (`cdk/`) writes most of them and the nodes, the chart and the validator read them. Standard library only
+and nothing else of `spider_validate`: `cdk` imports this module and no other part of the validator. What cannot
+import Python writes the literal and a test compares it with this module: the bootstrap's shell scripts
+(`tests/bootstrap/test_names.py`) and the chart's templates, as rendered (`tests/charts/test_names.py`).
+"""
+
+from __future__ import annotations
+
+# AWS tags. The stack tags every resource with the cluster (cdk/stack.py, the provider's default tags) and each
+# instance with its node and role (cdk/constructs/nodes.py); `spider-validate kubeconfig` finds control-plane-0 by
+# the first two (validators/spider_validate/kubeconfig.py).
+CLUSTER_TAG = "spiderpool-rdma/cluster"
+NODE_TAG = "spiderpool-rdma/node"
+ROLE_TAG = "spiderpool-rdma/role"
+
+# SSM parameters under the cluster's path. cdk/constructs/secrets.py creates them with PLACEHOLDER and
+# cdk/constructs/iam.py grants them per role; control-plane-0 overwrites all three (bootstrap/control-plane.sh).
+JOIN_WORKER = "join-worker"  # read by workers (bootstrap/join.sh)
+JOIN_CONTROL_PLANE = "join-control-plane"  # read by the other control planes (bootstrap/join.sh)
+KUBECONFIG = "kubeconfig"  # read by `spider-validate kubeconfig`
+PLACEHOLDER = "pending"  # the value until control-plane-0 publishes; `spider-validate kubeconfig` names it
+
+
+def ssm_path(cluster: str) -> str:
+    """The SSM path of a cluster's parameters (the stack's; the nodes get it as SPR_SSM_PATH, bootstrap/node.env.j2)."""
+    return f"/spiderpool-rdma/{cluster}"
+
+
+def ssm_parameter(cluster: str, parameter: str) -> str:
+    """The full name of one of the cluster's parameters (JOIN_WORKER, JOIN_CONTROL_PLANE, KUBECONFIG)."""
+    return f"{ssm_path(cluster)}/{parameter}"
+
+
+def kms_alias(cluster: str) -> str:
+    """The alias of the cluster's KMS key: cdk/constructs/secrets.py creates it and gives it to SSM as KeyId, the
+    nodes encrypt with it (SPR_KMS_KEY, bootstrap/node.env.j2), `spider-validate kubeconfig` names it when denied."""
+    return f"alias/spiderpool-rdma-{cluster}"
+
+
+# Node labels, set by the kubelet from the user data's --node-labels (cdk/userdata.py).
+ROLE_LABEL = "spiderpool-rdma/role"  # worker or control-plane: for people and selectors
+RDMA_LABEL = "spiderpool-rdma/rdma"  # the RDMA mode; the chart places its device plugins by it (values-*.yaml)
+NETWORK_GBPS_LABEL = "spiderpool-rdma/network-gbps"  # the line rate; read by validators/spider_validate/linerate.py
+
+# Labels the chart writes (templates/_network.tpl).
+ATTACHMENT_LABEL = "spiderpool-rdma/attachment"  # on the SpiderMultusConfig; preflight picks the network by it
+APP_LABEL = "spiderpool-rdma/app"  # on each sample app's objects; read by the apps suite and the helm test
