@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spider_validate import manifests, report
+from spider_validate import manifests, names, report
 from spider_validate.model import ActionResult, RunResult, Status
 from spider_validate.params import Parameters
 from spider_validate.runner import Runner
-from spider_validate.suites import all_tests, apps
+from spider_validate.suites import all_tests
 
 from tests.lab.cluster import LabCluster
 from tests.lab.fixtures import assert_nothing_left, invoke
@@ -310,7 +310,7 @@ def deploy_chart_apps(lab: LabCluster, pools: dict[str, list[str]], annotate: bo
                 f"{app}-{i}", SAMPLE_NS, "chart", "app", node, "server", net, Parameters(),
                 app=app, pools=(f"{app}-pool",) if annotate else (),
             )  # fmt: skip
-            pod["metadata"]["labels"] = {apps.CHART_APP_LABEL: app}
+            pod["metadata"]["labels"] = {names.APP_LABEL: app}
             lab.create(pod)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(p["status"]["phase"] != "Running" for p in lab.list("Pod", SAMPLE_NS)):

@@ -13,6 +13,7 @@ import click
 import yaml
 
 from spider_validate import __version__, inputs
+from spider_validate.names import NETWORK_GBPS_LABEL
 from spider_validate.params import MANAGED_BY, RUN_LABEL, Parameters
 
 if TYPE_CHECKING:
@@ -250,7 +251,7 @@ def placement_options(fn: Callable[..., None]) -> Callable[..., None]:
     "--rdma-min-gbps",
     type=inputs.Positive("GBPS"),
     help="Minimum average bandwidth in Gb/s [default: a fraction of the line rate from the node's "
-    "spiderpool-rdma/network-gbps label or instance type; without either the test is skipped].",
+    f"{NETWORK_GBPS_LABEL} label or instance type; without either the test is skipped].",
 )
 @click.option(
     "--perf-tolerance",

@@ -11,6 +11,8 @@ import boto3
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
+from spider_validate import names
+
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")  # us-east-1, us-gov-west-1, ap-southeast-2
 
 
@@ -38,12 +40,8 @@ def _denied_or_failed(exc: ClientError, what: str, needs: str) -> KubeconfigErro
     return KubeconfigError(f"{what} failed: {code}: {message}")
 
 
-def parameter_name(cluster: str) -> str:
-    return f"/spiderpool-rdma/{cluster}/kubeconfig"
-
-
 def fetch(ssm: Any, cluster: str, region: str) -> dict[str, Any]:
-    name = parameter_name(cluster)
+    name = names.ssm_parameter(cluster, names.KUBECONFIG)
     try:
         value = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
     except ClientError as exc:
@@ -54,11 +52,11 @@ def fetch(ssm: Any, cluster: str, region: str) -> dict[str, Any]:
                 "Is the cluster deployed in this region and account (cdktn deploy), and is the name right?"
             ) from exc
         raise _denied_or_failed(
-            exc, f"reading {name}", f"ssm:GetParameter on it and kms:Decrypt on alias/spiderpool-rdma-{cluster}"
+            exc, f"reading {name}", f"ssm:GetParameter on it and kms:Decrypt on {names.kms_alias(cluster)}"
         ) from exc
     except BotoCoreError as exc:
         raise KubeconfigError(f"cannot reach SSM in {region}: {exc}") from exc
-    if value.strip() == "pending":
+    if value.strip() == names.PLACEHOLDER:
         raise KubeconfigError(
             f"cluster {cluster!r} has not published its kubeconfig yet: control-plane-0 is still bootstrapping "
             "(see README, Troubleshooting: /var/log/spiderpool-rdma/ on the node)"
@@ -81,8 +79,8 @@ def control_plane_instance(ec2: Any, cluster: str, region: str) -> str:
     try:
         reply = ec2.describe_instances(
             Filters=[
-                {"Name": "tag:spiderpool-rdma/cluster", "Values": [cluster]},
-                {"Name": "tag:spiderpool-rdma/node", "Values": ["control-plane-0"]},
+                {"Name": f"tag:{names.CLUSTER_TAG}", "Values": [cluster]},
+                {"Name": f"tag:{names.NODE_TAG}", "Values": ["control-plane-0"]},
                 {"Name": "instance-state-name", "Values": ["running"]},
             ]
         )

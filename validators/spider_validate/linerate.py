@@ -13,7 +13,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-NETWORK_GBPS_LABEL = "spiderpool-rdma/network-gbps"
+from spider_validate.names import NETWORK_GBPS_LABEL
+
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 
 

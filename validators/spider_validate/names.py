@@ -45,5 +45,5 @@ RDMA_LABEL = "spiderpool-rdma/rdma"  # the RDMA mode; the chart places its devic
 NETWORK_GBPS_LABEL = "spiderpool-rdma/network-gbps"  # the line rate; read by validators/spider_validate/linerate.py
 
 # Labels the chart writes (templates/_network.tpl).
-ATTACHMENT_LABEL = "spiderpool-rdma/attachment"  # on the SpiderMultusConfig; preflight picks the network by it
+ATTACHMENT_LABEL = "spiderpool-rdma/attachment"  # on the SpiderMultusConfig; discovery.py picks the network by it
 APP_LABEL = "spiderpool-rdma/app"  # on each sample app's objects; read by the apps suite and the helm test

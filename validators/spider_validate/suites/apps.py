@@ -8,10 +8,10 @@ from typing import Any
 from spider_validate import actions, addresses, spiderpool
 from spider_validate.context import PodInfo, RunContext
 from spider_validate.model import Action, Outcome, Scenario, Skip, Test
+from spider_validate.names import APP_LABEL
 from spider_validate.spiderpool import underlay_ip
 
 SUITE = "apps"
-CHART_APP_LABEL = "spiderpool-rdma/app"
 
 
 def app_pods(ctx: RunContext) -> dict[str, list[tuple[PodInfo, dict[str, Any]]]]:
@@ -21,10 +21,10 @@ def app_pods(ctx: RunContext) -> dict[str, list[tuple[PodInfo, dict[str, Any]]]]
         own = ctx.by_role("app")
         return {app: [(p, {}) for p in own if p.app == app] for app in sorted({p.app or "" for p in own})}
     found: dict[str, list[tuple[PodInfo, dict[str, Any]]]] = {}
-    for pod in ctx.cluster.list("Pod", label_selector=CHART_APP_LABEL):
+    for pod in ctx.cluster.list("Pod", label_selector=APP_LABEL):
         if pod.get("status", {}).get("phase") != "Running":
             continue
-        app = pod["metadata"]["labels"][CHART_APP_LABEL]
+        app = pod["metadata"]["labels"][APP_LABEL]
         node = pod["spec"].get("nodeName", "")
         info = PodInfo(
             pod["metadata"]["name"],
