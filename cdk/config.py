@@ -10,11 +10,12 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from spider_validate import names
 
 from cdk.ec2_types import InstanceTable, InstanceType
-from cdk.ipplan import PREFIX_SIZE, plan_problems
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "cluster.yaml"
+PREFIX_SIZE = 16  # addresses in one /28 ENI prefix, the unit of `ipv4_prefixes`
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _K8S_MINOR = re.compile(r"^1\.(2[89]|3[0-9])$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")  # us-east-1, us-gov-west-1, ap-southeast-2
@@ -155,7 +156,7 @@ class ClusterConfig(_Strict):
     @property
     def ssm_path(self) -> str:
         """The SSM parameter path that holds this cluster's join data and kubeconfig."""
-        return f"/spiderpool-rdma/{self.name}"
+        return names.ssm_path(self.name)
 
 
 def _pydantic_problems(err: ValidationError) -> list[str]:
@@ -280,11 +281,12 @@ def _placement_problems(c: ClusterConfig, table: InstanceTable) -> list[str]:
 
 
 def validate(config: ClusterConfig, table: InstanceTable) -> list[str]:
-    """Every semantic problem of a parsed configuration, in the user's terms."""
-    problems = _cidr_problems(config) + _tag_problems(config.tags) + _placement_problems(config, table)
-    if not problems:
-        problems += plan_problems(config)
-    return problems
+    """Every semantic problem of a parsed configuration, in the user's terms.
+
+    Whether the nodes and their prefixes fit in the node subnet is the plan's question (`ipplan.plan_problems`),
+    asked of a configuration without these problems.
+    """
+    return _cidr_problems(config) + _tag_problems(config.tags) + _placement_problems(config, table)
 
 
 def _duplicate_keys(node: yaml.Node | None, path: tuple[str, ...] = ()) -> list[str]:
@@ -309,7 +311,10 @@ def _duplicate_keys(node: yaml.Node | None, path: tuple[str, ...] = ()) -> list[
 
 
 def load_config(path: Path, table: InstanceTable) -> ClusterConfig:
-    """Parse and validate a cluster.yaml; raise ConfigError listing every problem."""
+    """Parse and validate a cluster.yaml; raise ConfigError listing every problem.
+
+    `ipplan.load_plan` loads and plans a file, and reports what does not fit in the subnet the same way.
+    """
     source = str(path)
     try:
         text = path.read_bytes().decode("utf-8")

@@ -2,19 +2,21 @@
 
 Pure functions of the configuration (stdlib ipaddress only), so the whole plan is testable without
 synthesizing. On AWS a pod address only works on the node whose ENI holds its /28 prefix, so every
-pool is per node, and the pools of one node together cover exactly that node's prefixes.
+pool is per node, and the pools of one node together cover exactly that node's prefixes. `load_plan` is the
+one place that reads a cluster.yaml and plans it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Literal
 
-if TYPE_CHECKING:
-    from cdk.config import ClusterConfig
+from cdk.config import PREFIX_SIZE, ClusterConfig, ConfigError, load_config
+from cdk.ec2_types import InstanceTable
 
-PREFIX_SIZE = 16  # addresses in one /28 ENI prefix
+Role = Literal["control-plane", "worker"]
 
 FIRST_NODE_OFFSET = 10  # node addresses start at the node block + 10
 MAX_CONTROL_PLANES = 3  # control planes take the first addresses, workers the ones after all of them
@@ -40,7 +42,7 @@ class Pool:
 @dataclass(frozen=True)
 class Node:
     name: str
-    role: str  # control-plane | worker
+    role: Role
     index: int
     private_ip: IPv4Address
     prefixes: tuple[IPv4Network, ...] = ()
@@ -139,11 +141,11 @@ def _node_count(config: ClusterConfig) -> int:
     return MAX_CONTROL_PLANES + config.workers.count
 
 
-def node_name(role: str, index: int) -> str:
+def node_name(role: Role, index: int) -> str:
     return f"{role}-{index}"
 
 
-def node_prefixes(config: ClusterConfig, role: str, index: int) -> tuple[IPv4Network, ...]:
+def node_prefixes(config: ClusterConfig, role: Role, index: int) -> tuple[IPv4Network, ...]:
     """A node's /28 prefixes: workers from the start of the pod block, control planes from its end.
 
     Each node's slice depends only on its role, index and its role's prefix count, so adding or removing
@@ -181,7 +183,7 @@ def node_pools(config: ClusterConfig, node: Node, gateway: IPv4Address) -> list[
 
 
 def make_plan(config: ClusterConfig) -> IpPlan:
-    """The whole IP plan; the configuration must already be valid (see config.validate)."""
+    """The whole IP plan of a valid configuration (`load_plan` checks both)."""
     assert not plan_problems(config), plan_problems(config)
     block = pod_block(config)
     assert block is not None
@@ -211,3 +213,16 @@ def make_plan(config: ClusterConfig) -> IpPlan:
         pools=pools,
         app_names=app_names(config),
     )
+
+
+def load_plan(path: Path, table: InstanceTable) -> tuple[ClusterConfig, IpPlan]:
+    """Load a cluster.yaml and plan it; raise ConfigError listing every problem, as `config.load_config` does.
+
+    What does not fit in the node subnet is asked only of a configuration without other problems (the blocks
+    of an invalid subnet mean nothing), so its message comes alone.
+    """
+    config = load_config(path, table)
+    problems = plan_problems(config)
+    if problems:
+        raise ConfigError(str(path), problems)
+    return config, make_plan(config)

@@ -15,9 +15,9 @@ from pathlib import Path
 from cdktn import App
 
 from cdk import chart_values, cost, userdata
-from cdk.config import DEFAULT_CONFIG, ConfigError, load_config
+from cdk.config import DEFAULT_CONFIG, ConfigError
 from cdk.ec2_types import InstanceTable
-from cdk.ipplan import make_plan
+from cdk.ipplan import load_plan
 from cdk.stack import ClusterStack
 
 HELM_VALUES = "helm-values.yaml"
@@ -33,11 +33,10 @@ def main() -> int:
     config_path = Path(os.environ.get("SPIDERPOOL_RDMA_CONFIG") or DEFAULT_CONFIG)
     try:
         table = InstanceTable.load()
-        config = load_config(config_path, table)
+        config, plan = load_plan(config_path, table)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    plan = make_plan(config)
     # Read here, not by the jsii runtime: its process keeps the environment it started with.
     app = App(context=app_context(), outdir=os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
     ClusterStack(

@@ -19,9 +19,9 @@ from typing import Any
 import yaml
 
 from cdk import chart_values, userdata
-from cdk.config import ClusterConfig, load_config
+from cdk.config import ClusterConfig
 from cdk.ec2_types import InstanceTable
-from cdk.ipplan import IpPlan, make_plan
+from cdk.ipplan import IpPlan, load_plan
 from tests.conftest import REPO, SHARED, VARIANTS
 from tests.upstream.scheduling import Node
 
@@ -53,8 +53,7 @@ def planned(variant: str | dict[str, Any], table: InstanceTable, tmp: Path) -> t
     data = VARIANTS[variant] if isinstance(variant, str) else variant
     path = tmp / "cluster.yaml"
     path.write_text(yaml.safe_dump(data))
-    config = load_config(path, table)
-    return config, make_plan(config)
+    return load_plan(path, table)
 
 
 def generated_values(variant: str | dict[str, Any], table: InstanceTable, tmp: Path) -> dict[str, Any]:

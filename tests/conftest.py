@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from cdk.config import ClusterConfig, load_config
+from cdk.config import ClusterConfig
 from cdk.ec2_types import InstanceTable
-from cdk.ipplan import IpPlan, make_plan
+from cdk.ipplan import IpPlan, load_plan
 
 pytest_plugins = ["tests.lab.fixtures"]
 
@@ -84,9 +84,9 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, table: InstanceTable) 
         path = base / "cluster.yaml"
         path.write_text(yaml.safe_dump(data))
         assert synthesize(base / "cdktf.out", path) == 0
-        config = load_config(path, table)
+        config, plan = load_plan(path, table)
         stack_file = base / "cdktf.out" / "stacks" / config.name / "cdk.tf.json"
-        out[name] = Synthesized(config, make_plan(config), base / "cdktf.out", json.loads(stack_file.read_text()))
+        out[name] = Synthesized(config, plan, base / "cdktf.out", json.loads(stack_file.read_text()))
     return out
 
 

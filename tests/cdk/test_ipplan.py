@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
 
 import pytest
 from spider_validate import addresses
 
-from cdk.config import ClusterConfig, Workers
-from cdk.ipplan import address_ranges, make_plan
+from cdk.config import ClusterConfig, ConfigError, Workers, load_config
+from cdk.ec2_types import InstanceTable
+from cdk.ipplan import address_ranges, load_plan, make_plan
 
 CONFIGS = {
     "default": ClusterConfig(),
@@ -114,3 +118,35 @@ def test_address_ranges_compress_runs() -> None:
     ips = [IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2"), IPv4Address("10.0.0.3"), IPv4Address("10.0.0.7")]
     assert address_ranges(ips) == ["10.0.0.1-10.0.0.3", "10.0.0.7"]
     assert expand(address_ranges(ips)) == set(ips)
+
+
+def test_load_plan_reports_a_subnet_too_small_as_a_configuration_problem(
+    write_config: Callable[[dict[str, Any]], Path], table: InstanceTable
+) -> None:
+    path = write_config({"node_subnet_cidr": "10.42.0.0/27", "workers": {"count": 4}})
+    assert load_config(path, table).workers.count == 4  # the configuration alone is valid: the plan does not fit
+    with pytest.raises(ConfigError) as err:
+        load_plan(path, table)
+    assert err.value.source == str(path)
+    assert err.value.problems == [
+        "node_subnet_cidr: 10.42.0.0/27 is too small for 4 workers x 2 /28 prefixes and 1 control planes x 1: "
+        "the pod block (the subnet's third quarter) holds 0; use a /22 or larger"
+    ]
+
+
+def test_the_plan_is_asked_only_of_an_otherwise_valid_configuration(
+    write_config: Callable[[dict[str, Any]], Path], table: InstanceTable
+) -> None:
+    """The blocks of an invalid configuration mean nothing: its own problems come, without the plan's."""
+    path = write_config({"node_subnet_cidr": "10.42.0.0/27", "workers": {"count": 4}, "tags": {"aws:team": "x"}})
+    with pytest.raises(ConfigError) as err:
+        load_plan(path, table)
+    assert err.value.problems == ["tags: key 'aws:team' starts with 'aws:', which AWS reserves for its own tags"]
+
+
+def test_load_plan_plans_the_loaded_configuration(
+    write_config: Callable[[dict[str, Any]], Path], table: InstanceTable
+) -> None:
+    path = write_config({"control_plane": {"count": 3}, "workers": {"count": 5}})
+    config, plan = load_plan(path, table)
+    assert config == load_config(path, table) and plan == make_plan(config)
