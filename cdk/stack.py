@@ -7,6 +7,7 @@ from collections.abc import Callable
 from cdktn import LocalBackend, S3Backend, TerraformOutput, TerraformStack
 from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
+from spider_validate import names
 
 from cdk.config import ClusterConfig, S3State
 from cdk.constructs.api_endpoint import ApiEndpoint
@@ -48,7 +49,7 @@ class ClusterStack(TerraformStack):
             self,
             "aws",
             region=config.region,
-            default_tags=[AwsProviderDefaultTags(tags={**config.tags, "spiderpool-rdma/cluster": config.name})],
+            default_tags=[AwsProviderDefaultTags(tags={**config.tags, names.CLUSTER_TAG: config.name})],
         )
         secrets = ClusterSecrets(self, "secrets", config=config)
         network = Network(self, "network", config=config, plan=plan, secrets=secrets)

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 import yaml
+from spider_validate import names
 
 from cdk.config import ClusterConfig, RdmaMode
 from cdk.constructs.api_endpoint import api_dns_name
@@ -107,12 +108,12 @@ def node_labels(config: ClusterConfig, node: Node) -> str:
         f"node.kubernetes.io/instance-type={spec.instance_type}",
         f"topology.kubernetes.io/region={config.region}",
         f"topology.kubernetes.io/zone={config.availability_zone}",
-        f"spiderpool-rdma/role={node.role}",
-        f"spiderpool-rdma/rdma={rdma}",  # the chart places the EFA device plugin by it
+        f"{names.ROLE_LABEL}={node.role}",
+        f"{names.RDMA_LABEL}={rdma}",  # the chart places the EFA device plugin by it
     ]
     itype = _instance_table().get(spec.instance_type)
     if itype is not None and itype.network_gbps > 0:  # the validator's RDMA line rate
-        labels.append(f"spiderpool-rdma/network-gbps={itype.network_gbps:g}")
+        labels.append(f"{names.NETWORK_GBPS_LABEL}={itype.network_gbps:g}")
     return ",".join(labels)
 
 

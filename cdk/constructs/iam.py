@@ -8,6 +8,7 @@ from cdktn_provider_aws.iam_instance_profile import IamInstanceProfile
 from cdktn_provider_aws.iam_role import IamRole
 from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
+from spider_validate import names
 
 from cdk.config import ClusterConfig, RdmaMode
 from cdk.constructs.secrets import ClusterSecrets
@@ -38,8 +39,11 @@ ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:Batc
 #: Which of the cluster's parameters (cdk/constructs/secrets.py) each role reads and writes: workers read their
 #: join command only; control planes publish all three and read the control-plane join command to join.
 PARAMETER_ACCESS = {
-    "worker": {"read": ["join-worker"], "write": []},
-    "control-plane": {"read": ["join-control-plane"], "write": ["join-worker", "join-control-plane", "kubeconfig"]},
+    "worker": {"read": [names.JOIN_WORKER], "write": []},
+    "control-plane": {
+        "read": [names.JOIN_CONTROL_PLANE],
+        "write": [names.JOIN_WORKER, names.JOIN_CONTROL_PLANE, names.KUBECONFIG],
+    },
 }
 
 

@@ -15,6 +15,7 @@ from cdktn_provider_aws.instance import (
 from cdktn_provider_aws.network_interface import NetworkInterface
 from cdktn_provider_aws.placement_group import PlacementGroup
 from constructs import Construct
+from spider_validate import names
 
 from cdk.config import ClusterConfig, RdmaMode
 from cdk.constructs.iam import NodeRoles
@@ -115,8 +116,8 @@ class NodeGroup(Construct):
                 depends_on=[*egress_ready, roles.policies[node.role]],
                 tags={
                     "Name": f"{config.name}-{node.name}",
-                    "spiderpool-rdma/node": node.name,
-                    "spiderpool-rdma/role": node.role,
+                    names.NODE_TAG: node.name,
+                    names.ROLE_TAG: node.role,
                 },
                 # A newer Ubuntu image must not replace running nodes. Nor may new user data stop and start
                 # them (the provider's way to apply it): cloud-init runs it once per instance, so a running

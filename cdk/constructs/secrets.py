@@ -10,6 +10,7 @@ from cdktn_provider_aws.kms_alias import KmsAlias
 from cdktn_provider_aws.kms_key import KmsKey
 from cdktn_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
+from spider_validate import names
 
 from cdk.config import ClusterConfig
 
@@ -19,11 +20,13 @@ from cdk.config import ClusterConfig
 #: Each with the tier control-plane-0 writes it with (bootstrap/control-plane.sh): the admin kubeconfig exceeds the
 #: standard tier's 4 KB. The tier must match: a different one would be a change for Terraform's next plan.
 PARAMETERS = {
-    "join-worker": ("kubeadm join command for workers (token and CA certificate hash)", "Standard"),
-    "join-control-plane": ("kubeadm join command for further control planes (adds the certificate key)", "Standard"),
-    "kubeconfig": ("admin kubeconfig of the cluster", "Advanced"),
+    names.JOIN_WORKER: ("kubeadm join command for workers (token and CA certificate hash)", "Standard"),
+    names.JOIN_CONTROL_PLANE: (
+        "kubeadm join command for further control planes (adds the certificate key)",
+        "Standard",
+    ),
+    names.KUBECONFIG: ("admin kubeconfig of the cluster", "Advanced"),
 }
-PLACEHOLDER = "pending"
 
 
 def kms_alias_name(config: ClusterConfig) -> str:
@@ -34,7 +37,7 @@ def kms_alias_name(config: ClusterConfig) -> str:
     in Terraform and an alias on the node would be a change at every plan after the first boot, and the
     provider's update would then send the empty `value` instead of the write-only one.
     """
-    return f"alias/spiderpool-rdma-{config.name}"
+    return names.kms_alias(config.name)
 
 
 class ClusterSecrets(Construct):
@@ -63,7 +66,7 @@ class ClusterSecrets(Construct):
                 type="SecureString",
                 key_id=alias.name,
                 tier=tier,
-                value_wo=PLACEHOLDER,
+                value_wo=names.PLACEHOLDER,
                 value_wo_version=1,
             )
             for name, (description, tier) in PARAMETERS.items()
