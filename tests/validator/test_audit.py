@@ -1,9 +1,12 @@
-"""`spider-validate audit` on dumps in `kubectl get -o json` shape (from the double: consistent and broken),
-and live on the double."""
+"""`spider-validate audit` on dumps in `kubectl get -o json` shape (the double's consistent dump, frozen in
+tests/fixtures/audit/consistent.json by `python -m tests.lab.freeze_dump`, and breakages of it), and live on the
+double; one test on the double checks that it still dumps the frozen shape."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ipaddress
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -13,32 +16,70 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from spider_validate import audit, cli, manifests
-from spider_validate.params import Parameters
+from spider_validate import audit, cli
 
 from tests.crds import validate_custom
+from tests.lab import freeze_dump
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left, entry_point, invoke
+from tests.lab.fixtures import entry_point, invoke
 
-NS = "audit-fixture"
 Dump = dict[str, Any]
+NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"  # as Multus writes it
+
+
+@pytest.fixture
+def dump() -> Dump:
+    """Three running pods of the double (two nodes), their endpoints and pool, as kubectl dumps them."""
+    return dict(json.loads(freeze_dump.FIXTURE.read_text()))
 
 
 @pytest.fixture(scope="module")
-def dump(lab_session: LabCluster) -> Iterator[Dump]:
-    """Three running pods on the double, dumped like kubectl does; the pods go afterwards."""
-    lab = lab_session
-    net = manifests.Network("kube-system", "macvlan-eth0", "default")
-    for i in range(3):
-        lab.create(manifests.pod(f"web-{i}", NS, "audit", "client", lab.node_names[i % 2], "img", net, Parameters()))
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(p["status"]["phase"] != "Running" for p in lab.list("Pod", NS)):
-        time.sleep(0.05)
-    items = [*lab.list("SpiderIPPool"), *lab.list("SpiderEndpoint"), *lab.list("Pod")]
-    yield {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}
-    for pod in lab.list("Pod", NS):
-        lab.delete("Pod", pod["metadata"]["name"], NS)
-    assert_nothing_left(lab, NS)
+def live_dump(lab_session: LabCluster) -> Iterator[Dump]:
+    """The same three pods running on the double now; they go afterwards."""
+    with freeze_dump.running_pods(lab_session) as live:
+        yield live
+
+
+def shape(value: Any) -> Any:
+    """What a dump's consumers read: keys and types, recursively; JSON held in strings (annotations,
+    allocatedIPs) parsed too, and a mapping by address (allocatedIPs) as the list of its records. Names,
+    addresses, UIDs and versions may differ."""
+    if isinstance(value, dict) and value and all(_is_address(k) for k in value):
+        return sorted((shape(v) for v in value.values()), key=repr)
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(v) for v in value]
+    if isinstance(value, str) and value[:1] in "{[":
+        with contextlib.suppress(json.JSONDecodeError):
+            return shape(json.loads(value))
+    return type(value).__name__
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def by_name(d: Dump) -> dict[tuple[str, str, str], Any]:
+    return {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in d["items"]}
+
+
+def test_the_double_still_dumps_the_frozen_shape(live_dump: Dump, dump: Dump, tmp_path: Path) -> None:
+    """The fixture cannot drift from the double: the same objects with the same fields, consistent. When this
+    fails after a deliberate change of the double or the validator's pods, run `python -m tests.lab.freeze_dump`."""
+    live, frozen = by_name(live_dump), by_name(dump)
+    assert live.keys() == frozen.keys()
+    for key, obj in frozen.items():
+        assert shape(live[key]) == shape(obj), key
+    assert run_audit(write(tmp_path, live_dump)) == []
+
+
+def test_the_fixture_is_printed_as_kubectl_prints(dump: Dump) -> None:
+    assert freeze_dump.FIXTURE.read_text() == freeze_dump.kubectl_json(dump)
 
 
 def find(d: Dump, kind: str, name: str) -> dict[str, Any]:
@@ -75,9 +116,7 @@ def test_consistent_dump_has_no_findings(dump: Dump, tmp_path: Path) -> None:
 
 
 def _pod_ip(d: Dump, pod: str) -> str:
-    return str(
-        json.loads(find(d, "Pod", pod)["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"])[0]["ips"][0]
-    )
+    return str(json.loads(find(d, "Pod", pod)["metadata"]["annotations"][NETWORK_STATUS])[0]["ips"][0])
 
 
 def remove_pod(d: Dump) -> None:
@@ -99,9 +138,9 @@ def give_ip_twice(d: Dump) -> None:  # upstream 1187: web-1 gets web-0's address
     other["status"]["allocatedIPs"], other["status"]["allocatedIPCount"] = json.dumps({ip0: web1}), 1
     d["items"].append(other)
     pod = find(d, "Pod", "web-1")
-    status = json.loads(pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"])
+    status = json.loads(pod["metadata"]["annotations"][NETWORK_STATUS])
     status[0]["ips"] = [ip0]
-    pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = json.dumps(status)
+    pod["metadata"]["annotations"][NETWORK_STATUS] = json.dumps(status)
     endpoint = find(d, "SpiderEndpoint", "web-1")
     endpoint["status"]["current"]["ips"][0].update(ipv4=f"{ip0}/24", ipv4Pool="lab-overlap")
 
@@ -118,7 +157,7 @@ def orphan_endpoint(d: Dump) -> None:
 
 
 def hide_from_network_status(d: Dump) -> None:
-    find(d, "Pod", "web-1")["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = "[]"
+    find(d, "Pod", "web-1")["metadata"]["annotations"][NETWORK_STATUS] = "[]"
 
 
 def miscount(d: Dump) -> None:
@@ -144,9 +183,9 @@ def endpoint_of_another_pod(d: Dump) -> None:  # the endpoint records an older p
 def configure_ip_twice(d: Dump) -> None:  # web-1 runs with web-0's address, though only web-0 holds it in a pool
     ip0 = _pod_ip(d, "web-0")
     pod = find(d, "Pod", "web-1")
-    status = json.loads(pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"])
+    status = json.loads(pod["metadata"]["annotations"][NETWORK_STATUS])
     status[0]["ips"] = [*status[0]["ips"], ip0]
-    pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"] = json.dumps(status)
+    pod["metadata"]["annotations"][NETWORK_STATUS] = json.dumps(status)
 
 
 def end_pod(d: Dump) -> None:  # a finished pod keeps its address: a leak (upstream 4982's cousin)
@@ -236,7 +275,6 @@ def lone_pod(d: Dump) -> Any:
 
 
 EP = "SpiderEndpoint"
-NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
 # (name, object kind and name, dotted path, value set there, message): each names the object and the field.
 MALFORMED: list[tuple[str, str, str, str, Any, str]] = [
     ("null-pool-status", "SpiderIPPool", "lab-general", "status", None, "SpiderIPPool/lab-general: status is null"),
@@ -311,6 +349,6 @@ def test_huge_pools_are_audited_by_their_bounds_at_once(dump: Dump, tmp_path: Pa
     assert time.monotonic() - start < 1.0
 
 
-def test_live_audit_through_the_cluster_interface(lab: LabCluster, dump: Dump) -> None:
+def test_live_audit_through_the_cluster_interface(lab: LabCluster, live_dump: Dump) -> None:
     out = invoke(lab, ["audit"])
     assert out.exit_code == 0, out.output
