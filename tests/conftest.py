@@ -123,11 +123,18 @@ def _slow(item: pytest.Item) -> bool:
     return module in SLOW_MODULES or bool(fixtures & SLOW_FIXTURES) or "checkov" in item.name
 
 
+# What synthesizes (the jsii runtime): the session's synthesized variants. Tests that call `synthesize` themselves
+# declare `synth`.
+SYNTH_FIXTURES = {"synthesized"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`root` on what needs network namespaces, `slow` on real tools that take seconds; `synth` (jsii) is declared
-    by the tests themselves. `make test-unit` runs the rest."""
+    """`root` on what needs network namespaces, `slow` on real tools that take seconds, `synth` on what reads the
+    synthesized variants (other synthesizing tests declare it). `make test-unit` runs the rest."""
     for item in items:
         if _uses_network_namespaces(item):
             item.add_marker(pytest.mark.root)
         if _slow(item):
             item.add_marker(pytest.mark.slow)
+        if set(getattr(item, "fixturenames", ())) & SYNTH_FIXTURES:
+            item.add_marker(pytest.mark.synth)
