@@ -9,15 +9,22 @@ from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 from spider_validate import names
 
-from cdk.config import ClusterConfig, S3State
+from cdk.config import ClusterConfig, ControlPlane, RdmaMode, S3State, Workers
 from cdk.constructs.api_endpoint import ApiEndpoint
 from cdk.constructs.iam import NodeRoles
 from cdk.constructs.network import Network
-from cdk.constructs.nodes import NodeGroup
+from cdk.constructs.nodes import NodeGroup, RoleSpec
 from cdk.constructs.secrets import ClusterSecrets
-from cdk.constructs.security import ClusterSecurity
+from cdk.constructs.security import ApiClients, ClusterSecurity
 from cdk.ec2_types import InstanceTable
 from cdk.ipplan import IpPlan, Node
+
+
+def _role_spec(spec: ControlPlane | Workers, table: InstanceTable, *, efa: bool = False) -> RoleSpec:
+    """What NodeGroup needs of one role's configuration, with its instance type's facts."""
+    itype = table.get(spec.instance_type)
+    assert itype is not None, "validated by config.load_config"
+    return RoleSpec(itype, spec.root_volume_gib, efa)
 
 
 class ClusterStack(TerraformStack):
@@ -51,16 +58,35 @@ class ClusterStack(TerraformStack):
             region=config.region,
             default_tags=[AwsProviderDefaultTags(tags={**config.tags, names.CLUSTER_TAG: config.name})],
         )
-        secrets = ClusterSecrets(self, "secrets", config=config)
-        network = Network(self, "network", config=config, plan=plan, secrets=secrets)
-        security = ClusterSecurity(self, "security", config=config, vpc_id=network.vpc.id)
-        roles = NodeRoles(self, "iam", config=config, secrets=secrets)
+        efa = config.workers.rdma is RdmaMode.EFA
+        secrets = ClusterSecrets(self, "secrets", cluster_name=config.name, region=config.region)
+        network = Network(
+            self,
+            "network",
+            cluster_name=config.name,
+            availability_zone=config.availability_zone,
+            vpc_cidr=plan.vpc,
+            node_subnet=plan.node_subnet,
+            node_block=plan.node_block,
+            pod_block=plan.pod_block,
+            public_subnet=plan.public_subnet,
+            flow_log_retention_days=config.flow_log_retention_days,
+            secrets=secrets,
+        )
+        api_clients = ApiClients(vpc=config.vpc_cidr, admin=config.admin_cidr)
+        security = ClusterSecurity(
+            self, "security", cluster_name=config.name, vpc_id=network.vpc.id, api_clients=api_clients
+        )
+        roles = NodeRoles(self, "iam", cluster_name=config.name, secrets=secrets, efa_workers=efa)
         nodes = NodeGroup(
             self,
             "nodes",
-            config=config,
-            plan=plan,
-            table=table,
+            cluster_name=config.name,
+            nodes=plan.nodes,
+            specs={
+                "control-plane": _role_spec(config.control_plane, table),
+                "worker": _role_spec(config.workers, table, efa=efa),
+            },
             subnet_id=network.node_subnet.id,
             security_group_id=security.group.id,
             roles=roles,
@@ -71,10 +97,11 @@ class ClusterStack(TerraformStack):
         api = ApiEndpoint(
             self,
             "api",
-            config=config,
+            cluster_name=config.name,
             vpc_id=network.vpc.id,
             subnet_id=network.node_subnet.id,
             cluster_group_id=security.group.id,
+            api_clients=api_clients,
             control_planes=[nodes.instances[n.name] for n in plan.control_planes],
             reservations=network.reservations,
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import jinja2
 import yaml
@@ -90,7 +91,8 @@ class UserData:
         return base64.b64encode(data).decode()
 
 
-def node_role(node: Node) -> str:
+def node_role(node: Node) -> Literal["worker", "control-plane-init", "control-plane-join"]:
+    """What its bootstrap does: join as a worker, init the cluster (control-plane-0), join as a control plane."""
     if node.role == "worker":
         return "worker"
     return "control-plane-init" if node.index == 0 else "control-plane-join"
@@ -125,13 +127,13 @@ def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, objec
         "role": node_role(node),
         "rdma": config.workers.rdma.value if node.role == "worker" else RdmaMode.NONE.value,
         "node_labels": node_labels(config, node),
-        "api_dns_name": api_dns_name(config),
+        "api_dns_name": api_dns_name(config.name),
         "k8s_key_fingerprint": K8S_KEY_FINGERPRINT,
         "efa_version": EFA_VERSION,
         "efa_key_fingerprint": EFA_KEY_FINGERPRINT,
         "hugepages": HUGEPAGES,
         "underlay_if": UNDERLAY_INTERFACE,
-        "kms_alias": kms_alias_name(config),
+        "kms_alias": kms_alias_name(config.name),
         "join_timeout": JOIN_TIMEOUT_SECONDS,
         "install_seconds": INSTALL_SECONDS,
         "ecr_provider_version": ECR_PROVIDER_VERSION,

@@ -13,13 +13,12 @@ from cdktn_provider_aws.route53_zone import Route53Zone, Route53ZoneVpc
 from constructs import Construct
 
 from cdk.checkov import checkov_skip
-from cdk.config import ClusterConfig
-from cdk.constructs.security import API_PORT, allow_api_from, api_egress, security_group
+from cdk.constructs.security import API_PORT, ApiClients, allow_api_from, api_egress, security_group
 
 
-def api_dns_name(config: ClusterConfig) -> str:
+def api_dns_name(cluster_name: str) -> str:
     """The name kubeadm's controlPlaneEndpoint and every kubeconfig use (also in the API certificate)."""
-    return f"api.{config.name}.internal"
+    return f"api.{cluster_name}.internal"
 
 
 class ApiEndpoint(Construct):
@@ -30,22 +29,23 @@ class ApiEndpoint(Construct):
         scope: Construct,
         id_: str,
         *,
-        config: ClusterConfig,
-        vpc_id: str,
-        subnet_id: str,
-        cluster_group_id: str,
-        control_planes: list[Instance],
-        reservations: list[TerraformResource],
+        cluster_name: str,  # the private zone is `<cluster_name>.internal`; prefix of the NLB's group name
+        vpc_id: str,  # the VPC the zone answers in, and the NLB's
+        subnet_id: str,  # the nodes' subnet, where the NLB takes its address
+        cluster_group_id: str,  # the nodes' security group: the NLB's targets, and the NLB's clients among them
+        api_clients: ApiClients,  # who may open the API port on the NLB
+        control_planes: list[Instance],  # one: DNS points to it; three: the NLB's targets
+        reservations: list[TerraformResource],  # the subnet's reserved blocks, created before the NLB
     ) -> None:
         super().__init__(scope, id_)
-        self.dns_name = api_dns_name(config)
+        self.dns_name = api_dns_name(cluster_name)
         zone = Route53Zone(
             self,
             "zone",
-            name=f"{config.name}.internal",
+            name=f"{cluster_name}.internal",
             vpc=[Route53ZoneVpc(vpc_id=vpc_id)],
             force_destroy=True,
-            comment=f"{config.name}: private names of the cluster",
+            comment=f"{cluster_name}: private names of the cluster",
         )
         if len(control_planes) == 1:
             # The instance's private IP is the ENI's fixed address from the IP plan.
@@ -68,7 +68,7 @@ class ApiEndpoint(Construct):
             subnets=[subnet_id],
             # An NLB can only get security groups when it is created (ELB user guide,
             # network/load-balancer-security-groups.html); without one it would accept any client.
-            security_groups=[self._nlb_group(config, vpc_id, cluster_group_id)],
+            security_groups=[self._nlb_group(cluster_name, vpc_id, cluster_group_id, api_clients)],
             enable_cross_zone_load_balancing=True,
             depends_on=reservations,  # AWS picks its address: not one of the nodes' or pods'
         )
@@ -122,10 +122,16 @@ class ApiEndpoint(Construct):
             alias=Route53RecordAlias(name=nlb.dns_name, zone_id=nlb.zone_id, evaluate_target_health=True),
         )
 
-    def _nlb_group(self, config: ClusterConfig, vpc_id: str, cluster_group_id: str) -> str:
+    def _nlb_group(self, cluster_name: str, vpc_id: str, cluster_group_id: str, api_clients: ApiClients) -> str:
         """The NLB's group: API clients in, API and health checks out to the cluster; the nodes' way out to it."""
-        group = security_group(self, config, vpc_id, "api-lb", "internal load balancer of the Kubernetes API")
-        allow_api_from(self, group.id, config)
+        group = security_group(
+            self,
+            cluster_name=cluster_name,
+            vpc_id=vpc_id,
+            role="api-lb",
+            what="internal load balancer of the Kubernetes API",
+        )
+        allow_api_from(self, group.id, api_clients)
         api_egress(
             self,
             "lb-to-control-planes",

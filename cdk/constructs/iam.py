@@ -10,8 +10,8 @@ from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 from spider_validate import names
 
-from cdk.config import ClusterConfig, RdmaMode
 from cdk.constructs.secrets import ClusterSecrets
+from cdk.ipplan import Role
 
 #: The SSM agent's own calls: Session Manager ("Create a custom IAM role for Session Manager", Systems Manager user
 #: guide, getting-started-create-iam-instance-profile.html) and Run Command (ec2messages, as in the managed
@@ -38,7 +38,7 @@ EFA_PLUGIN_REPOSITORY = ("602401143452", "eks/aws-efa-k8s-device-plugin")
 ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
 #: Which of the cluster's parameters (cdk/constructs/secrets.py) each role reads and writes: workers read their
 #: join command only; control planes publish all three and read the control-plane join command to join.
-PARAMETER_ACCESS = {
+PARAMETER_ACCESS: dict[Role, dict[str, list[str]]] = {
     "worker": {"read": [names.JOIN_WORKER], "write": []},
     "control-plane": {
         "read": [names.JOIN_CONTROL_PLANE],
@@ -94,17 +94,25 @@ def node_policy(
 class NodeRoles(Construct):
     """One role and instance profile per node role (control-plane, worker)."""
 
-    def __init__(self, scope: Construct, id_: str, *, config: ClusterConfig, secrets: ClusterSecrets) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        cluster_name: str,  # the roles' and profiles' name prefix (its first 20 characters)
+        secrets: ClusterSecrets,  # the parameters each role reads or writes, and the key that encrypts them
+        efa_workers: bool,  # workers have EFA (rdma: efa): their role may pull the EFA device plugin's image
+    ) -> None:
         super().__init__(scope, id_)
         assume = assume_role_policy("ec2.amazonaws.com")
         arns = {name: p.arn for name, p in secrets.parameters.items()}
-        self.profiles: dict[str, IamInstanceProfile] = {}
-        self.policies: dict[str, IamRolePolicy] = {}  # the role's inline policy, which instances wait for
+        self.profiles: dict[Role, IamInstanceProfile] = {}
+        self.policies: dict[Role, IamRolePolicy] = {}  # the role's inline policy, which instances wait for
         for role_name, access in PARAMETER_ACCESS.items():
             role = IamRole(
                 self,
                 f"{role_name}-role",
-                name_prefix=f"{config.name[:20]}-{role_name}-"[:38],
+                name_prefix=f"{cluster_name[:20]}-{role_name}-"[:38],
                 assume_role_policy=assume,
             )
             policy = node_policy(
@@ -112,12 +120,12 @@ class NodeRoles(Construct):
                 [arns[n] for n in access["write"]],
                 secrets.key.arn,
                 partition=secrets.partition,
-                pull_efa_plugin=role_name == "worker" and config.workers.rdma is RdmaMode.EFA,
+                pull_efa_plugin=role_name == "worker" and efa_workers,
             )
             self.policies[role_name] = IamRolePolicy(self, f"{role_name}-node", role=role.id, policy=json.dumps(policy))
             self.profiles[role_name] = IamInstanceProfile(
                 self,
                 f"{role_name}-profile",
-                name_prefix=f"{config.name[:20]}-{role_name}-"[:38],
+                name_prefix=f"{cluster_name[:20]}-{role_name}-"[:38],
                 role=role.name,
             )

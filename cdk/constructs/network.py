@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from ipaddress import IPv4Network
 
 from cdktn import TerraformResource
 from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
@@ -21,38 +22,47 @@ from cdktn_provider_aws.subnet import Subnet
 from cdktn_provider_aws.vpc import Vpc
 from constructs import Construct
 
-from cdk.config import ClusterConfig
 from cdk.constructs.iam import assume_role_policy
 from cdk.constructs.secrets import ClusterSecrets
-from cdk.ipplan import IpPlan
 
 
 class Network(Construct):
     """Nodes live in the private subnet and reach the internet only through the NAT gateway."""
 
     def __init__(
-        self, scope: Construct, id_: str, *, config: ClusterConfig, plan: IpPlan, secrets: ClusterSecrets
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        cluster_name: str,  # every Name tag is it or starts with it
+        availability_zone: str,  # the one AZ of both subnets (EFA needs one subnet, in one AZ)
+        vpc_cidr: IPv4Network,  # the VPC's addresses, both subnets among them
+        node_subnet: IPv4Network,  # private: the nodes' addresses and their pods' /28 prefixes
+        node_block: IPv4Network,  # in node_subnet: reserved for the nodes' fixed addresses
+        pod_block: IPv4Network,  # in node_subnet: reserved for the /28 prefixes on the nodes' ENIs
+        public_subnet: IPv4Network,  # holds the NAT gateway only
+        flow_log_retention_days: int,  # how long CloudWatch Logs keeps the VPC flow logs
+        secrets: ClusterSecrets,  # the key that encrypts the flow logs and the log group's name
     ) -> None:
         super().__init__(scope, id_)
-        az = config.availability_zone
         self.vpc = Vpc(
             self,
             "vpc",
-            cidr_block=str(plan.vpc),
+            cidr_block=str(vpc_cidr),
             enable_dns_support=True,
             enable_dns_hostnames=True,
-            tags={"Name": config.name},
+            tags={"Name": cluster_name},
         )
         # The default security group of a VPC allows all traffic between its members: close it.
-        DefaultSecurityGroup(self, "default-sg", vpc_id=self.vpc.id, tags={"Name": f"{config.name}-default-closed"})
+        DefaultSecurityGroup(self, "default-sg", vpc_id=self.vpc.id, tags={"Name": f"{cluster_name}-default-closed"})
         self.node_subnet = Subnet(
             self,
             "nodes",
             vpc_id=self.vpc.id,
-            cidr_block=str(plan.node_subnet),
-            availability_zone=az,
+            cidr_block=str(node_subnet),
+            availability_zone=availability_zone,
             map_public_ip_on_launch=False,
-            tags={"Name": f"{config.name}-nodes"},
+            tags={"Name": f"{cluster_name}-nodes"},
         )
         # AWS hands addresses of these blocks to nothing on its own: only the addresses and prefixes the ENIs name.
         # "explicit - You assign the reserved IP addresses"; "prefix" would let AWS assign the block's /28s to any
@@ -68,21 +78,21 @@ class Network(Construct):
                 description=description,
             )
             for name, block, description in (
-                ("node-block", plan.node_block, "the nodes' fixed addresses"),
-                ("pod-block", plan.pod_block, "Spiderpool pod IPs: /28 prefixes on the nodes' ENIs"),
+                ("node-block", node_block, "the nodes' fixed addresses"),
+                ("pod-block", pod_block, "Spiderpool pod IPs: /28 prefixes on the nodes' ENIs"),
             )
         ]
         public = Subnet(
             self,
             "public",
             vpc_id=self.vpc.id,
-            cidr_block=str(plan.public_subnet),
-            availability_zone=az,
+            cidr_block=str(public_subnet),
+            availability_zone=availability_zone,
             map_public_ip_on_launch=False,
-            tags={"Name": f"{config.name}-public"},
+            tags={"Name": f"{cluster_name}-public"},
         )
-        igw = InternetGateway(self, "igw", vpc_id=self.vpc.id, tags={"Name": config.name})
-        public_rt = RouteTable(self, "public-rt", vpc_id=self.vpc.id, tags={"Name": f"{config.name}-public"})
+        igw = InternetGateway(self, "igw", vpc_id=self.vpc.id, tags={"Name": cluster_name})
+        public_rt = RouteTable(self, "public-rt", vpc_id=self.vpc.id, tags={"Name": f"{cluster_name}-public"})
         Route(
             self,
             "public-default",
@@ -91,9 +101,9 @@ class Network(Construct):
             gateway_id=igw.id,
         )
         RouteTableAssociation(self, "public-rta", subnet_id=public.id, route_table_id=public_rt.id)
-        nat_ip = Eip(self, "nat-ip", domain="vpc", tags={"Name": f"{config.name}-nat"}, depends_on=[igw])
-        nat = NatGateway(self, "nat", allocation_id=nat_ip.id, subnet_id=public.id, tags={"Name": config.name})
-        private_rt = RouteTable(self, "private-rt", vpc_id=self.vpc.id, tags={"Name": f"{config.name}-nodes"})
+        nat_ip = Eip(self, "nat-ip", domain="vpc", tags={"Name": f"{cluster_name}-nat"}, depends_on=[igw])
+        nat = NatGateway(self, "nat", allocation_id=nat_ip.id, subnet_id=public.id, tags={"Name": cluster_name})
+        private_rt = RouteTable(self, "private-rt", vpc_id=self.vpc.id, tags={"Name": f"{cluster_name}-nodes"})
         nat_route = Route(
             self,
             "private-default",
@@ -104,20 +114,20 @@ class Network(Construct):
         rta = RouteTableAssociation(self, "private-rta", subnet_id=self.node_subnet.id, route_table_id=private_rt.id)
         #: What a node needs before its first boot to reach the internet (packages, SSM, registries).
         self.egress_ready: list[TerraformResource] = [nat_route, rta]
-        self._flow_logs(config, secrets)
+        self._flow_logs(cluster_name, flow_log_retention_days, secrets)
 
-    def _flow_logs(self, config: ClusterConfig, secrets: ClusterSecrets) -> None:
+    def _flow_logs(self, cluster_name: str, retention_days: int, secrets: ClusterSecrets) -> None:
         group = CloudwatchLogGroup(
             self,
             "flow-log-group",
             name=secrets.log_group_name,
-            retention_in_days=config.flow_log_retention_days,
+            retention_in_days=retention_days,
             kms_key_id=secrets.key.arn,
         )
         role = IamRole(
             self,
             "flow-log-role",
-            name_prefix=f"{config.name[:20]}-flowlogs-",
+            name_prefix=f"{cluster_name[:20]}-flowlogs-",
             assume_role_policy=assume_role_policy(
                 "vpc-flow-logs.amazonaws.com", {"StringEquals": {"aws:SourceAccount": secrets.account_id}}
             ),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from cdktn import TerraformResource
 from cdktn_provider_aws.data_aws_ami import DataAwsAmi, DataAwsAmiFilter
@@ -17,16 +18,24 @@ from cdktn_provider_aws.placement_group import PlacementGroup
 from constructs import Construct
 from spider_validate import names
 
-from cdk.config import ClusterConfig, RdmaMode
 from cdk.constructs.iam import NodeRoles
-from cdk.ec2_types import InstanceTable
-from cdk.ipplan import IpPlan, Node
+from cdk.ec2_types import InstanceType
+from cdk.ipplan import Node, Role
 
 CANONICAL_OWNER = "099720109477"
 
 
 def ubuntu_ami_filter(arch: str) -> str:
     return f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*"
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """How the nodes of one role are built."""
+
+    instance_type: InstanceType  # its name, its architecture (which Ubuntu image), whether it allows cluster placement
+    root_volume_gib: int  # the encrypted gp3 root volume
+    efa: bool = False  # the ENI is an EFA (workers with rdma: efa), which can only be attached at launch
 
 
 class NodeGroup(Construct):
@@ -37,33 +46,30 @@ class NodeGroup(Construct):
         scope: Construct,
         id_: str,
         *,
-        config: ClusterConfig,
-        plan: IpPlan,
-        table: InstanceTable,
-        subnet_id: str,
-        security_group_id: str,
-        roles: NodeRoles,
-        user_data: Callable[[Node], str],
-        egress_ready: list[TerraformResource],
-        reservations: list[TerraformResource],
+        cluster_name: str,  # the nodes' Name tags start with it; the placement group is `<cluster_name>-workers`
+        nodes: tuple[Node, ...],  # from the IP plan: each node's name, role, fixed address and /28 prefixes
+        specs: Mapping[Role, RoleSpec],  # how each role's nodes are built
+        subnet_id: str,  # the nodes' subnet, where the ENIs are created
+        security_group_id: str,  # the cluster's group, on every ENI
+        roles: NodeRoles,  # each role's instance profile, and its policy that the instances wait for
+        user_data: Callable[[Node], str],  # a node's user data, gzipped and base64
+        egress_ready: list[TerraformResource],  # the route out (NAT) that a node's first boot needs
+        reservations: list[TerraformResource],  # the subnet's reserved blocks, created before the ENIs
     ) -> None:
         super().__init__(scope, id_)
         # A cluster placement group puts the workers close together (EFA and RoCE latency). AWS refuses types
         # without "cluster" in DescribeInstanceTypes' PlacementGroupInfo (burstable T, flex, Mac): those go without.
-        worker_type = table.get(config.workers.instance_type)
-        assert worker_type is not None, "validated by config.load_config"
         self.placement_group = (
-            PlacementGroup(self, "placement", name=f"{config.name}-workers", strategy="cluster")
-            if worker_type.cluster_placement
+            PlacementGroup(self, "placement", name=f"{cluster_name}-workers", strategy="cluster")
+            if specs["worker"].instance_type.cluster_placement
             else None
         )
         self.interfaces: dict[str, NetworkInterface] = {}
         self.instances: dict[str, Instance] = {}
         amis: dict[str, DataAwsAmi] = {}
-        for node in plan.nodes:
-            spec = config.control_plane if node.role == "control-plane" else config.workers
-            itype = table.get(spec.instance_type)
-            assert itype is not None, "validated by config.load_config"
+        for node in nodes:
+            spec = specs[node.role]
+            itype = spec.instance_type
             if itype.arch not in amis:
                 amis[itype.arch] = DataAwsAmi(
                     self,
@@ -75,24 +81,23 @@ class NodeGroup(Construct):
                         DataAwsAmiFilter(name="virtualization-type", values=["hvm"]),
                     ],
                 )
-            efa = node.role == "worker" and config.workers.rdma is RdmaMode.EFA
             eni = NetworkInterface(
                 self,
                 f"{node.name}-eni",
                 subnet_id=subnet_id,
                 security_groups=[security_group_id],
                 private_ips=[str(node.private_ip)],
-                interface_type="efa" if efa else None,
+                interface_type="efa" if spec.efa else None,
                 ipv4_prefixes=[str(p) for p in node.prefixes] or None,
-                description=f"{config.name} {node.name}" + (" (EFA)" if efa else ""),
-                tags={"Name": f"{config.name}-{node.name}"},
+                description=f"{cluster_name} {node.name}" + (" (EFA)" if spec.efa else ""),
+                tags={"Name": f"{cluster_name}-{node.name}"},
                 depends_on=reservations,
             )
             instance = Instance(
                 self,
                 node.name,
                 ami=amis[itype.arch].id,
-                instance_type=spec.instance_type,
+                instance_type=itype.name,
                 iam_instance_profile=roles.profiles[node.role].name,
                 primary_network_interface=InstancePrimaryNetworkInterface(network_interface_id=eni.id),
                 placement_group=self.placement_group.name if self.placement_group and node.role == "worker" else None,
@@ -115,7 +120,7 @@ class NodeGroup(Construct):
                 # must exist by then, and nothing else orders them before the instance.
                 depends_on=[*egress_ready, roles.policies[node.role]],
                 tags={
-                    "Name": f"{config.name}-{node.name}",
+                    "Name": f"{cluster_name}-{node.name}",
                     names.NODE_TAG: node.name,
                     names.ROLE_TAG: node.role,
                 },

@@ -12,8 +12,6 @@ from cdktn_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 from spider_validate import names
 
-from cdk.config import ClusterConfig
-
 #: Parameters under the cluster's SSM path. Terraform creates them with a placeholder through the
 #: write-only `value_wo` (never stored in the state) so that destroy removes them; the first control
 #: plane overwrites them, workers and other control planes read them.
@@ -29,7 +27,7 @@ PARAMETERS = {
 }
 
 
-def kms_alias_name(config: ClusterConfig) -> str:
+def kms_alias_name(cluster_name: str) -> str:
     """The one form of the key's name that Terraform and the nodes (SPR_KMS_KEY) give SSM as KeyId.
 
     SSM records the KeyId as given and the provider reads it back into `key_id` (terraform-provider-aws
@@ -37,31 +35,38 @@ def kms_alias_name(config: ClusterConfig) -> str:
     in Terraform and an alias on the node would be a change at every plan after the first boot, and the
     provider's update would then send the empty `value` instead of the write-only one.
     """
-    return names.kms_alias(config.name)
+    return names.kms_alias(cluster_name)
 
 
 class ClusterSecrets(Construct):
     """One customer-managed KMS key (flow logs, SSM parameters) and the cluster's SSM parameters."""
 
-    def __init__(self, scope: Construct, id_: str, *, config: ClusterConfig) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        cluster_name: str,  # names the key's alias, the parameters' path and the flow log group
+        region: str,  # the flow log group's region, whose CloudWatch Logs may use the key
+    ) -> None:
         super().__init__(scope, id_)
         self.partition = DataAwsPartition(self, "partition").partition
         self.account_id = DataAwsCallerIdentity(self, "account").account_id
-        self.log_group_name = f"/spiderpool-rdma/{config.name}/vpc-flow-logs"
+        self.log_group_name = f"/spiderpool-rdma/{cluster_name}/vpc-flow-logs"
         self.key = KmsKey(
             self,
             "key",
-            description=f"{config.name}: VPC flow logs and SSM parameters",
+            description=f"{cluster_name}: VPC flow logs and SSM parameters",
             enable_key_rotation=True,
             deletion_window_in_days=7,
-            policy=json.dumps(self._key_policy(config)),
+            policy=json.dumps(self._key_policy(region)),
         )
-        alias = KmsAlias(self, "alias", name=kms_alias_name(config), target_key_id=self.key.key_id)
+        alias = KmsAlias(self, "alias", name=kms_alias_name(cluster_name), target_key_id=self.key.key_id)
         self.parameters = {
             name: SsmParameter(
                 self,
                 f"param-{name}",
-                name=f"{config.ssm_path}/{name}",
+                name=names.ssm_parameter(cluster_name, name),
                 description=description,
                 type="SecureString",
                 key_id=alias.name,
@@ -72,9 +77,9 @@ class ClusterSecrets(Construct):
             for name, (description, tier) in PARAMETERS.items()
         }
 
-    def _key_policy(self, config: ClusterConfig) -> dict[str, object]:
+    def _key_policy(self, region: str) -> dict[str, object]:
         root = f"arn:{self.partition}:iam::{self.account_id}:root"
-        logs_arn = f"arn:{self.partition}:logs:{config.region}:{self.account_id}:log-group:{self.log_group_name}"
+        logs_arn = f"arn:{self.partition}:logs:{region}:{self.account_id}:log-group:{self.log_group_name}"
         return {
             "Version": "2012-10-17",
             "Statement": [
@@ -88,7 +93,7 @@ class ClusterSecrets(Construct):
                 {
                     "Sid": "FlowLogGroupEncrypts",
                     "Effect": "Allow",
-                    "Principal": {"Service": f"logs.{config.region}.amazonaws.com"},
+                    "Principal": {"Service": f"logs.{region}.amazonaws.com"},
                     "Action": [
                         "kms:Encrypt*",
                         "kms:Decrypt*",
