@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +245,10 @@ def test_efa_suggestions_have_the_control_planes_architecture(write_config: Any,
     (problem,) = err.value.problems
     suggested = re.findall(r"([a-z0-9-]+\.[a-z0-9]+) \((amd64|arm64),", problem)
     assert len(suggested) == 4 and {arch for _, arch in suggested} == {"amd64"}, problem
+
+
+def test_the_configuration_does_not_import_the_plan() -> None:
+    """The plan is made from the configuration (ipplan imports config), never the other way round."""
+    probe = "import sys, cdk.config; print(' '.join(sorted(m for m in sys.modules if m.startswith('cdk.'))))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "cdk.config" in out.split() and "cdk.ipplan" not in out.split(), out
