@@ -120,9 +120,9 @@ B: list[tuple[str, str, str, str, list[str]]] = [
     ),
     (
         "RDMA unknown line rate passes",
-        "suites/rdma.py",
-        "    if unknown:\n        raise Skip(",
-        "    if False:\n        raise Skip(",
+        "discovery.py",
+        '    if unknown:\n        return f"unknown line rate (',
+        '    if False:\n        return f"unknown line rate (',
         [T + "validator/test_rdma.py::test_bandwidth_with_an_unknown_line_rate_skips_with_the_reason"],
     ),
     (

@@ -11,7 +11,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from spider_validate import linerate, rdma_probes
+from spider_validate import discovery, linerate, rdma_probes
 from spider_validate.context import RunContext
 from spider_validate.manifests import Network
 from spider_validate.model import Status
@@ -117,7 +117,7 @@ def test_devices_from_ibv_devices() -> None:
     ],
 )
 def test_mode_detection(allocatable: dict[str, str], mode: tuple[str, str]) -> None:
-    assert rdma.detect_mode([{"status": {"allocatable": allocatable}}]) == mode
+    assert discovery.detect_mode([{"status": {"allocatable": allocatable}}]) == mode
 
 
 def test_commands_per_mode() -> None:
@@ -131,7 +131,8 @@ def test_commands_per_mode() -> None:
 def test_rdma_pods_request_what_rdma_needs_and_validate(mode: str) -> None:
     ctx = RunContext(cluster=None, params=Parameters(), run_id="r", namespace="ns")  # type: ignore[arg-type]
     ctx.network = Network("kube-system", "ipvlan-ens5", "default")
-    resource = {"efa": rdma.EFA_RESOURCE, "shared": rdma.SHARED_RESOURCE, "sriov": "spidernet.io/sriov_rdma"}[mode]
+    resources = {"efa": discovery.EFA_RESOURCE, "shared": discovery.SHARED_RESOURCE}
+    resource = resources.get(mode, "spidernet.io/sriov_rdma")
     pod = rdma.rdma_pod(ctx, "p", "worker-0", mode, resource)
     kubernetes_validate.validate(pod, "1.33", strict=True)
     container: dict[str, Any] = pod["spec"]["containers"][0]
@@ -239,9 +240,9 @@ IBV_DEVICES_EFA = IBV_DEVICES_NONE + "    rdmap16s27      \t0000000000000000\n"
     ],
 )
 def test_device_and_isolation_outcomes(want: bool, output: str, ok: bool, detail: str) -> None:
-    outcome = rdma.device_outcome("p", rdma.EFA_RESOURCE, want, 0, output)
+    outcome = rdma.device_outcome("p", discovery.EFA_RESOURCE, want, 0, output)
     assert outcome.ok is ok and detail in outcome.detail
-    assert rdma.device_outcome("p", rdma.EFA_RESOURCE, want, None, output).transient
+    assert rdma.device_outcome("p", discovery.EFA_RESOURCE, want, None, output).transient
 
 
 def test_bandwidth_with_an_unknown_line_rate_skips_with_the_reason(lab: LabCluster, tmp_path: Path) -> None:

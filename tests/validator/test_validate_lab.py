@@ -178,6 +178,31 @@ def test_full_pool_is_reported_with_spiderpools_event(lab: LabCluster, tmp_path:
     assert "all IP addresses used out" in result.setup_error and "client-1" in result.setup_error
 
 
+def test_a_network_discovery_cannot_find_fails_preflight_even_unselected(lab: LabCluster, tmp_path: Path) -> None:
+    """Discovery runs before any test pod; preflight/network says why it found nothing, selected or not."""
+    result = run(lab, tmp_path, network="kube-system/nope", tests=("connectivity/pod-to-node",))
+    assert result.preflight_failed and not result.passed
+    (network,) = [t for t in result.tests if t.id == "preflight/network"]
+    assert network.status is Status.FAIL
+    assert (
+        network.actions[0].detail
+        == "SpiderMultusConfig kube-system/nope not found (kubectl get spidermultusconfigs -A)"
+    )
+    assert status(result, "connectivity/pod-to-node") is Status.SKIP
+    assert [t.id for t in result.tests if t.suite == "preflight"] == ["preflight/network"]  # nodes passed: not shown
+
+
+def test_discovery_needs_no_preflight_check_selected(lab: LabCluster, tmp_path: Path) -> None:
+    """The facts come from discovery, whichever preflight checks the run selected (before, selecting one check
+    that was not network or nodes left the run without a network: every other test skipped)."""
+    result = run(lab, tmp_path, tests=("preflight/spiderpool-crds", "connectivity/pod-to-node"))
+    assert not result.preflight_failed, report.table(result)
+    assert {t.id: t.status for t in result.tests} == {
+        "preflight/spiderpool-crds": Status.PASS,
+        "connectivity/pod-to-node": Status.PASS,
+    }
+
+
 def test_preflight_failure_exits_3_with_what_to_fix(lab: LabCluster, tmp_path: Path) -> None:
     coordinator = lab.objects[("SpiderCoordinator", "", "default")]
     coordinator["status"]["phase"] = "NotReady"

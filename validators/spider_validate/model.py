@@ -27,7 +27,10 @@ class Status(StrEnum):
 # refuses added capabilities beyond the runtime's defaults (IPC_LOCK for RDMA) and hostNetwork.
 PodSecurity = Literal["baseline", "privileged"]
 # A fact of the cluster a test needs (discovery.Facts); without it the test is skipped before any pod is created.
-Requirement = Literal["rdma"]
+# "line-rate" is the line rate of the first two test nodes, needed only without --rdma-min-gbps.
+Requirement = Literal["rdma", "statefulset", "line-rate"]
+# What discovery finds: what tests may require, and the network and nodes that every test but preflight needs.
+Fact = Literal[Requirement, "network", "nodes"]
 
 
 class Skip(Exception):
@@ -52,6 +55,7 @@ class Action:
     destination: str
     run: Callable[[], Outcome]
     expect_success: bool = True
+    retry: bool = True  # False: the outcome reports what discovery found, already retried; asking again is useless
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class Test:
     requires_nodes: int = 0  # skipped with a reason when the run has fewer schedulable nodes
     sequential: bool = False  # actions depend on earlier ones (create, then check, then delete): run in order
     requires: tuple[Requirement, ...] = ()
+    # preflight: the facts this test reports on; it runs after discovery, and also unselected when other tests run
+    # (recorded then only when it does not pass: it says why nothing can be tested)
+    checks: tuple[Fact, ...] = ()
     pod_security: PodSecurity = "baseline"
     # the pods the test creates beyond the run's shared ones, for `manifests` and the pod-security check; called
     # with a context that has no cluster behind it

@@ -103,7 +103,7 @@ def execute(ctx: RunContext, scenario: str, action: Action) -> ActionResult:
         if outcome.ok == action.expect_success:
             status = Status.PASS
             break
-        retry = action.expect_success and outcome.transient and attempts <= ctx.params.retries
+        retry = action.retry and action.expect_success and outcome.transient and attempts <= ctx.params.retries
         if not retry or ctx.stop.is_set():
             status = Status.ERROR if outcome.transient else Status.FAIL
             break
@@ -191,6 +191,7 @@ class Runner:
         run_id: str | None = None,
     ) -> None:
         self.params = params
+        self.known = tests
         self.tests = [t for t in tests if params.selects(t.id)]
         self.progress = progress or (lambda result: None)
         run_id = run_id or new_run_id()
@@ -258,18 +259,20 @@ class Runner:
             raise failure[0]
 
     def _run(self, deadline: float) -> None:
+        """Preflight's checks of the API, discovery, preflight's checks of the facts, then the rest."""
         preflight = [t for t in self.tests if t.suite == "preflight"]
         rest = [t for t in self.tests if t.suite != "preflight"]
-        # Discovery lives in preflight: run its network and node checks even when not selected.
-        from spider_validate.suites import preflight as pf
-
-        needed = preflight or ([t for t in pf.TESTS if t.name in {"network", "nodes"}] if rest else [])
-        for test in needed:
-            result = run_test(self.ctx, test)
-            if test in preflight or result.status is not Status.PASS:
-                self._record(result)
-            if result.status is not Status.PASS and result.status is not Status.SKIP:
-                self.result.preflight_failed = True
+        # The API's own checks come before discovery: a hanging API still shows whether /version answered.
+        for test in preflight:
+            if not test.checks:
+                self._preflight(test)
+        # A check of the facts runs unselected too when other tests run: it says why nothing can be tested.
+        fact_checks = [t for t in self.known if t.checks and (t in preflight or rest)]
+        if fact_checks or rest:
+            facts = self.ctx.facts = discover(self.ctx, {r for t in rest for r in t.requires})
+            self.ctx.network, self.ctx.nodes, self.ctx.node_ips = facts.network, list(facts.nodes), facts.node_ips
+        for test in fact_checks:
+            self._preflight(test, selected=test in preflight)
         if self.result.preflight_failed:
             self._skip_rest(rest, "preflight failed: fix what it reports, then run again")
             return
@@ -279,16 +282,15 @@ class Runner:
             self.result.preflight_failed = True
             self._skip_rest(rest, "no network or no node to test on: see preflight/network and preflight/nodes")
             return
+        runnable = []
+        for test in rest:
+            error, unmet = self.ctx.facts.unknown(test.requires), self.ctx.facts.unmet(test.requires)
+            if error or unmet:
+                status = Status.ERROR if error else Status.SKIP
+                self._record(TestResult(test.suite, test.name, test.description, status, str(error or unmet)))
+            else:
+                runnable.append(test)
         try:
-            self.ctx.facts = discover(self.ctx)
-            runnable = [t for t in rest if not self.ctx.facts.unmet(t.requires)]
-            for test in rest:
-                if test not in runnable:
-                    self._record(
-                        TestResult(
-                            test.suite, test.name, test.description, Status.SKIP, self.ctx.facts.unmet(test.requires)
-                        )
-                    )
             self.ctx.pod_security = manifests.pod_security(runnable)
             objects = manifests.run_objects(
                 self.ctx.run_id,
@@ -304,6 +306,14 @@ class Runner:
             self._skip_rest(rest, f"setup failed: {exc}", Status.ERROR)
             return
         self._run_concurrently(runnable, deadline)
+
+    def _preflight(self, test: Test, selected: bool = True) -> None:
+        """Run a preflight test; one that was not selected is recorded only when it does not pass."""
+        result = run_test(self.ctx, test)
+        if selected or result.status is not Status.PASS:
+            self._record(result)
+        if result.status is not Status.PASS and result.status is not Status.SKIP:
+            self.result.preflight_failed = True
 
     def _run_concurrently(self, tests: list[Test], deadline: float) -> None:
         pool = ThreadPoolExecutor(max(1, self.params.concurrency), "test", initializer=self.ctx.track_thread)

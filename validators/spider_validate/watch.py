@@ -22,6 +22,7 @@ from typing import Any
 
 from spider_validate import __version__, actions, audit, manifests
 from spider_validate.context import PodInfo, RunContext, SetupError
+from spider_validate.discovery import discover_network, internal_ip, node_ready
 from spider_validate.forecast import Trend
 from spider_validate.kube import ApiError, Cluster
 from spider_validate.metrics import WatchMetrics
@@ -29,7 +30,6 @@ from spider_validate.model import Status
 from spider_validate.params import RUN_LABEL, Parameters
 from spider_validate.runner import execute, new_run_id
 from spider_validate.spiderpool import underlay_ip
-from spider_validate.suites.preflight import discover_network, internal_ip, node_ready
 
 log = logging.getLogger("spider_validate.watch")
 ROLE = "watch-probe"

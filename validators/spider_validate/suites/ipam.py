@@ -12,12 +12,10 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-import yaml
-
 from spider_validate import addresses, audit, manifests
 from spider_validate.context import RunContext
 from spider_validate.kube import SPIDERPOOL_GROUP, SPIDERPOOL_VERSION
-from spider_validate.model import Action, Outcome, Scenario, Skip, Test
+from spider_validate.model import Action, Outcome, Requirement, Scenario, Skip, Test
 from spider_validate.spiderpool import USED_OUT, allocated_ips, underlay_ip
 
 SUITE = "ipam"
@@ -365,25 +363,8 @@ def exhaustion(ctx: RunContext) -> Iterator[Action]:
     yield from _end(step, [extra])
 
 
-def statefulset_enabled(ctx: RunContext) -> bool | None:
-    """ipam.enableStatefulSet from the spiderpool-conf ConfigMap (None when it cannot be found)."""
-    for cm in ctx.cluster.list("ConfigMap"):
-        if cm["metadata"]["name"] == "spiderpool-conf":
-            conf = yaml.safe_load(cm.get("data", {}).get("conf.yml", "") or "") or {}
-            return bool(conf.get("enableStatefulSet", False))
-    return None
-
-
 def statefulset(ctx: RunContext) -> Iterator[Action]:
     """A StatefulSet pod keeps its address across a delete and restart (only when the cluster enables it)."""
-    enabled = statefulset_enabled(ctx)
-    if not enabled:
-        raise Skip(
-            "ipam.enableStatefulSet is off in spiderpool-conf (the AWS profiles turn it off: an ENI address "
-            "cannot follow a pod to another node)"
-            if enabled is False
-            else "spiderpool-conf not found"
-        )
     step = Step(ctx, "statefulset")
     yield from _begin(ctx, "statefulset", step)
     name = f"sv-{ctx.run_id}-sts"
@@ -437,7 +418,9 @@ def statefulset(ctx: RunContext) -> Iterator[Action]:
     yield from _end(step, [])
 
 
-def _test(name: str, description: str, fn: Callable[[RunContext], Iterator[Action]]) -> Test:
+def _test(
+    name: str, description: str, fn: Callable[[RunContext], Iterator[Action]], requires: tuple[Requirement, ...] = ()
+) -> Test:
     def objects(ctx: RunContext) -> list[dict[str, Any]]:
         return [Step(ctx, name).pod_manifest(f"{name}-0")]  # every pod of the test is one of these
 
@@ -449,6 +432,7 @@ def _test(name: str, description: str, fn: Callable[[RunContext], Iterator[Actio
         labels=("ipam",),
         requires_nodes=1,
         sequential=True,
+        requires=requires,
         objects=objects,
     )
 
@@ -465,6 +449,9 @@ TESTS = [
         "exhaustion", "one pod more than the pool holds waits with 'all IP addresses used out', then runs", exhaustion
     ),
     _test(
-        "statefulset", "a StatefulSet pod keeps its address across a restart (when the cluster enables it)", statefulset
+        "statefulset",
+        "a StatefulSet pod keeps its address across a restart (when the cluster enables it)",
+        statefulset,
+        requires=("statefulset",),
     ),
 ]

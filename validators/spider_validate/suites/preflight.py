@@ -1,14 +1,14 @@
-"""Is the cluster ready for testing? Discovery of the network and nodes, and the checks a run depends on."""
+"""Is the cluster ready for testing? The checks a run depends on, the facts discovery found among them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any
 
 from spider_validate.context import RunContext
+from spider_validate.discovery import NO_NODE
 from spider_validate.kube import ApiError
-from spider_validate.manifests import Network
-from spider_validate.model import Action, Outcome, Scenario, Test
+from spider_validate.model import Action, Fact, Outcome, Scenario, Test
 
 SUITE = "preflight"
 CRDS = (
@@ -17,56 +17,25 @@ CRDS = (
     "spidercoordinators.spiderpool.spidernet.io",
     "spiderendpoints.spiderpool.spidernet.io",
 )
-ATTACH_LABEL = "spiderpool-rdma/attachment"
 
 
-def check(name: str, target: str, fn: Callable[[RunContext], Outcome]) -> Scenario:
+def check(name: str, target: str, fn: Callable[[RunContext], Outcome], retry: bool = True) -> Scenario:
     def actions(ctx: RunContext) -> Iterator[Action]:
-        yield Action(name, "api", "spider-validate", target, lambda: fn(ctx))
+        yield Action(name, "api", "spider-validate", target, lambda: fn(ctx), retry=retry)
 
     return Scenario(name, actions)
 
 
-def node_ready(node: dict[str, Any]) -> bool:
-    conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
-    return conditions.get("Ready") == "True" and not node.get("spec", {}).get("unschedulable", False)
+def fact(name: str, target: str, fn: Callable[[RunContext], Outcome], fact: Fact) -> Scenario:
+    """A check of what discovery found; the API error that kept the fact unknown, already retried there, as it is."""
 
+    def run(ctx: RunContext) -> Outcome:
+        error = ctx.facts.errors.get(fact)
+        if error is not None:
+            return Outcome(False, f"API error: {error}", transient=error.transient)
+        return fn(ctx)
 
-def internal_ip(node: dict[str, Any]) -> str:
-    return next((a["address"] for a in node.get("status", {}).get("addresses", []) if a["type"] == "InternalIP"), "")
-
-
-def select_nodes(ctx: RunContext) -> list[str]:
-    """Ready, schedulable nodes matching --node-selector / --nodes, in name order; records their IPs."""
-    selector = ",".join(f"{k}={v}" for k, v in ctx.params.node_selector.items())
-    nodes = [n for n in ctx.cluster.list("Node", label_selector=selector) if node_ready(n)]
-    if ctx.params.nodes:
-        nodes = [n for n in nodes if n["metadata"]["name"] in ctx.params.nodes]
-    ctx.node_ips = {n["metadata"]["name"]: internal_ip(n) for n in nodes}
-    return sorted(ctx.node_ips)[: max(2, len(ctx.params.nodes))]
-
-
-def discover_network(ctx: RunContext) -> Network:
-    """--network, or the only SpiderMultusConfig of the cluster; raises LookupError saying what to pass."""
-    configs = ctx.cluster.list("SpiderMultusConfig")
-    wanted = ctx.params.network
-    if wanted:
-        ns, _, name = wanted.rpartition("/")
-        configs = [c for c in configs if c["metadata"]["name"] == name and (not ns or c["metadata"]["namespace"] == ns)]
-        if not configs:
-            raise LookupError(f"SpiderMultusConfig {wanted} not found (kubectl get spidermultusconfigs -A)")
-    configs = [c for c in configs if c.get("spec", {}).get("cniType") in {"macvlan", "ipvlan", "sriov"}]
-    if len(configs) != 1:
-        names = ", ".join(f"{c['metadata']['namespace']}/{c['metadata']['name']}" for c in configs) or "none"
-        raise LookupError(f"found {len(configs)} underlay networks ({names}); choose one with --network NS/NAME")
-    cfg = configs[0]
-    spec = cfg["spec"]
-    pools = tuple((spec.get(spec["cniType"], {}) or {}).get("ippools", {}).get("ipv4", []))
-    label = cfg["metadata"].get("labels", {}).get(ATTACH_LABEL, "secondary")
-    attach = ctx.params.attach if ctx.params.attach != "auto" else label
-    # the chart labels "default" or "secondary"; anything else attaches as a secondary network, as it always did
-    kind: Literal["default", "secondary"] = "default" if attach == "default" else "secondary"
-    return Network(cfg["metadata"]["namespace"], cfg["metadata"]["name"], kind, pools)
+    return check(name, target, guarded(run), retry=False)
 
 
 def _reachable(ctx: RunContext) -> Outcome:
@@ -121,30 +90,29 @@ def _coordinator(ctx: RunContext) -> Outcome:
 
 
 def _network(ctx: RunContext) -> Outcome:
-    try:
-        ctx.network = discover_network(ctx)
-    except LookupError as exc:
-        return Outcome(False, str(exc))
+    network = ctx.facts.network
+    if network is None:
+        return Outcome(False, ctx.facts.missing["network"])
     pools = {p["metadata"]["name"]: p for p in ctx.cluster.list("SpiderIPPool")}
-    missing = [p for p in ctx.network.pools if p not in pools]
+    missing = [p for p in network.pools if p not in pools]
     if missing:
-        return Outcome(False, f"network {ctx.network.ref} names pools that do not exist: {', '.join(missing)}")
+        return Outcome(False, f"network {network.ref} names pools that do not exist: {', '.join(missing)}")
     free = {
         n: (pools[n].get("status", {}).get("totalIPCount", 0) or 0)
         - (pools[n].get("status", {}).get("allocatedIPCount", 0) or 0)
-        for n in ctx.network.pools
+        for n in network.pools
     }
-    if ctx.network.pools and sum(free.values()) == 0:
-        return Outcome(False, f"pools of {ctx.network.ref} are full: {free}")
-    return Outcome(True, f"network {ctx.network.ref} ({ctx.network.attach}), free addresses {free or 'n/a'}")
+    if network.pools and sum(free.values()) == 0:
+        return Outcome(False, f"pools of {network.ref} are full: {free}")
+    return Outcome(True, f"network {network.ref} ({network.attach}), free addresses {free or 'n/a'}")
 
 
 def _nodes(ctx: RunContext) -> Outcome:
-    ctx.nodes = select_nodes(ctx)
-    if not ctx.nodes:
-        return Outcome(False, "no ready, schedulable node matches --node-selector/--nodes")
-    note = "" if len(ctx.nodes) > 1 else " (cross-node tests will be skipped: they need two)"
-    return Outcome(True, f"testing on {', '.join(ctx.nodes)}{note}")
+    nodes = ctx.facts.nodes
+    if not nodes:
+        return Outcome(False, NO_NODE)
+    note = "" if len(nodes) > 1 else " (cross-node tests will be skipped: they need two)"
+    return Outcome(True, f"testing on {', '.join(nodes)}{note}")
 
 
 def guarded(fn: Callable[[RunContext], Outcome]) -> Callable[[RunContext], Outcome]:
@@ -179,12 +147,14 @@ TESTS = [
         SUITE,
         "network",
         "the chosen SpiderMultusConfig and its pools exist and have free addresses",
-        (check("network", "spidermultusconfig", guarded(_network)),),
+        (fact("network", "spidermultusconfig", _network, "network"),),
+        checks=("network",),
     ),
     Test(
         SUITE,
         "nodes",
         "schedulable nodes to test on (two for cross-node tests)",
-        (check("nodes", "nodes", guarded(_nodes)),),
+        (fact("nodes", "nodes", _nodes, "nodes"),),
+        checks=("nodes",),
     ),
 ]

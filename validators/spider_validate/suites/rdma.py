@@ -10,46 +10,14 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from spider_validate import linerate, manifests, rdma_fabric, rdma_probes
+from spider_validate import manifests, rdma_fabric, rdma_probes
 from spider_validate.context import PodInfo, RunContext
-from spider_validate.model import Action, Outcome, Scenario, Skip, Test
+from spider_validate.discovery import EFA_RESOURCE, SHARED_RESOURCE
+from spider_validate.model import Action, Outcome, Scenario, Test
 
 SUITE = "rdma"
-EFA_RESOURCE = "vpc.amazonaws.com/efa"
-SHARED_RESOURCE = "spidernet.io/hca_shared_devices"
 FRACTION = {"efa": 0.8, "sriov": 0.8, "shared": 0.5}  # of the line rate; Soft-RoCE (rxe) is CPU-bound: 0.05
 SOFTROCE_FRACTION = 0.05
-
-
-def detect_mode(nodes: list[dict[str, Any]]) -> tuple[str, str]:
-    """(mode, resource) from the nodes' allocatable resources."""
-    allocatable = [n.get("status", {}).get("allocatable", {}) or {} for n in nodes]
-
-    def has(res: str) -> bool:
-        return any(str(a.get(res, "0")) not in {"0", ""} for a in allocatable)
-
-    if has(EFA_RESOURCE):
-        return "efa", EFA_RESOURCE
-    if has(SHARED_RESOURCE):
-        return "shared", SHARED_RESOURCE
-    sriov = sorted({r for a in allocatable for r in a if r.startswith("spidernet.io/") and r != SHARED_RESOURCE})
-    if sriov:
-        return "sriov", sriov[0]
-    return "none", ""
-
-
-def mode_of(ctx: RunContext) -> tuple[str, str]:
-    nodes = [n for n in ctx.cluster.list("Node") if n["metadata"]["name"] in ctx.nodes]
-    detected, resource = detect_mode(nodes)
-    mode = ctx.params.rdma_mode if ctx.params.rdma_mode != "auto" else detected
-    if mode == "none":
-        raise Skip(
-            "no RDMA resource on the test nodes (vpc.amazonaws.com/efa, spidernet.io/...); "
-            "pass --rdma-mode to force one"
-        )
-    if mode != detected:
-        resource = {"efa": EFA_RESOURCE, "shared": SHARED_RESOURCE}.get(mode, resource or "spidernet.io/sriov_rdma")
-    return mode, resource
 
 
 def rdma_pod(ctx: RunContext, name: str, node: str, mode: str, resource: str | None) -> dict[str, Any]:
@@ -127,17 +95,6 @@ def device_outcome(pod: str, resource: str, want: bool, code: int | None, output
     return Outcome(True, f"{pod} sees none (isolated)")
 
 
-def line_rate(ctx: RunContext, nodes: list[str]) -> tuple[float, str]:
-    """The slower of the nodes' line rates (Gb/s) and where it came from; Skip when one is unknown."""
-    rates = [linerate.node_line_rate(ctx.cluster.get("Node", node) or {"metadata": {"name": node}}) for node in nodes]
-    unknown = [why for rate, why in rates if rate is None]
-    if unknown:
-        raise Skip(f"unknown line rate ({'; '.join(unknown)}): pass --rdma-min-gbps")
-    rate, source = min(rates, key=lambda r: r[0] or 0.0)
-    assert rate is not None
-    return rate, source
-
-
 def required_gbps(rate: float, mode: str, device: str) -> tuple[float, str]:
     """The bandwidth to reach: a fraction of the line rate, small for Soft-RoCE (rxe is CPU-bound)."""
     fraction = SOFTROCE_FRACTION if device.startswith("rxe") else FRACTION[mode]
@@ -159,7 +116,7 @@ def judge(bw: rdma_probes.Bandwidth, threshold: float, how: str) -> Outcome:
 def bandwidth(ctx: RunContext) -> Iterator[Action]:
     mode, resource = ctx.facts.rdma_mode, ctx.facts.rdma_resource
     min_gbps = ctx.params.rdma_min_gbps
-    rate, source = (0.0, "") if min_gbps is not None else line_rate(ctx, ctx.nodes[:2])
+    rate, source = ctx.facts.line_rate or (0.0, "")  # none with --rdma-min-gbps
     pods = Pods(ctx, "bandwidth")
     server, client = "rdma-server", "rdma-client"
     yield pods.start(
@@ -268,7 +225,7 @@ TESTS = [
         labels=("rdma", "cross-node"),
         requires_nodes=2,
         sequential=True,
-        requires=("rdma",),
+        requires=("rdma", "line-rate"),
         pod_security="privileged",
         objects=objects,
     ),
