@@ -9,6 +9,9 @@ from pathlib import Path
 
 from spider_validate import names
 
+from cdk import userdata
+from cdk.config import ClusterConfig
+from cdk.ipplan import make_plan
 from tests.conftest import REPO
 
 NAMES = REPO / "validators" / "spider_validate" / "names.py"
@@ -54,3 +57,10 @@ def test_composed_names() -> None:
     """The forms AWS holds them in (README: the SSM path /spiderpool-rdma/NAME/, the tag spiderpool-rdma/cluster)."""
     assert names.ssm_parameter("c1", names.KUBECONFIG) == "/spiderpool-rdma/c1/kubeconfig"
     assert names.kms_alias("c1") == "alias/spiderpool-rdma-c1"
+
+
+def test_the_first_control_plane_is_the_node_the_plan_names_so() -> None:
+    """`spider-validate kubeconfig` finds it by NODE_TAG, whose value is the plan's node name (cdk/constructs/nodes.py);
+    it is the node whose bootstrap runs kubeadm init and publishes the kubeconfig."""
+    (first,) = [n for n in make_plan(ClusterConfig()).nodes if userdata.node_role(n) == "control-plane-init"]
+    assert first.name == names.FIRST_CONTROL_PLANE

@@ -80,7 +80,7 @@ def control_plane_instance(ec2: Any, cluster: str, region: str) -> str:
         reply = ec2.describe_instances(
             Filters=[
                 {"Name": f"tag:{names.CLUSTER_TAG}", "Values": [cluster]},
-                {"Name": f"tag:{names.NODE_TAG}", "Values": ["control-plane-0"]},
+                {"Name": f"tag:{names.NODE_TAG}", "Values": [names.FIRST_CONTROL_PLANE]},
                 {"Name": "instance-state-name", "Values": ["running"]},
             ]
         )

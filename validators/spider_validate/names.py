@@ -12,8 +12,9 @@ from __future__ import annotations
 # instance with its node and role (cdk/constructs/nodes.py); `spider-validate kubeconfig` finds control-plane-0 by
 # the first two (validators/spider_validate/kubeconfig.py).
 CLUSTER_TAG = "spiderpool-rdma/cluster"
-NODE_TAG = "spiderpool-rdma/node"
+NODE_TAG = "spiderpool-rdma/node"  # the node's name (cdk/ipplan.py node_name)
 ROLE_TAG = "spiderpool-rdma/role"
+FIRST_CONTROL_PLANE = "control-plane-0"  # the node that runs kubeadm init and publishes the join data and kubeconfig
 
 # SSM parameters under the cluster's path. cdk/constructs/secrets.py creates them with PLACEHOLDER and
 # cdk/constructs/iam.py grants them per role; control-plane-0 overwrites all three (bootstrap/control-plane.sh).
