@@ -112,10 +112,14 @@ def node_selection(obj: dict[str, Any]) -> dict[str, list[str]]:
     return found
 
 
-@pytest.mark.parametrize(("profile", "mode"), [("aws-efa", "efa"), ("aws-softroce", "softroce")])
+@pytest.mark.parametrize(("variant", "profile"), [("default-efa", "aws-efa"), ("softroce", "aws-softroce")])
 def test_device_plugins_select_nodes_by_the_rdma_label_the_bootstrap_sets(
-    rendered: dict[str, Any], profile: str, mode: str
+    rendered: dict[str, Any], table: InstanceTable, tmp_path: Path, variant: str, profile: str
 ) -> None:
-    """cdk/userdata.py labels each worker RDMA_LABEL=<rdma mode>; the profile's device plugin must select on it."""
+    """The workers' RDMA_LABEL as their kubelet registers it (cdk/userdata.py): the profile's device plugin selects
+    it."""
+    nodes = chart.cluster_nodes(*chart.planned(variant, table, tmp_path))
+    workers = [n for n in nodes if n.labels[names.ROLE_LABEL] == "worker"]
+    (mode,) = {n.labels[names.RDMA_LABEL] for n in workers}
     selections = [node_selection(o) for o in rendered[profile] if o["kind"] == "DaemonSet"]
-    assert any(mode in s.get(names.RDMA_LABEL, []) for s in selections)
+    assert any(mode in s.get(names.RDMA_LABEL, []) for s in selections), mode
