@@ -56,6 +56,7 @@ class LabCluster:
         self.kubelet = Kubelet(
             self.store, self.ipam, self.proxy, workdir, self.prefix, self.node_names, self._before_ready
         )
+        self.add_pool = self.ipam.add_pool  # a SpiderIPPool as the chart's job applies it, its status counted
         self._deleters: builtins.list[threading.Thread] = []
         self._service_ips = (str(ip) for ip in SERVICE_NET.hosts())
 
@@ -127,16 +128,6 @@ class LabCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def add_pool(
-        self,
-        name: str,
-        ips: builtins.list[str],
-        node: str | None = None,
-        labels: dict[str, str] | None = None,
-        exclude: builtins.list[str] | None = None,
-    ) -> dict[str, Any]:
-        return self.ipam.add_pool(name, ips, node, labels, exclude)
 
     def _before_ready(self, pod: str, namespace: str) -> None:
         hook = self.faults.before_ready.pop(pod, None)
