@@ -14,7 +14,8 @@ from click.testing import CliRunner, Result
 from spider_validate import cli
 
 from tests.lab import netns
-from tests.lab.cluster import Faults, LabCluster
+from tests.lab.cluster import LabCluster
+from tests.lab.store import Faults
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 watch, events, and the failures a test injects at every layer (`Faults`).
 
 What the store knows about kinds is the validator's own table, `spider_validate.kube.KINDS`: a kind it does not
-list is refused as the API server refuses a resource it does not serve (404, "the server could not find the
-requested resource": apimachinery's pkg/api/errors/errors.go, NewGenericServerResponse for 404).
+list is refused as the API server refuses a resource it does not serve, with 404 (worded as client-go words a
+404 without a Status body: "the server could not find the requested resource", kubernetes/apimachinery
+pkg/api/errors/errors.go:450 at eed236ce, NewGenericServerResponse).
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ def api(tmp_path: Path) -> LabCluster:
 
 @pytest.mark.parametrize("kind", ["Secret", "ServiceAccount", "NetworkAttachmentDefinition"])
 def test_a_kind_the_validator_does_not_know_is_not_found(api: LabCluster, kind: str) -> None:
-    """The API server answers 404 for a resource it does not serve (apimachinery's pkg/api/errors/errors.go,
-    NewGenericServerResponse: "the server could not find the requested resource")."""
+    """The API server answers 404 for a resource it does not serve (worded as in kubernetes/apimachinery
+    pkg/api/errors/errors.go:450 at eed236ce: "the server could not find the requested resource")."""
     for call in (
         lambda: api.create(obj(kind, "x", "ns")),
         lambda: api.get(kind, "x", "ns"),
