@@ -128,7 +128,7 @@ B: list[tuple[str, str, str, str, list[str]]] = [
     (
         "ipam ignores the allocated count",
         "suites/ipam.py",
-        "if count != step.count_before + 1:",
+        "if count != before + 1:",
         "if False:",
         [T + "validator/test_ipam_lab.py::test_each_ipam_promise_is_checked[stale-count]"],
     ),

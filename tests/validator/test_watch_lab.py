@@ -154,7 +154,7 @@ def running(lab: LabCluster) -> Iterator[Running]:
 def workload(lab: LabCluster, name: str, pool: str) -> None:
     """A pod of another namespace than the watch's, drawing from `pool` (Spiderpool's pool annotation)."""
     net = manifests.Network("kube-system", "macvlan-eth0", "default")
-    obj = manifests.pod(name, f"{NS}-work", "work", "work", "lab-node-0", "img", net, Parameters(), pools=(pool,))
+    obj = manifests.pod(name, f"{NS}-work", "work", "client", "lab-node-0", "img", net, Parameters(), pools=(pool,))
     lab.create(obj)
 
 

@@ -6,12 +6,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from spider_validate import manifests
 from spider_validate.discovery import Facts
 from spider_validate.kube import ApiError, Cluster
-from spider_validate.manifests import Network
+from spider_validate.manifests import Network, Role
 from spider_validate.params import RUN_LABEL, Parameters
 from spider_validate.spiderpool import underlay_ip
 
@@ -29,15 +29,24 @@ class SetupError(Exception):
     """The run could not set up its pods; the message names the pod and what blocks it."""
 
 
+class NotReady(SetupError):
+    """Pods were not ready in time: those still waited for (in the order asked), and those that were."""
+
+    def __init__(self, message: str, waiting: list[str], ready: dict[str, PodInfo]) -> None:
+        super().__init__(message)
+        self.waiting, self.ready = waiting, ready
+
+
 @dataclass
 class PodInfo:
     name: str
-    role: str
+    role: Role
     node: str
     ip: str  # underlay address, from the pod's network-status
     node_ip: str
     app: str | None = None
     uid: str = ""
+    ready: float = 0.0  # monotonic time it was first seen ready with its underlay address (0: not by wait_pods)
 
 
 @dataclass
@@ -63,7 +72,7 @@ class RunContext:
     def add_finalizer(self, what: str, fn: Callable[[], None]) -> None:
         self.finalizers.append((what, fn))
 
-    def by_role(self, role: str) -> list[PodInfo]:
+    def by_role(self, role: Role) -> list[PodInfo]:
         # a snapshot: tests running in other threads add their pods (rdma) while this one iterates
         return [p for p in list(self.pods.values()) if p.role == role]
 
@@ -99,70 +108,94 @@ class RunContext:
 
     def deploy(self, objects: list[dict[str, Any]]) -> None:
         """Create the run's objects (namespace first) and wait until every pod runs with an underlay IP."""
-        assert self.network is not None
         ns_obj, rest = objects[0], objects[1:]
         self.create(ns_obj)
         if not self.params.keep:
             self.add_finalizer(f"namespace {self.namespace}", lambda: self.cluster.delete("Namespace", self.namespace))
-        for obj in rest:
-            self.create(obj)
-        self.wait_pods(sorted(o["metadata"]["name"] for o in rest if o["kind"] == "Pod"))
+        self.start_pods(rest)
         svc = self.cluster.get("Service", "echo", self.namespace)
         self.service_ip = (svc or {}).get("spec", {}).get("clusterIP", "")
 
-    def wait_pods(self, names: list[str]) -> None:
-        """Watch the run's pods until all are ready; report a stuck pod early, with its image or event."""
+    def create_all(self, objects: list[dict[str, Any]]) -> dict[str, float]:
+        """Create `objects` in order; the monotonic time each was asked for, by name."""
+        created = {}
+        for obj in objects:
+            created[obj["metadata"]["name"]] = time.monotonic()
+            self.create(obj)
+        return created
+
+    def start_pods(self, objects: list[dict[str, Any]]) -> dict[str, PodInfo]:
+        """Create `objects` in order, wait until their pods on the underlay (not hostNetwork) are ready with their
+        address, and add them to the run's pods (what probes and the environment read), in name order."""
+        self.create_all(objects)
+        names = [o["metadata"]["name"] for o in objects if o["kind"] == "Pod" and not o["spec"].get("hostNetwork")]
+        started = self.wait_pods(names)
+        self.pods.update(sorted(started.items()))
+        return started
+
+    def wait_pods(self, names: list[str], report_stuck: bool = True) -> dict[str, PodInfo]:
+        """Watch the run's pods until all are running and ready with their underlay address. A pod stuck (its
+        image, or a warning past stuck_after) is reported early unless `report_stuck` is off: a pod may be meant
+        to wait for an address (ipam's pod one too many for its pool)."""
+        assert self.network is not None
         deadline = time.monotonic() + self.params.pod_ready_timeout
         first_seen: dict[str, float] = {}
-        ready: dict[str, dict[str, Any]] = {}
+        ready: dict[str, PodInfo] = {}
         while len(ready) < len(names):
             if self.stop.is_set():
                 raise SetupError("interrupted while waiting for pods")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                missing = sorted(set(names) - set(ready))
-                raise SetupError(f"pods not ready within {self.params.pod_ready_timeout:.0f}s: {', '.join(missing)}")
+                missing = [n for n in names if n not in ready]
+                message = f"pods not ready within {self.params.pod_ready_timeout:.0f}s: {', '.join(sorted(missing))}"
+                raise NotReady(message, missing, ready)
             try:
                 # A fresh list first: a watch can drop, and events missed in between must not be lost.
                 for pod in self.cluster.list("Pod", self.namespace, f"{RUN_LABEL}={self.run_id}"):
-                    self._observe(pod, names, first_seen, ready)
+                    self._observe(pod, names, first_seen, ready, report_stuck)
                 if len(ready) == len(names):
                     break
                 for _, pod in self.cluster.watch(
                     "Pod", self.namespace, f"{RUN_LABEL}={self.run_id}", max(1, min(int(remaining), 10))
                 ):
-                    self._observe(pod, names, first_seen, ready)
+                    self._observe(pod, names, first_seen, ready, report_stuck)
                     if len(ready) == len(names) or self.stop.is_set():
                         break
             except ApiError as exc:
                 if not exc.transient:
                     raise
                 time.sleep(self.params.retry_delay)  # the watch dropped or the API hiccuped: re-list
-        for name in names:
-            self.pods[name] = self._pod_info(ready[name])
+        return {name: ready[name] for name in names}
 
     def _observe(
-        self, pod: dict[str, Any], names: list[str], first_seen: dict[str, float], ready: dict[str, dict[str, Any]]
+        self,
+        pod: dict[str, Any],
+        names: list[str],
+        first_seen: dict[str, float],
+        ready: dict[str, PodInfo],
+        report_stuck: bool,
     ) -> None:
         name = pod["metadata"]["name"]
         if name not in names:
             return
         first_seen.setdefault(name, time.monotonic())
         status = pod.get("status", {})
-        for cs in status.get("containerStatuses", []) or []:
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in STUCK_REASONS:
-                raise SetupError(
-                    f"pod {name} is stuck in {waiting['reason']} (image {cs.get('image')}): "
-                    f"{waiting.get('message', '').strip()}"
-                )
         phase = status.get("phase")
-        if phase in {"Failed", "Succeeded"}:
-            raise SetupError(f"pod {name} ended ({phase}) instead of running")
+        if report_stuck:
+            for cs in status.get("containerStatuses", []) or []:
+                waiting = (cs.get("state") or {}).get("waiting") or {}
+                if waiting.get("reason") in STUCK_REASONS:
+                    raise SetupError(
+                        f"pod {name} is stuck in {waiting['reason']} (image {cs.get('image')}): "
+                        f"{waiting.get('message', '').strip()}"
+                    )
+            if phase in {"Failed", "Succeeded"}:
+                raise SetupError(f"pod {name} ended ({phase}) instead of running")
         conditions = {c["type"]: c["status"] for c in status.get("conditions", []) or []}
         if phase == "Running" and conditions.get("Ready") == "True" and self._underlay_ip(pod):
-            ready[name] = pod
-        elif time.monotonic() - first_seen[name] > self.params.stuck_after:
+            if name not in ready:  # the first time it is seen ready
+                ready[name] = self._pod_info(pod)
+        elif report_stuck and time.monotonic() - first_seen[name] > self.params.stuck_after:
             # A warning (no node fits, no address, a failed mount) means stuck; a pull of a large image in
             # progress does not: that pod has until the deadline.
             reason = self._blocking_event(name)
@@ -183,10 +216,11 @@ class RunContext:
         node = pod["spec"]["nodeName"]
         return PodInfo(
             pod["metadata"]["name"],
-            labels.get(manifests.ROLE_LABEL, ""),
+            cast("Role", labels.get(manifests.ROLE_LABEL, "")),  # the run's pods all carry it (manifests.pod)
             node,
             self._underlay_ip(pod),
             self.node_ips.get(node, ""),
             labels.get(manifests.APP_LABEL),
             pod["metadata"].get("uid", ""),
+            time.monotonic(),
         )

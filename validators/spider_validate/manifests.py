@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 ROLE_LABEL = "spider-validate/role"
 APP_LABEL = "spider-validate/app"
-SERVING_ROLES = {"server", "app"}  # pods that run the HTTP server; every other role sleeps
+# What a test pod is for: the run's shared pods (server, client, app), a suite's own, `watch`'s probes.
+Role = Literal["server", "client", "app", "ipam", "rdma", "perf", "watch-probe"]
+SERVING_ROLES: set[Role] = {"server", "app"}  # pods that run the HTTP server; every other role sleeps
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def pod(
     name: str,
     ns: str,
     run_id: str,
-    role: str,
+    role: Role,
     node: str,
     image: str,
     network: Network,

@@ -1,19 +1,22 @@
-"""Tests made of scenarios made of actions, and the one result model every report reads.
+"""Tests made of scenarios made of actions, or of steps in order, and the one result model every report reads.
 
-A Test names a list of scenarios; a Scenario yields Actions from the run's context; an Action runs one
-probe (a command in a pod, or an API read) and compares its outcome with what is expected.
+A Test names a list of scenarios, each yielding Actions from the run's context, whose probes run concurrently; or,
+when its actions depend on each other, a function of the context and a step handle (runner.Steps) that runs each
+step at once and hands its result to the next line. An Action runs one probe (a command in a pod, or an API read)
+and compares its outcome with what is expected.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from spider_validate.context import RunContext
+    from spider_validate.runner import Steps
 
 
 class Status(StrEnum):
@@ -31,6 +34,8 @@ PodSecurity = Literal["baseline", "privileged"]
 Requirement = Literal["rdma", "statefulset", "line-rate"]
 # What discovery finds: what tests may require, and the network and nodes that every test but preflight needs.
 Fact = Literal[Requirement, "network", "nodes"]
+# What an action runs: an API read, a command in a pod (ping, curl, perftest), a perf figure (iperf3, sockperf).
+Probe = Literal["api", "ping", "http", "rdma", "throughput", "latency"]
 
 
 class Skip(Exception):
@@ -50,7 +55,7 @@ class Outcome:
 @dataclass(frozen=True)
 class Action:
     name: str
-    probe: str  # ping | http | api | ...
+    probe: Probe
     source: str
     destination: str
     run: Callable[[], Outcome]
@@ -71,10 +76,11 @@ class Test:
     suite: str
     name: str
     description: str
-    scenarios: tuple[Scenario, ...]
+    scenarios: tuple[Scenario, ...] = ()
+    # or, when each step needs what the one before made (create, check, delete): the steps, in order
+    steps: Callable[[RunContext, Steps], None] | None = None
     labels: tuple[str, ...] = ()
     requires_nodes: int = 0  # skipped with a reason when the run has fewer schedulable nodes
-    sequential: bool = False  # actions depend on earlier ones (create, then check, then delete): run in order
     requires: tuple[Requirement, ...] = ()
     # preflight: the facts this test reports on; it runs after discovery, and also unselected when other tests run
     # (recorded then only when it does not pass: it says why nothing can be tested)
@@ -83,6 +89,9 @@ class Test:
     # the pods the test creates beyond the run's shared ones, for `manifests` and the pod-security check; called
     # with a context that has no cluster behind it
     objects: Callable[[RunContext], list[dict[str, Any]]] | None = None
+
+    def __post_init__(self) -> None:
+        assert bool(self.scenarios) != bool(self.steps), f"{self.id}: scenarios or steps, one of them"
 
     @property
     def id(self) -> str:
@@ -93,7 +102,7 @@ class Test:
 class ActionResult:
     scenario: str
     action: str
-    probe: str
+    probe: Probe
     source: str
     destination: str
     expected: str  # success | failure
@@ -162,9 +171,3 @@ class RunResult:
             and not self.timed_out
             and all(t.status in {Status.PASS, Status.SKIP} for t in self.tests)
         )
-
-
-def iter_actions(test: Test, ctx: RunContext) -> Iterator[tuple[Scenario, Action]]:
-    for scenario in test.scenarios:
-        for action in scenario.actions(ctx):
-            yield scenario, action

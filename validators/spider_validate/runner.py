@@ -13,15 +13,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from functools import partial
 from types import FrameType
+from typing import Any, TypeVar, overload
 
 from spider_validate import diagnostics, manifests
 from spider_validate.context import RunContext, SetupError
 from spider_validate.discovery import discover
 from spider_validate.kube import ApiError, Cluster
-from spider_validate.model import Action, ActionResult, Outcome, RunResult, Skip, Status, Test, TestResult
+from spider_validate.model import Action, ActionResult, Outcome, Probe, RunResult, Skip, Status, Test, TestResult
 from spider_validate.params import Parameters
 
 Progress = Callable[[TestResult], None]
+T = TypeVar("T")
 
 
 def new_run_id() -> str:
@@ -125,14 +127,71 @@ def execute(ctx: RunContext, scenario: str, action: Action) -> ActionResult:
     )
 
 
+class StepFailed(Exception):
+    """A step did not pass: its result is recorded, and the test stops (the steps after it need what it made)."""
+
+
+class Steps:
+    """The handle a test of steps gets: each step runs at once through `execute` (retries, timing, result), is
+    recorded, and hands back what it made; one that does not pass stops the test."""
+
+    def __init__(self, ctx: RunContext, test: Test, results: list[ActionResult]) -> None:
+        self.ctx, self.test, self.results = ctx, test.name, results
+
+    @overload
+    def step(
+        self, name: str, fn: Callable[[], Outcome], probe: Probe = "api", source: str = "", destination: str = ""
+    ) -> None: ...
+
+    @overload
+    def step(
+        self,
+        name: str,
+        fn: Callable[[], tuple[T, Outcome] | Outcome],
+        probe: Probe = "api",
+        source: str = "",
+        destination: str = "",
+    ) -> T: ...
+
+    def step(
+        self,
+        name: str,
+        fn: Callable[[], Any],
+        probe: Probe = "api",
+        source: str = "",
+        destination: str = "",
+    ) -> Any:
+        """Run `fn` as the step `name`: it returns its Outcome, or (what it made, its Outcome) when it passes;
+        `source` defaults to the test's name."""
+        made: list[Any] = [None]
+
+        def run() -> Outcome:
+            outcome = fn()
+            if isinstance(outcome, tuple):
+                made[0], outcome = outcome
+            return outcome
+
+        self.action(Action(name, probe, source or self.test, destination, run))
+        return made[0]
+
+    def action(self, action: Action) -> None:
+        """Run an Action built elsewhere (rdma_fabric's) as the next step."""
+        if self.ctx.stop.is_set():
+            raise Skip("the run was stopped")
+        self.results.append(execute(self.ctx, self.test, action))
+        if self.results[-1].status is not Status.PASS:
+            raise StepFailed(action.name)
+
+
 def run_test(ctx: RunContext, test: Test) -> TestResult:
-    """Gather the test's actions from its scenarios, then probe them concurrently (they are independent)."""
+    """Gather the test's actions from its scenarios, then probe them concurrently (they are independent); or run
+    its steps in order."""
     result = TestResult(test.suite, test.name, test.description)
     try:
         if len(ctx.nodes) < test.requires_nodes:
             raise Skip(f"needs {test.requires_nodes} schedulable nodes, the run has {len(ctx.nodes)}")
-        if test.sequential:
-            return _run_sequential(ctx, test, result)
+        if test.steps:
+            return _run_steps(ctx, test, test.steps, result)
         planned: list[tuple[str, Action]] = []
         skipped: list[str] = []
         for scenario in test.scenarios:
@@ -159,18 +218,15 @@ def run_test(ctx: RunContext, test: Test) -> TestResult:
     return result
 
 
-def _run_sequential(ctx: RunContext, test: Test, result: TestResult) -> TestResult:
-    """Each action runs before the next is generated; the first failure ends the test (later steps need it)."""
+def _run_steps(
+    ctx: RunContext, test: Test, steps: Callable[[RunContext, Steps], None], result: TestResult
+) -> TestResult:
+    """The steps in order; the first that does not pass ends the test. A Skip before any step skips it, after
+    some it is the reason beside their results."""
     try:
-        for scenario in test.scenarios:
-            for action in scenario.actions(ctx):
-                if ctx.stop.is_set():
-                    raise Skip("the run was stopped")
-                result.actions.append(execute(ctx, scenario.name, action))
-                if result.actions[-1].status is not Status.PASS:
-                    break
-            if result.actions and result.actions[-1].status is not Status.PASS:
-                break
+        steps(ctx, Steps(ctx, test, result.actions))
+    except StepFailed:
+        pass
     except Skip as skip:
         if not result.actions:
             result.status = Status.SKIP

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from spider_validate import __version__, actions, audit, manifests
 from spider_validate.context import PodInfo, RunContext, SetupError
@@ -32,7 +32,7 @@ from spider_validate.runner import execute, new_run_id
 from spider_validate.spiderpool import underlay_ip
 
 log = logging.getLogger("spider_validate.watch")
-ROLE = "watch-probe"
+ROLE: Final = "watch-probe"
 
 
 @dataclass(frozen=True)

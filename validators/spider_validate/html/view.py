@@ -12,7 +12,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-MATRIX_PROBES = ("ping", "http")
+from spider_validate.model import Probe
+
+MATRIX_PROBES: tuple[Probe, ...] = ("ping", "http")
 BAD = ("fail", "error")
 # What to fix first: the earlier a layer, the more the later ones depend on it.
 PRIORITY = {"setup": 0, "preflight": 1, "connectivity": 2, "apps": 3, "ipam": 4, "audit": 4, "rdma": 5}
@@ -22,7 +24,7 @@ PRIORITY = {"setup": 0, "preflight": 1, "connectivity": 2, "apps": 3, "ipam": 4,
 class Cell:
     anchor: str
     test: str
-    probe: str
+    probe: Probe
     source: str
     destination: str
     status: str
@@ -85,14 +87,15 @@ def cells(data: dict[str, Any]) -> dict[str, list[Cell]]:
     by_probe: dict[str, list[Cell]] = {}
     for t in data.get("tests", []):
         for i, a in enumerate(t.get("actions", [])):
-            if a.get("probe") not in MATRIX_PROBES:
+            probe = next((p for p in MATRIX_PROBES if p == a.get("probe")), None)
+            if probe is None:
                 continue
             run = (a.get("data") or {}).get("exec") or {}
-            by_probe.setdefault(a["probe"], []).append(
+            by_probe.setdefault(probe, []).append(
                 Cell(
                     anchor("probe", _test_id(t), i),
                     _test_id(t),
-                    a["probe"],
+                    probe,
                     a.get("source", "?"),
                     a.get("destination", "?"),
                     a.get("status", "?"),

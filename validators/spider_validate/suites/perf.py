@@ -4,30 +4,36 @@ host (hostNetwork pods), each pod figure judged against the host's within a tole
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from spider_validate import manifests, perf_probes
 from spider_validate.context import RunContext, SetupError
-from spider_validate.model import Action, Outcome, Scenario, Skip, Test
+from spider_validate.model import Outcome, Skip, Test
+
+if TYPE_CHECKING:
+    from spider_validate.runner import Steps
 
 SUITE = "perf"
 RESOURCES = {"requests": {"cpu": "1", "memory": "64Mi"}, "limits": {"cpu": "2", "memory": "256Mi"}}
 TOOLS = {"throughput": "iperf3", "latency": "sockperf"}  # what each test runs from the perf image
 MEASURING = threading.Lock()  # one measurement at a time: iperf3 filling the link would spoil sockperf's figures
+Figure = Literal["throughput", "latency"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Path:
     """One way across the two nodes: `server` listens on `ip`, `client` connects."""
 
-    kind: str  # pod | host
+    kind: Literal["pod", "host"]
     server: str
     client: str
     ip: str = ""
@@ -81,24 +87,21 @@ def _wait_host_pods(ctx: RunContext, names: list[str]) -> dict[str, str]:
     return ips
 
 
-def start_pods(ctx: RunContext, test: str, paths: dict[str, Path], tool: str) -> Action:
+def _start(ctx: RunContext, t: Steps, test: str, tool: str) -> dict[str, Path]:
     """Create the test's pods and wait for them; Skip (the test, not a pass) when the perf image lacks `tool`."""
 
-    def run() -> Outcome:
+    def run() -> tuple[dict[str, Path], Outcome]:
         specs = objects(test, ctx)
-        for spec in specs:
-            ctx.create(spec)
-        ctx.wait_pods([s["metadata"]["name"] for s in specs if not s["spec"].get("hostNetwork")])
+        pods = ctx.start_pods(specs)
         host_ips = _wait_host_pods(ctx, [s["metadata"]["name"] for s in specs if s["spec"].get("hostNetwork")])
-        for kind, path in list(paths.items()):
-            server_ip = ctx.pods[path.server].ip if kind == "pod" else host_ips[path.server]
-            paths[kind] = Path(kind, path.server, path.client, server_ip)
+        ips = {"pod": {n: p.ip for n, p in pods.items()}, "host": host_ips}
+        paths = {kind: dataclasses.replace(p, ip=ips[p.kind][p.server]) for kind, p in _paths(test).items()}
         if _exec(ctx, paths["pod"].client, f"command -v {tool}", 10)[0] != 0:
             image = ctx.params.image("perf")
             raise Skip(f"the perf image {image} has no {tool}: pass --image perf=REF with one that has")
-        return Outcome(True, ", ".join(f"{p.kind} server {p.server} at {p.ip}" for p in paths.values()))
+        return paths, Outcome(True, ", ".join(f"{p.kind} server {p.server} at {p.ip}" for p in paths.values()))
 
-    return Action("start the pod and hostNetwork pods on two nodes", "api", test, "pods", run)
+    return t.step("start the pod and hostNetwork pods on two nodes", run, destination="pods")
 
 
 def _exchange(
@@ -130,13 +133,11 @@ def _paths(test: str) -> dict[str, Path]:
     return {kind: Path(kind, _name(test, kind, 0), _name(test, kind, 1)) for kind in ("host", "pod")}
 
 
-def throughput(ctx: RunContext) -> Iterator[Action]:
-    paths = _paths("throughput")
-    yield start_pods(ctx, "throughput", paths, TOOLS["throughput"])
+def throughput(ctx: RunContext, t: Steps) -> None:
+    paths = _start(ctx, t, "throughput", TOOLS["throughput"])
     seconds, streams, tolerance = ctx.params.perf_seconds, ctx.params.perf_streams, ctx.params.perf_tolerance
-    measured: dict[str, perf_probes.Throughput] = {}
 
-    def measure(kind: str) -> Outcome:
+    def measure(kind: str, host: perf_probes.Throughput | None) -> tuple[perf_probes.Throughput, Outcome] | Outcome:
         path, port = paths[kind], server_port(ctx.run_id, "throughput", kind)
         server = perf_probes.iperf3_server_command(port, seconds + 30)
         client = perf_probes.iperf3_client_command(path.ip, port, streams, seconds)
@@ -144,7 +145,7 @@ def throughput(ctx: RunContext) -> Iterator[Action]:
         if isinstance(output, Outcome):
             return output
         try:
-            tp = measured[kind] = perf_probes.parse_iperf3(output)
+            tp = perf_probes.parse_iperf3(output)
         except perf_probes.PerfError as exc:
             return Outcome(False, str(exc))
         data: dict[str, Any] = {
@@ -155,35 +156,33 @@ def throughput(ctx: RunContext) -> Iterator[Action]:
             "retransmits": tp.retransmits,
         }
         summary = f"{tp.gbps:.2f} Gb/s with {tp.streams} streams over {tp.seconds:.0f}s"
-        if kind == "host":
-            return Outcome(True, f"host to host: {summary}", data=data)
-        host = measured["host"].gbps
-        need, ratio = host * (1 - tolerance), tp.gbps / host if host else 0.0
-        data |= {"host_gbps": round(host, 3), "ratio": round(ratio, 3), "min_gbps": round(need, 3)}
+        if host is None:
+            return tp, Outcome(True, f"host to host: {summary}", data=data)
+        need, ratio = host.gbps * (1 - tolerance), tp.gbps / host.gbps if host.gbps else 0.0
+        data |= {"host_gbps": round(host.gbps, 3), "ratio": round(ratio, 3), "min_gbps": round(need, 3)}
         data["tolerance"] = tolerance
-        verdict = f"pod to pod: {summary}, {ratio:.0%} of the host's {host:.2f} Gb/s (needs {1 - tolerance:.0%})"
-        return Outcome(tp.gbps >= need, verdict, data=data)
+        verdict = f"pod to pod: {summary}, {ratio:.0%} of the host's {host.gbps:.2f} Gb/s (needs {1 - tolerance:.0%})"
+        return tp, Outcome(tp.gbps >= need, verdict, data=data)
 
-    for kind in ("host", "pod"):
-        yield _measured(kind, "throughput", paths, measure)
+    host = _measured(t, "throughput", paths["host"], partial(measure, "host", None))
+    _measured(t, "throughput", paths["pod"], partial(measure, "pod", host))
 
 
-def _measured(kind: str, figure: str, paths: dict[str, Path], measure: Callable[[str], Outcome]) -> Action:
-    def run() -> Outcome:
+def _measured(t: Steps, figure: Figure, path: Path, measure: Callable[[], tuple[T, Outcome] | Outcome]) -> T:
+    """One measurement on `path`, alone (MEASURING): what it measured."""
+
+    def run() -> tuple[T, Outcome] | Outcome:
         with MEASURING:
-            return measure(kind)
+            return measure()
 
-    path = paths[kind]
-    return Action(f"{figure} {kind} to {kind}", figure, path.client, path.server, run)
+    return t.step(f"{figure} {path.kind} to {path.kind}", run, figure, path.client, path.server)
 
 
-def latency(ctx: RunContext) -> Iterator[Action]:
-    paths = _paths("latency")
-    yield start_pods(ctx, "latency", paths, TOOLS["latency"])
+def latency(ctx: RunContext, t: Steps) -> None:
+    paths = _start(ctx, t, "latency", TOOLS["latency"])
     seconds, tolerance = ctx.params.perf_seconds, ctx.params.perf_latency_tolerance
-    measured: dict[str, perf_probes.Latency] = {}
 
-    def measure(kind: str) -> Outcome:
+    def measure(kind: str, host: perf_probes.Latency | None) -> tuple[perf_probes.Latency, Outcome] | Outcome:
         path, port = paths[kind], server_port(ctx.run_id, "latency", kind)
         server = perf_probes.sockperf_server_command(path.ip, port, seconds + 30)
         client = perf_probes.sockperf_client_command(path.ip, port, seconds)
@@ -191,7 +190,7 @@ def latency(ctx: RunContext) -> Iterator[Action]:
         if isinstance(output, Outcome):
             return output
         try:
-            lat = measured[kind] = perf_probes.parse_sockperf(output)
+            lat = perf_probes.parse_sockperf(output)
         except perf_probes.PerfError as exc:
             return Outcome(False, str(exc))
         data: dict[str, Any] = {
@@ -203,29 +202,27 @@ def latency(ctx: RunContext) -> Iterator[Action]:
             "observations": lat.observations,
         }
         summary = f"p50 {lat.p50_us:.1f} us, p90 {lat.p90_us:.1f} us, p99 {lat.p99_us:.1f} us (half round trips)"
-        if kind == "host":
-            return Outcome(True, f"host to host: {summary}", data=data)
-        host = measured["host"]
+        if host is None:
+            return lat, Outcome(True, f"host to host: {summary}", data=data)
         limit = host.p50_us * (1 + tolerance)
         data |= {f"host_{p}_us": getattr(host, f"{p}_us") for p in ("p50", "p90", "p99")}
         data |= {"ratio_p50": round(lat.p50_us / host.p50_us, 3), "max_p50_us": round(limit, 3), "tolerance": tolerance}
         verdict = f"pod to pod: {summary}; p50 is {lat.p50_us / host.p50_us:.2f}x the host's {host.p50_us:.1f} us"
-        return Outcome(lat.p50_us <= limit, f"{verdict} (at most {1 + tolerance:.2f}x)", data=data)
+        return lat, Outcome(lat.p50_us <= limit, f"{verdict} (at most {1 + tolerance:.2f}x)", data=data)
 
-    for kind in ("host", "pod"):
-        yield _measured(kind, "latency", paths, measure)
+    host = _measured(t, "latency", paths["host"], partial(measure, "host", None))
+    _measured(t, "latency", paths["pod"], partial(measure, "pod", host))
 
 
-def _test(name: str, description: str, actions: Callable[[RunContext], Iterator[Action]]) -> Test:
+def _test(name: str, description: str, steps: Callable[[RunContext, Steps], None]) -> Test:
     """A perf test: its own pods on two nodes, in order; privileged for the hostNetwork pods."""
     return Test(
         SUITE,
         name,
         description,
-        (Scenario(name, actions),),
+        steps=steps,
         labels=("perf", "cross-node"),
         requires_nodes=2,
-        sequential=True,
         pod_security="privileged",
         objects=partial(objects, name),
     )

@@ -6,14 +6,16 @@ from __future__ import annotations
 import shlex
 import time
 import zlib
-from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spider_validate import manifests, rdma_fabric, rdma_probes
 from spider_validate.context import PodInfo, RunContext
 from spider_validate.discovery import EFA_RESOURCE, SHARED_RESOURCE
-from spider_validate.model import Action, Outcome, Scenario, Test
+from spider_validate.model import Outcome, Test
+
+if TYPE_CHECKING:
+    from spider_validate.runner import Steps
 
 SUITE = "rdma"
 FRACTION = {"efa": 0.8, "sriov": 0.8, "shared": 0.5}  # of the line rate; Soft-RoCE (rxe) is CPU-bound: 0.05
@@ -43,42 +45,32 @@ def _exec(ctx: RunContext, pod: str, script: str, timeout: float) -> tuple[int |
     return r.exit_code, r.stdout, r.stderr
 
 
-class Pods:
-    """The test's RDMA pods: created, waited for, and listed for the run's finalizer (the namespace)."""
+def _start(ctx: RunContext, t: Steps, specs: list[dict[str, Any]]) -> dict[str, PodInfo]:
+    """Create the test's RDMA pods and wait for them (the run's namespace takes them away)."""
 
-    def __init__(self, ctx: RunContext, test: str) -> None:
-        self.ctx, self.test = ctx, test
-        self.info: dict[str, PodInfo] = {}
+    def run() -> tuple[dict[str, PodInfo], Outcome]:
+        pods = ctx.start_pods(specs)
+        return pods, Outcome(True, ", ".join(f"{p.name} on {p.node} ({p.ip})" for p in pods.values()))
 
-    def start(self, specs: list[dict[str, Any]]) -> Action:
-        def run() -> Outcome:
-            for spec in specs:
-                self.ctx.create(spec)
-            names = [s["metadata"]["name"] for s in specs]
-            self.ctx.wait_pods(names)
-            self.info = {n: self.ctx.pods[n] for n in names}
-            return Outcome(True, ", ".join(f"{p.name} on {p.node} ({p.ip})" for p in self.info.values()))
-
-        return Action(f"start {len(specs)} RDMA pod(s)", "api", self.test, "pods", run)
+    return t.step(f"start {len(specs)} RDMA pod(s)", run, destination="pods")
 
 
-def device(ctx: RunContext) -> Iterator[Action]:
+def device(ctx: RunContext, t: Steps) -> None:
     mode, resource = ctx.facts.rdma_mode, ctx.facts.rdma_resource
-    pods = Pods(ctx, "device")
     node = ctx.nodes[0]
     exclusive = mode in {"efa", "sriov"}
     specs = [rdma_pod(ctx, "rdma-with", node, mode, resource)]
     if exclusive:
         specs.append(rdma_pod(ctx, "rdma-without", node, mode, None))
-    yield pods.start(specs)
+    _start(ctx, t, specs)
 
     def sees(pod: str, want: bool) -> Outcome:
         code, out, err = _exec(ctx, pod, "ibv_devices", 30)
         return device_outcome(pod, resource, want, code, out + err)
 
-    yield Action("device in the pod that requests it", "rdma", "rdma-with", resource, lambda: sees("rdma-with", True))
+    t.step("device in the pod that requests it", lambda: sees("rdma-with", True), "rdma", "rdma-with", resource)
     if exclusive:
-        yield Action("no device without a request", "rdma", "rdma-without", "-", lambda: sees("rdma-without", False))
+        t.step("no device without a request", lambda: sees("rdma-without", False), "rdma", "rdma-without", "-")
 
 
 def device_outcome(pod: str, resource: str, want: bool, code: int | None, output: str) -> Outcome:
@@ -113,40 +105,39 @@ def judge(bw: rdma_probes.Bandwidth, threshold: float, how: str) -> Outcome:
     return Outcome(bw.average_gbps >= threshold, f"{summary}, needs {threshold:.2f} ({how})", data=data)
 
 
-def bandwidth(ctx: RunContext) -> Iterator[Action]:
+def _device_of(ctx: RunContext, mode: str, pod: str) -> tuple[tuple[str, int | None], Outcome] | Outcome:
+    """The pod's RDMA device, and on RoCE its v2 GID index with an IPv4 address (EFA has none)."""
+    if mode == "efa":
+        _code, out, _ = _exec(ctx, pod, "ibv_devices", 30)
+        devices = [d for d in rdma_probes.parse_devices(out) if d.startswith("rdmap")]
+        if not devices:
+            return Outcome(False, f"{pod}: no EFA device")
+        return (devices[0], None), Outcome(True, f"{pod}: EFA device {devices[0]}")
+    code, out, err = _exec(ctx, pod, rdma_probes.GID_SCRIPT, 30)
+    if code != 0:
+        return Outcome(False, f"{pod}: no RoCE v2 GID with an IPv4 address ({(err or out).strip()[:120]})")
+    dev, index = rdma_probes.parse_gid(out)
+    return (dev, index), Outcome(True, f"{pod}: {dev}, RoCE v2 GID index {index}")
+
+
+def bandwidth(ctx: RunContext, t: Steps) -> None:
     mode, resource = ctx.facts.rdma_mode, ctx.facts.rdma_resource
     min_gbps = ctx.params.rdma_min_gbps
     rate, source = ctx.facts.line_rate or (0.0, "")  # none with --rdma-min-gbps
-    pods = Pods(ctx, "bandwidth")
     server, client = "rdma-server", "rdma-client"
-    yield pods.start(
-        [rdma_pod(ctx, server, ctx.nodes[0], mode, resource), rdma_pod(ctx, client, ctx.nodes[1], mode, resource)]
+    pods = _start(
+        ctx,
+        t,
+        [rdma_pod(ctx, server, ctx.nodes[0], mode, resource), rdma_pod(ctx, client, ctx.nodes[1], mode, resource)],
     )
     port = 20000 + zlib.crc32(ctx.run_id.encode()) % 20000  # unique to the run
-    found: dict[str, tuple[str, int | None]] = {}
-
-    def discover(pod: str) -> Outcome:
-        if mode == "efa":
-            code, out, _ = _exec(ctx, pod, "ibv_devices", 30)
-            devices = [d for d in rdma_probes.parse_devices(out) if d.startswith("rdmap")]
-            found[pod] = (devices[0] if devices else "", None)
-            return Outcome(bool(devices), f"{pod}: EFA device {devices[0]}" if devices else f"{pod}: no EFA device")
-        code, out, err = _exec(ctx, pod, rdma_probes.GID_SCRIPT, 30)
-        if code != 0:
-            return Outcome(False, f"{pod}: no RoCE v2 GID with an IPv4 address ({(err or out).strip()[:120]})")
-        dev, index = rdma_probes.parse_gid(out)
-        found[pod] = (dev, index)
-        return Outcome(True, f"{pod}: {dev}, RoCE v2 GID index {index}")
-
-    for pod in (server, client):
-        yield Action(f"RDMA device of {pod}", "rdma", pod, "gid", partial(discover, pod))
-
-    def devices() -> dict[str, str]:
-        return {pod: found[pod][0] for pod in (server, client)}
-
+    found = {
+        pod: t.step(f"RDMA device of {pod}", partial(_device_of, ctx, mode, pod), "rdma", pod, "gid")
+        for pod in (server, client)
+    }
+    devices = {pod: dev for pod, (dev, _gid) in found.items()}
     before: rdma_fabric.Readings = {}
-    measured: list[rdma_probes.Bandwidth] = []
-    yield rdma_fabric.read(ctx, devices, before)
+    t.action(rdma_fabric.read(ctx, lambda: devices, before))
 
     seconds = ctx.params.rdma_seconds
     deadline = seconds + 30
@@ -158,42 +149,37 @@ def bandwidth(ctx: RunContext) -> Iterator[Action]:
         for _ in range(50):  # the client starts only once the server listens on its port
             _, out, _ = _exec(ctx, server, f"ss -ltnH 'sport = :{port}' || netstat -ltn", 10)
             if f":{port}" in out:
-                return Outcome(True, f"ib_write_bw listens on {pods.info[server].ip}:{port} (killed after {deadline}s)")
+                return Outcome(True, f"ib_write_bw listens on {pods[server].ip}:{port} (killed after {deadline}s)")
             time.sleep(0.2)
         return Outcome(False, f"server did not listen on {port}: {err.strip()[:120]}")
 
-    yield Action("start the server", "rdma", server, f"port {port}", start_server)
+    t.step("start the server", start_server, "rdma", server, f"port {port}")
 
-    def measure() -> Outcome:
+    def measure() -> tuple[rdma_probes.Bandwidth, Outcome] | Outcome:
         dev, gid = found[client]
         if min_gbps is not None:
             threshold, how = min_gbps, "--rdma-min-gbps"
         else:
             threshold, how = required_gbps(rate, mode, dev)
             how = f"{how}, {source}"
-        cmd = [
-            "timeout",
-            str(deadline),
-            *rdma_probes.write_bw_command(mode, dev, gid, port, seconds, pods.info[server].ip),
-        ]
+        cmd = ["timeout", str(deadline), *rdma_probes.write_bw_command(mode, dev, gid, port, seconds, pods[server].ip)]
         _code, out, err = _exec(ctx, client, shlex.join(cmd), deadline + 10)
         try:
             bw = rdma_probes.parse_perftest(out + err)
         except rdma_probes.PerftestError as exc:
             return Outcome(False, f"ib_write_bw failed: {exc}")
-        measured.append(bw)
-        return judge(bw, threshold, how)
+        return bw, judge(bw, threshold, how)
 
-    yield Action(f"bandwidth {client} -> {server}", "rdma", client, server, measure)
-    yield rdma_fabric.proof(ctx, client, server, devices, before, lambda: measured[-1] if measured else None, seconds)
+    measured = t.step(f"bandwidth {client} -> {server}", measure, "rdma", client, server)
+    t.action(rdma_fabric.proof(ctx, client, server, lambda: devices, before, lambda: measured, seconds))
 
     def stop() -> Outcome:
         _exec(ctx, server, "pkill ib_write_bw || true", 10)
         return Outcome(True, "server stopped")
 
-    yield Action("stop the server", "rdma", server, "-", stop)
+    t.step("stop the server", stop, "rdma", server, "-")
     if mode == "efa":
-        yield rdma_fabric.fi_pingpong(ctx, server, client, pods.info[server].ip, port + 1)
+        t.action(rdma_fabric.fi_pingpong(ctx, server, client, pods[server].ip, port + 1))
 
 
 def objects(ctx: RunContext) -> list[dict[str, Any]]:
@@ -209,10 +195,9 @@ TESTS = [
         SUITE,
         "device",
         "a pod that requests the RDMA resource sees its device; without, none (exclusive modes)",
-        (Scenario("device", device),),
+        steps=device,
         labels=("rdma",),
         requires_nodes=1,
-        sequential=True,
         requires=("rdma",),
         pod_security="privileged",  # IPC_LOCK, which perftest needs to pin its buffers
         objects=objects,
@@ -221,10 +206,9 @@ TESTS = [
         SUITE,
         "bandwidth",
         "ib_write_bw between pods on two nodes over the underlay reaches the minimum",
-        (Scenario("bandwidth", bandwidth),),
+        steps=bandwidth,
         labels=("rdma", "cross-node"),
         requires_nodes=2,
-        sequential=True,
         requires=("rdma", "line-rate"),
         pod_security="privileged",
         objects=objects,
