@@ -256,3 +256,22 @@ def test_bandwidth_with_an_unknown_line_rate_skips_with_the_reason(lab: LabClust
     assert "unknown line rate (node lab-node-0: no spiderpool-rdma/network-gbps label" in test.reason
     assert test.reason.endswith("pass --rdma-min-gbps")
     assert_nothing_left(lab)
+
+
+def test_bandwidth_with_a_given_minimum_needs_no_line_rate(lab: LabCluster, tmp_path: Path) -> None:
+    """--rdma-min-gbps is the threshold: the unknown line rate of the double's nodes does not skip the test, which
+    runs until the double's missing device fails it."""
+    params = Parameters(
+        tests=("rdma/bandwidth",),
+        rdma_mode="shared",
+        rdma_min_gbps=1.0,
+        diagnostics_dir=str(tmp_path),
+        probe_timeout=2,
+        retry_delay=0.1,
+    )
+    result = Runner(lab, params, all_tests()).run()
+    (test,) = [t for t in result.tests if t.id == "rdma/bandwidth"]
+    assert test.status is Status.FAIL and "line rate" not in test.reason
+    assert [a.action for a in test.actions] == ["start 2 RDMA pod(s)", "RDMA device of rdma-server"]
+    assert "rdma-server: no RoCE v2 GID with an IPv4 address" in test.actions[-1].detail
+    assert_nothing_left(lab)
