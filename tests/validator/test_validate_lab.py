@@ -192,6 +192,36 @@ def test_a_network_discovery_cannot_find_fails_preflight_even_unselected(lab: La
     assert [t.id for t in result.tests if t.suite == "preflight"] == ["preflight/network"]  # nodes passed: not shown
 
 
+@pytest.mark.parametrize(
+    ("fault", "check", "status_"),
+    [
+        (("list", "SpiderMultusConfig", [503] * 10), "preflight/network", Status.ERROR),
+        (("list", "Node", [403]), "preflight/nodes", Status.FAIL),
+    ],
+)
+def test_an_api_error_in_discovery_fails_preflight(
+    lab: LabCluster, tmp_path: Path, fault: tuple[str, str, list[int]], check: str, status_: Status
+) -> None:
+    """What discovery could not read is reported by the preflight check of that fact, as that check reported an
+    API error before: ERROR when it is transient (retried first), FAIL otherwise; the rest is skipped."""
+    verb, kind, codes = fault
+    lab.faults.api = {(verb, kind): list(codes)}
+    result = run(lab, tmp_path, tests=("connectivity/pod-to-node",))
+    assert result.preflight_failed and not result.passed
+    (failed,) = [t for t in result.tests if t.suite == "preflight"]
+    assert failed.id == check and failed.status is status_
+    assert failed.actions[0].detail == f"API error: {codes[0]}: injected {codes[0]} on {verb} {kind}"
+    skipped = next(t for t in result.tests if t.id == "connectivity/pod-to-node")
+    assert skipped.status is Status.SKIP and skipped.reason == "preflight failed: fix what it reports, then run again"
+
+
+def test_a_transient_api_error_in_discovery_is_retried(lab: LabCluster, tmp_path: Path) -> None:
+    lab.faults.api = {("list", "SpiderMultusConfig"): [503], ("list", "Node"): [429]}
+    result = run(lab, tmp_path, tests=("connectivity/pod-to-node",))
+    assert result.passed, report.table(result)
+    assert all(not codes for codes in lab.faults.api.values()), lab.faults.api
+
+
 def test_discovery_needs_no_preflight_check_selected(lab: LabCluster, tmp_path: Path) -> None:
     """The facts come from discovery, whichever preflight checks the run selected (before, selecting one check
     that was not network or nodes left the run without a network: every other test skipped)."""
