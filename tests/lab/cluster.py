@@ -22,24 +22,13 @@ from typing import Any
 from spider_validate.kube import KINDS, SPIDERPOOL_GROUP, ApiError, ExecResult
 
 from tests.lab import netns
-from tests.lab.ipam import NODE_NET, OTHER_UID, Ipam
-from tests.lab.kubelet import CONTAINERD_CAPS, SERVER, Kubelet, LabPod, cni_config, container_process
+from tests.lab.ipam import Ipam
+from tests.lab.kubelet import SERVER, Kubelet, LabPod
 from tests.lab.proxy import SERVICE_NET, Proxy
 from tests.lab.store import Faults, Store, namespaced
 from tests.upstream import pod_security
 
-__all__ = [
-    "CONTAINERD_CAPS",
-    "NODE_NET",
-    "OTHER_UID",
-    "SERVER",
-    "SERVICE_NET",
-    "Faults",
-    "LabCluster",
-    "LabPod",
-    "cni_config",
-    "container_process",
-]
+__all__ = ["SERVER", "LabCluster"]  # SERVER: tests/validator/test_probes.py runs the pods' server alone
 
 # Spiderpool v1.2.2 installs six CRDs (its chart's crds/spiderpool.spidernet.io_*.yaml): KINDS' four and these.
 OTHER_SPIDERPOOL_CRDS = ("spiderreservedips", "spidersubnets")
@@ -71,10 +60,6 @@ class LabCluster:
         self.store.faults = faults
 
     @property
-    def lock(self) -> threading.RLock:
-        return self.store.lock
-
-    @property
     def objects(self) -> dict[tuple[str, str, str], dict[str, Any]]:
         return self.store.objects
 
@@ -93,10 +78,6 @@ class LabCluster:
     @property
     def start_seconds(self) -> builtins.list[float]:
         return self.kubelet.start_seconds
-
-    @property
-    def exec_env(self) -> dict[str, str]:
-        return self.kubelet.exec_env
 
     def _put(self, obj: dict[str, Any]) -> dict[str, Any]:
         """An object written as a controller writes it (no admission, no defaults)."""
@@ -190,7 +171,7 @@ class LabCluster:
         self.faults.take("delete", kind)
         if kind == "Namespace":
             # As in Kubernetes: the API answers at once, the namespace's contents go in the background.
-            with self.lock:
+            with self.store.lock:
                 self.store.remove(kind, name, namespace)
                 keys = [k for k in self.objects if k[1] == name and namespaced(k[0])]
 
@@ -202,7 +183,7 @@ class LabCluster:
             self._deleters.append(deleter)
             deleter.start()
             return
-        with self.lock:
+        with self.store.lock:
             if kind == "Pod":
                 self.kubelet.remove(namespace or "", name)
             self.store.remove(kind, name, namespace)

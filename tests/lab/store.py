@@ -2,9 +2,8 @@
 watch, events, and the failures a test injects at every layer (`Faults`).
 
 What the store knows about kinds is the validator's own table, `spider_validate.kube.KINDS`: a kind it does not
-list is refused as the API server refuses a resource it does not serve, with 404 (worded as client-go words a
-404 without a Status body: "the server could not find the requested resource", kubernetes/apimachinery
-pkg/api/errors/errors.go:450 at eed236ce, NewGenericServerResponse).
+list fails with KeyError before any API call, as `kube.KubeCluster` fails on it (its `_resource` and `_path` look
+the kind up in KINDS first), so the double never answers a call the real client cannot make.
 """
 
 from __future__ import annotations
@@ -77,9 +76,7 @@ class Store:
         self._events = itertools.count()
 
     def key(self, kind: str, name: str, namespace: str | None) -> Key:
-        if kind not in KINDS:
-            raise ApiError(404, f"the server could not find the requested resource (kind {kind})")
-        return (kind, namespace or "" if namespaced(kind) else "", name)
+        return (kind, namespace or "" if namespaced(kind) else "", name)  # KeyError for a kind outside KINDS
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
         key = self.key(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spider_validate.kube import KINDS, SPIDERPOOL_GROUP, ApiError
+from spider_validate.kube import KINDS, SPIDERPOOL_GROUP, ApiError, Cluster, KubeCluster
 
 from tests.lab.cluster import LabCluster
+from tests.validator.test_kube_client import write_kubeconfig
 
 
 def obj(kind: str, name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:
@@ -26,18 +27,23 @@ def api(tmp_path: Path) -> LabCluster:
 
 
 @pytest.mark.parametrize("kind", ["Secret", "ServiceAccount", "NetworkAttachmentDefinition"])
-def test_a_kind_the_validator_does_not_know_is_not_found(api: LabCluster, kind: str) -> None:
-    """The API server answers 404 for a resource it does not serve (worded as in kubernetes/apimachinery
-    pkg/api/errors/errors.go:450 at eed236ce: "the server could not find the requested resource")."""
-    for call in (
-        lambda: api.create(obj(kind, "x", "ns")),
-        lambda: api.get(kind, "x", "ns"),
-        lambda: api.list(kind),
-        lambda: api.delete(kind, "x", "ns"),
-    ):
-        with pytest.raises(ApiError) as err:
-            call()
-        assert err.value.status == 404 and "could not find the requested resource" in str(err.value)
+def test_a_kind_the_validator_does_not_know_fails_as_in_the_real_client(
+    api: LabCluster, kind: str, tmp_path: Path
+) -> None:
+    """KubeCluster looks each kind up in KINDS before it sends anything (kube.py `_resource`, `_path`): KeyError."""
+
+    def every_call_fails(cluster: Cluster) -> None:
+        for call in (
+            lambda: cluster.create(obj(kind, "x", "ns")),
+            lambda: cluster.get(kind, "x", "ns"),
+            lambda: cluster.list(kind),
+            lambda: cluster.delete(kind, "x", "ns"),
+        ):
+            with pytest.raises(KeyError, match=kind):
+                call()
+
+    every_call_fails(KubeCluster(write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9", {})))  # no server
+    every_call_fails(api)
 
 
 def test_namespaced_kinds_are_per_namespace_and_cluster_kinds_are_not(api: LabCluster) -> None:
