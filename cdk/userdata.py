@@ -24,7 +24,6 @@ from spider_validate import names
 
 from cdk.config import ClusterConfig, RdmaMode
 from cdk.constructs.api_endpoint import api_dns_name
-from cdk.constructs.secrets import kms_alias_name
 from cdk.ec2_types import InstanceTable
 from cdk.ipplan import UNDERLAY_INTERFACE, IpPlan, Node
 
@@ -133,7 +132,7 @@ def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, objec
         "efa_key_fingerprint": EFA_KEY_FINGERPRINT,
         "hugepages": HUGEPAGES,
         "underlay_if": UNDERLAY_INTERFACE,
-        "kms_alias": kms_alias_name(config.name),
+        "kms_alias": names.kms_alias(config.name),  # as SSM holds it (constructs/secrets.py)
         "join_timeout": JOIN_TIMEOUT_SECONDS,
         "install_seconds": INSTALL_SECONDS,
         "ecr_provider_version": ECR_PROVIDER_VERSION,

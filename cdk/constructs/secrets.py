@@ -27,17 +27,6 @@ PARAMETERS = {
 }
 
 
-def kms_alias_name(cluster_name: str) -> str:
-    """The one form of the key's name that Terraform and the nodes (SPR_KMS_KEY) give SSM as KeyId.
-
-    SSM records the KeyId as given and the provider reads it back into `key_id` (terraform-provider-aws
-    internal/service/ssm/parameter.go, resourceParameterRead: `d.Set(names.AttrKeyID, detail.KeyId)`): an ARN
-    in Terraform and an alias on the node would be a change at every plan after the first boot, and the
-    provider's update would then send the empty `value` instead of the write-only one.
-    """
-    return names.kms_alias(cluster_name)
-
-
 class ClusterSecrets(Construct):
     """One customer-managed KMS key (flow logs, SSM parameters) and the cluster's SSM parameters."""
 
@@ -61,7 +50,7 @@ class ClusterSecrets(Construct):
             deletion_window_in_days=7,
             policy=json.dumps(self._key_policy(region)),
         )
-        alias = KmsAlias(self, "alias", name=kms_alias_name(cluster_name), target_key_id=self.key.key_id)
+        alias = KmsAlias(self, "alias", name=names.kms_alias(cluster_name), target_key_id=self.key.key_id)
         self.parameters = {
             name: SsmParameter(
                 self,
@@ -69,6 +58,11 @@ class ClusterSecrets(Construct):
                 name=names.ssm_parameter(cluster_name, name),
                 description=description,
                 type="SecureString",
+                # The alias, the one form of the key that the nodes give SSM too (SPR_KMS_KEY): SSM records the KeyId
+                # as given and the provider reads it back into `key_id` (terraform-provider-aws
+                # internal/service/ssm/parameter.go, resourceParameterRead: `d.Set(names.AttrKeyID, detail.KeyId)`):
+                # an ARN here and an alias on the node would be a change at every plan after the first boot, and the
+                # provider's update would then send the empty `value` instead of the write-only one.
                 key_id=alias.name,
                 tier=tier,
                 value_wo=names.PLACEHOLDER,

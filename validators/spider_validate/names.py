@@ -3,7 +3,7 @@
 The stack (`cdk/`) writes most of them and the nodes, the chart and the validator read them. Standard library only
 and nothing else of `spider_validate`: `cdk` imports this module and no other part of the validator. What cannot
 import Python writes the literal and a test compares it with this module: the bootstrap's shell scripts
-(`tests/bootstrap/test_names.py`) and the chart's templates, as rendered (`tests/charts/test_names.py`).
+(`tests/bootstrap/test_bootstrap_names.py`) and the chart's templates, as rendered (`tests/charts/test_names.py`).
 """
 
 from __future__ import annotations
