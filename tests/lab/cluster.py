@@ -193,6 +193,7 @@ class LabCluster:
     def watch(
         self, kind: str, namespace: str, label_selector: str, timeout_seconds: int
     ) -> Iterator[tuple[str, dict[str, Any]]]:
+        assert kind == "Pod", "spider-validate only watches pods"  # as KubeCluster.watch (kube.py) refuses others
         return self.store.watch(kind, namespace, label_selector, timeout_seconds)
 
     def exec(self, namespace: str, pod: str, command: Sequence[str], timeout: float) -> ExecResult:

@@ -73,3 +73,10 @@ def test_label_selectors_and_resource_versions(api: LabCluster) -> None:
 def test_the_spiderpool_crds_include_every_spiderpool_kind_the_validator_reads(api: LabCluster) -> None:
     plurals = {f"{plural}.{SPIDERPOOL_GROUP}" for version, plural, _ in KINDS.values() if SPIDERPOOL_GROUP in version}
     assert plurals and plurals <= api.crd_names()
+
+
+def test_only_pods_are_watched_as_in_the_real_client(api: LabCluster, tmp_path: Path) -> None:
+    real = KubeCluster(write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9", {}))  # no server
+    for cluster in (real, api):
+        with pytest.raises(AssertionError, match="only watches pods"):
+            next(iter(cluster.watch("ConfigMap", "ns", "", 1)))
