@@ -166,6 +166,7 @@ class Steps:
         made: list[Any] = [None]
 
         def run() -> Outcome:
+            made[0] = None  # what this attempt made: a retried step's is its last attempt's
             outcome = fn()
             if isinstance(outcome, tuple):
                 made[0], outcome = outcome
