@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from spider_validate.context import PodInfo
 from spider_validate.params import Parameters
 from spider_validate.runner import Runner
 from spider_validate.suites import all_tests
@@ -67,9 +68,10 @@ def main() -> None:
         ready_at: list[float] = []
         original = runner.ctx.wait_pods
 
-        def timed_wait(names: list[str]) -> None:
-            original(names)
+        def timed_wait(names: list[str], report_stuck: bool = True) -> dict[str, PodInfo]:
+            started = original(names, report_stuck)
             ready_at.append(time.monotonic())
+            return started
 
         runner.ctx.wait_pods = timed_wait  # type: ignore[method-assign]
         result = runner.run()
