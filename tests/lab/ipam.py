@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from spider_validate.addresses import expand
 from spider_validate.names import ATTACHMENT_LABEL
-from spider_validate.spiderpool import IPPOOL, IPPOOLS, USED_OUT
+from spider_validate.spiderpool import IPPOOL, IPPOOLS, USED_OUT, allocated_ips
 
 from tests.lab.store import Store, api_version
 
@@ -131,7 +131,7 @@ class Ipam:
         with self.store.lock:
             for pool_name in self.candidate_pools(pod, node):
                 pool = self.store.objects[self.store.key("SpiderIPPool", pool_name, None)]
-                used = json.loads(pool.get("status", {}).get("allocatedIPs") or "{}")
+                used = allocated_ips(pool)
                 excluded = set(expand(pool["spec"].get("excludeIPs", [])))
                 free = [ip for ip in expand(pool["spec"]["ips"]) if ip not in used and ip not in excluded]
                 if meta["name"] in faults.duplicate_ip_for and used:
@@ -175,7 +175,7 @@ class Ipam:
             if pod.pool and meta["name"] not in self.store.faults.leak_on_delete:
                 pool = self.store.find("SpiderIPPool", pod.pool)
                 if pool:
-                    used = json.loads(pool.get("status", {}).get("allocatedIPs") or "{}")
+                    used = allocated_ips(pool)
                     used.pop(pod.ip, None)
                     pool["status"]["allocatedIPs"] = json.dumps(used)
                     self.refresh_pool(pod.pool)
@@ -189,7 +189,7 @@ class Ipam:
             status.setdefault("allocatedIPs", "{}")
             excluded = set(expand(pool["spec"].get("excludeIPs", [])))
             status["totalIPCount"] = len([ip for ip in expand(pool["spec"]["ips"]) if ip not in excluded])
-            status["allocatedIPCount"] = len(json.loads(status["allocatedIPs"]))
+            status["allocatedIPCount"] = len(allocated_ips(pool))
             self.store.put(pool)
 
 
