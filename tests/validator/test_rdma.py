@@ -258,6 +258,24 @@ def test_bandwidth_with_an_unknown_line_rate_skips_with_the_reason(lab: LabClust
     assert_nothing_left(lab)
 
 
+def test_bandwidth_on_one_node_says_it_needs_two_before_any_missing_fact(lab: LabCluster, tmp_path: Path) -> None:
+    """Too few nodes is the first reason, as when the runner looked at nodes before facts: the line rate of the
+    double's nodes is unknown too, but a second node is what the user must add first."""
+    params = Parameters(
+        tests=("rdma/bandwidth",),
+        rdma_mode="shared",
+        nodes=("lab-node-0",),
+        diagnostics_dir=str(tmp_path),
+        probe_timeout=2,
+        retry_delay=0.1,
+    )
+    result = Runner(lab, params, all_tests()).run()
+    (test,) = [t for t in result.tests if t.id == "rdma/bandwidth"]
+    assert test.status is Status.SKIP and test.actions == []
+    assert test.reason == "needs 2 schedulable nodes, the run has 1"
+    assert_nothing_left(lab)
+
+
 def test_bandwidth_with_a_given_minimum_needs_no_line_rate(lab: LabCluster, tmp_path: Path) -> None:
     """--rdma-min-gbps is the threshold: the unknown line rate of the double's nodes does not skip the test, which
     runs until the double's missing device fails it."""

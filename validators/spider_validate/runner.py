@@ -184,13 +184,20 @@ class Steps:
             raise StepFailed(action.name)
 
 
+def too_few_nodes(ctx: RunContext, test: Test) -> str:
+    """Why the test cannot run on the run's nodes (empty: it can)."""
+    if len(ctx.nodes) >= test.requires_nodes:
+        return ""
+    return f"needs {test.requires_nodes} schedulable nodes, the run has {len(ctx.nodes)}"
+
+
 def run_test(ctx: RunContext, test: Test) -> TestResult:
     """Gather the test's actions from its scenarios, then probe them concurrently (they are independent); or run
     its steps in order."""
     result = TestResult(test.suite, test.name, test.description)
     try:
-        if len(ctx.nodes) < test.requires_nodes:
-            raise Skip(f"needs {test.requires_nodes} schedulable nodes, the run has {len(ctx.nodes)}")
+        if few := too_few_nodes(ctx, test):
+            raise Skip(few)
         if test.steps:
             return _run_steps(ctx, test, test.steps, result)
         planned: list[tuple[str, Action]] = []
@@ -341,7 +348,10 @@ class Runner:
             return
         runnable = []
         for test in rest:
-            error, unmet = self.ctx.facts.unknown(test.requires), self.ctx.facts.unmet(test.requires)
+            # too few nodes comes first, as when run_test was the first to look
+            few = too_few_nodes(self.ctx, test)
+            error = None if few else self.ctx.facts.unknown(test.requires)
+            unmet = few or self.ctx.facts.unmet(test.requires)
             if error or unmet:
                 status = Status.ERROR if error else Status.SKIP
                 self._record(TestResult(test.suite, test.name, test.description, status, str(error or unmet)))
