@@ -1,9 +1,9 @@
 """The lab's Spiderpool: its install as the API shows it, SpiderIPPools with their status, allocation and release
 of a pod's address with its SpiderEndpoint, and the "used out" event of a pod whose pools are full.
 
-Candidate pools as Spiderpool's IPAM orders them (pkg/ipam/pool_selections.go:29-88, modelled in
-tests/upstream/spiderpool.py): the pod's pool annotation, else the network's own pools; then filtered by the
-pool's nodeName (pkg/ipam/allocate.go:726-729).
+Candidate pools as Spiderpool's IPAM orders them for the pod's one interface, eth0 (pkg/ipam/pool_selections.go:29-88,
+tests/upstream/spiderpool.py `pool_candidates`): the pod's pool annotations, else the network's own pools; then
+filtered by the pool's nodeName (pkg/ipam/allocate.go:726-729).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from spider_validate.addresses import expand
 from spider_validate.names import ATTACHMENT_LABEL
-from spider_validate.spiderpool import IPPOOL, IPPOOLS, USED_OUT, allocated_ips
+from spider_validate.spiderpool import USED_OUT, allocated_ips
 
 from tests.lab.store import Store, api_version
+from tests.upstream.spiderpool import PodSpec, pool_candidates
 
 if TYPE_CHECKING:
     from tests.lab.kubelet import LabPod
@@ -106,21 +107,16 @@ class Ipam:
         return pool
 
     def candidate_pools(self, pod: LabPod, node: str) -> builtins.list[str]:
-        annotations = pod.obj["metadata"].get("annotations", {})
-        if pod.obj["metadata"]["name"] in self.store.faults.ignore_pool_for:
-            annotations = {}
-        if IPPOOL in annotations:
-            names = list(json.loads(annotations[IPPOOL]).get("ipv4", []))
-        elif IPPOOLS in annotations:
-            names = [n for e in json.loads(annotations[IPPOOLS]) for n in e.get("ipv4", [])]
-        else:
-            cfg = self.store.find("SpiderMultusConfig", NETWORK[1], NETWORK[0]) or {}
-            names = list(cfg.get("spec", {}).get("macvlan", {}).get("ippools", {}).get("ipv4", []))
-        pools = [self.store.find("SpiderIPPool", n) for n in names]
+        meta = pod.obj["metadata"]
+        annotations = {} if meta["name"] in self.store.faults.ignore_pool_for else meta.get("annotations", {})
+        cfg = self.store.find("SpiderMultusConfig", NETWORK[1], NETWORK[0]) or {}
+        netconf_pools = list(cfg.get("spec", {}).get("macvlan", {}).get("ippools", {}).get("ipv4", []))
+        pools = {p["metadata"]["name"]: p for p in self.store.of_kind("SpiderIPPool")}
+        spec = PodSpec(meta["name"], meta["namespace"], node, annotations, meta.get("labels", {}))
         return [
-            p["metadata"]["name"]
-            for p in pools
-            if p and (not p["spec"].get("nodeName") or node in p["spec"]["nodeName"])
+            name
+            for name in pool_candidates(spec, "eth0", netconf_pools, pools)
+            if name in pools and (not pools[name]["spec"].get("nodeName") or node in pools[name]["spec"]["nodeName"])
         ]
 
     def allocate(self, pod: LabPod, node: str) -> bool:
