@@ -133,3 +133,24 @@ def test_each_ipam_promise_is_checked(
     failed = [a for a in result_of(result, test).actions if a.status is not Status.PASS]
     assert [a.action for a in failed] == [action], report.table(result)
     assert detail in failed[0].detail
+
+
+def _ends(lab: LabCluster, namespace: str) -> None:
+    """The pod's container exits before it is ready: the pod is Failed, and the kubelet starts it no more."""
+    pod = lab.pods[(namespace, "allocate-0")].obj
+    pod["status"] = {"phase": "Failed", "reason": "Error"}
+    lab.store.put(pod)
+    raise RuntimeError("the container exited")
+
+
+def test_a_pod_that_never_gets_its_address_fails_the_wait(lab: LabCluster, tmp_path: Path) -> None:
+    """A pod of the suite without its address is what the suite checks: the wait FAILs (as its poll did before
+    the steps were written in order), it is no setup ERROR, and the test's pool is still removed (`fresh`)."""
+    lab.faults.before_ready["allocate-0"] = _ends
+    result = run(lab, tmp_path, tests=("ipam/allocate",), pod_ready_timeout=3)
+    allocate = result_of(result, "allocate")
+    assert allocate.status is Status.FAIL, report.table(result)
+    failed = allocate.actions[-1]
+    assert (failed.action, failed.status) == ("wait for 1 address(es)", Status.FAIL)
+    assert failed.detail == "addresses: allocate-0 has no address yet after 3s"
+    assert set(failed.data) == {"seconds", "per_pod_seconds"} and failed.data["per_pod_seconds"] == []

@@ -222,6 +222,16 @@ def test_a_transient_api_error_in_discovery_is_retried(lab: LabCluster, tmp_path
     assert all(not codes for codes in lab.faults.api.values()), lab.faults.api
 
 
+def test_a_transient_api_error_in_preflight_networks_own_read_is_retried(lab: LabCluster, tmp_path: Path) -> None:
+    """preflight/network reads the pools itself (discovery does not): a 503 there is retried, as every check's read
+    is; only the error discovery already retried is reported as it is."""
+    lab.faults.api = {("list", "SpiderIPPool"): [503]}
+    result = run(lab, tmp_path, tests=("preflight/network", "connectivity/pod-to-node"))
+    assert result.passed, report.table(result)
+    assert status(result, "preflight/network") is Status.PASS
+    assert lab.faults.api == {("list", "SpiderIPPool"): []}
+
+
 def test_discovery_needs_no_preflight_check_selected(lab: LabCluster, tmp_path: Path) -> None:
     """The facts come from discovery, whichever preflight checks the run selected (before, selecting one check
     that was not network or nodes left the run without a network: every other test skipped)."""

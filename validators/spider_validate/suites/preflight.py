@@ -93,7 +93,8 @@ def _network(ctx: RunContext) -> Outcome:
     network = ctx.facts.network
     if network is None:
         return Outcome(False, ctx.facts.missing["network"])
-    pools = {p["metadata"]["name"]: p for p in ctx.cluster.list("SpiderIPPool")}
+    # retried here: the check is not (its fact's API error was retried in discovery already)
+    pools = {p["metadata"]["name"]: p for p in ctx.api(lambda: ctx.cluster.list("SpiderIPPool"))}
     missing = [p for p in network.pools if p not in pools]
     if missing:
         return Outcome(False, f"network {network.ref} names pools that do not exist: {', '.join(missing)}")
