@@ -12,15 +12,17 @@ import os
 from collections.abc import Iterator
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+from typing import Literal
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "instance_types.json"
 ENV_OVERRIDE = "SPIDERPOOL_RDMA_EC2_TABLE"
+Arch = Literal["amd64", "arm64"]  # the architecture of Ubuntu's image for the type (Kubernetes' name for it)
 
 
 @dataclass(frozen=True)
 class InstanceType:
     name: str
-    arch: str  # amd64 | arm64
+    arch: Arch
     vcpu: int
     network_gbps: float  # baseline bandwidth of all network cards; 0 when unknown
     max_efa: int
@@ -106,7 +108,7 @@ class InstanceTable:
     def get(self, name: str) -> InstanceType | None:
         return self._types.get(name)
 
-    def cheapest_efa(self, n: int, arch: str | None = None) -> list[InstanceType]:
+    def cheapest_efa(self, n: int, arch: Arch | None = None) -> list[InstanceType]:
         """The n cheapest priced types with at least one EFA device (of one architecture when given)."""
         efa = [
             t for t in self._types.values() if t.max_efa > 0 and t.usd_per_hour is not None and arch in (None, t.arch)

@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdk.ec2_types import DATA_FILE, DataSource, InstanceTable, InstanceType
+from cdk.ec2_types import DATA_FILE, Arch, DataSource, InstanceTable, InstanceType
 
 NETWORK_FILE = DATA_FILE.parents[2] / "validators" / "spider_validate" / "data" / "instance_network.json"
 #: The Price List API answers only in these regions (AWS Price List API, "Endpoints").
@@ -36,7 +36,7 @@ PRICE_FILTERS = {
 }
 
 
-def _arch(architectures: list[str]) -> str:
+def _arch(architectures: list[str]) -> Arch:
     """ProcessorInfo.SupportedArchitectures (i386, x86_64, arm64, x86_64_mac, arm64_mac) -> amd64 | arm64."""
     return "arm64" if any(a.startswith("arm64") for a in architectures) else "amd64"
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spider_validate.names import CLUSTER_TAG
+
 from tests.terraform.cli import Terraform, find_mirror
 from tests.terraform.downgrade import downgrade
 from tests.terraform.emulator import MotoServer
@@ -27,7 +29,6 @@ REGION = "us-east-1"
 #: Where an AWS call that no endpoint above covers would go: a closed port on 127.0.0.1, so that no request ever
 #: leaves the machine (the provider's HTTP client honours HTTPS_PROXY; NO_PROXY lets the moto calls through).
 DEAD_PROXY = "http://127.0.0.1:9"
-CLUSTER_TAG = "spiderpool-rdma/cluster"
 STEPS = ("validate", "plan", "apply", "publish", "replan", "destroy", "sweep")
 
 

@@ -58,8 +58,8 @@ def fetch(ssm: Any, cluster: str, region: str) -> dict[str, Any]:
         raise KubeconfigError(f"cannot reach SSM in {region}: {exc}") from exc
     if value.strip() == names.PLACEHOLDER:
         raise KubeconfigError(
-            f"cluster {cluster!r} has not published its kubeconfig yet: control-plane-0 is still bootstrapping "
-            "(see README, Troubleshooting: /var/log/spiderpool-rdma/ on the node)"
+            f"cluster {cluster!r} has not published its kubeconfig yet: {names.FIRST_CONTROL_PLANE} is still "
+            "bootstrapping (see README, Troubleshooting: /var/log/spiderpool-rdma/ on the node)"
         )
     try:
         config = yaml.safe_load(value)
@@ -86,13 +86,15 @@ def control_plane_instance(ec2: Any, cluster: str, region: str) -> str:
         )
     except ClientError as exc:
         raise _denied_or_failed(
-            exc, "looking up control-plane-0 (ec2:DescribeInstances)", "ec2:DescribeInstances"
+            exc, f"looking up {names.FIRST_CONTROL_PLANE} (ec2:DescribeInstances)", "ec2:DescribeInstances"
         ) from exc
     except BotoCoreError as exc:
         raise KubeconfigError(f"cannot reach EC2 in {region}: {exc}") from exc
     ids = [i["InstanceId"] for r in reply["Reservations"] for i in r["Instances"]]
     if len(ids) != 1:
-        raise KubeconfigError(f"expected one running control-plane-0 of cluster {cluster!r}, found {len(ids)}")
+        raise KubeconfigError(
+            f"expected one running {names.FIRST_CONTROL_PLANE} of cluster {cluster!r}, found {len(ids)}"
+        )
     return str(ids[0])
 
 
