@@ -12,7 +12,7 @@ import yaml
 from spider_validate import linerate
 from spider_validate.kube import ApiError
 from spider_validate.manifests import Network
-from spider_validate.model import Fact, Requirement
+from spider_validate.model import Fact, RdmaMode, Requirement
 from spider_validate.names import ATTACHMENT_LABEL
 
 if TYPE_CHECKING:
@@ -26,9 +26,9 @@ NO_NODE = "no ready, schedulable node matches --node-selector/--nodes"
 @dataclass(frozen=True)
 class Facts:
     network: Network | None = None
-    nodes: tuple[str, ...] = ()  # ready, schedulable, selected; in name order
-    node_ips: dict[str, str] = field(default_factory=dict)  # every selected node's InternalIP
-    rdma_mode: str = "none"  # efa | shared | sriov | none (--rdma-mode overrides what the nodes offer)
+    nodes: tuple[str, ...] = ()  # the test nodes (test_nodes): ready, schedulable, selected; in name order
+    node_ips: dict[str, str] = field(default_factory=dict)  # every selected node's InternalIP, tested or not
+    rdma_mode: RdmaMode = "none"  # --rdma-mode overrides what the nodes offer
     rdma_resource: str = ""  # the extended resource a pod requests for one RDMA device
     line_rate: tuple[float, str] | None = None  # Gb/s of the slower of the first two test nodes, and its source
     missing: dict[Fact, str] = field(default_factory=dict)  # fact -> why the cluster lacks it
@@ -89,7 +89,7 @@ def discover_network(ctx: RunContext) -> Network:
     return Network(cfg["metadata"]["namespace"], cfg["metadata"]["name"], kind, pools)
 
 
-def detect_mode(nodes: list[dict[str, Any]]) -> tuple[str, str]:
+def detect_mode(nodes: list[dict[str, Any]]) -> tuple[RdmaMode, str]:
     """(mode, resource) from the nodes' allocatable resources."""
     allocatable = [n.get("status", {}).get("allocatable", {}) or {} for n in nodes]
 
@@ -106,7 +106,7 @@ def detect_mode(nodes: list[dict[str, Any]]) -> tuple[str, str]:
     return "none", ""
 
 
-def rdma_mode(ctx: RunContext, nodes: list[dict[str, Any]]) -> tuple[str, str] | str:
+def rdma_mode(ctx: RunContext, nodes: list[dict[str, Any]]) -> tuple[RdmaMode, str] | str:
     """(mode, resource) of the test nodes, or why there is no RDMA to test."""
     detected, resource = detect_mode(nodes)
     mode = ctx.params.rdma_mode if ctx.params.rdma_mode != "auto" else detected

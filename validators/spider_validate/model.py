@@ -34,6 +34,8 @@ PodSecurity = Literal["baseline", "privileged"]
 Requirement = Literal["rdma", "statefulset", "line-rate"]
 # What discovery finds: what tests may require, and the network and nodes that every test but preflight needs.
 Fact = Literal[Requirement, "network", "nodes"]
+# How the test nodes offer RDMA (discovery.Facts): EFA, a shared HCA, SR-IOV virtual functions, or not at all.
+RdmaMode = Literal["efa", "shared", "sriov", "none"]
 # What an action runs: an API read, a command in a pod (ping, curl, perftest), a perf figure (iperf3, sockperf).
 Probe = Literal["api", "ping", "http", "rdma", "throughput", "latency"]
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
+
+from spider_validate.model import RdmaMode
 
 DEFAULT_IMAGES = {
     "client": "docker.io/nicolaka/netshoot:v0.14",  # sh, ping, curl
@@ -34,7 +37,7 @@ class Parameters:
     ipam_range: str | None = None  # free addresses (a-b) of the network's subnet for the ipam suite's own pools
     pool: str | None = None  # an existing pool the ipam suite may allocate from instead (a user's pool)
     release_timeout: float = 60.0  # how long Spiderpool may take to release an address
-    rdma_mode: str = "auto"  # auto | efa | shared | sriov | none
+    rdma_mode: RdmaMode | Literal["auto"] = "auto"  # auto: what the test nodes offer (discovery.detect_mode)
     rdma_min_gbps: float | None = None  # default: a mode-specific fraction of the node type's line rate
     rdma_seconds: int = 5  # duration of the bandwidth measurement
     perf_seconds: int = 10  # duration of each perf measurement (k8s-netperf's default)
