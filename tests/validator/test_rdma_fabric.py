@@ -38,13 +38,13 @@ def prove(tmp_path: Path, dev: str, grown_by: int, gbps: float) -> Outcome:
         counters_tree(tree, dev, {tx: 100, rx: 200, other: 0})
     ctx = RunContext(Pods(trees), Parameters(), "run", "ns")  # type: ignore[arg-type]  # exec is all it calls
     devices = {pod: dev for pod in trees}
-    before: rdma_fabric.Readings = {}
-    assert rdma_fabric.read(ctx, lambda: devices, before).run().ok
+    read = rdma_fabric.read(ctx, devices)
+    assert isinstance(read, tuple) and read[1].ok
+    before = read[0]
     for tree in trees.values():
         counters_tree(tree, dev, {tx: 100 + grown_by // unit_bytes, rx: 200 + grown_by // unit_bytes, other: 5})
     bw = Bandwidth(65536, gbps, gbps, "Gb/sec")
-    action = rdma_fabric.proof(ctx, "rdma-client", "rdma-server", lambda: devices, before, lambda: bw, 5)
-    return action.run()
+    return rdma_fabric.proof(ctx, "rdma-client", "rdma-server", devices, before, bw, 5)
 
 
 @pytest.mark.parametrize("dev", sorted(DRIVERS))
@@ -62,5 +62,10 @@ def test_traffic_that_did_not_cross_the_device_fails(tmp_path: Path, dev: str) -
 
 def test_a_pod_without_the_device_says_so(tmp_path: Path) -> None:
     ctx = RunContext(Pods({"rdma-client": tmp_path}), Parameters(), "run", "ns")  # type: ignore[arg-type]
-    outcome = rdma_fabric.read(ctx, lambda: {"rdma-client": "mlx5_0"}, {}).run()
-    assert not outcome.ok and "no counters for mlx5_0" in outcome.detail and "no port 1" in outcome.detail
+    outcome = rdma_fabric.read(ctx, {"rdma-client": "mlx5_0"})
+    assert (
+        isinstance(outcome, Outcome)
+        and not outcome.ok
+        and "no counters for mlx5_0" in outcome.detail
+        and "no port 1" in outcome.detail
+    )

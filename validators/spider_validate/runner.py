@@ -172,16 +172,12 @@ class Steps:
                 made[0], outcome = outcome
             return outcome
 
-        self.action(Action(name, probe, source or self.test, destination, run))
-        return made[0]
-
-    def action(self, action: Action) -> None:
-        """Run an Action built elsewhere (rdma_fabric's) as the next step."""
         if self.ctx.stop.is_set():
             raise Skip("the run was stopped")
-        self.results.append(execute(self.ctx, self.test, action))
+        self.results.append(execute(self.ctx, self.test, Action(name, probe, source or self.test, destination, run)))
         if self.results[-1].status is not Status.PASS:
-            raise StepFailed(action.name)
+            raise StepFailed(name)
+        return made[0]
 
 
 def too_few_nodes(ctx: RunContext, test: Test) -> str:

@@ -136,8 +136,7 @@ def bandwidth(ctx: RunContext, t: Steps) -> None:
         for pod in (server, client)
     }
     devices = {pod: dev for pod, (dev, _gid) in found.items()}
-    before: rdma_fabric.Readings = {}
-    t.action(rdma_fabric.read(ctx, lambda: devices, before))
+    before = t.step("RDMA counters before", partial(rdma_fabric.read, ctx, devices), "rdma", "pods", "counters")
 
     seconds = ctx.params.rdma_seconds
     deadline = seconds + 30
@@ -171,7 +170,8 @@ def bandwidth(ctx: RunContext, t: Steps) -> None:
         return bw, judge(bw, threshold, how)
 
     measured = t.step(f"bandwidth {client} -> {server}", measure, "rdma", client, server)
-    t.action(rdma_fabric.proof(ctx, client, server, lambda: devices, before, lambda: measured, seconds))
+    proof = partial(rdma_fabric.proof, ctx, client, server, devices, before, measured, seconds)
+    t.step("traffic crossed the RDMA devices", proof, "rdma", client, server)
 
     def stop() -> Outcome:
         _exec(ctx, server, "pkill ib_write_bw || true", 10)
@@ -179,7 +179,8 @@ def bandwidth(ctx: RunContext, t: Steps) -> None:
 
     t.step("stop the server", stop, "rdma", server, "-")
     if mode == "efa":
-        t.action(rdma_fabric.fi_pingpong(ctx, server, client, pods[server].ip, port + 1))
+        pingpong = partial(rdma_fabric.fi_pingpong, ctx, server, client, pods[server].ip, port + 1)
+        t.step(f"fi_pingpong {client} -> {server}", pingpong, "rdma", client, server)
 
 
 def objects(ctx: RunContext) -> list[dict[str, Any]]:
