@@ -232,6 +232,20 @@ def test_a_transient_api_error_in_preflight_networks_own_read_is_retried(lab: La
     assert lab.faults.api == {("list", "SpiderIPPool"): []}
 
 
+@pytest.mark.parametrize(
+    ("check", "unread"), [("preflight/network", ("list", "Node")), ("preflight/nodes", ("list", "SpiderMultusConfig"))]
+)
+def test_discovery_reads_only_what_the_selected_checks_need(
+    lab: LabCluster, tmp_path: Path, check: str, unread: tuple[str, str]
+) -> None:
+    """A run of one fact's check reads that fact only, as that check alone read it before discovery was a phase:
+    the other's API call is never made (its injected error stays unused)."""
+    lab.faults.api = {unread: [403]}
+    result = run(lab, tmp_path, tests=(check,))
+    assert result.passed and [t.id for t in result.tests] == [check], report.table(result)
+    assert lab.faults.api == {unread: [403]}
+
+
 def test_discovery_needs_no_preflight_check_selected(lab: LabCluster, tmp_path: Path) -> None:
     """The facts come from discovery, whichever preflight checks the run selected (before, selecting one check
     that was not network or nodes left the run without a network: every other test skipped)."""

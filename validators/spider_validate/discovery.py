@@ -140,28 +140,31 @@ def statefulset_enabled(ctx: RunContext) -> bool | None:
     return None
 
 
-def discover(ctx: RunContext, needs: set[Requirement]) -> Facts:
-    """The network and the test nodes, and the facts of `needs` (what the selected tests require). Every read is
-    retried on a transient API error; one that still fails leaves its facts unknown, with the error."""
+def discover(ctx: RunContext, needs: set[Fact]) -> Facts:
+    """The facts of `needs`, and no API read for any other: what the preflight checks that run report on (the
+    network and the nodes whenever another test runs) and what the other tests require. Every read is retried on a
+    transient API error; one that still fails leaves its facts unknown, with the error."""
     missing: dict[Fact, str] = {}
     errors: dict[Fact, ApiError] = {}
     facts: dict[str, Any] = {}
-    try:
-        facts["network"] = ctx.api(lambda: discover_network(ctx))
-    except LookupError as exc:
-        missing["network"] = str(exc)
-    except ApiError as exc:
-        errors["network"] = exc
-    try:
-        listed: list[dict[str, Any]] = ctx.api(lambda: selected_nodes(ctx))
-    except ApiError as exc:
-        errors.update({fact: exc for fact in ("nodes", "rdma", "line-rate")})
-        listed = []
+    if "network" in needs:
+        try:
+            facts["network"] = ctx.api(lambda: discover_network(ctx))
+        except LookupError as exc:
+            missing["network"] = str(exc)
+        except ApiError as exc:
+            errors["network"] = exc
+    listed: list[dict[str, Any]] = []
+    if needs & {"nodes", "rdma", "line-rate"}:
+        try:
+            listed = ctx.api(lambda: selected_nodes(ctx))
+        except ApiError as exc:
+            errors.update({fact: exc for fact in ("nodes", "rdma", "line-rate")})
     names = test_nodes(ctx, listed)
     tested = [n for n in listed if n["metadata"]["name"] in names]
     facts["nodes"] = tuple(names)
     facts["node_ips"] = {n["metadata"]["name"]: internal_ip(n) for n in listed}
-    if not names and "nodes" not in errors:
+    if "nodes" in needs and not names and "nodes" not in errors:
         missing["nodes"] = NO_NODE
     if "rdma" in needs and "rdma" not in errors:
         mode = rdma_mode(ctx, tested)

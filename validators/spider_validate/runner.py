@@ -1,4 +1,4 @@
-"""Runs tests: preflight, setup, the selected tests concurrently, then finalizers, whatever happened."""
+"""Runs tests: preflight, discovery, setup, the selected tests concurrently, then finalizers, whatever happened."""
 
 from __future__ import annotations
 
@@ -19,7 +19,18 @@ from spider_validate import diagnostics, manifests
 from spider_validate.context import RunContext, SetupError
 from spider_validate.discovery import discover
 from spider_validate.kube import ApiError, Cluster
-from spider_validate.model import Action, ActionResult, Outcome, Probe, RunResult, Skip, Status, Test, TestResult
+from spider_validate.model import (
+    Action,
+    ActionResult,
+    Fact,
+    Outcome,
+    Probe,
+    RunResult,
+    Skip,
+    Status,
+    Test,
+    TestResult,
+)
 from spider_validate.params import Parameters
 
 Progress = Callable[[TestResult], None]
@@ -329,7 +340,9 @@ class Runner:
         # A check of the facts runs unselected too when other tests run: it says why nothing can be tested.
         fact_checks = [t for t in self.known if t.checks and (t in preflight or rest)]
         if fact_checks or rest:
-            facts = self.ctx.facts = discover(self.ctx, {r for t in rest for r in t.requires})
+            # what the fact checks that run report on (all of them when other tests run), what the others require
+            needs: set[Fact] = {f for t in fact_checks for f in t.checks} | {r for t in rest for r in t.requires}
+            facts = self.ctx.facts = discover(self.ctx, needs)
             self.ctx.network, self.ctx.nodes, self.ctx.node_ips = facts.network, list(facts.nodes), facts.node_ips
         for test in fact_checks:
             self._preflight(test, selected=test in preflight)
