@@ -108,3 +108,18 @@ def test_no_step_starts_once_the_run_is_stopped() -> None:
 
     result = ran(steps, ctx)
     assert [a.action for a in result.actions] == ["one"] and result.reason == "the run was stopped"
+
+
+def test_what_an_earlier_attempt_made_is_not_handed_on() -> None:
+    """An attempt that made something but failed transiently, then one that made nothing: the step made nothing."""
+    attempts: list[int] = []
+
+    def flaky() -> tuple[int, Outcome] | Outcome:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) == 1:
+            return 1, Outcome(False, "half made, then the API hiccuped", transient=True)
+        return Outcome(True, "answered")
+
+    made: list[int | None] = []
+    result = ran(lambda ctx, t: made.append(t.step("flaky", flaky)))
+    assert attempts == [1, 2] and made == [None] and result.status is Status.PASS
