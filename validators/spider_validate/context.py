@@ -12,6 +12,7 @@ from spider_validate import manifests
 from spider_validate.discovery import Facts
 from spider_validate.kube import ApiError, Cluster
 from spider_validate.manifests import Network, Role
+from spider_validate.model import PodSecurity
 from spider_validate.params import RUN_LABEL, Parameters
 from spider_validate.spiderpool import underlay_ip
 
@@ -61,7 +62,7 @@ class RunContext:
     pods: dict[str, PodInfo] = field(default_factory=dict)
     service_ip: str = ""
     facts: Facts = field(default_factory=Facts)
-    pod_security: str = "baseline"  # the level the run's namespace enforces (manifests.pod_security)
+    pod_security: PodSecurity = "baseline"  # the level the run's namespace enforces (manifests.pod_security)
     stop: threading.Event = field(default_factory=threading.Event)
     finalizers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)  # the run's probe workers

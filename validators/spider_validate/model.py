@@ -107,7 +107,7 @@ class ActionResult:
     probe: Probe
     source: str
     destination: str
-    expected: str  # success | failure
+    expected: Literal["success", "failure"]
     status: Status
     detail: str
     attempts: int
