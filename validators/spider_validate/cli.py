@@ -571,7 +571,7 @@ def watch(
     node_selector: tuple[str, ...],
     nodes: tuple[str, ...] | None,
     network: str | None,
-    attach: str,
+    attach: Literal["auto", "default", "secondary"],
     probe_timeout: int,
 ) -> None:
     """Check continuously: pings between probe pods on every node, the IPAM audit, pool headroom, as metrics.

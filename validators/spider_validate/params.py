@@ -31,7 +31,7 @@ class Parameters:
     node_selector: dict[str, str] = field(default_factory=dict)
     nodes: tuple[str, ...] = ()
     network: str | None = None  # "namespace/name" or "name" of a SpiderMultusConfig
-    attach: str = "auto"  # auto | default | secondary
+    attach: Literal["auto", "default", "secondary"] = "auto"  # auto: the network's attachment label
     apps: int = 0  # deploy this many apps of the run's own instead of using the chart's
     ipam_pods: int = 20  # pods the ipam/scale test creates at once
     ipam_range: str | None = None  # free addresses (a-b) of the network's subnet for the ipam suite's own pools
