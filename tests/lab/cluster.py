@@ -3,10 +3,12 @@
 - `store.py`, the API server's objects (kinds from the validator's own `kube.KINDS`), watch, events, `Faults`;
 - `kubelet.py`, nodes and pods as namespaces: the real CNI macvlan plugin, real servers, `exec` and `logs`;
 - `ipam.py`, Spiderpool: pools, allocation and release, SpiderEndpoints, the "used out" event;
-- `proxy.py`, kube-proxy: Services as nftables DNAT in the nodes.
+- `proxy.py`, kube-proxy: Services as nftables DNAT in the nodes;
+- `controllers.py`, the StatefulSet controller and the garbage collector's cascade to a set's pods.
 
 This class is the API server's front: the calls of the `Cluster` interface, admission (Pod Security) and what the
-server fills in on create, and the namespace controller's cascade on delete. Faults can be injected at every layer.
+server fills in on create, and the namespace controller's and the garbage collector's cascades on delete. Faults
+can be injected at every layer.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import builtins
 import copy
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from spider_validate.kube import KINDS, SPIDERPOOL_GROUP, ApiError, ExecResult
 
 from tests.lab import netns
+from tests.lab.controllers import StatefulSets
 from tests.lab.ipam import Ipam
 from tests.lab.kubelet import SERVER, Kubelet, LabPod
 from tests.lab.proxy import SERVICE_NET, Proxy
@@ -35,18 +38,21 @@ OTHER_SPIDERPOOL_CRDS = ("spiderreservedips", "spidersubnets")
 
 
 class LabCluster:
-    def __init__(self, workdir: Path, nodes: int = 2, prefix: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, nodes: int = 2, prefix: str | None = None, enable_stateful_set: bool = False
+    ) -> None:
         self.prefix = prefix or f"{netns.PREFIX}{secrets.token_hex(2)}"
         self.workdir = workdir
         self.store = Store()
-        self.ipam = Ipam(self.store)
+        self.ipam = Ipam(self.store, enable_stateful_set)  # spiderpool-conf's enableStatefulSet at install
+        self.stateful_sets = StatefulSets(self.store, self.create)
         self.proxy = Proxy(self.store)
         self.node_names = [f"lab-node-{i}" for i in range(nodes)]
         self.kubelet = Kubelet(
             self.store, self.ipam, self.proxy, workdir, self.prefix, self.node_names, self._before_ready
         )
         self.add_pool = self.ipam.add_pool  # a SpiderIPPool as the chart's job applies it, its status counted
-        self._deleters: builtins.list[threading.Thread] = []
+        self._workers: builtins.list[threading.Thread] = []  # the controllers' passes, in the background
         self._service_ips = (str(ip) for ip in SERVICE_NET.hosts())
 
     # -- the parts' state, as tests read it ---------------------------------------------------------------------
@@ -97,8 +103,8 @@ class LabCluster:
         return self
 
     def close(self) -> None:
-        for deleter in self._deleters:
-            deleter.join(timeout=30)
+        for worker in self._workers:
+            worker.join(timeout=30)
         self.store.stopped.set()
         self.kubelet.stop()
         netns.sweep(self.prefix)
@@ -165,7 +171,16 @@ class LabCluster:
             self.ipam.refresh_pool(obj["metadata"]["name"])
         if kind in {"Service", "Pod"}:
             self.kubelet.sync_services()
+        if kind == "StatefulSet":
+            meta = obj["metadata"]
+            self._background(lambda: self.stateful_sets.sync(meta["namespace"], meta["name"]))
         return copy.deepcopy(obj)
+
+    def _background(self, work: Callable[[], None]) -> None:
+        """A controller's pass after the API has answered, as the real controllers act on what they watch."""
+        worker = threading.Thread(target=work, daemon=True)
+        self._workers.append(worker)
+        worker.start()
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         self.faults.take("delete", kind)
@@ -179,16 +194,27 @@ class LabCluster:
                 for k in keys:
                     self.delete(k[0], k[2], name)
 
-            deleter = threading.Thread(target=empty, daemon=True)
-            self._deleters.append(deleter)
-            deleter.start()
+            self._background(empty)
             return
         with self.store.lock:
+            gone = self.store.find(kind, name, namespace)
             if kind == "Pod":
                 self.kubelet.remove(namespace or "", name)
             self.store.remove(kind, name, namespace)
         if kind in {"Service", "Pod"}:
             self.kubelet.sync_services()
+        if gone and kind == "Pod":
+            self._background(lambda: self.stateful_sets.pod_gone(gone))
+        if gone and kind == "StatefulSet":
+            self._background(lambda: self._collect(gone))
+
+    def _collect(self, sts: dict[str, Any]) -> None:
+        """The garbage collector deletes the set's pods (Background propagation: after the set), then Spiderpool's
+        GC reclaims what it kept for them."""
+        namespace = sts["metadata"]["namespace"]
+        for pod in self.stateful_sets.dependents(sts):
+            self.delete("Pod", pod, namespace)
+        self.ipam.collect(namespace)
 
     def watch(
         self, kind: str, namespace: str, label_selector: str, timeout_seconds: int

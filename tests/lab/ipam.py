@@ -4,6 +4,10 @@ of a pod's address with its SpiderEndpoint, and the "used out" event of a pod wh
 Candidate pools as Spiderpool's IPAM orders them for the pod's one interface, eth0 (pkg/ipam/pool_selections.go:29-88,
 tests/upstream/spiderpool.py `pool_candidates`): the pod's pool annotations, else the network's own pools; then
 filtered by the pool's nodeName (pkg/ipam/allocate.go:726-729).
+
+With `enableStatefulSet: true` in its spiderpool-conf (as the agent reads conf.yml), a StatefulSet pod keeps its
+address: its SpiderEndpoint and pool record stay when the pod goes while its set still wants that ordinal, and the
+pod recreated under that name gets them back. Cited from spidernet-io/spiderpool at v1.2.2 (c2ca1249).
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 import builtins
 import ipaddress
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
+import yaml
 from spider_validate.addresses import expand
 from spider_validate.names import ATTACHMENT_LABEL
 from spider_validate.spiderpool import USED_OUT, allocated_ips
 
+from tests.lab.controllers import owner
 from tests.lab.store import Store, api_version
 from tests.upstream.spiderpool import PodSpec, pool_candidates
 
@@ -26,11 +33,34 @@ if TYPE_CHECKING:
 NODE_NET = ipaddress.ip_network("198.18.0.0/24")  # the fabric of the nodes, and the subnet of the pools
 NETWORK = ("kube-system", "macvlan-eth0")  # the SpiderMultusConfig of the lab's underlay
 OTHER_UID = "00000000-0000-0000-0000-00000000dead"
+# A StatefulSet pod's name: its set and ordinal (pkg/statefulsetmanager/utils.go:28, Kubernetes' own regex).
+STATEFUL_POD = re.compile("(.*)-([0-9]+)$")
 
 
 class Ipam:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, enable_stateful_set: bool = False) -> None:
         self.store = store
+        self.enable_stateful_set = enable_stateful_set  # what install writes into spiderpool-conf
+
+    def configure(self, enable_stateful_set: bool) -> None:
+        """spiderpool-conf as the chart renders it (ipam.enableStatefulSet -> conf.yml's enableStatefulSet)."""
+        self.store.put(
+            {
+                "apiVersion": api_version("ConfigMap"),
+                "kind": "ConfigMap",
+                "metadata": {"name": "spiderpool-conf", "namespace": "kube-system"},
+                "data": {
+                    "conf.yml": "enableIPv4: true\nenableIPv6: false\n"
+                    f"enableStatefulSet: {str(enable_stateful_set).lower()}\n"
+                },
+            }
+        )
+
+    def stateful_set_ips(self) -> bool:
+        """enableStatefulSet as the agent reads it from its conf.yml (cmd/spiderpool-agent/cmd/config.go:146, the
+        field pkg/types/k8s.go:111, the chart's charts/spiderpool/templates/configmap.yaml:21)."""
+        cm = self.store.find("ConfigMap", "spiderpool-conf", "kube-system") or {}
+        return bool((yaml.safe_load(cm.get("data", {}).get("conf.yml", "")) or {}).get("enableStatefulSet"))
 
     def install(self, nodes: int) -> None:
         """What a healthy Spiderpool install shows the API: CRDs, ready agent and controller, a network."""
@@ -61,14 +91,7 @@ class Ipam:
                 "status": {"phase": "Synced"},
             }
         )
-        store.put(
-            {
-                "apiVersion": api_version("ConfigMap"),
-                "kind": "ConfigMap",
-                "metadata": {"name": "spiderpool-conf", "namespace": "kube-system"},
-                "data": {"conf.yml": "enableIPv4: true\nenableIPv6: false\nenableStatefulSet: false\n"},
-            }
-        )
+        self.configure(self.enable_stateful_set)
         self.add_pool("lab-general", [f"{NODE_NET.network_address + 100}-{NODE_NET.network_address + 149}"])
         store.put(
             {
@@ -125,6 +148,10 @@ class Ipam:
         meta = pod.obj["metadata"]
         faults = self.store.faults
         with self.store.lock:
+            kept = self.kept(pod.obj)
+            if kept and not faults.readdress_stateful:
+                self.retrieve(pod, node, kept)
+                return True
             for pool_name in self.candidate_pools(pod, node):
                 pool = self.store.objects[self.store.key("SpiderIPPool", pool_name, None)]
                 used = allocated_ips(pool)
@@ -146,6 +173,8 @@ class Ipam:
                 self.refresh_pool(pool_name)
                 if faults.stale_count:
                     pool["status"]["allocatedIPCount"] = count
+                if kept:  # the fault: a new address, and the kept one released (as for a pool no longer wanted)
+                    self._drop(kept["status"]["current"]["ips"][0]["ipv4Pool"], stateful_ip(kept))
                 if faults.drop_endpoints:
                     return True
                 self.store.put(endpoint(pod, node))
@@ -165,17 +194,73 @@ class Ipam:
             f'plugin type="spiderpool" failed (add): failed to allocate: {USED_OUT}',
         )
 
+    def kept(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+        """The SpiderEndpoint a StatefulSet pod finds kept for its name: Allocate retrieves it instead of
+        allocating (pkg/ipam/allocate.go:83-117) when enableStatefulSet is on and the pod's controller is a
+        StatefulSet (pkg/podmanager/pod_manager.go:82-100, GetPodTopController)."""
+        meta = pod["metadata"]
+        if not self.stateful_set_ips() or (owner(pod) or {}).get("kind") != "StatefulSet":
+            return None
+        return self.store.find("SpiderEndpoint", meta["name"], meta["namespace"])
+
+    def retrieve(self, pod: LabPod, node: str, kept: dict[str, Any]) -> None:
+        """retrieveStaticIPAllocation (allocate.go:255-293): the endpoint's address for the new pod, its pool record
+        moved to the new UID (reallocateIPPoolIPRecords, allocate.go:295-343) and the endpoint's current UID and
+        node too (ReallocateCurrentIPAllocation, pkg/workloadendpointmanager/workloadendpoint_manager.go:187-196)."""
+        meta, current = pod.obj["metadata"], kept["status"]["current"]
+        pod.ip, pod.pool = stateful_ip(kept), current["ips"][0]["ipv4Pool"]
+        pool = self.store.objects[self.store.key("SpiderIPPool", pod.pool, None)]
+        used = allocated_ips(pool)
+        used[pod.ip] = {"pod": f"{meta['namespace']}/{meta['name']}", "podUid": meta["uid"]}
+        pool["status"]["allocatedIPs"] = json.dumps(used)
+        self.refresh_pool(pod.pool)
+        current["uid"], current["node"] = meta["uid"], node
+        self.store.put(kept)
+
+    def wanted(self, namespace: str, pod: str) -> bool:
+        """IsValidStatefulSetPod (pkg/statefulsetmanager/sts_manager.go:73-105): the pod's set, by its name
+        (utils.go:33-50), exists and wants its ordinal (spec.ordinals.start, then replicas of them)."""
+        match = STATEFUL_POD.search(pod)
+        sts = self.store.find("StatefulSet", match[1], namespace) if match else None
+        if match is None or sts is None:
+            return False
+        start = (sts["spec"].get("ordinals") or {}).get("start", 0)
+        return start <= int(match[2]) <= start + sts["spec"].get("replicas", 1) - 1
+
     def release(self, pod: LabPod) -> None:
         meta = pod.obj["metadata"]
         with self.store.lock:
+            ep = self.store.find("SpiderEndpoint", meta["name"], meta["namespace"])
+            stateful = ep is not None and ep["status"].get("ownerControllerType") == "StatefulSet"
+            if stateful and self.stateful_set_ips() and self.wanted(meta["namespace"], meta["name"]):
+                return  # kept for the pod recreated under this name (pkg/ipam/release.go:111-122)
             if pod.pool and meta["name"] not in self.store.faults.leak_on_delete:
-                pool = self.store.find("SpiderIPPool", pod.pool)
-                if pool:
-                    used = allocated_ips(pool)
-                    used.pop(pod.ip, None)
-                    pool["status"]["allocatedIPs"] = json.dumps(used)
-                    self.refresh_pool(pod.pool)
+                self._drop(pod.pool, pod.ip)
             self.store.remove("SpiderEndpoint", meta["name"], meta["namespace"])
+
+    def collect(self, namespace: str) -> None:
+        """Spiderpool's GC of the addresses kept for StatefulSet pods that are gone and no longer wanted, their set
+        deleted or scaled down (pkg/gcmanager/scanAll_IPPool.go:154-183): pool record and endpoint reclaimed."""
+        with self.store.lock:
+            for ep in self.store.of_kind("SpiderEndpoint"):
+                meta, status = ep["metadata"], ep["status"]
+                if (
+                    meta["namespace"] == namespace
+                    and status.get("ownerControllerType") == "StatefulSet"
+                    and self.store.find("Pod", meta["name"], namespace) is None
+                    and not self.wanted(namespace, meta["name"])
+                ):
+                    self._drop(status["current"]["ips"][0]["ipv4Pool"], stateful_ip(ep))
+                    self.store.remove("SpiderEndpoint", meta["name"], namespace)
+
+    def _drop(self, pool_name: str, ip: str) -> None:
+        """An address's record removed from its pool (if the pool is still there)."""
+        pool = self.store.find("SpiderIPPool", pool_name)
+        if pool:
+            used = allocated_ips(pool)
+            used.pop(ip, None)
+            pool["status"]["allocatedIPs"] = json.dumps(used)
+            self.refresh_pool(pool_name)
 
     def refresh_pool(self, name: str) -> None:
         """The pool's status counts from its spec and allocatedIPs, as Spiderpool's controller keeps them."""
@@ -189,9 +274,16 @@ class Ipam:
             self.store.put(pool)
 
 
+def stateful_ip(ep: dict[str, Any]) -> str:
+    """The address a SpiderEndpoint records for the pod's one interface."""
+    return str(ep["status"]["current"]["ips"][0]["ipv4"].split("/")[0])
+
+
 def endpoint(pod: LabPod, node: str) -> dict[str, Any]:
-    """The SpiderEndpoint Spiderpool writes for an allocation; a bare pod is its own controller."""
+    """The SpiderEndpoint Spiderpool writes for an allocation, its owner the pod's top controller (a bare pod is its
+    own; pkg/workloadendpointmanager/workloadendpoint_manager.go:137-138)."""
     meta = pod.obj["metadata"]
+    ref = owner(pod.obj) or {"kind": "Pod", "name": meta["name"]}
     return {
         "apiVersion": api_version("SpiderEndpoint"),
         "kind": "SpiderEndpoint",
@@ -202,7 +294,7 @@ def endpoint(pod: LabPod, node: str) -> dict[str, Any]:
                 "node": node,
                 "ips": [{"interface": "eth0", "ipv4": f"{pod.ip}/{NODE_NET.prefixlen}", "ipv4Pool": pod.pool}],
             },
-            "ownerControllerType": "Pod",
-            "ownerControllerName": meta["name"],
+            "ownerControllerType": ref["kind"],
+            "ownerControllerName": ref["name"],
         },
     }

@@ -211,8 +211,8 @@ class Kubelet:
         pod.node = node
         self.before_ready(name, namespace)
         with self.store.lock:
-            if (namespace, name) not in self.pods:
-                return  # deleted meanwhile
+            if self.pods.get((namespace, name)) is not pod:
+                return  # deleted meanwhile (and maybe recreated under its name, as a StatefulSet's pod is)
             pod.obj["status"] = {
                 "phase": "Running",
                 "podIP": pod.ip,
