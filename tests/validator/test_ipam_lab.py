@@ -3,12 +3,13 @@ and the upstream IPAM bugs reproduced as faults: each one is caught."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from spider_validate import report
+from spider_validate import addresses, report
 from spider_validate.model import RunResult, Status, TestResult
 from spider_validate.params import Parameters
 from spider_validate.runner import Runner
@@ -154,3 +155,52 @@ def test_a_pod_that_never_gets_its_address_fails_the_wait(lab: LabCluster, tmp_p
     assert (failed.action, failed.status) == ("wait for 1 address(es)", Status.FAIL)
     assert failed.detail == "addresses: allocate-0 has no address yet after 3s"
     assert set(failed.data) == {"seconds", "per_pod_seconds"} and failed.data["per_pod_seconds"] == []
+
+
+@pytest.fixture
+def stateful_set_ips(lab: LabCluster) -> Iterator[None]:
+    """spiderpool-conf with enableStatefulSet: true (the chart's ipam.enableStatefulSet), as the double reads it."""
+    lab.ipam.configure(enable_stateful_set=True)
+    yield
+    lab.ipam.configure(enable_stateful_set=False)
+
+
+STATEFULSET_STEPS = [
+    "create pool",
+    "read pool",
+    "create StatefulSet",
+    "wait for 1 address(es)",
+    "delete 1 pod(s)",
+    "same address after restart",
+    "delete StatefulSet",
+    "audit after",
+    "delete pool",
+]
+
+
+@pytest.mark.usefixtures("stateful_set_ips")
+def test_statefulset_pod_keeps_its_address(lab: LabCluster, tmp_path: Path) -> None:
+    """Spiderpool with enableStatefulSet: the pod recreated under its name (a new UID) gets its address back, and
+    the address is released with the StatefulSet (`fresh`: nothing of the run is left)."""
+    result = run(lab, tmp_path, tests=("ipam/statefulset",))
+    sts = result_of(result, "statefulset")
+    assert sts.status is Status.PASS, report.table(result)
+    assert [a.action for a in sts.actions] == STATEFULSET_STEPS
+    actions = {a.action: a for a in sts.actions}
+    first = actions["wait for 1 address(es)"].detail.rpartition(": ")[2]
+    assert addresses.contains([IPAM_RANGE], first)  # of the test's own pool
+    assert actions["same address after restart"].detail == f"kept {first} across the restart (was {first})"
+
+
+@pytest.mark.usefixtures("stateful_set_ips")
+def test_statefulset_pod_given_a_new_address_is_caught(lab: LabCluster, tmp_path: Path) -> None:
+    """A Spiderpool that addresses the recreated pod anew fails the very step. It runs on the user's pool
+    (--pool): the test's own pool has one address, where a new one cannot be given."""
+    lab.faults.readdress_stateful = True
+    result = run(lab, tmp_path, ipam_range=None, pool="lab-general", tests=("ipam/statefulset",))
+    failed = [a for a in result_of(result, "statefulset").actions if a.status is not Status.PASS]
+    assert [a.action for a in failed] == ["same address after restart"], report.table(result)
+    came_back = re.fullmatch(r"sv-\S+-sts-0 came back with (\S+), was (\S+)", failed[0].detail)
+    assert came_back, failed[0].detail
+    new, old = came_back.groups()
+    assert new != old and all(addresses.contains(["198.18.0.100-198.18.0.149"], ip) for ip in (new, old))

@@ -283,7 +283,9 @@ def statefulset(ctx: RunContext, t: Steps) -> None:
             return None if found["metadata"]["uid"] != first.uid else "not recreated yet"
 
         ok, why, _ = ipam_pools.poll(ctx, "restart", recreated, ctx.params.pod_ready_timeout)
-        return Outcome(ok and now["ip"] == first.ip, why or f"kept {now['ip']} across the restart (was {first.ip})")
+        if ok and now["ip"] != first.ip:
+            return Outcome(False, f"{member} came back with {now['ip']}, was {first.ip}")
+        return Outcome(ok, why or f"kept {now['ip']} across the restart (was {first.ip})")
 
     t.step("same address after restart", same, destination=pool.name)
 
