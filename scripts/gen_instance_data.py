@@ -22,7 +22,7 @@ from cdk.ec2_types import DATA_FILE, DataSource, InstanceTable, InstanceType  # 
 
 CSV = REPO.parent / "shared" / "upstream" / "aws-ec2-instance-types.csv"
 NETWORK_FILE = REPO / "validators" / "spider_validate" / "data" / "instance_network.json"
-SOURCE = "aws/karpenter-provider-aws v1.14 generated docs and pricing (shared/upstream/aws-ec2-instance-types.csv)"
+SOURCE = "aws/karpenter-provider-aws v1.14 generated instance-type docs and pricing tables (prices of 2026-07-20)"
 PRICE_DATE = "2026-07-20"  # when the table's us-east-1 on-demand prices were generated (shared/README.md)
 
 # The table has no burstable or placement column. Burstable types are the T2 and later families (EC2 API
