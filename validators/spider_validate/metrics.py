@@ -36,23 +36,18 @@ class WatchMetrics:
         self.probe_pods_created = Counter(
             f"{p}_watch_probe_pods_created", "Probe pods created (at start, and again when one vanished)", registry=r
         )
-        self.pool_size = Gauge(
-            f"{p}_pool_addresses", "Addresses of a SpiderIPPool (status.totalIPCount)", ["pool"], registry=r
+
+        def pool_gauge(name: str, documentation: str) -> Gauge:
+            return Gauge(f"{p}_{name}", documentation, ["pool"], registry=r)
+
+        self.pool_size = pool_gauge("pool_addresses", "Addresses of a SpiderIPPool (status.totalIPCount)")
+        self.pool_used = pool_gauge(
+            "pool_used_addresses", "Allocated addresses of a SpiderIPPool (status.allocatedIPCount)"
         )
-        self.pool_used = Gauge(
-            f"{p}_pool_used_addresses",
-            "Allocated addresses of a SpiderIPPool (status.allocatedIPCount)",
-            ["pool"],
-            registry=r,
-        )
-        self.pool_free = Gauge(
-            f"{p}_pool_free_addresses", "Addresses of a SpiderIPPool still free", ["pool"], registry=r
-        )
-        self.pool_forecast = Gauge(
-            f"{p}_pool_exhaustion_forecast_seconds",
+        self.pool_free = pool_gauge("pool_free_addresses", "Addresses of a SpiderIPPool still free")
+        self.pool_forecast = pool_gauge(
+            "pool_exhaustion_forecast_seconds",
             "Seconds until the pool has no free address at the trend of its used addresses (+Inf: not filling)",
-            ["pool"],
-            registry=r,
         )
         self.findings = Gauge(
             f"{p}_audit_findings", "IPAM audit findings of the last cycle, by kind", ["kind"], registry=r
