@@ -123,6 +123,25 @@ def _exchange(
             _exec(ctx, path.server, f"kill {pid.strip()} 2>/dev/null || true", 10)
 
 
+def _probe(
+    ctx: RunContext,
+    path: Path,
+    port: int,
+    server: list[str],
+    client: list[str],
+    timeout: float,
+    parse: Callable[[str], T],
+) -> T | Outcome:
+    """One exchange on `path` with its client's output parsed: the figure, or an Outcome saying why there is none."""
+    output = _exchange(ctx, path, port, server, client, timeout)
+    if isinstance(output, Outcome):
+        return output
+    try:
+        return parse(output)
+    except perf_probes.PerfError as exc:
+        return Outcome(False, str(exc))
+
+
 def server_port(run_id: str, test: str, kind: str) -> int:
     # unique to the run and path; below the NodePort range (30000-32767) and Linux's ephemeral ports (32768-60999),
     # which a hostNetwork server shares with the node
@@ -141,13 +160,9 @@ def throughput(ctx: RunContext, t: Steps) -> None:
         path, port = paths[kind], server_port(ctx.run_id, "throughput", kind)
         server = perf_probes.iperf3_server_command(port, seconds + 30)
         client = perf_probes.iperf3_client_command(path.ip, port, streams, seconds)
-        output = _exchange(ctx, path, port, server, client, seconds + 30)
-        if isinstance(output, Outcome):
-            return output
-        try:
-            tp = perf_probes.parse_iperf3(output)
-        except perf_probes.PerfError as exc:
-            return Outcome(False, str(exc))
+        tp = _probe(ctx, path, port, server, client, seconds + 30, perf_probes.parse_iperf3)
+        if isinstance(tp, Outcome):
+            return tp
         data: dict[str, Any] = {
             "transport": f"TCP {kind} to {kind}",
             "average_gbps": round(tp.gbps, 3),
@@ -186,13 +201,9 @@ def latency(ctx: RunContext, t: Steps) -> None:
         path, port = paths[kind], server_port(ctx.run_id, "latency", kind)
         server = perf_probes.sockperf_server_command(path.ip, port, seconds + 30)
         client = perf_probes.sockperf_client_command(path.ip, port, seconds)
-        output = _exchange(ctx, path, port, server, client, seconds + 30)
-        if isinstance(output, Outcome):
-            return output
-        try:
-            lat = perf_probes.parse_sockperf(output)
-        except perf_probes.PerfError as exc:
-            return Outcome(False, str(exc))
+        lat = _probe(ctx, path, port, server, client, seconds + 30, perf_probes.parse_sockperf)
+        if isinstance(lat, Outcome):
+            return lat
         data: dict[str, Any] = {
             "transport": f"TCP {kind} to {kind}",
             "p50_us": lat.p50_us,
