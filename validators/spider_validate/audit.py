@@ -341,23 +341,18 @@ def endpoint_disagrees(ix: Index, r: Record) -> Iterator[Finding]:
     eref = f"SpiderEndpoint/{r.pod_ref}"
     current = (endpoint or {}).get("status", {}).get("current", {}) or {}
     if endpoint is None:
-        yield Finding(
-            Problem.ENDPOINT_MISSING,
-            r.ip,
-            (*r.objects, eref),
-            f"{r.pool.ref} holds {r.ip} for {r.pod_ref} but it has no SpiderEndpoint",
-            "recreate the pod so that Spiderpool records it",
-        )
+        problem = Problem.ENDPOINT_MISSING
+        message = f"{r.pool.ref} holds {r.ip} for {r.pod_ref} but it has no SpiderEndpoint"
+        fix = "recreate the pod so that Spiderpool records it"
     elif current.get("uid") != r.uid or not any(
         _bare(e.get("ipv4", "")) == r.ip and e.get("ipv4Pool") == r.pool.name for e in current.get("ips", [])
     ):
-        yield Finding(
-            Problem.ENDPOINT_MISMATCH,
-            r.ip,
-            (*r.objects, eref),
-            f"{eref} does not record {r.ip} from {r.pool.name} for uid {r.uid}",
-            "recreate the pod",
-        )
+        problem = Problem.ENDPOINT_MISMATCH
+        message = f"{eref} does not record {r.ip} from {r.pool.name} for uid {r.uid}"
+        fix = "recreate the pod"
+    else:
+        return
+    yield Finding(problem, r.ip, (*r.objects, eref), message, fix)
 
 
 def _held_by_several(who: list[str]) -> bool:
