@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from spider_validate import addresses, report
-from spider_validate.model import RunResult, Status, TestResult
+from spider_validate.model import ActionResult, RunResult, Status, TestResult
 from spider_validate.params import Parameters
 from spider_validate.runner import Runner
 from spider_validate.suites import all_tests
@@ -46,6 +46,12 @@ def result_of(result: RunResult, name: str) -> TestResult:
     return next(t for t in result.tests if t.id == f"ipam/{name}")
 
 
+def failed_actions(lab: LabCluster, tmp_path: Path, name: str) -> list[ActionResult]:
+    """Run ipam/`name` alone (with the lab's faults set): the actions that did not pass."""
+    result = run(lab, tmp_path, tests=(f"ipam/{name}",))
+    return [a for a in result_of(result, name).actions if a.status is not Status.PASS]
+
+
 def test_allocation_release_scale_and_exhaustion_behave(lab: LabCluster, tmp_path: Path) -> None:
     result = run(lab, tmp_path)
     statuses = {t.name: t.status for t in result.tests if t.suite == "ipam"}
@@ -70,8 +76,7 @@ def test_allocation_release_scale_and_exhaustion_behave(lab: LabCluster, tmp_pat
 def test_ip_not_released_is_caught(lab: LabCluster, tmp_path: Path) -> None:
     """Upstream 4982: an address not released when its pod goes."""
     lab.faults.leak_on_delete = {"release-a"}
-    result = run(lab, tmp_path, tests=("ipam/release",))
-    failed = [a for a in result_of(result, "release").actions if a.status is not Status.PASS]
+    failed = failed_actions(lab, tmp_path, "release")
     assert [a.action for a in failed] == ["wait for 1 release(s)"]
     assert "1 address(es) still allocated (198.18.0.170)" in failed[0].detail
 
@@ -79,8 +84,7 @@ def test_ip_not_released_is_caught(lab: LabCluster, tmp_path: Path) -> None:
 def test_record_without_endpoint_is_caught(lab: LabCluster, tmp_path: Path) -> None:
     """Upstream 2517: pool records without a SpiderEndpoint after an agent restart."""
     lab.faults.drop_endpoints = True
-    result = run(lab, tmp_path, tests=("ipam/allocate",))
-    failed = [a for a in result_of(result, "allocate").actions if a.status is not Status.PASS]
+    failed = failed_actions(lab, tmp_path, "allocate")
     assert [a.action for a in failed] == ["check allocation"]
     assert "SpiderEndpoint" in failed[0].detail and "is missing" in failed[0].detail
 
@@ -88,8 +92,7 @@ def test_record_without_endpoint_is_caught(lab: LabCluster, tmp_path: Path) -> N
 def test_same_ip_to_two_pods_is_caught(lab: LabCluster, tmp_path: Path) -> None:
     """Upstream 1187: the same address handed to two pods."""
     lab.faults.duplicate_ip_for = {"scale-5"}
-    result = run(lab, tmp_path, tests=("ipam/scale",))
-    failed = [a for a in result_of(result, "scale").actions if a.status is not Status.PASS]
+    failed = failed_actions(lab, tmp_path, "scale")
     assert [a.action for a in failed] == ["no address shared"]
     assert "198.18.0.160 given to scale-0, scale-5" in failed[0].detail
 
