@@ -184,6 +184,26 @@ B: list[tuple[str, str, str, str, list[str]]] = [
         [T + "validator/test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[leak-end_pod]"],
     ),
     (
+        "proof of fabric passes when only one side's device counted the bytes",
+        "rdma_counters.py",
+        "if sent >= need and received >= need:",
+        "if sent >= need or received >= need:",
+        [
+            T
+            + "validator/test_rdma_fabric.py::test_the_senders_sent_and_the_receivers_received_counters_must_both_have_moved"
+        ],
+    ),
+    (
+        "proof of fabric reads the receiver's traffic on the sender's device",
+        "rdma_fabric.py",
+        "received = rdma_counters.delta(before[receiver], after[receiver])",
+        "received = rdma_counters.delta(before[sender], after[sender])",
+        [
+            T
+            + "validator/test_rdma_fabric.py::test_the_senders_sent_and_the_receivers_received_counters_must_both_have_moved"
+        ],
+    ),
+    (
         "kubeconfig keeps an existing file's mode",
         "cli.py",
         '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)\n        os.replace(tmp, path)',

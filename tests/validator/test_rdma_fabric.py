@@ -31,9 +31,14 @@ class Pods:
         return ExecResult(proc.returncode, proc.stdout, proc.stderr)
 
 
-def prove(tmp_path: Path, dev: str, grown_by: int, gbps: float) -> Outcome:
+SENDER, RECEIVER = "rdma-client", "rdma-server"
+TEN_GBPS_FOR_5S = int(10e9 / 8 * 5)  # the bytes ib_write_bw reports at 10 Gb/s over 5 s
+
+
+def prove(tmp_path: Path, dev: str, grown: dict[str, tuple[int, int]], gbps: float) -> Outcome:
+    """The proof after each pod's device counted `grown[pod]` = (bytes sent, bytes received) during the test."""
     tx, rx, unit_bytes, other, _ = DRIVERS[dev]
-    trees = {pod: tmp_path / pod for pod in ("rdma-client", "rdma-server")}
+    trees = {pod: tmp_path / pod for pod in (SENDER, RECEIVER)}
     for tree in trees.values():
         counters_tree(tree, dev, {tx: 100, rx: 200, other: 0})
     ctx = RunContext(Pods(trees), Parameters(), "run", "ns")  # type: ignore[arg-type]  # exec is all it calls
@@ -41,23 +46,46 @@ def prove(tmp_path: Path, dev: str, grown_by: int, gbps: float) -> Outcome:
     read = rdma_fabric.read(ctx, devices)
     assert isinstance(read, tuple) and read[1].ok
     before = read[0]
-    for tree in trees.values():
-        counters_tree(tree, dev, {tx: 100 + grown_by // unit_bytes, rx: 200 + grown_by // unit_bytes, other: 5})
+    for pod, tree in trees.items():
+        sent, received = grown[pod]
+        counters_tree(tree, dev, {tx: 100 + sent // unit_bytes, rx: 200 + received // unit_bytes, other: 5})
     bw = Bandwidth(65536, gbps, gbps, "Gb/sec")
-    return rdma_fabric.proof(ctx, "rdma-client", "rdma-server", devices, before, bw, 5)
+    return rdma_fabric.proof(ctx, SENDER, RECEIVER, devices, before, bw, 5)
 
 
 @pytest.mark.parametrize("dev", sorted(DRIVERS))
 def test_counters_account_for_the_bytes_ib_write_bw_reports(tmp_path: Path, dev: str) -> None:
-    outcome = prove(tmp_path, dev, grown_by=int(10e9 / 8 * 5), gbps=10.0)  # 10 Gb/s for 5 s
+    both = (TEN_GBPS_FOR_5S, TEN_GBPS_FOR_5S)
+    outcome = prove(tmp_path, dev, {SENDER: both, RECEIVER: both}, gbps=10.0)
     assert outcome.ok, outcome.detail
     assert outcome.data["tool_bytes"] == 6250000000
 
 
 @pytest.mark.parametrize("dev", sorted(DRIVERS))
 def test_traffic_that_did_not_cross_the_device_fails(tmp_path: Path, dev: str) -> None:
-    outcome = prove(tmp_path, dev, grown_by=1_000_000, gbps=10.0)  # 1 MB counted, 6.25 GB reported
-    assert not outcome.ok and "less than 0.5 of it crossed the RDMA device" in outcome.detail
+    outcome = prove(tmp_path, dev, {pod: (1_000_000, 1_000_000) for pod in (SENDER, RECEIVER)}, gbps=10.0)
+    assert not outcome.ok and "less than 0.5 of it crossed the RDMA device" in outcome.detail  # 1 MB of 6.25 GB
+
+
+@pytest.mark.parametrize("dev", sorted(DRIVERS))
+@pytest.mark.parametrize(
+    ("moved", "ok"),
+    [({SENDER, RECEIVER}, True), ({SENDER}, False), ({RECEIVER}, False)],
+    ids=["both", "sender", "receiver"],
+)
+def test_the_senders_sent_and_the_receivers_received_counters_must_both_have_moved(
+    tmp_path: Path, dev: str, moved: set[str], ok: bool
+) -> None:
+    """As on a real run, each side counts one direction: the sender's device sent the bytes, the receiver's
+    received them. A run where only one side's device counted them (the other's traffic went elsewhere) fails."""
+    grown = {
+        SENDER: (TEN_GBPS_FOR_5S if SENDER in moved else 0, 0),
+        RECEIVER: (0, TEN_GBPS_FOR_5S if RECEIVER in moved else 0),
+    }
+    outcome = prove(tmp_path, dev, grown, gbps=10.0)
+    assert outcome.ok is ok, outcome.detail
+    if not ok:
+        assert "less than 0.5 of it crossed the RDMA device" in outcome.detail
 
 
 def test_a_pod_without_the_device_says_so(tmp_path: Path) -> None:
