@@ -204,6 +204,23 @@ B: list[tuple[str, str, str, str, list[str]]] = [
         ],
     ),
     (
+        "exec waits for a command that hangs past its timeout",
+        "kube.py",
+        "        while resp.is_open() and time.monotonic() < deadline:",
+        "        while resp.is_open():",
+        [T + "validator/test_kube_client.py::test_exec_of_a_command_that_hangs_ends_at_its_timeout"],
+    ),
+    (
+        "a probe whose exec timed out is retried as a lost exit code",
+        "actions.py",
+        "    if result.timed_out:\n",
+        "    if False:\n",
+        [
+            T
+            + "validator/test_kube_client.py::test_a_probe_whose_command_hangs_ends_at_the_exec_timeout_with_that_reason"
+        ],
+    ),
+    (
         "kubeconfig keeps an existing file's mode",
         "cli.py",
         '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)\n        os.replace(tmp, path)',

@@ -283,7 +283,7 @@ class Kubelet:
                 env=self.exec_env,
             )
         except subprocess.TimeoutExpired:
-            return ExecResult(None, "", "timed out")
+            return ExecResult(None, "", "timed out", timed_out=True)
         stdout, lost = proc.stdout, None
         status: int | None = proc.returncode
         faults = self.store.faults

@@ -6,7 +6,10 @@ that the client sends what the API expects (methods, paths, label selectors, bod
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import select
 import signal
 import socket
 import subprocess
@@ -14,6 +17,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +27,12 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import yaml
-from spider_validate.kube import ApiError, KubeCluster
+from spider_validate import actions
+from spider_validate.context import PodInfo, RunContext
+from spider_validate.kube import EXIT_MARKER, ApiError, KubeCluster
+from spider_validate.model import Status
+from spider_validate.params import Parameters
+from spider_validate.runner import execute
 
 POD: dict[str, Any] = {
     "apiVersion": "v1",
@@ -147,6 +157,140 @@ def test_forbidden_names_the_verb_and_resource_and_the_rbac_file(cluster: KubeCl
     with pytest.raises(ApiError) as err:
         cluster.list("SpiderIPPool", label_selector="locked=yes")
     assert "forbidden to list spiderippools.spiderpool.spidernet.io: grant" in str(err.value)
+
+
+# -- exec over a real websocket on 127.0.0.1 ---------------------------------------------------------------------------
+
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+PING_HEADER = b"PING 198.18.0.2 (198.18.0.2) 56(84) bytes of data.\n"
+
+
+class ExecApi(BaseHTTPRequestHandler):
+    """The API server's side of an exec: the websocket upgrade (RFC 6455 section 4.2.2, the subprotocol the client
+    asks for echoed), the empty stdout message sent once connected, then the command's output as binary messages of
+    a channel byte and data (kubernetes staging/src/k8s.io/kubelet/pkg/cri/streaming/remotecommand/websocket.go,
+    createWebSocketStreams: channels 1 stdout, 2 stderr, 3 the status, which the v4 protocol writes as a JSON
+    metav1.Status, v4WriteStatusFunc). With `hang` the command prints its first line and never ends; otherwise it
+    prints and exits 0 (the Success status, then a close frame)."""
+
+    rbufsize = 0  # unbuffered: select() on the socket sees every frame the client sent
+    hang: ClassVar[bool] = True
+    release: ClassVar[threading.Event] = threading.Event()  # the test is over: a hanging command's stream ends
+    commands: ClassVar[list[list[str]]] = []
+
+    def _send(self, payload: bytes, opcode: int = 0x2) -> None:
+        """One unmasked, final frame from the server (RFC 6455 section 5.2)."""
+        size = len(payload)
+        length = bytes([size]) if size < 126 else bytes([126]) + size.to_bytes(2, "big")
+        self.wfile.write(bytes([0x80 | opcode]) + length + payload)
+        self.wfile.flush()
+
+    def _read(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.rfile.read(n - len(data))
+            if not chunk:
+                raise ConnectionError("the client closed the connection")
+            data += chunk
+        return data
+
+    def _until_closed(self) -> None:
+        """Read the client's frames (masked, RFC 6455 section 5.3) until its Close, answered with a Close (section
+        5.5.1); or until the test is over."""
+        while not ExecApi.release.is_set():
+            if not select.select([self.connection], [], [], 0.2)[0]:
+                continue
+            head = self._read(2)
+            size = head[1] & 0x7F
+            if size >= 126:
+                size = int.from_bytes(self._read(2 if size == 126 else 8), "big")
+            mask = self._read(4)
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self._read(size)))
+            if head[0] & 0x0F == 0x8:
+                self._send(payload[:2], opcode=0x8)
+                return
+
+    def do_GET(self) -> None:
+        self.close_connection = True
+        ExecApi.commands.append(parse_qs(urlparse(self.path).query)["command"])
+        key = self.headers["Sec-WebSocket-Key"]
+        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.send_header("Sec-WebSocket-Protocol", self.headers["Sec-WebSocket-Protocol"])
+        self.end_headers()
+        self._send(b"\x01")
+        if ExecApi.hang:
+            self._send(b"\x01" + PING_HEADER)
+            self._until_closed()
+            return
+        self._send(b"\x01" + f"done\n{EXIT_MARKER}0\n".encode())
+        self._send(b'\x03{"metadata":{},"status":"Success"}')
+        self._send((1000).to_bytes(2, "big"), opcode=0x8)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def exec_api(tmp_path: Path) -> Iterator[KubeCluster]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ExecApi)
+    server.daemon_threads = True
+    ExecApi.hang, ExecApi.commands = True, []
+    ExecApi.release.clear()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{server.server_port}", {"token": "t"})
+    try:
+        yield KubeCluster(kubeconfig)
+    finally:
+        ExecApi.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def bounded(fn: Any, seconds: float) -> Any:
+    """fn() in a thread, given `seconds` to return: an exec that ignores its timeout fails the test, not hangs it."""
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(fn)
+        try:
+            return future.result(timeout=seconds)
+        except FuturesTimeout:
+            ExecApi.release.set()  # end the stream: the thread can finish
+            raise AssertionError(f"still running after {seconds}s") from None
+
+
+def test_exec_reads_output_and_exit_code_over_the_websocket(exec_api: KubeCluster) -> None:
+    """The double answers as the API does: the client's own exec reads it to the end (what the test below relies on)."""
+    ExecApi.hang = False
+    result = bounded(lambda: exec_api.exec("ns", "p", ["true"], timeout=10), 15)
+    assert (result.exit_code, result.stdout, result.timed_out) == (0, "done\n", False)
+    assert ExecApi.commands[0][:2] == ["sh", "-c"]
+
+
+def test_exec_of_a_command_that_hangs_ends_at_its_timeout(exec_api: KubeCluster) -> None:
+    start = time.monotonic()
+    result = bounded(lambda: exec_api.exec("ns", "p", ["ping", "198.18.0.2"], timeout=2), 12)
+    elapsed = time.monotonic() - start
+    assert 2 <= elapsed < 4, elapsed  # its timeout, and at most one more read of 1 s
+    assert result.timed_out and result.exit_code is None
+    assert result.stdout == PING_HEADER.decode() and "(timed out)" in result.stderr
+
+
+def test_a_probe_whose_command_hangs_ends_at_the_exec_timeout_with_that_reason(exec_api: KubeCluster) -> None:
+    """Not "the exit code was lost" (a transient failure, retried: four times the timeout): one attempt, failed,
+    saying it timed out."""
+    params = Parameters(probe_timeout=1, retry_delay=0.1)
+    ctx = RunContext(exec_api, params, "run", "ns")
+    src = PodInfo("p", "client", "node-0", "198.18.0.1", "10.0.0.1")
+    timeout = params.probe_timeout * 4 + 5  # what actions gives the exec of a probe
+    start = time.monotonic()
+    result = bounded(lambda: execute(ctx, "connectivity", actions.ping(ctx, src, "q", "198.18.0.2")), 4 * timeout)
+    assert time.monotonic() - start < timeout + 3
+    assert (result.status, result.attempts) == (Status.FAIL, 1), result.detail
+    assert result.detail == f"ping did not finish within {timeout}s: its exec was ended at the timeout"
+    assert result.data["exec"]["stdout"] == PING_HEADER.decode()
 
 
 # -- real sockets on 127.0.0.1: a refused port, a listener that never answers, an API that hangs ------------------

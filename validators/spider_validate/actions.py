@@ -15,12 +15,20 @@ from spider_validate.model import Action, Outcome
 OUTPUT_LIMIT = 2000  # characters of a probe's stdout and stderr kept in the result (their ends)
 
 
+class ExecTimedOut(Exception):
+    """The probe's command had not ended when its exec timed out: the probe ends there, with that reason (not
+    retried: a command that outlived its own timeouts would hang again)."""
+
+
 def _exec(ctx: RunContext, pod: PodInfo, command: list[str], record: dict[str, Any]) -> tuple[int | None, str, str]:
     record["command"] = f"kubectl exec -n {ctx.namespace} {pod.name} -- {shlex.join(command)}"
-    result = ctx.cluster.exec(ctx.namespace, pod.name, command, timeout=ctx.params.probe_timeout * 4 + 5)
+    timeout = ctx.params.probe_timeout * 4 + 5
+    result = ctx.cluster.exec(ctx.namespace, pod.name, command, timeout=timeout)
     record.update(
         exit_code=result.exit_code, stdout=result.stdout[-OUTPUT_LIMIT:], stderr=result.stderr[-OUTPUT_LIMIT:]
     )
+    if result.timed_out:
+        raise ExecTimedOut(f"{command[0]} did not finish within {timeout}s: its exec was ended at the timeout")
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -29,7 +37,10 @@ def _recorded(run: Callable[[dict[str, Any]], Outcome]) -> Callable[[], Outcome]
 
     def call() -> Outcome:
         record: dict[str, Any] = {}
-        outcome = run(record)
+        try:
+            outcome = run(record)
+        except ExecTimedOut as exc:
+            outcome = Outcome(False, str(exc))
         return dataclasses.replace(outcome, data={**outcome.data, "exec": record}) if record else outcome
 
     return call

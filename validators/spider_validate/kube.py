@@ -56,6 +56,7 @@ class ExecResult:
     exit_code: int | None  # None: the command's exit status was lost
     stdout: str
     stderr: str
+    timed_out: bool = False  # the command had not ended at the exec's timeout: it was left, its status unknown
 
 
 class Cluster(Protocol):
@@ -357,7 +358,7 @@ class KubeCluster:
         resp.close()
         status = None if timed_out else resp.returncode
         code, stdout = unwrap_output("".join(out), status)
-        return ExecResult(code, stdout, "".join(err) + ("\n(timed out)" if timed_out else ""))
+        return ExecResult(code, stdout, "".join(err) + ("\n(timed out)" if timed_out else ""), timed_out)
 
     def logs(self, namespace: str, pod: str) -> str:
         return str(
