@@ -221,6 +221,20 @@ B: list[tuple[str, str, str, str, list[str]]] = [
         ],
     ),
     (
+        "watch keeps the probe pod of a node that left or is not ready",
+        "watch.py",
+        "            if node not in nodes or ended:",
+        "            if ended:",
+        [T + "validator/test_watch_lab.py::test_metrics_move_the_right_way_within_one_interval_of_each_fault"],
+    ),
+    (
+        "watch leaves a resolved finding kind at its last count",
+        "watch.py",
+        "        for kind in self.kinds:",
+        "        for kind in counts:",
+        [T + "validator/test_watch_lab.py::test_metrics_move_the_right_way_within_one_interval_of_each_fault"],
+    ),
+    (
         "kubeconfig keeps an existing file's mode",
         "cli.py",
         '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)\n        os.replace(tmp, path)',

@@ -5,6 +5,7 @@ an API error, a node that stops being ready), and SIGTERM removes everything it 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import signal
@@ -250,6 +251,7 @@ def test_metrics_move_the_right_way_within_one_interval_of_each_fault(lab: LabCl
     set_ready(lab, "lab-node-1", False)
     try:
         s = running.after_next_cycle()
+        assert [p["metadata"]["name"] for p in lab.list("Pod", NS) if p["spec"]["nodeName"] == "lab-node-1"] == []
         assert value(s, "spider_validate_watch_nodes") == 1
         assert value(s, "spider_validate_probe_success", **pair01) is None
         assert value(s, "spider_validate_probes_total", **pair10, result="success") is None
@@ -260,6 +262,13 @@ def test_metrics_move_the_right_way_within_one_interval_of_each_fault(lab: LabCl
     s = running.after_next_cycle()
     assert value(s, "spider_validate_watch_nodes") == 2
     assert value(s, "spider_validate_audit_findings", kind="leak") == 1  # the leak stays until someone fixes it
+
+    # the leaked record reclaimed (Spiderpool's garbage collector, or an administrator): its kind goes back to 0,
+    # not absent, so that the alert on it resolves
+    (leaked,) = json.loads((lab.get("SpiderIPPool", "watch-leak") or {})["status"]["allocatedIPs"])
+    with lab.store.lock:
+        lab.ipam._drop("watch-leak", leaked)
+    assert value(running.after_next_cycle(), "spider_validate_audit_findings", kind="leak") == 0
 
     # what the chart's RBAC grants is exactly what it called (the websocket `get` of exec and the `get` after a
     # lost create's 409 are the two calls the double does not make)
