@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from spider_validate.suites import rdma as rdma_suite
+from spider_validate import discovery
 
 from cdk import userdata
 from cdk.constructs import iam
@@ -291,8 +291,9 @@ def test_soft_roce_pods_get_rxe0_on_every_softroce_worker(clusters: Any) -> None
     assert spec["hostNetwork"] is True, "helm install --wait waits for it before the hooks create the pod network"
     placed = {n.name for n in nodes if scheduling.schedulable(spec, n)}
     assert placed == {n.name for n in nodes if n.labels["spiderpool-rdma/rdma"] == "softroce"} != set()
-    resources = generic_device_plugin.advertised(spec["containers"][0]["args"], RXE_NODE_DEV)
-    devices = resources[rdma_suite.SHARED_RESOURCE]
-    assert len(devices) == 100 and all(d == ["/dev/infiniband/uverbs0", "/dev/infiniband/rdma_cm"] for d in devices)
-    assert generic_device_plugin.advertised(spec["containers"][0]["args"], [])[rdma_suite.SHARED_RESOURCE] == []
+    args = spec["containers"][0]["args"]
+    devices = generic_device_plugin.advertised(args, RXE_NODE_DEV)[discovery.SOFTROCE_RESOURCE]
+    assert len(devices) == 100, "one device per pod that may share rxe0, each its own ID"
+    assert {tuple(d.host_paths) for d in devices} == {("/dev/infiniband/uverbs0", "/dev/infiniband/rdma_cm")}
+    assert generic_device_plugin.advertised(args, [])[discovery.SOFTROCE_RESOURCE] == []
     assert not [o for o in objs if o["kind"] == "DaemonSet" and "rdma-shared-device-plugin" in o["metadata"]["name"]]

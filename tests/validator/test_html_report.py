@@ -292,12 +292,12 @@ def rdma_result() -> dict[str, Any]:
         [{"metadata": {"name": n, "labels": {linerate.INSTANCE_TYPE_LABEL: t}}} for n, t in nodes.items()]
     )
     actions = []
-    for fixture, mode, device, client, server in [
-        ("mb-sec.txt", "efa", "rdmap0s6", ("efa-client", "node-efa-0"), ("efa-server", "node-efa-1")),
-        ("softroce-mb-sec.txt", "shared", "rxe0", ("rxe-client", "node-rxe-0"), ("rxe-server", "node-rxe-1")),
+    for fixture, mode, client, server in [
+        ("mb-sec.txt", "efa", ("efa-client", "node-efa-0"), ("efa-server", "node-efa-1")),
+        ("softroce-mb-sec.txt", "softroce", ("rxe-client", "node-rxe-0"), ("rxe-server", "node-rxe-1")),
     ]:
         rate = min(n["line_rate_gbps"] for n in env_nodes if n["name"] in {client[1], server[1]})
-        threshold, how = rdma.required_gbps(rate, mode, device)
+        threshold, how = rdma.required_gbps(rate, mode)
         outcome = rdma.judge(rdma_probes.parse_perftest((PERFTEST / fixture).read_text()), threshold, how)
         status = Status.PASS if outcome.ok else Status.FAIL
         actions.append(

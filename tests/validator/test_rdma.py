@@ -112,6 +112,8 @@ def test_devices_from_ibv_devices() -> None:
     [
         ({"vpc.amazonaws.com/efa": "1", "cpu": "36"}, ("efa", "vpc.amazonaws.com/efa")),
         ({"spidernet.io/hca_shared_devices": "100"}, ("shared", "spidernet.io/hca_shared_devices")),
+        # the chart's Soft-RoCE plugin: its own name (the shared plugin's is no device type for it), never "sriov"
+        ({"spidernet.io/softroce": "100"}, ("softroce", "spidernet.io/softroce")),
         ({"spidernet.io/sriov_rdma": "8"}, ("sriov", "spidernet.io/sriov_rdma")),
         ({"cpu": "2", "vpc.amazonaws.com/efa": "0"}, ("none", "")),
     ],
@@ -210,15 +212,15 @@ def test_the_validator_never_imports_cdk() -> None:
         ("mb-sec.txt", 50.0, "efa", "rdmap16s27", True, "needs 40.00 (0.8 x 50 Gb/s"),  # 50.6 Gb/s measured
         ("mb-sec.txt", 100.0, "sriov", "mlx5_0", False, "needs 80.00 (0.8 x 100 Gb/s"),
         ("mb-sec.txt", 100.0, "shared", "mlx5_0", True, "needs 50.00 (0.5 x 100 Gb/s"),
-        ("softroce-mb-sec.txt", 12.5, "shared", "rxe0", True, "needs 0.62 (0.05 x 12.5 Gb/s"),  # 0.925 Gb/s
-        ("softroce-mb-sec.txt", 25.0, "shared", "rxe0", False, "needs 1.25 (0.05 x 25 Gb/s"),
+        ("softroce-mb-sec.txt", 12.5, "softroce", "rxe0", True, "needs 0.62 (0.05 x 12.5 Gb/s"),  # 0.925 Gb/s
+        ("softroce-mb-sec.txt", 25.0, "softroce", "rxe0", False, "needs 1.25 (0.05 x 25 Gb/s"),
     ],
 )
 def test_bandwidth_is_judged_against_a_fraction_of_the_line_rate(
     fixture: str, rate: float, mode: str, device: str, passes: bool, needs: str
 ) -> None:
     bw = rdma_probes.parse_perftest((FIXTURES / fixture).read_text())
-    threshold, how = rdma.required_gbps(rate, mode, device)
+    threshold, how = rdma.required_gbps(rate, mode)
     outcome = rdma.judge(bw, threshold, how)
     assert outcome.ok is passes and needs in outcome.detail
     assert outcome.data["min_gbps"] == pytest.approx(threshold, abs=1e-3)

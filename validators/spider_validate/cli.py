@@ -242,7 +242,7 @@ def placement_options(fn: Callable[..., None]) -> Callable[..., None]:
 @click.option("--pool", help="Let the ipam suite allocate from this existing pool instead of its own.")
 @click.option(
     "--rdma-mode",
-    type=click.Choice(["auto", "efa", "shared", "sriov", "none"]),
+    type=click.Choice(["auto", "efa", "shared", "sriov", "softroce", "none"]),
     default="auto",
     show_default=True,
     help="RDMA mode; auto detects it from the nodes' allocatable resources.",

@@ -19,7 +19,11 @@ if TYPE_CHECKING:
     from spider_validate.context import RunContext
 
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
-SHARED_RESOURCE = "spidernet.io/hca_shared_devices"
+SHARED_RESOURCE = "spidernet.io/hca_shared_devices"  # Spiderpool's RDMA shared device plugin (RoCE NICs)
+SOFTROCE_RESOURCE = "spidernet.io/softroce"  # the chart's generic device plugin (templates/softroce-device-plugin.yaml)
+#: mode -> the resource a pod of that mode requests (SR-IOV's is the policy's own name, found on the nodes)
+RESOURCES: dict[RdmaMode, str] = {"efa": EFA_RESOURCE, "shared": SHARED_RESOURCE, "softroce": SOFTROCE_RESOURCE}
+SRIOV_DEFAULT = "spidernet.io/sriov_rdma"  # the chart's sriov.resourceName
 NO_NODE = "no ready, schedulable node matches --node-selector/--nodes"
 
 
@@ -96,11 +100,11 @@ def detect_mode(nodes: list[dict[str, Any]]) -> tuple[RdmaMode, str]:
     def has(res: str) -> bool:
         return any(str(a.get(res, "0")) not in {"0", ""} for a in allocatable)
 
-    if has(EFA_RESOURCE):
-        return "efa", EFA_RESOURCE
-    if has(SHARED_RESOURCE):
-        return "shared", SHARED_RESOURCE
-    sriov = sorted({r for a in allocatable for r in a if r.startswith("spidernet.io/") and r != SHARED_RESOURCE})
+    for mode, resource in RESOURCES.items():
+        if has(resource):
+            return mode, resource
+    known = set(RESOURCES.values())
+    sriov = sorted({r for a in allocatable for r in a if r.startswith("spidernet.io/") and r not in known})
     if sriov:
         return "sriov", sriov[0]
     return "none", ""
@@ -116,7 +120,7 @@ def rdma_mode(ctx: RunContext, nodes: list[dict[str, Any]]) -> tuple[RdmaMode, s
             "pass --rdma-mode to force one"
         )
     if mode != detected:
-        resource = {"efa": EFA_RESOURCE, "shared": SHARED_RESOURCE}.get(mode, resource or "spidernet.io/sriov_rdma")
+        resource = RESOURCES.get(mode, resource or SRIOV_DEFAULT)
     return mode, resource
 
 

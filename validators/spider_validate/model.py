@@ -34,8 +34,9 @@ PodSecurity = Literal["baseline", "privileged"]
 Requirement = Literal["rdma", "statefulset", "line-rate"]
 # What discovery finds: what tests may require, and the network and nodes that every test but preflight needs.
 Fact = Literal[Requirement, "network", "nodes"]
-# How the test nodes offer RDMA (discovery.Facts): EFA, a shared HCA, SR-IOV virtual functions, or not at all.
-RdmaMode = Literal["efa", "shared", "sriov", "none"]
+# How the test nodes offer RDMA (discovery.Facts): EFA, a shared HCA, SR-IOV virtual functions, Soft-RoCE (rxe0,
+# which serves the node's address only: its pods run on the host network), or not at all.
+RdmaMode = Literal["efa", "shared", "sriov", "softroce", "none"]
 # What an action runs: an API read, a command in a pod (ping, curl, perftest), a perf figure (iperf3, sockperf).
 Probe = Literal["api", "ping", "http", "rdma", "throughput", "latency"]
 

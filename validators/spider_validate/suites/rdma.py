@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from spider_validate import manifests, rdma_fabric, rdma_probes
 from spider_validate.context import PodInfo, RunContext
-from spider_validate.discovery import EFA_RESOURCE, SHARED_RESOURCE
+from spider_validate.discovery import EFA_RESOURCE, RESOURCES, SRIOV_DEFAULT
 from spider_validate.model import Outcome, Test
 
 if TYPE_CHECKING:
     from spider_validate.runner import Steps
 
 SUITE = "rdma"
-FRACTION = {"efa": 0.8, "sriov": 0.8, "shared": 0.5}  # of the line rate; Soft-RoCE (rxe) is CPU-bound: 0.05
-SOFTROCE_FRACTION = 0.05
+FRACTION = {"efa": 0.8, "sriov": 0.8, "shared": 0.5, "softroce": 0.05}  # of the line rate; rxe is CPU-bound
 
 
 def rdma_pod(ctx: RunContext, name: str, node: str, mode: str, resource: str | None) -> dict[str, Any]:
@@ -87,9 +86,9 @@ def device_outcome(pod: str, resource: str, want: bool, code: int | None, output
     return Outcome(True, f"{pod} sees none (isolated)")
 
 
-def required_gbps(rate: float, mode: str, device: str) -> tuple[float, str]:
+def required_gbps(rate: float, mode: str) -> tuple[float, str]:
     """The bandwidth to reach: a fraction of the line rate, small for Soft-RoCE (rxe is CPU-bound)."""
-    fraction = SOFTROCE_FRACTION if device.startswith("rxe") else FRACTION[mode]
+    fraction = FRACTION[mode]
     return rate * fraction, f"{fraction:g} x {rate:g} Gb/s"
 
 
@@ -159,7 +158,7 @@ def bandwidth(ctx: RunContext, t: Steps) -> None:
         if min_gbps is not None:
             threshold, how = min_gbps, "--rdma-min-gbps"
         else:
-            threshold, how = required_gbps(rate, mode, dev)
+            threshold, how = required_gbps(rate, mode)
             how = f"{how}, {source}"
         cmd = ["timeout", str(deadline), *rdma_probes.write_bw_command(mode, dev, gid, port, seconds, pods[server].ip)]
         _code, out, err = _exec(ctx, client, shlex.join(cmd), deadline + 10)
@@ -187,7 +186,7 @@ def objects(ctx: RunContext) -> list[dict[str, Any]]:
     """The pods an RDMA test creates (EFA's, the fullest: a device, IPC_LOCK, hugepages), for `manifests`."""
     node = ctx.nodes[0]
     mode, resource = (ctx.params.rdma_mode, "") if ctx.params.rdma_mode != "auto" else ("efa", EFA_RESOURCE)
-    resource = resource or {"efa": EFA_RESOURCE, "shared": SHARED_RESOURCE}.get(mode, "spidernet.io/sriov_rdma")
+    resource = resource or RESOURCES.get(mode, SRIOV_DEFAULT)
     return [rdma_pod(ctx, "rdma-with", node, mode, resource), rdma_pod(ctx, "rdma-without", node, mode, None)]
 
 

@@ -1,0 +1,109 @@
+"""The models of third-party components the chart configures pass their upstream's own test cases (copied as data
+under tests/fixtures/upstream/, each file citing its source), and refuse what upstream refuses, with its message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.upstream import generic_device_plugin as gdp
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
+
+
+def _cases(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return data
+
+
+PATH_TEST = _cases("generic-device-plugin-path-test.json")["cases"]
+
+
+@pytest.mark.parametrize("case", PATH_TEST, ids=[c["name"] for c in PATH_TEST])
+def test_generic_device_plugin_discovery_passes_upstreams_path_test(case: dict[str, Any]) -> None:
+    """deviceplugin/path_test.go TestDiscoverPaths: Default(), then discoverPath on the case's file system; the test
+    compares each device's container and host paths, in order."""
+    spec = json.loads(json.dumps(case["ds"]))
+    gdp._default(spec)
+    devices = gdp.discover(spec, ["/" + f for f in case["fs"]])
+    got = [{"specs": [[c, h] for h, c, _ in d.specs], "mounts": [[c, h] for h, c, _ in d.mounts]} for d in devices]
+    assert [{k: v for k, v in d.items() if v} for d in got] == case["out"]
+
+
+@pytest.mark.parametrize(("pattern", "name", "matched", "bad"), _cases("go-path-match-test.json")["cases"])
+def test_glob_is_gos_path_match(pattern: str, name: str, matched: bool, bad: bool) -> None:
+    """The plugin globs with Go's io/fs Glob, whose rule is path.Match (`*` never crosses `/`): Go's own cases."""
+    if bad:
+        with pytest.raises(gdp.BadPattern):
+            gdp.match(pattern, name)
+    else:
+        assert gdp.match(pattern, name) is matched
+
+
+def test_domain_is_checked_with_apimachinerys_dns1123_subdomain_rule() -> None:
+    data = _cases("apimachinery-dns1123-subdomain-test.json")
+    assert [v for v in data["good"] if not gdp.is_dns1123_subdomain(v)] == []
+    assert [v for v in data["bad"] if gdp.is_dns1123_subdomain(v)] == []
+
+
+def _device(name: str = "softroce", **group: Any) -> str:
+    return json.dumps({"name": name, "groups": [group or {"paths": [{"path": "/dev/infiniband/uverbs*"}]}]})
+
+
+ARGS = ["--domain", "spidernet.io", "--listen", ":5790", "--device"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        # main.go:99-101: the name Spiderpool's shared device plugin uses is no device type for this plugin
+        ([*ARGS, _device("hca_shared_devices")], 1, "failed to parse device 'hca_shared_devices'; device type must"),
+        ([*ARGS, _device("x")], 1, "device type must match"),  # two characters at least
+        ([*ARGS, _device(" rxe ")], None, ""),  # trimmed first
+        (["--domain", "Spidernet.io", "--device", _device()], 1, "failed to parse domain 'Spidernet.io'"),
+        ([*ARGS[:-1], "--log-level", "verbose", "--device", _device()], 1, "log level verbose unknown"),
+        ([*ARGS, _device(paths=[{"path": "/dev/x"}], usb=[{"vendor": "1a86"}])], 1, "cannot define both path and usb"),
+        ([*ARGS, _device(usb=[{"vendor": "zz"}])], 1, 'malformed device data "zz"'),
+        ([*ARGS, _device(count=-1, paths=[{"path": "/dev/x"}])], 1, "failed to parse device"),
+        ([*ARGS, _device(count="10", paths=[{"path": "/dev/x"}])], 1, "of type uint"),
+        ([*ARGS, ""], 2, "nil pointer dereference"),  # YAML null: a nil *DeviceSpec meets Default()
+        ([*ARGS, json.dumps({"name": "a1", "groups": [None]})], 2, "nil pointer dereference"),
+        (ARGS[:-1], 1, "at least one device must be specified"),
+        ([*ARGS[:-1], "--devices", _device()], 2, "unknown flag: --devices"),
+        (ARGS, 2, "flag needs an argument: --device"),
+        (["--listen", "5790", "--device", _device()], 1, "failed to listen on 5790"),
+    ],
+)
+def test_generic_device_plugin_start_up_rules(args: list[str], code: int | None, message: str) -> None:
+    """main.go's checks in its order, each with the message the plugin prints before it exits."""
+    if code is None:
+        assert gdp.configure(args).devices[0]["name"] == "spidernet.io/rxe"
+        return
+    with pytest.raises(gdp.PluginExit) as exc:
+        gdp.configure(args)
+    assert exc.value.code == code and message in str(exc.value)
+
+
+def test_generic_device_plugin_environment_and_case_rules() -> None:
+    """viper's AutomaticEnv fills a flag not given; encoding/json matches keys case-insensitively, ignores others."""
+    config = gdp.configure(["--device", _device()], {"DOMAIN": "example.com", "LOG_LEVEL": "debug"})
+    assert config.devices[0]["name"] == "example.com/softroce"
+    spec = json.dumps({"NAME": "fuse", "Groups": [{"COUNT": 10, "paths": [{"PATH": "/dev/fuse"}], "other": 1}]})
+    (devices,) = gdp.advertised([*ARGS, spec], ["/dev/fuse"]).values()
+    assert len(devices) == 10 and devices[0].specs == (("/dev/fuse", "/dev/fuse", "mrw"),)
+
+
+def test_generic_device_plugin_discovery_rules() -> None:
+    """limit repeats a path's matches up to the longest list; a relative pattern or a malformed glob fails discovery
+    (path.go, absolute/fs.go); one ID is one device (generic.go refreshDevices)."""
+    group = [{"path": "/dev/a*"}, {"path": "/dev/shared", "limit": 10}]
+    (devices,) = gdp.advertised([*ARGS, _device(paths=group)], ["/dev/a0", "/dev/a1", "/dev/shared"]).values()
+    assert [d.host_paths for d in devices] == [["/dev/a0", "/dev/shared"], ["/dev/a1", "/dev/shared"]]
+    for bad in ("dev/a*", "/dev/[a"):
+        with pytest.raises(gdp.BadPattern):
+            gdp.advertised([*ARGS, _device(paths=[{"path": bad}])], ["/dev/a0"])
+    twice = json.dumps({"name": "dup", "groups": [{"paths": [{"path": "/dev/a0"}]}] * 2})
+    assert len(gdp.advertised([*ARGS, twice], ["/dev/a0"])["spidernet.io/dup"]) == 1
