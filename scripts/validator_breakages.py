@@ -235,6 +235,16 @@ B: list[tuple[str, str, str, str, list[str]]] = [
         [T + "validator/test_watch_lab.py::test_metrics_move_the_right_way_within_one_interval_of_each_fault"],
     ),
     (
+        "perf throughput verdict reads the tolerance as the share the pods need",
+        "suites/perf.py",
+        "need, ratio = host_gbps * (1 - tolerance),",
+        "need, ratio = host_gbps * tolerance,",
+        [
+            T
+            + "validator/test_perf_probes.py::test_the_throughput_verdict_is_pods_reach_one_minus_the_tolerance_of_the_host"
+        ],
+    ),
+    (
         "kubeconfig keeps an existing file's mode",
         "cli.py",
         '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)\n        os.replace(tmp, path)',

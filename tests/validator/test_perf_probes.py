@@ -36,6 +36,19 @@ def test_iperf3_error_is_its_own_message() -> None:
         perf_probes.parse_iperf3("sh: iperf3: not found\n")
 
 
+@pytest.mark.parametrize(("share", "passes"), [(1.005, True), (1.0, True), (0.995, False), (0.5, False)])
+def test_the_throughput_verdict_is_pods_reach_one_minus_the_tolerance_of_the_host(share: float, passes: bool) -> None:
+    """At the default tolerance, near its boundary: the pods at (1 - tolerance) of the host's 10 Gb/s pass, half a
+    percent less fails (the lab runs with a tolerance so wide that a wrong reading of the formula passes there too)."""
+    tolerance = Parameters().perf_tolerance
+    need = 10.0 * (1 - tolerance)
+    outcome = perf.throughput_verdict(need * share, 10.0, tolerance, "measured", {})
+    assert outcome.ok is passes, outcome.detail
+    assert outcome.data["min_gbps"] == round(need, 3) and outcome.data["tolerance"] == tolerance
+    # one decimal: a pod at 89.6 % of the host's does not read "90% ... (needs 90%)" beside FAIL
+    assert outcome.detail.endswith(f"{share * need / 10:.1%} of the host's 10.00 Gb/s (needs {1 - tolerance:.0%})")
+
+
 def test_sockperf_percentiles_despite_its_colours() -> None:
     lat = perf_probes.parse_sockperf((FIXTURES / "sockperf-ping-pong.txt").read_text())
     assert (lat.p50_us, lat.p90_us, lat.p99_us, lat.avg_us) == (7.516, 8.106, 25.758, 12.726)

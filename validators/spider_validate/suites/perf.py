@@ -173,14 +173,19 @@ def throughput(ctx: RunContext, t: Steps) -> None:
         summary = f"{tp.gbps:.2f} Gb/s with {tp.streams} streams over {tp.seconds:.0f}s"
         if host is None:
             return tp, Outcome(True, f"host to host: {summary}", data=data)
-        need, ratio = host.gbps * (1 - tolerance), tp.gbps / host.gbps if host.gbps else 0.0
-        data |= {"host_gbps": round(host.gbps, 3), "ratio": round(ratio, 3), "min_gbps": round(need, 3)}
-        data["tolerance"] = tolerance
-        verdict = f"pod to pod: {summary}, {ratio:.0%} of the host's {host.gbps:.2f} Gb/s (needs {1 - tolerance:.0%})"
-        return tp, Outcome(tp.gbps >= need, verdict, data=data)
+        return tp, throughput_verdict(tp.gbps, host.gbps, tolerance, summary, data)
 
     host = _measured(t, "throughput", paths["host"], partial(measure, "host", None))
     _measured(t, "throughput", paths["pod"], partial(measure, "pod", host))
+
+
+def throughput_verdict(gbps: float, host_gbps: float, tolerance: float, summary: str, data: dict[str, Any]) -> Outcome:
+    """The pods pass when they reach (1 - tolerance) of the host's throughput on the same nodes."""
+    need, ratio = host_gbps * (1 - tolerance), gbps / host_gbps if host_gbps else 0.0
+    data = data | {"host_gbps": round(host_gbps, 3), "ratio": round(ratio, 3), "min_gbps": round(need, 3)}
+    data["tolerance"] = tolerance
+    verdict = f"pod to pod: {summary}, {ratio:.1%} of the host's {host_gbps:.2f} Gb/s (needs {1 - tolerance:.0%})"
+    return Outcome(gbps >= need, verdict, data=data)
 
 
 def _measured(t: Steps, figure: Figure, path: Path, measure: Callable[[], tuple[T, Outcome] | Outcome]) -> T:
