@@ -35,6 +35,13 @@ B: list[tuple[str, str, str, str, list[str]]] = [
         [T + "validator/test_validate_lab.py::test_cli_end_to_end_to_a_failing_probe_exit_code_junit_and_json"],
     ),
     (
+        "JUnit reports a skipped test as passed",
+        "report.py",
+        "            case.add_skipped_info(message=message)",
+        "            pass",
+        [T + "validator/test_validate_lab.py::test_a_skipped_test_is_skipped_in_junit_never_passed"],
+    ),
+    (
         "JSON passed ignoring errors (model)",
         "model.py",
         "all(t.status in {Status.PASS, Status.SKIP} for t in self.tests)",

@@ -329,6 +329,23 @@ def test_cli_end_to_end_to_a_failing_probe_exit_code_junit_and_json(lab: LabClus
     assert Path(data["diagnostics"], "summary.txt").exists()
 
 
+def test_a_skipped_test_is_skipped_in_junit_never_passed(lab: LabCluster, tmp_path: Path) -> None:
+    """CI reads the JUnit file: a test that did not run (the double has no RDMA) is a testcase with `<skipped>` and
+    its reason, counted in the suite's `skipped`; a testcase without a child would count as passed."""
+    junit = tmp_path / "junit.xml"
+    outcome = invoke(lab, ["run", "--test", "rdma/", "--junit-file", str(junit)], tmp_path / "diag")
+    assert outcome.exit_code == 0, outcome.output
+    (suite,) = [s for s in ET.parse(junit).iter("testsuite") if s.get("name") == "spider-validate.rdma"]
+    cases = list(suite.iter("testcase"))
+    assert len(cases) == len([t for t in all_tests() if t.suite == "rdma"]) and int(suite.get("skipped", 0)) == len(
+        cases
+    )
+    for case in cases:
+        skipped = case.find("skipped")
+        assert skipped is not None, ET.tostring(case)
+        assert "no RDMA resource on the test nodes" in (skipped.get("message") or "")
+
+
 def test_an_error_is_not_a_pass_in_the_exit_code_or_the_json(lab: LabCluster, tmp_path: Path) -> None:
     lab.faults.lose_exit_code = 1000  # every probe's exit code is lost: retried, then an error, never a pass
     outcome = invoke(lab, ["run", "-o", "json", "--test", "connectivity/pod-to-node"], tmp_path / "diag")
