@@ -252,6 +252,13 @@ B: list[tuple[str, str, str, str, list[str]]] = [
         ],
     ),
     (
+        "ping loss read without its decimals (33.3333% as 3333%)",
+        "probes.py",
+        '_LOSS = re.compile(r"([\\d.]+)% packet loss")',
+        '_LOSS = re.compile(r"(\\d+)% packet loss")',
+        [T + "validator/test_probes.py::test_iputils_ping_loss_with_decimals_is_a_percentage"],
+    ),
+    (
         "kubeconfig keeps an existing file's mode",
         "cli.py",
         '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)\n        os.replace(tmp, path)',

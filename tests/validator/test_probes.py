@@ -72,6 +72,17 @@ def test_ping_success(pair: Pair, ping: str) -> None:
     assert stats.rtt_avg_ms is not None and stats.rtt_avg_ms > 0
 
 
+def test_iputils_ping_loss_with_decimals_is_a_percentage(pair: Pair) -> None:
+    """One reply of three lost: iputils prints `33.3333% packet loss` (ping/ping_common.c, finish:
+    `", %g%% packet loss"`), read as 33.3 %, not 3333 % (the digits after the point)."""
+    pair.drop_in_b("icmp type echo-request numgen inc mod 3 0 drop")
+    out = pair.run(*probes.ping_command(B_IP, count=3)).stdout
+    assert "33.3333% packet loss" in out, out
+    stats = probes.parse_ping(out)
+    assert stats is not None and (stats.transmitted, stats.received) == (3, 2)
+    assert stats.loss_percent == pytest.approx(100 / 3, abs=0.001)
+
+
 def test_iputils_ping_partial_loss(pair: Pair) -> None:
     pair.drop_in_b("icmp type echo-request numgen inc mod 2 0 drop")
     stats = probes.parse_ping(pair.run(*probes.ping_command(B_IP, count=4)).stdout)
