@@ -235,7 +235,7 @@ class Ipam:
             if stateful and self.stateful_set_ips() and self.wanted(meta["namespace"], meta["name"]):
                 return  # kept for the pod recreated under this name (pkg/ipam/release.go:111-122)
             if pod.pool and meta["name"] not in self.store.faults.leak_on_delete:
-                self._drop(pod.pool, pod.ip)
+                self._drop(pod.pool, pod.ip, stale_count=self.store.faults.stale_count_on_release)
             self.store.remove("SpiderEndpoint", meta["name"], meta["namespace"])
 
     def collect(self, namespace: str) -> None:
@@ -253,14 +253,18 @@ class Ipam:
                     self._drop(status["current"]["ips"][0]["ipv4Pool"], stateful_ip(ep))
                     self.store.remove("SpiderEndpoint", meta["name"], namespace)
 
-    def _drop(self, pool_name: str, ip: str) -> None:
-        """An address's record removed from its pool (if the pool is still there)."""
+    def _drop(self, pool_name: str, ip: str, stale_count: bool = False) -> None:
+        """An address's record removed from its pool (if the pool is still there); with `stale_count`, the fault,
+        its allocatedIPCount left as it was."""
         pool = self.store.find("SpiderIPPool", pool_name)
         if pool:
+            count = pool["status"].get("allocatedIPCount", 0)
             used = allocated_ips(pool)
             used.pop(ip, None)
             pool["status"]["allocatedIPs"] = json.dumps(used)
             self.refresh_pool(pool_name)
+            if stale_count:
+                pool["status"]["allocatedIPCount"] = count
 
     def refresh_pool(self, name: str) -> None:
         """The pool's status counts from its spec and allocatedIPs, as Spiderpool's controller keeps them."""

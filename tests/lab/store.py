@@ -41,6 +41,7 @@ class Faults:
     wrong_uid_for: set[str] = field(default_factory=set)  # pod names recorded in allocatedIPs under another UID
     overcommit_for: set[str] = field(default_factory=set)  # pod names that run on an address past a full pool
     stale_count: bool = False  # allocatedIPCount not updated when an address is allocated
+    stale_count_on_release: bool = False  # allocatedIPCount not updated when a deleted pod's address is released
     readdress_stateful: bool = False  # a recreated StatefulSet pod gets a new address, its kept one released
     # pod name -> called with (lab, namespace) just before that pod shows Running: pods started before it
     # are up, and the runner has not seen the run ready yet. Where tests break the data path.

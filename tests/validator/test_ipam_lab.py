@@ -116,6 +116,13 @@ def test_with_a_users_pool_exhaustion_is_not_attempted(lab: LabCluster, tmp_path
 IPAM_FAULTS: list[tuple[str, dict[str, Any], str, str, str]] = [
     ("stale-count", {"stale_count": True}, "allocate", "check allocation", "allocatedIPCount is 0, expected 1"),
     ("other-uid", {"wrong_uid_for": {"allocate-0"}}, "allocate", "check allocation", "not uid"),
+    (  # the address is gone from allocatedIPs, the count still has it: not released yet
+        "stale-count-on-release",
+        {"stale_count_on_release": True},
+        "release",
+        "wait for 1 release(s)",
+        "allocatedIPCount is 1, was 0 before the test",
+    ),
     (
         "runs-over-capacity",
         {"overcommit_for": {"exhaustion-extra"}},
