@@ -1,11 +1,12 @@
 # ruff: noqa: E501 - the table holds exact lines of code
-"""Issue 12's "tests that would not fail today": apply each deliberate breakage to the validator, run the tests
-that must catch it, and restore the file (also on failure). Prints CAUGHT or MISSED per breakage.
+"""Issue 12's and issue 24's "tests that would not fail today": apply each deliberate breakage to the validator, run
+the tests that must catch it, and restore the file (also on failure). Prints CAUGHT or MISSED per breakage.
 
-    .venv/bin/python scripts/validator_breakages.py          # all (about 5 minutes: most run on the lab double)
+    .venv/bin/python scripts/validator_breakages.py          # all (about 8 minutes: most run on the lab double)
     .venv/bin/python scripts/validator_breakages.py 3 12     # some, by index
 
 It edits validators/spider_validate/ in place while a breakage's tests run: do not run it beside other work there.
+scripts/infra_breakages.py does the same for cdk/ and bootstrap/ with `run`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 V = REPO / "validators" / "spider_validate"
 T = "tests/"
+Breakage = tuple[str, str, str, str, list[str]]
 # (what breaks, file, exact text, broken text, tests that must fail)
-B: list[tuple[str, str, str, str, list[str]]] = [
+B: list[Breakage] = [
     (
         "run exits 0 when probes fail",
         "cli.py",
@@ -275,12 +277,13 @@ B: list[tuple[str, str, str, str, list[str]]] = [
 ]
 
 
-def main(only: list[str]) -> int:
+def run(table: list[Breakage], base: Path, only: list[str]) -> int:
+    """Each breakage of `table` (files relative to `base`) in turn, or those whose index is in `only`."""
     missed = []
-    for i, (what, rel, old, new, tests) in enumerate(B):
+    for i, (what, rel, old, new, tests) in enumerate(table):
         if only and str(i) not in only:
             continue
-        path = V / rel
+        path = base / rel
         original = path.read_text()
         assert original.count(old) == 1, f"{what}: the text to break is not in {rel} exactly once"
         path.write_text(original.replace(old, new))
@@ -306,4 +309,4 @@ def main(only: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run(B, V, sys.argv[1:]))

@@ -1,18 +1,23 @@
-"""Whether a node role's identity policies allow an action on a resource, as IAM evaluates Allow statements.
+"""Whether a node role's identity policies allow an action on a resource in a request context, as IAM decides.
 
 From the IAM user guide: "Policy evaluation logic" (reference_policies_evaluation-logic.html: an action is allowed
-only when an Allow statement matches and nothing denies it; these roles have no Deny), "IAM JSON policy elements:
-Action" (action names are case-insensitive, `*` matches any characters) and "Resource" (ARNs case-sensitive, `*`
-and `?` wildcards within the ARN). Conditions are not evaluated: a statement with a Condition counts as allowing,
-the conservative reading for a test that asks what a role can reach. Managed policies are read from AWS's
-published documents (MANAGED), so an attachment counts with what it really allows.
+only when an Allow statement matches and no Deny statement does), "IAM JSON policy elements: Action" (action names
+are case-insensitive, `*` matches any characters), "Resource" (ARNs case-sensitive, `*` and `?` wildcards within
+the ARN), "Condition operators" (reference_policies_elements_condition_operators.html) and "Conditions with multiple
+context keys or values" (reference_policies_multi-value-conditions.html): every operator of a Condition block and
+every key under an operator must hold; the values of one key are ORed, NORed for a negated operator; a key absent
+from the request fails the condition, except for a negated operator, `...IfExists` and `Null`. The string, ARN,
+Bool, Null, `...IfExists` and `ForAllValues:`/`ForAnyValue:` operators are evaluated (tests/cdk/test_iam_model.py
+holds the guide's own examples); any other operator, a policy variable, NotAction or NotResource is refused
+(NotImplementedError) rather than guessed. Managed policies are read from AWS's published documents (MANAGED), so
+an attachment counts with what it really allows.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 ACCOUNT = "123456789012"
@@ -75,6 +80,15 @@ def _as_list(v: str | list[str]) -> list[str]:
     return [v] if isinstance(v, str) else v
 
 
+def resource_arn(stack: dict[str, Any], region: str, rtype: str, name: str) -> str:
+    """The ARN AWS gives the stack's resource `rtype.name` (a KMS key's id stands for itself: its Terraform name)."""
+    if rtype == "aws_ssm_parameter":
+        return f"arn:aws:ssm:{region}:{ACCOUNT}:parameter{stack['resource'][rtype][name]['name']}"
+    if rtype == "aws_kms_key":
+        return f"arn:aws:kms:{region}:{ACCOUNT}:key/{name}"
+    raise AssertionError(f"no ARN rule for {rtype}")
+
+
 def resolve(stack: dict[str, Any], region: str, text: str) -> str:
     """Replace the Terraform references the policies use by the values AWS would give them."""
 
@@ -83,12 +97,8 @@ def resolve(stack: dict[str, Any], region: str, text: str) -> str:
         if parts[0] == "data":
             return {"partition": "aws", "account_id": ACCOUNT}[parts[-1]]
         rtype, name, attr = parts
-        body = stack["resource"][rtype][name]
-        if rtype == "aws_ssm_parameter" and attr == "arn":
-            return f"arn:aws:ssm:{region}:{ACCOUNT}:parameter{body['name']}"
-        if rtype == "aws_kms_key" and attr == "arn":
-            return f"arn:aws:kms:{region}:{ACCOUNT}:key/{name}"
-        raise AssertionError(f"unresolved reference {match.group(0)}")
+        assert attr == "arn", f"unresolved reference {match.group(0)}"
+        return resource_arn(stack, region, rtype, name)
 
     return _REF.sub(value, text)
 
@@ -108,13 +118,103 @@ def role_policies(stack: dict[str, Any], region: str, role: str) -> list[dict[st
     return docs
 
 
-def allows(policies: list[dict[str, Any]], action: str, resource: str) -> bool:
-    for doc in policies:
-        for st in doc["Statement"]:
-            if st["Effect"] != "Allow":
-                continue
-            if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in _as_list(st["Action"])):
-                continue
-            if any(fnmatch.fnmatchcase(resource, r) for r in _as_list(st["Resource"])):
-                return True
-    return False
+#: A request's condition keys: a single value, or the values of a multivalued key (for the set operators).
+Context = Mapping[str, str | list[str]]
+
+
+def like(pattern: str, value: str) -> bool:
+    """IAM's wildcards: `*` any run of characters, `?` any one; nothing else is special (unlike fnmatch's `[...]`)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.DOTALL) is not None
+
+
+def arn_like(pattern: str, value: str) -> bool:
+    """ArnLike and ArnEquals: "each of the six colon-delimited components of the ARN is checked separately"."""
+    wanted, got = pattern.split(":", 5), value.split(":", 5)
+    return len(wanted) == len(got) == 6 and all(like(w, g) for w, g in zip(wanted, got, strict=True))
+
+
+#: The operators that match (the guide's tables), and each negated one with the operator it negates.
+MATCH: dict[str, Callable[[str, str], bool]] = {
+    "StringEquals": lambda p, v: p == v,
+    "StringEqualsIgnoreCase": lambda p, v: p.lower() == v.lower(),
+    "StringLike": like,
+    "ArnEquals": arn_like,
+    "ArnLike": arn_like,
+    "Bool": lambda p, v: p.lower() == v.lower(),
+}
+NEGATED = {
+    "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+    "StringNotLike": "StringLike",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+}
+
+
+def _text(value: object) -> str:
+    """A condition value as IAM reads it: JSON's true/false are the strings "true"/"false"."""
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def condition_holds(operator: str, key: str, policy_values: object, context: Context) -> bool:
+    """One operator's test of one context key against the policy's values for it."""
+    qualifier, _, op = operator.rpartition(":")
+    wanted = [_text(v) for v in (policy_values if isinstance(policy_values, list) else [policy_values])]
+    if any("${" in w for w in wanted):
+        raise NotImplementedError(f"policy variables ({operator} {key}) are not evaluated by tests/iam_model.py")
+    if_exists = op.endswith("IfExists")
+    op = op.removesuffix("IfExists")
+    present = key in context
+    if op == "Null":  # true: the key is absent; false: it is present
+        return any((not present) == (w.lower() == "true") for w in wanted)
+    negated = op in NEGATED
+    match = MATCH.get(NEGATED.get(op, op))
+    if match is None or qualifier not in {"", "ForAllValues", "ForAnyValue"}:
+        raise NotImplementedError(f"{operator} is not evaluated by tests/iam_model.py")
+    if if_exists and not present:
+        return True
+
+    def hit(value: str) -> bool:  # OR over the policy's values; NOR for a negated operator
+        found = any(match(w, value) for w in wanted)
+        return not found if negated else found
+
+    values = context.get(key)
+    if qualifier:  # a multivalued key; absent, it is an empty set
+        request = [] if values is None else [values] if isinstance(values, str) else values
+        return all(map(hit, request)) if qualifier == "ForAllValues" else any(map(hit, request))
+    if values is None:
+        return negated
+    assert isinstance(values, str), f"{key} has several values: a set operator (ForAllValues:, ForAnyValue:) tests it"
+    return hit(values)
+
+
+def conditions_hold(block: dict[str, dict[str, object]], context: Context) -> bool:
+    """A statement's Condition block: every operator, and every key under it, must hold."""
+    return all(
+        condition_holds(operator, key, values, context)
+        for operator, keys in block.items()
+        for key, values in keys.items()
+    )
+
+
+def _matches(st: dict[str, Any], action: str, resource: str, context: Context) -> bool:
+    if "NotAction" in st or "NotResource" in st:
+        raise NotImplementedError("NotAction and NotResource are not evaluated by tests/iam_model.py")
+    return (
+        any(like(a.lower(), action.lower()) for a in _as_list(st["Action"]))
+        and any(like(r, resource) for r in _as_list(st["Resource"]))
+        and conditions_hold(st.get("Condition", {}), context)
+    )
+
+
+def allows(policies: list[dict[str, Any]], action: str, resource: str, context: Context | None = None) -> bool:
+    """Whether the policies allow `action` on `resource` in a request with `context` (by default one that carries
+    no condition key: a call made directly, not through another service)."""
+    every = [
+        st
+        for doc in policies
+        for st in (doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]])
+    ]
+    statements = [st for st in every if _matches(st, action, resource, context or {})]
+    return any(st["Effect"] == "Allow" for st in statements) and not any(st["Effect"] == "Deny" for st in statements)

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, SHARED, VARIANTS, Synthesized
-from tests.iam_model import ACCOUNT, MANAGED, allows, role_policies
+from tests.iam_model import ACCOUNT, MANAGED, allows, resource_arn, role_policies
 
 pytestmark = pytest.mark.synth
 
@@ -84,3 +84,29 @@ def test_efa_workers_pull_the_device_plugin_image_and_nothing_else(variant: Synt
         assert not allows(worker, action, "arn:aws:ecr:us-west-2:602401143452:repository/eks/coredns")
     cp = role_policies(variant.stack, variant.config.region, "control-plane")
     assert not allows(cp, "ecr:BatchGetImage", repository_arn(EFA_IMAGE))
+
+
+#: The key's uses by SSM for a SecureString (standard tier: Encrypt, Decrypt; advanced: GenerateDataKey, Decrypt,
+#: "How AWS Systems Manager Parameter Store uses AWS KMS", systems-manager-parameter-store.html) and others it grants.
+KMS_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:CreateGrant"]
+
+
+@pytest.mark.parametrize("role", ["control-plane", "worker"])
+def test_the_cluster_key_is_usable_only_through_ssm(variant: Synthesized, role: str) -> None:
+    """kms:ViaService is the endpoint of the service that calls KMS on the principal's behalf (AWS KMS developer
+    guide, conditions-kms.html, "kms:ViaService"): with SSM's, the node reads (and a control plane writes) its
+    parameters; a direct call (no such key) or one through another service is refused: a node's credentials alone
+    cannot decrypt what the key protects."""
+    policies = role_policies(variant.stack, variant.config.region, role)
+    region = variant.config.region
+    (key,) = variant.resources("aws_kms_key")
+    key_arn = resource_arn(variant.stack, region, "aws_kms_key", key)
+    ssm = {"kms:ViaService": f"ssm.{region}.amazonaws.com"}
+    writes = role == "control-plane"
+    assert allows(policies, "kms:Decrypt", key_arn, ssm)
+    assert (
+        allows(policies, "kms:Encrypt", key_arn, ssm) == allows(policies, "kms:GenerateDataKey", key_arn, ssm) == writes
+    )
+    others = [{"kms:ViaService": f"{service}.{region}.amazonaws.com"} for service in ("secretsmanager", "s3")]
+    for context in [{}, *others]:
+        assert [a for a in KMS_ACTIONS if allows(policies, a, key_arn, context)] == [], context
