@@ -212,8 +212,8 @@ B: list[Breakage] = [
     (
         "proof of fabric reads the receiver's traffic on the sender's device",
         "rdma_fabric.py",
-        "received = rdma_counters.delta(before[receiver], after[receiver])",
-        "received = rdma_counters.delta(before[sender], after[sender])",
+        "received = rdma_counters.delta(before[receiver], after[receiver], verb)",
+        "received = rdma_counters.delta(before[sender], after[sender], verb)",
         [
             T
             + "validator/test_rdma_fabric.py::test_the_senders_sent_and_the_receivers_received_counters_must_both_have_moved"

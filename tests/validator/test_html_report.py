@@ -283,8 +283,8 @@ def rdma_result() -> dict[str, Any]:
     """Two bandwidth measurements judged by the rdma suite's own functions on published perftest outputs (the
     fixtures its parsers are tested on): the double has no RDMA, so no run can measure one here."""
     nodes = {
-        "node-efa-0": "c5n.18xlarge",
-        "node-efa-1": "c5n.18xlarge",
+        "node-efa-0": "c6in.32xlarge",
+        "node-efa-1": "c6in.32xlarge",
         "node-rxe-0": "m7i.xlarge",
         "node-rxe-1": "m7i.xlarge",
     }
@@ -343,8 +343,8 @@ def test_bandwidth_against_threshold_and_line_rate(tmp_path: Path, browser: Brow
     rows = browser.evaluate(
         "[...document.querySelectorAll('#bandwidth table tr')].slice(1).map(r => [...r.cells].map(c => c.innerText))"
     )
-    # published output: 6033.76 MB/sec average = 50.61 Gb/s, against 0.8 x 100 Gb/s (c5n.18xlarge, EFA)
-    assert rows[0] == ["efa-client → efa-server", "RDMA", "FAIL", "50.61", "50.62", "80.00", "100"]
+    # published output: 6033.76 MB/sec average = 50.61 Gb/s, against 0.4 x 200 Gb/s (c6in.32xlarge, EFA, one QP)
+    assert rows[0] == ["efa-client → efa-server", "RDMA", "FAIL", "50.61", "50.62", "80.00", "200"]
     # Soft-RoCE: 110.28 MB/sec = 0.93 Gb/s, against 0.05 x 1.562 Gb/s (m7i.xlarge)
     assert rows[1] == ["rxe-client → rxe-server", "RDMA", "PASS", "0.93", "0.93", "0.08", "1.562"]
     first = browser.evaluate("document.querySelector('#fix-first li').innerText")

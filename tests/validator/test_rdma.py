@@ -3,6 +3,7 @@ suite creates, and its behaviour on the double (which has no RDMA: this kernel h
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from importlib.resources import files
@@ -14,7 +15,7 @@ import pytest
 from spider_validate import discovery, linerate, rdma_probes
 from spider_validate.context import RunContext
 from spider_validate.manifests import Network
-from spider_validate.model import Status
+from spider_validate.model import RdmaMode, Status
 from spider_validate.params import Parameters
 from spider_validate.runner import Runner
 from spider_validate.suites import all_tests, rdma
@@ -23,6 +24,20 @@ from tests.lab.cluster import LabCluster
 from tests.lab.fixtures import assert_nothing_left
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "perftest"
+RDMA_IMAGE = {"rdma": "registry.example/spiderpool-rdma/rdma-tools:1"}  # the double runs no image
+
+
+def forced(tmp_path: Path, test: str, **extra: Any) -> Parameters:
+    """Parameters forcing the shared mode on the double, which has no RDMA (nor does this kernel), with an image."""
+    return Parameters(
+        tests=(test,),
+        rdma_mode="shared",
+        image_overrides=RDMA_IMAGE,
+        diagnostics_dir=str(tmp_path),
+        probe_timeout=2,
+        retry_delay=0.1,
+        **extra,
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,43 +74,113 @@ def test_the_local_perftest_prints_the_no_device_failure_we_parse() -> None:
         rdma_probes.parse_perftest(proc.stdout + proc.stderr)
 
 
-def sysfs(tmp_path: Path, dev: str, gids: dict[int, tuple[str, str]]) -> Path:
-    port = tmp_path / "class" / "infiniband" / dev / "ports" / "1"
-    (port / "gid_attrs" / "types").mkdir(parents=True)
-    (port / "gids").mkdir()
-    for index, (kind, gid) in gids.items():
-        (port / "gid_attrs" / "types" / str(index)).write_text(kind + "\n")
+MAC_GID = "fe80:0000:0000:0000:0250:56ff:fe8a:1b2c"  # the default GID: link-local from ens5's MAC (EUI-64)
+
+
+def rxe_tree(root: Path, node_ip: str, pods: list[str]) -> Path:
+    """/sys/class/infiniband/rxe0 as the kernel lays it out for rxe0 on ens5 in the shared RDMA netns mode: a table of
+    RXE_PORT_GID_TBL_LEN (1024, rxe_param.h) entries; entries 0 and 1 the default GID in each RoCE type
+    (cache.c gid_table_reserve_default); then each address of ens5 and of its upper devices (roce_gid_mgmt.c
+    is_eth_port_of_netdev_filter: ipvlan and macvlan slaves are upper devices, in whatever namespace) in the first
+    free slots, one entry per type, v1 first (update_gid's loop over the type mask); a pod's IPv6 link-local
+    address too. A free entry reads as zeros and its ndevs/types fail to read (sysfs.c): directories here."""
+    port = root / "class" / "infiniband" / "rxe0" / "ports" / "1"
+    for sub in ("gids", "gid_attrs/ndevs", "gid_attrs/types"):
+        (port / sub).mkdir(parents=True)
+    entries = [(MAC_GID, "ens5"), (rdma_probes.sysfs_gid(node_ip), "ens5")]
+    for i, ip in enumerate(pods):
+        entries.append((rdma_probes.sysfs_gid(ip), "eth0"))
+        if i % 2:
+            entries.append((MAC_GID, "eth0"))  # an ipvlan slave's link-local address: the parent's MAC
+    table = [(gid, ndev, kind) for gid, ndev in entries for kind in ("IB/RoCE v1", "RoCE v2")]
+    for index in range(1024):
+        gid, ndev, kind = table[index] if index < len(table) else ("0000:" * 7 + "0000", "", "")
         (port / "gids" / str(index)).write_text(gid + "\n")
-    return tmp_path
+        for sub, value in (("gid_attrs/ndevs", ndev), ("gid_attrs/types", kind)):
+            target = port / sub / str(index)
+            target.write_text(value + "\n") if value else target.mkdir()
+    return root
 
 
-def run_gid_script(root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["sh", "-c", rdma_probes.GID_SCRIPT],
-        env={"SYSFS": str(root), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
+def gid_table(root: Path) -> list[rdma_probes.Gid]:
+    """GID_TABLE_SCRIPT run for real (sh) on the tree, parsed as the suite parses it."""
+    env = {"SYSFS": str(root), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(["sh", "-c", rdma_probes.GID_TABLE_SCRIPT], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return rdma_probes.parse_gid_table(proc.stdout)
+
+
+NODE_IP = "10.42.15.128"
+PODS = [f"10.42.15.{n}" for n in range(130, 137)]  # seven pods' addresses: their v2 GIDs reach index 10 and beyond
+
+
+def test_each_pod_uses_the_gid_of_its_own_address_at_any_index(tmp_path: Path) -> None:
+    """The choice is by address: the node's GID (index 3) in host mode, a pod's at index 10 and beyond in pod mode
+    (a glob of gids/* sorts 10 before 2: the old script took another pod's address)."""
+    table = gid_table(rxe_tree(tmp_path, NODE_IP, PODS))
+    host = rdma.path_of("softroce", "rdma-server", "w0", NODE_IP, table, [])
+    assert isinstance(host, rdma.Path) and (host.gid.index, host.gid.ndev, host.gid.type) == (3, "ens5", "RoCE v2")
+    for ip in PODS:
+        pod = rdma.path_of("shared", "rdma-client", "w0", ip, table, [])
+        assert isinstance(pod, rdma.Path) and pod.gid.address == ip and pod.gid.type == "RoCE v2", ip
+    assert rdma.path_of("shared", "p", "w0", PODS[-1], table, []).gid.index >= 10  # type: ignore[union-attr]
+
+
+def test_no_gid_for_the_intended_address_fails_with_the_reason(tmp_path: Path) -> None:
+    table = gid_table(rxe_tree(tmp_path, NODE_IP, PODS[:2]))
+    missing = rdma.path_of("shared", "rdma-client", "w0", "10.42.15.200", table, [])
+    assert isinstance(missing, str)
+    assert "rdma-client: no RDMA device of the pod has a GID for 10.42.15.200" in missing
+    assert "rxe0 port 1 GID index 3 (10.42.15.128, RoCE v2, ens5)" in missing  # what it has instead, never used
+    v1_only = [g for g in table if g.type != "RoCE v2"]
+    assert "has no RoCE v2 GID, only rxe0 port 1 GID index 2" in str(
+        rdma.path_of("shared", "p", "w0", NODE_IP, v1_only, [])
     )
 
 
-def test_gid_script_finds_the_roce_v2_ipv4_gid_not_index_0(tmp_path: Path) -> None:
-    root = sysfs(
-        tmp_path,
-        "rxe0",
-        {
-            0: ("IB/RoCE v1", "fe80:0000:0000:0000:5054:00ff:fe12:3456"),
-            1: ("RoCE v2", "fe80:0000:0000:0000:5054:00ff:fe12:3456"),
-            2: ("IB/RoCE v1", "0000:0000:0000:0000:0000:ffff:0a2a:0f80"),
-            3: ("RoCE v2", "0000:0000:0000:0000:0000:ffff:0a2a:0f80"),
-        },
+def test_efa_uses_its_device_gid_index_0(tmp_path: Path) -> None:
+    """An EFA port: one GID, its address (not an IP's), no netdev and an IB type (cache.c: not a RoCE port)."""
+    port = tmp_path / "class" / "infiniband" / "rdmap16s27" / "ports" / "1"
+    (port / "gids").mkdir(parents=True)
+    (port / "gid_attrs" / "types").mkdir(parents=True)
+    (port / "gid_attrs" / "ndevs" / "0").mkdir(parents=True)
+    (port / "gids" / "0").write_text("fe80:0000:0000:0000:0039:beff:fe6e:0c23\n")
+    (port / "gid_attrs" / "types" / "0").write_text("IB/RoCE v1\n")
+    table = gid_table(tmp_path)
+    path = rdma.path_of("efa", "rdma-client", "w0", "10.0.0.5", table, ["rdmap16s27"])
+    assert isinstance(path, rdma.Path) and (path.gid.device, path.gid.index) == ("rdmap16s27", 0)
+    assert "no EFA device" in str(rdma.path_of("efa", "rdma-client", "w0", "10.0.0.5", table, ["mlx5_0"]))
+
+
+def perftest_client_output(local: str, remote: str) -> str:
+    """The connection lines ib_*_bw prints before its table (perftest_communication.c ctx_print_pingpong_data with
+    communication.h BASIC_ADDR_FMT, RDMA_FMT and PERF_GID_FMT: a GID as 16 decimal bytes)."""
+
+    def gid_line(address: str) -> str:
+        raw = bytes.fromhex(rdma_probes.sysfs_gid(address).replace(":", ""))
+        return " GID: " + ":".join(f"{b:02d}" for b in raw)
+
+    return (
+        " local address: LID 0000 QPN 0x0011 PSN 0x6e1f2b RKey 0x001234 VAddr 0x007f2a3c000000\n"
+        f"{gid_line(local)}\n"
+        " remote address: LID 0000 QPN 0x0012 PSN 0x1c0ffe RKey 0x005678 VAddr 0x007f11d0000000\n"
+        f"{gid_line(remote)}\n" + (FIXTURES / "mb-sec.txt").read_text()
     )
-    proc = run_gid_script(root)
-    assert proc.returncode == 0 and rdma_probes.parse_gid(proc.stdout) == ("rxe0", 3)
 
 
-def test_gid_script_fails_without_an_ipv4_roce_v2_gid(tmp_path: Path) -> None:
-    root = sysfs(tmp_path, "mlx5_0", {0: ("IB/RoCE v1", "fe80:0000:0000:0000:0000:0000:0000:0001")})
-    assert run_gid_script(root).returncode == 1
+def test_bandwidth_fails_when_perftest_used_another_gid(tmp_path: Path) -> None:
+    """perftest's own account of the GIDs it used must be the intended ones: the node's when a pod's was meant fails."""
+    table = gid_table(rxe_tree(tmp_path, NODE_IP, PODS))
+    client = rdma.path_of("shared", "rdma-client", "w0", PODS[5], table, [])
+    server = rdma.path_of("shared", "rdma-server", "w1", PODS[6], table, [])
+    assert isinstance(client, rdma.Path) and isinstance(server, rdma.Path)
+    assert rdma.used_the_paths(perftest_client_output(PODS[5], PODS[6]), client, server) == ""
+    wrong = rdma.used_the_paths(perftest_client_output(NODE_IP, PODS[6]), client, server)
+    assert wrong.startswith("perftest used local GID 0000:0000:0000:0000:0000:ffff:0a2a:0f80 instead of")
+    assert f"({PODS[5]})" in wrong
+    assert rdma.used_the_paths((FIXTURES / "mb-sec.txt").read_text(), client, server) == (
+        "perftest did not print the GIDs it used"
+    )
 
 
 def test_devices_from_ibv_devices() -> None:
@@ -122,19 +207,11 @@ def test_mode_detection(allocatable: dict[str, str], mode: tuple[str, str]) -> N
     assert discovery.detect_mode([{"status": {"allocatable": allocatable}}]) == mode
 
 
-def test_commands_per_mode() -> None:
-    efa = rdma_probes.write_bw_command("efa", "rdmap16s27", None, 20001, 5, "10.0.0.5")
-    assert efa[-1] == "10.0.0.5" and "-c" in efa and efa[efa.index("-c") + 1] == "SRD" and "-x" not in efa
-    rc = rdma_probes.write_bw_command("shared", "rxe0", 3, 20001, 5)
-    assert rc[rc.index("-x") + 1] == "3" and "-c" not in rc and "--report_gbits" in rc
-
-
-@pytest.mark.parametrize("mode", ["efa", "shared", "sriov"])
-def test_rdma_pods_request_what_rdma_needs_and_validate(mode: str) -> None:
+@pytest.mark.parametrize("mode", ["efa", "shared", "sriov", "softroce"])
+def test_rdma_pods_request_what_rdma_needs_and_validate(mode: RdmaMode) -> None:
     ctx = RunContext(cluster=None, params=Parameters(), run_id="r", namespace="ns")  # type: ignore[arg-type]
     ctx.network = Network("kube-system", "ipvlan-ens5", "default")
-    resources = {"efa": discovery.EFA_RESOURCE, "shared": discovery.SHARED_RESOURCE}
-    resource = resources.get(mode, "spidernet.io/sriov_rdma")
+    resource = discovery.RESOURCES.get(mode, discovery.SRIOV_DEFAULT)
     pod = rdma.rdma_pod(ctx, "p", "worker-0", mode, resource)
     kubernetes_validate.validate(pod, "1.33", strict=True)
     container: dict[str, Any] = pod["spec"]["containers"][0]
@@ -156,9 +233,7 @@ def test_on_the_double_rdma_is_skipped_with_the_reason(lab: LabCluster, tmp_path
 
 def test_forced_mode_on_the_double_reports_the_missing_device(lab: LabCluster, tmp_path: Path) -> None:
     """The double has no RDMA (nor does this kernel): forcing a mode must fail, naming what is missing."""
-    params = Parameters(
-        tests=("rdma/device",), rdma_mode="shared", diagnostics_dir=str(tmp_path), probe_timeout=2, retry_delay=0.1
-    )
+    params = forced(tmp_path, "rdma/device")
     result = Runner(lab, params, all_tests()).run()
     (test,) = [t for t in result.tests if t.id == "rdma/device"]
     assert test.status is Status.FAIL
@@ -207,17 +282,18 @@ def test_the_validator_never_imports_cdk() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fixture", "rate", "mode", "device", "passes", "needs"),
+    ("fixture", "rate", "mode", "passes", "needs"),
     [
-        ("mb-sec.txt", 50.0, "efa", "rdmap16s27", True, "needs 40.00 (0.8 x 50 Gb/s"),  # 50.6 Gb/s measured
-        ("mb-sec.txt", 100.0, "sriov", "mlx5_0", False, "needs 80.00 (0.8 x 100 Gb/s"),
-        ("mb-sec.txt", 100.0, "shared", "mlx5_0", True, "needs 50.00 (0.5 x 100 Gb/s"),
-        ("softroce-mb-sec.txt", 12.5, "softroce", "rxe0", True, "needs 0.62 (0.05 x 12.5 Gb/s"),  # 0.925 Gb/s
-        ("softroce-mb-sec.txt", 25.0, "softroce", "rxe0", False, "needs 1.25 (0.05 x 25 Gb/s"),
+        ("mb-sec.txt", 100.0, "efa", True, "needs 40.00 (0.4 x 100 Gb/s"),  # 50.6 Gb/s measured, one SRD QP
+        ("mb-sec.txt", 200.0, "efa", False, "needs 80.00 (0.4 x 200 Gb/s"),
+        ("mb-sec.txt", 100.0, "sriov", False, "needs 80.00 (0.8 x 100 Gb/s"),
+        ("mb-sec.txt", 100.0, "shared", True, "needs 50.00 (0.5 x 100 Gb/s"),
+        ("softroce-mb-sec.txt", 12.5, "softroce", True, "needs 0.62 (0.05 x 12.5 Gb/s"),  # 0.925 Gb/s
+        ("softroce-mb-sec.txt", 25.0, "softroce", False, "needs 1.25 (0.05 x 25 Gb/s"),
     ],
 )
 def test_bandwidth_is_judged_against_a_fraction_of_the_line_rate(
-    fixture: str, rate: float, mode: str, device: str, passes: bool, needs: str
+    fixture: str, rate: float, mode: str, passes: bool, needs: str
 ) -> None:
     bw = rdma_probes.parse_perftest((FIXTURES / fixture).read_text())
     threshold, how = rdma.required_gbps(rate, mode)
@@ -249,9 +325,7 @@ def test_device_and_isolation_outcomes(want: bool, output: str, ok: bool, detail
 
 def test_bandwidth_with_an_unknown_line_rate_skips_with_the_reason(lab: LabCluster, tmp_path: Path) -> None:
     """The double's nodes carry neither the rate label nor an instance type: no threshold, so no pass."""
-    params = Parameters(
-        tests=("rdma/bandwidth",), rdma_mode="shared", diagnostics_dir=str(tmp_path), probe_timeout=2, retry_delay=0.1
-    )
+    params = forced(tmp_path, "rdma/bandwidth")
     result = Runner(lab, params, all_tests()).run()
     (test,) = [t for t in result.tests if t.id == "rdma/bandwidth"]
     assert test.status is Status.SKIP and test.actions == []
@@ -281,17 +355,23 @@ def test_bandwidth_on_one_node_says_it_needs_two_before_any_missing_fact(lab: La
 def test_bandwidth_with_a_given_minimum_needs_no_line_rate(lab: LabCluster, tmp_path: Path) -> None:
     """--rdma-min-gbps is the threshold: the unknown line rate of the double's nodes does not skip the test, which
     runs until the double's missing device fails it."""
-    params = Parameters(
-        tests=("rdma/bandwidth",),
-        rdma_mode="shared",
-        rdma_min_gbps=1.0,
-        diagnostics_dir=str(tmp_path),
-        probe_timeout=2,
-        retry_delay=0.1,
-    )
+    params = forced(tmp_path, "rdma/bandwidth", rdma_min_gbps=1.0)
     result = Runner(lab, params, all_tests()).run()
     (test,) = [t for t in result.tests if t.id == "rdma/bandwidth"]
     assert test.status is Status.FAIL and "line rate" not in test.reason
-    assert [a.action for a in test.actions] == ["start 2 RDMA pod(s)", "RDMA device of rdma-server"]
-    assert "rdma-server: no RoCE v2 GID with an IPv4 address" in test.actions[-1].detail
+    assert [a.action for a in test.actions] == ["start 2 RDMA pod(s)", "RDMA path of rdma-server"]
+    (address,) = re.findall(r"rdma-server on \S+ \(([\d.]+)\)", test.actions[0].detail)  # its underlay address
+    assert f"rdma-server: no RDMA device of the pod has a GID for {address} (" in test.actions[-1].detail
+    assert_nothing_left(lab)
+
+
+def test_without_an_rdma_image_the_tests_are_skipped_saying_how_to_build_one(lab: LabCluster, tmp_path: Path) -> None:
+    """No published image has perftest with SRD, fi_pingpong and pyverbs: the image is a required value."""
+    params = Parameters(
+        tests=("rdma/",), rdma_mode="shared", diagnostics_dir=str(tmp_path), probe_timeout=2, retry_delay=0.1
+    )
+    result = Runner(lab, params, all_tests()).run()
+    tests = [t for t in result.tests if t.suite == "rdma"]
+    assert tests and all(t.status is Status.SKIP and t.reason == discovery.RDMA_IMAGE_MISSING for t in tests)
+    assert "scripts/build-rdma-tools-image.sh" in discovery.RDMA_IMAGE_MISSING
     assert_nothing_left(lab)

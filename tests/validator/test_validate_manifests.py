@@ -46,10 +46,11 @@ def test_images_and_list_commands() -> None:
     out = CliRunner().invoke(cli.main, ["images", "--image", "client=registry.local/tools:1"])
     assert out.output.splitlines() == [
         "docker.io/nicolaka/netshoot:v0.14",
-        "ghcr.io/spidernet-io/rdma-tools:v12.5.7",
         "registry.k8s.io/e2e-test-images/agnhost:2.53",
         "registry.local/tools:1",
-    ]
+    ]  # no RDMA image without --image rdma=REF: it has no default (none published has what the tests need)
+    rdma = CliRunner().invoke(cli.main, ["images", "--image", "rdma=registry.local/rdma-tools:1"]).output
+    assert "registry.local/rdma-tools:1" in rdma.splitlines()
     listing = CliRunner().invoke(cli.main, ["list"]).output
     assert "connectivity/pod-to-pod-cross-node" in listing and "apps/http-identity" in listing
 

@@ -134,6 +134,22 @@ class RunContext:
         self.pods.update(sorted(started.items()))
         return started
 
+    def wait_host_pods(self, names: list[str]) -> dict[str, str]:
+        """hostNetwork pods have no underlay address (Multus leaves them alone): ready, and their podIP (the node's)."""
+        deadline = time.monotonic() + self.params.pod_ready_timeout
+        ips: dict[str, str] = {}
+        while len(ips) < len(names):
+            if time.monotonic() > deadline or self.stop.is_set():
+                raise SetupError(f"hostNetwork pods not ready within {self.params.pod_ready_timeout:.0f}s")
+            for name in set(names) - set(ips):
+                status = (self.cluster.get("Pod", name, self.namespace) or {}).get("status", {})
+                conditions = status.get("conditions", [])
+                ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+                if status.get("phase") == "Running" and ready and status.get("podIP"):
+                    ips[name] = status["podIP"]
+            time.sleep(0.2)
+        return ips
+
     def wait_pods(self, names: list[str], report_stuck: bool = True) -> dict[str, PodInfo]:
         """Watch the run's pods until all are running and ready with their underlay address. A pod stuck (its
         image, or a warning past stuck_after) is reported early unless `report_stuck` is off: a pod may be meant

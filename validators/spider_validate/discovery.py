@@ -25,6 +25,10 @@ SOFTROCE_RESOURCE = "spidernet.io/softroce"  # the chart's generic device plugin
 RESOURCES: dict[RdmaMode, str] = {"efa": EFA_RESOURCE, "shared": SHARED_RESOURCE, "softroce": SOFTROCE_RESOURCE}
 SRIOV_DEFAULT = "spidernet.io/sriov_rdma"  # the chart's sriov.resourceName
 NO_NODE = "no ready, schedulable node matches --node-selector/--nodes"
+RDMA_IMAGE_MISSING = (
+    "no RDMA tools image: pass --image rdma=REF, an image with perftest built with SRD, fi_pingpong and "
+    "python3-pyverbs (scripts/build-rdma-tools-image.sh builds one; Spiderpool's rdma-tools has no fi_pingpong)"
+)
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,8 @@ def discover(ctx: RunContext, needs: set[Fact]) -> Facts:
             missing["line-rate"] = rate
         else:
             facts["line_rate"] = rate
+    if "rdma-image" in needs and not ctx.params.image("rdma"):
+        missing["rdma-image"] = RDMA_IMAGE_MISSING
     if "statefulset" in needs:
         try:
             enabled = ctx.api(lambda: statefulset_enabled(ctx))

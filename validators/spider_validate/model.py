@@ -30,8 +30,9 @@ class Status(StrEnum):
 # refuses added capabilities beyond the runtime's defaults (IPC_LOCK for RDMA) and hostNetwork.
 PodSecurity = Literal["baseline", "privileged"]
 # A fact of the cluster a test needs (discovery.Facts); without it the test is skipped before any pod is created.
-# "line-rate" is the line rate of the first two test nodes, needed only without --rdma-min-gbps.
-Requirement = Literal["rdma", "statefulset", "line-rate"]
+# "line-rate" is the line rate of the first two test nodes, needed only without --rdma-min-gbps; "rdma-image" the
+# RDMA tools image, which has no default (--image rdma=REF: scripts/build-rdma-tools-image.sh builds one).
+Requirement = Literal["rdma", "statefulset", "line-rate", "rdma-image"]
 # What discovery finds: what tests may require, and the network and nodes that every test but preflight needs.
 Fact = Literal[Requirement, "network", "nodes"]
 # How the test nodes offer RDMA (discovery.Facts): EFA, a shared HCA, SR-IOV virtual functions, Soft-RoCE (rxe0,

@@ -11,7 +11,9 @@ from spider_validate.model import RdmaMode
 DEFAULT_IMAGES = {
     "client": "docker.io/nicolaka/netshoot:v0.14",  # sh, ping, curl
     "server": "registry.k8s.io/e2e-test-images/agnhost:2.53",  # `netexec` answers /hostname
-    "rdma": "ghcr.io/spidernet-io/rdma-tools:v12.5.7",  # perftest, rdma-core, iproute2 (Spiderpool's own)
+    # perftest built with SRD, fi_pingpong, python3-pyverbs, iproute2: none is published (Spiderpool's rdma-tools has
+    # no libfabric): required, --image rdma=REF; scripts/build-rdma-tools-image.sh builds one
+    "rdma": "",
     "perf": "docker.io/nicolaka/netshoot:v0.14",  # iperf3 and ss (its Dockerfile); no sockperf: see perf/latency
 }
 RUN_LABEL = "spider-validate/run"
@@ -54,12 +56,13 @@ class Parameters:
 
     def image(self, name: str) -> str:
         ref = self.image_overrides.get(name, DEFAULT_IMAGES[name])
-        if self.image_registry and name not in self.image_overrides:
+        if self.image_registry and ref and name not in self.image_overrides:
             ref = f"{self.image_registry.rstrip('/')}/{ref.split('/', 1)[1]}"
         return ref
 
     def images(self) -> dict[str, str]:
-        return {name: self.image(name) for name in DEFAULT_IMAGES}
+        """The images the run uses; the RDMA image only when given (it has no default)."""
+        return {name: ref for name in DEFAULT_IMAGES if (ref := self.image(name))}
 
     def selects(self, test_id: str) -> bool:
         """--test REGEX includes (any), --test !REGEX excludes; no include means all."""

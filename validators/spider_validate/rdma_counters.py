@@ -20,6 +20,14 @@ PAIRS = (
     ("counters", "port_xmit_data", "port_rcv_data", 4),  # PMA: octets / 4
     ("hw_counters", "sent_pkts", "rcvd_pkts", 0),  # rxe
 )
+# EFA's counters of one verb (efa_verbs.c EFA_DEFINE_PORT_STATS, efa_admin_cmds_defs.h efa_admin_messages_stats,
+# rdma_read_stats, rdma_write_stats): (data sender's, data receiver's). Checked before the port totals above, so the
+# proof counts the verb perftest ran: a read's data leaves the responder (read_resp) and arrives at the requester.
+VERB_PAIRS = {
+    "send": ("hw_counters", "send_bytes", "recv_bytes", 1),
+    "write": ("hw_counters", "rdma_write_bytes", "rdma_write_recv_bytes", 1),
+    "read": ("hw_counters", "rdma_read_resp_bytes", "rdma_read_bytes", 1),
+}
 MAX_PAYLOAD = 4096  # the largest IB MTU: a packet carries at most this much (IBTA path MTU 4096)
 FRACTION = 0.5  # the device must have carried at least half of what the tool reports
 
@@ -60,9 +68,10 @@ class Traffic:
         return count if self.unit == "bytes" else count * MAX_PAYLOAD
 
 
-def delta(before: dict[str, int], after: dict[str, int]) -> Traffic | None:
-    """The traffic between two readings from the first counter pair the driver has; None when it has none."""
-    for directory, tx, rx, scale in PAIRS:
+def delta(before: dict[str, int], after: dict[str, int], verb: str = "") -> Traffic | None:
+    """The traffic between two readings from the first counter pair the driver has (the verb's own first); None when
+    it has none."""
+    for directory, tx, rx, scale in ((VERB_PAIRS[verb],) if verb in VERB_PAIRS else ()) + PAIRS:
         keys = (f"{directory}/{tx}", f"{directory}/{rx}")
         if all(k in before and k in after for k in keys):
             sent, received = (after[k] - before[k] for k in keys)

@@ -1,5 +1,5 @@
-"""The rdma/bandwidth test's proof of fabric: the devices' traffic counters on both nodes before and after
-ib_write_bw, which must account for the bytes it reports; on EFA, a latency figure from libfabric's fi_pingpong."""
+"""The rdma/bandwidth test's proof of fabric: the devices' traffic counters on both nodes before and after the
+perftest run, which must account for the bytes it reports; on EFA, a latency figure from libfabric's fi_pingpong."""
 
 from __future__ import annotations
 
@@ -39,16 +39,18 @@ def proof(
     before: Readings,
     bw: Bandwidth,
     seconds: int,
+    verb: str = "",
 ) -> Outcome:
-    """The sender's device sent and the receiver's received what ib_write_bw reports (a fallback to TCP does not)."""
+    """The data sender's device sent and the receiver's received what perftest reports, counted by the verb's own
+    counters where the driver has them (a fallback to TCP moves none)."""
     after: Readings = {}
     for pod in (sender, receiver):
         counters = _read(ctx, pod, devices[pod])
         if isinstance(counters, str):
             return Outcome(False, counters)
         after[pod] = counters
-    sent = rdma_counters.delta(before[sender], after[sender])
-    received = rdma_counters.delta(before[receiver], after[receiver])
+    sent = rdma_counters.delta(before[sender], after[sender], verb)
+    received = rdma_counters.delta(before[receiver], after[receiver], verb)
     if sent is None or received is None:
         known = ", ".join(sorted(after[sender]))[:200]
         return Outcome(False, f"no traffic counter this driver is known to have ({known})")

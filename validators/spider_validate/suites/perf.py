@@ -15,7 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from spider_validate import manifests, perf_probes
-from spider_validate.context import RunContext, SetupError
+from spider_validate.context import RunContext
 from spider_validate.model import Outcome, Skip, Test
 
 if TYPE_CHECKING:
@@ -71,29 +71,13 @@ def _exec(ctx: RunContext, pod: str, command: list[str] | str, timeout: float) -
     return r.exit_code, r.stdout, r.stderr
 
 
-def _wait_host_pods(ctx: RunContext, names: list[str]) -> dict[str, str]:
-    """hostNetwork pods have no underlay address (Multus leaves them alone): ready, and their podIP (the node's)."""
-    deadline = time.monotonic() + ctx.params.pod_ready_timeout
-    ips: dict[str, str] = {}
-    while len(ips) < len(names):
-        if time.monotonic() > deadline or ctx.stop.is_set():
-            raise SetupError(f"hostNetwork pods not ready within {ctx.params.pod_ready_timeout:.0f}s")
-        for name in set(names) - set(ips):
-            status = (ctx.cluster.get("Pod", name, ctx.namespace) or {}).get("status", {})
-            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
-            if status.get("phase") == "Running" and ready and status.get("podIP"):
-                ips[name] = status["podIP"]
-        time.sleep(0.2)
-    return ips
-
-
 def _start(ctx: RunContext, t: Steps, test: str, tool: str) -> dict[str, Path]:
     """Create the test's pods and wait for them; Skip (the test, not a pass) when the perf image lacks `tool`."""
 
     def run() -> tuple[dict[str, Path], Outcome]:
         specs = objects(test, ctx)
         pods = ctx.start_pods(specs)
-        host_ips = _wait_host_pods(ctx, [s["metadata"]["name"] for s in specs if s["spec"].get("hostNetwork")])
+        host_ips = ctx.wait_host_pods([s["metadata"]["name"] for s in specs if s["spec"].get("hostNetwork")])
         ips = {"pod": {n: p.ip for n, p in pods.items()}, "host": host_ips}
         paths = {kind: dataclasses.replace(p, ip=ips[p.kind][p.server]) for kind, p in _paths(test).items()}
         if _exec(ctx, paths["pod"].client, f"command -v {tool}", 10)[0] != 0:
