@@ -25,6 +25,9 @@ main() {
     return 0
   fi
   log "bootstrap of ${SPR_NODE_NAME} (${SPR_ROLE}, rdma ${SPR_RDMA}) starts"
+  # One deadline for this run's waiting on the first control plane (the version it records, the join command) and
+  # retrying a join; a restart of the unit starts a new one.
+  SPR_JOIN_DEADLINE=$(($(date +%s) + SPR_JOIN_TIMEOUT))
   SPR_STEP=underlay-interface underlay_interface
   SPR_STEP=guard-pod-addresses guard_pod_addresses
   step apt-settings apt_settings

@@ -1,41 +1,88 @@
 # shellcheck shell=bash
-# The first control plane: kubeadm init (no CNI: the umbrella chart installs Spiderpool), then it
-# publishes the join commands and the admin kubeconfig as SecureStrings under the cluster's SSM path.
+# What every control plane does, control-plane-0 and those that join: record the cluster's Kubernetes version, keep
+# the worker join command fresh, publish the control-plane join credentials only while control planes are missing
+# and withdraw them once all have joined, publish the admin kubeconfig. Everything is published as SecureStrings
+# under the cluster's SSM path (lib.sh, ssm_put); refresh-join.sh runs refresh_join_credentials hourly.
 
 ADMIN_CONF="${SPR_ROOT}/etc/kubernetes/admin.conf"
 
-INIT_CONFIG="${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-init.yaml"
-
-# kubeadm writes admin.conf early (its kubeconfig phase precedes wait-control-plane), so only this step's marker
-# says init completed. Reaching here means it did not: whatever an earlier attempt left is reset first.
-kubeadm_init() {
+# record_kubernetes_version: publish the installed kubeadm's exact version (vX.Y.Z) as the cluster's: every node that
+# joins later installs exactly it (common.sh, kubernetes_packages). An upgrade records its new version the same way.
+record_kubernetes_version() {
   local version
-  # Pin kubernetesVersion to the installed kubeadm's: left out, kubeadm looks up "stable-1" on dl.k8s.io.
   version="$(kubeadm version -o short)"
-  [[ "${version}" =~ ^v${SPR_K8S_MINOR//./\\.}\.[0-9]+$ ]] || die "kubeadm ${version} is not a ${SPR_K8S_MINOR} release"
-  sed -i "s/^kubernetesVersion: .*/kubernetesVersion: \"${version}\"/" "${INIT_CONFIG}"
-  if [[ -e "${ADMIN_CONF}" || -e "${SPR_ROOT}/etc/kubernetes/manifests/kube-apiserver.yaml" ]]; then
-    log "an earlier kubeadm init did not complete: resetting before running it again"
-    kubeadm reset --force
-  fi
-  kubeadm init --config "${INIT_CONFIG}" --upload-certs
+  [[ "${version}" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "kubeadm reports no release version: '${version}'"
+  printf '%s\n' "${version}" | ssm_put kubernetes-version Standard
 }
 
-# Both credentials expire (a bootstrap token after its TTL, the uploaded certificates and their key after 2 h):
-# spiderpool-rdma-join-refresh.timer runs refresh-join.sh hourly to publish fresh ones.
-# Each parameter holds what kubeadm itself prints, so its form is kubeadm's (a trailing space after the CA hash,
+# live_control_planes: the names of the control-plane nodes whose kubelet posts its status, sorted. A node waiting for
+# the pod network (Ready False) is live; one whose kubelet stopped posting (Ready Unknown: a dead or replaced
+# instance) is missing.
+live_control_planes() {
+  kubectl --kubeconfig "${ADMIN_CONF}" get nodes -l node-role.kubernetes.io/control-plane -o json | python3 -c '
+import json, sys
+for node in json.load(sys.stdin)["items"]:
+    ready = [c["status"] for c in node["status"].get("conditions", []) if c["type"] == "Ready"]
+    if ready != ["Unknown"]:
+        print(node["metadata"]["name"])
+' | sort
+}
+
+# refresh_join_credentials: the control-plane join credentials go once every configured control plane is live (any
+# control plane withdraws them, so the last one to join does at once). The first live control plane by name, and only
+# it, publishes a fresh worker join command and, while control planes are missing (at first, or when one was
+# replaced), the control-plane join credentials; when it stops posting status the next one takes over.
+refresh_join_credentials() {
+  local live first count
+  live="$(live_control_planes)"
+  first="$(head -n 1 <<<"${live}")"
+  count="$(grep -c . <<<"${live}" || true)"
+  if ((count >= SPR_CONTROL_PLANES)); then
+    withdraw_control_plane_join
+  fi
+  if [[ "${first}" != "${SPR_NODE_NAME}" ]]; then
+    log "${first:-no live control plane} refreshes the join credentials, not ${SPR_NODE_NAME}"
+    return 0
+  fi
+  publish_worker_join
+  if ((count < SPR_CONTROL_PLANES)); then
+    log "${count} of ${SPR_CONTROL_PLANES} control planes are live: publishing the control-plane join credentials"
+    publish_control_plane_join
+  fi
+}
+
+# Each join command is what kubeadm itself prints, so its form is kubeadm's (a trailing space after the CA hash,
 # cmd/kubeadm/app/cmd/util/join.go); join.sh's pattern decides, and is applied here before anything is published.
-publish_join() {
-  local join key
+# Tokens live 3 h, the refresh runs hourly.
+publish_worker_join() {
+  local join
   join="$(kubeadm token create --ttl 3h --print-join-command --kubeconfig "${ADMIN_CONF}")"
   check_join "${join}" worker
   printf '%s\n' "${join}" | ssm_put join-worker Standard
-  if ((SPR_CONTROL_PLANES > 1)); then
-    key="$(kubeadm init phase upload-certs --upload-certs --config "${INIT_CONFIG}" | tail -n 1)"
-    [[ "${key}" =~ ^[a-f0-9]{64}$ ]] || die "kubeadm printed no certificate key"
-    join="$(kubeadm token create --ttl 3h --print-join-command --certificate-key "${key}" --kubeconfig "${ADMIN_CONF}")"
-    check_join "${join}" control-plane
-    printf '%s\n' "${join}" | ssm_put join-control-plane Standard
+}
+
+# The cluster's certificate authorities, encrypted into the kubeadm-certs Secret with a new certificate key (which
+# kubeadm prints last); the Secret lives 2 h. Only the version is configured: kubeadm would look it up online.
+publish_control_plane_join() {
+  local config key join
+  config="$(mktemp "${SPR_STATE}/upload-certs.XXXXXX")"
+  printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: "%s"\n' \
+    "$(kubeadm version -o short)" >"${config}"
+  key="$(kubeadm init phase upload-certs --upload-certs --config "${config}" | tail -n 1)"
+  rm -f "${config}"
+  [[ "${key}" =~ ^[a-f0-9]{64}$ ]] || die "kubeadm printed no certificate key"
+  join="$(kubeadm token create --ttl 3h --print-join-command --certificate-key "${key}" --kubeconfig "${ADMIN_CONF}")"
+  check_join "${join}" control-plane
+  printf '%s\n' "${join}" | ssm_put join-control-plane Standard
+}
+
+# Nothing that lets a node join as a control plane stays behind: the kubeadm-certs Secret (the CA keys) is deleted
+# and the parameter holds the placeholder again (written only when it does not already).
+withdraw_control_plane_join() {
+  kubectl --kubeconfig "${ADMIN_CONF}" -n kube-system delete secret kubeadm-certs --ignore-not-found
+  if [[ "$(ssm_get join-control-plane)" != pending ]]; then
+    printf 'pending' | ssm_put join-control-plane Standard
+    log "all ${SPR_CONTROL_PLANES} control planes are live: withdrew the control-plane join credentials"
   fi
 }
 
@@ -57,9 +104,8 @@ join_refresh_timer() {
   systemctl enable --now spiderpool-rdma-join-refresh.timer
 }
 
-role_steps() {
-  step kubeadm-init kubeadm_init
-  step publish-join publish_join
-  step publish-kubeconfig publish_kubeconfig
+# The steps of every control plane once it runs the API server (after kubeadm init or join).
+control_plane_steps() {
+  step join-credentials refresh_join_credentials
   step join-refresh-timer join_refresh_timer
 }

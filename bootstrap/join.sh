@@ -1,27 +1,23 @@
 # shellcheck shell=bash
 # Workers and further control planes: wait for the join parameter, then join with the CA hash pinned. A join that
-# fails (the token or certificate key expired meanwhile) is reset and retried with the value published next.
+# fails (the token or certificate key expired meanwhile) is reset and retried with the value published next. A
+# control plane then takes its share of what every control plane does (control-plane.sh).
+
+if [[ "${SPR_ROLE}" == control-plane-join ]]; then
+  # Shipped to control planes only (checked on its own).
+  # shellcheck source=/dev/null
+  source "${SPR_LIB}/control-plane.sh"
+fi
 
 JOIN_FILE="${SPR_STATE}/join-command"
 
-# wait_for_join PARAMETER [STALE]: poll SSM with exponential backoff (capped) until the first control plane
-# published a join command (other than STALE, one that already failed), until the join deadline.
+# wait_for_join PARAMETER [STALE]: keep the join command published in PARAMETER (other than STALE) in JOIN_FILE, which
+# holds the last one until then (a restart after the deadline retries it, then waits again).
 wait_for_join() {
-  local parameter="$1" stale="${2:-}" delay=5 value
-  while :; do
-    value="$(ssm_get "${parameter}" 2>>"${SPR_LOG_DIR}/ssm.log" || true)"
-    if [[ "${value}" =~ ${SPR_JOIN_PATTERN} && "${value}" != "${stale}" ]]; then
-      printf '%s\n' "${value}" >"${JOIN_FILE}"
-      chmod 600 "${JOIN_FILE}"
-      return 0
-    fi
-    if (($(date +%s) + delay > SPR_JOIN_DEADLINE)); then
-      die "join parameter ${SPR_SSM_PATH}/${parameter} not published within ${SPR_JOIN_TIMEOUT}s; check control-plane-0's bootstrap log"
-    fi
-    log "join parameter ${parameter} not published yet; next check in ${delay}s"
-    sleep "${delay}"
-    delay=$((delay * 2 > 60 ? 60 : delay * 2))
-  done
+  local value
+  value="$(wait_for_parameter "$1" "${SPR_JOIN_PATTERN}" "${2:-}")"
+  printf '%s\n' "${value}" >"${JOIN_FILE}"
+  chmod 600 "${JOIN_FILE}"
 }
 
 # A JoinConfiguration built from the parsed command: nothing from SSM is ever evaluated.
@@ -69,7 +65,7 @@ kubeadm_join() {
   write_join_config
   until kubeadm join --config "${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-join.yaml"; do
     failed="$(cat "${JOIN_FILE}")"
-    log "kubeadm join failed; resetting and waiting for a newer ${parameter} (control-plane-0 refreshes it hourly)"
+    log "kubeadm join failed; resetting and waiting for a newer ${parameter} (the control planes refresh it hourly)"
     kubeadm reset --force
     wait_for_join "${parameter}" "${failed}"
     write_join_config
@@ -80,11 +76,12 @@ kubeadm_join() {
 role_steps() {
   local parameter=join-worker
   [[ "${SPR_ROLE}" == "control-plane-join" ]] && parameter=join-control-plane
-  # One deadline for this run's waiting and retrying; a restart of the unit starts a new one.
-  SPR_JOIN_DEADLINE=$(($(date +%s) + SPR_JOIN_TIMEOUT))
   SPR_JOIN_PARAMETER="${parameter}"
   step wait-join wait_for_join_parameter
   step kubeadm-join join_with_parameter
+  if [[ "${SPR_ROLE}" == control-plane-join ]]; then
+    control_plane_steps
+  fi
 }
 
 wait_for_join_parameter() { wait_for_join "${SPR_JOIN_PARAMETER}"; }

@@ -153,7 +153,7 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
     """Every file the cloud-config writes on the node, by path."""
     ctx = _context(config, plan, node)
     rdma = ctx["rdma"]
-    role_script = "control-plane.sh" if ctx["role"] == "control-plane-init" else "join.sh"
+    role_script = "init.sh" if ctx["role"] == "control-plane-init" else "join.sh"
 
     def read(name: str) -> str:
         return (BOOTSTRAP_DIR / name).read_text()
@@ -173,13 +173,14 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
         "/etc/cloud/cloud.cfg.d/99-spiderpool-rdma.cfg": yaml.safe_dump(CLOUD_CFG),
         CREDENTIAL_PROVIDER_CONFIG: read("image-credential-provider-config.yaml"),
     }
-    if node.role != "worker":
+    if node.role != "worker":  # what every control plane runs (control-plane.sh), and its timer
         files[ADMISSION_CONFIG] = read("admission-configuration.yaml")
-    if ctx["role"] == "control-plane-init":
-        files["/etc/spiderpool-rdma/kubeadm-init.yaml"] = kubeadm_init_config(config, plan, node)
+        files[f"{LIB}/control-plane.sh"] = read("control-plane.sh")
         files[f"{LIB}/refresh-join.sh"] = read("refresh-join.sh")
         for unit in ("spiderpool-rdma-join-refresh.service", "spiderpool-rdma-join-refresh.timer"):
             files[f"/etc/systemd/system/{unit}"] = read(unit)
+    if ctx["role"] == "control-plane-init":
+        files["/etc/spiderpool-rdma/kubeadm-init.yaml"] = kubeadm_init_config(config, plan, node)
     return files
 
 

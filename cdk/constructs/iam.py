@@ -37,12 +37,12 @@ SSM_AGENT_ACTIONS = [
 EFA_PLUGIN_REPOSITORY = ("602401143452", "eks/aws-efa-k8s-device-plugin")
 ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
 #: Which of the cluster's parameters (cdk/constructs/secrets.py) each role reads and writes: workers read their
-#: join command only; control planes publish all three and read the control-plane join command to join.
+#: join command and the version to install; control planes publish them all and read what joining one needs.
 PARAMETER_ACCESS: dict[Role, dict[str, list[str]]] = {
-    "worker": {"read": [names.JOIN_WORKER], "write": []},
+    "worker": {"read": [names.JOIN_WORKER, names.KUBERNETES_VERSION], "write": []},
     "control-plane": {
-        "read": [names.JOIN_CONTROL_PLANE],
-        "write": [names.JOIN_WORKER, names.JOIN_CONTROL_PLANE, names.KUBECONFIG],
+        "read": [names.JOIN_CONTROL_PLANE, names.KUBERNETES_VERSION],
+        "write": [names.JOIN_WORKER, names.JOIN_CONTROL_PLANE, names.KUBECONFIG, names.KUBERNETES_VERSION],
     },
 }
 

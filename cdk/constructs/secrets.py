@@ -13,17 +13,18 @@ from constructs import Construct
 from spider_validate import names
 
 #: Parameters under the cluster's SSM path. Terraform creates them with a placeholder through the
-#: write-only `value_wo` (never stored in the state) so that destroy removes them; the first control
-#: plane overwrites them, workers and other control planes read them.
-#: Each with the tier control-plane-0 writes it with (bootstrap/control-plane.sh): the admin kubeconfig exceeds the
+#: write-only `value_wo` (never stored in the state) so that destroy removes them; the control planes
+#: overwrite them, workers and other control planes read them.
+#: Each with the tier the control planes write it with (bootstrap/control-plane.sh): the admin kubeconfig exceeds the
 #: standard tier's 4 KB. The tier must match: a different one would be a change for Terraform's next plan.
 PARAMETERS = {
     names.JOIN_WORKER: ("kubeadm join command for workers (token and CA certificate hash)", "Standard"),
     names.JOIN_CONTROL_PLANE: (
-        "kubeadm join command for further control planes (adds the certificate key)",
+        "kubeadm join command for further control planes (adds the certificate key), while one is missing",
         "Standard",
     ),
     names.KUBECONFIG: ("admin kubeconfig of the cluster", "Advanced"),
+    names.KUBERNETES_VERSION: ("the exact Kubernetes version every node installs", "Standard"),
 }
 
 

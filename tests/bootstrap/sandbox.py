@@ -20,7 +20,7 @@ from cdk import userdata
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
 from tests.bootstrap.layout import IMAGE_STUBS, REAL_TOOLS, SYSTEMD_PATH
-from tests.bootstrap.stub import ECR_PROVIDER_VERSION, Cluster
+from tests.bootstrap.stub import ECR_PROVIDER_VERSION, KUBEADM_VERSION, Cluster
 
 STUB = Path(__file__).resolve().parent / "stub.py"
 LIB = "usr/local/lib/spiderpool-rdma"
@@ -195,6 +195,9 @@ def make_sandbox(
         "STUB_MAC": MAC,
     }
     sb = Sandbox(root, stubs, Cluster(cluster_dir), env, www, keys, tmp_path)
+    if cluster is None and userdata.node_role(node) != "control-plane-init":
+        # A node tested without control-plane-0 finds the version it would have recorded (control-plane.sh).
+        sb.cluster.ssm("kubernetes-version").write_text(KUBEADM_VERSION + "\n")
     sb.set_env("SPR_K8S_KEY_FINGERPRINT", keys.k8s)
     sb.set_env("SPR_EFA_KEY_FINGERPRINT", keys.efa)
     sb.set_env("SPR_JOIN_TIMEOUT", "20")  # a node that never gets a valid join command fails in seconds

@@ -9,6 +9,7 @@ the sandboxes of one test as the nodes of one cluster share the API server and S
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -76,18 +77,60 @@ class Cluster:
         return token in self._lines("tokens") and token not in self._lines("expired")
 
     def certificate_key_valid(self, key: str) -> bool:
-        return key in self._lines("certificate-keys") and key not in self._lines("expired")
+        """The kubeadm-certs Secret exists and holds the certificates encrypted with this key: the last one uploaded
+        (cmd/kubeadm/app/phases/copycerts/copycerts.go, UploadCerts replaces the Secret's data)."""
+        keys = self._lines("certificate-keys")
+        return self.secret_exists() and bool(keys) and key == keys[-1] and key not in self._lines("expired")
+
+    def upload_certs(self) -> str:
+        key = self.new_certificate_key()
+        (self.path / "kubeadm-certs").write_text(key + "\n")
+        return key
+
+    def secret_exists(self) -> bool:
+        return (self.path / "kubeadm-certs").exists()
+
+    def delete_secret(self) -> None:
+        (self.path / "kubeadm-certs").unlink(missing_ok=True)
+
+    def nodes(self) -> dict[str, dict[str, object]]:
+        """Node name -> {"control_plane": bool, "ready": "True" | "False" | "Unknown"}, as registered by kubeadm."""
+        f = self.path / "nodes.json"
+        return json.loads(f.read_text()) if f.exists() else {}
+
+    def register(self, name: str, control_plane: bool) -> None:
+        """The kubelet registers its Node (Ready False until a CNI is installed); kubeadm's mark-control-plane phase
+        labels a control plane node-role.kubernetes.io/control-plane (cmd/kubeadm/app/phases/markcontrolplane)."""
+        self.set_node(name, control_plane=control_plane, ready="False")
+
+    def set_node(self, name: str, **fields: object) -> None:
+        nodes = self.nodes()
+        nodes[name] = {**nodes.get(name, {}), **fields}
+        (self.path / "nodes.json").write_text(json.dumps(nodes))
 
     def ssm(self, name: str) -> Path:
         return self.path / "ssm" / name
 
 
-def install(root: Path, package: str) -> None:
+def install(root: Path, spec: str) -> None:
+    """`apt-get install PACKAGE[=VERSION]`: the package's binaries appear; kubeadm then reports the version installed
+    (a pkgs.k8s.io version such as 1.33.4-1.1, or the `1.33.4-*` glob apt resolves to it; unpinned: the newest,
+    $STUB_KUBEADM_VERSION or KUBEADM_VERSION)."""
+    package, _, version = spec.partition("=")
     for rel in PACKAGE_STUBS.get(package, {}).values():
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             target.symlink_to(Path(__file__).resolve())
+    if package == "kubeadm":
+        newest = os.environ.get("STUB_KUBEADM_VERSION", KUBEADM_VERSION)
+        installed = installed_kubeadm(root)
+        installed.parent.mkdir(parents=True, exist_ok=True)
+        installed.write_text("v" + version.split("-")[0] if version else newest)
+
+
+def installed_kubeadm(root: Path) -> Path:
+    return root / "var/lib/dpkg/kubeadm.version"
 
 
 def flag(args: list[str], name: str) -> str:
@@ -106,7 +149,7 @@ def read_config(args: list[str], root: Path) -> str:
 def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int:
     conf = root / "etc/kubernetes"
     if args[:2] == ["version", "-o"]:
-        print(os.environ.get("STUB_KUBEADM_VERSION", KUBEADM_VERSION))
+        print(installed_kubeadm(root).read_text())
     elif args[:1] == ["init"] and not re.search(
         r'^kubernetesVersion: "?v\d+\.\d+\.\d+"?(\s+#.*)?$', read_config(args, root), re.M
     ):
@@ -125,11 +168,14 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         if failing:
             print("[wait-control-plane] timed out waiting for the condition", file=sys.stderr)
             return 1
+        cluster.register(yaml_value(config, "name"), control_plane=True)
+        if "--upload-certs" in args:  # init's upload-certs phase (cmd/kubeadm/app/cmd/phases/init/uploadcerts.go)
+            print(f"[upload-certs] Using certificate key:\n{cluster.upload_certs()}")
     elif failing:
         return 1
     elif args[:3] == ["init", "phase", "upload-certs"]:
         # cmd/kubeadm/app/cmd/phases/init/uploadcerts.go: the key is printed last, on its own line.
-        key = cluster.new_certificate_key()
+        key = cluster.upload_certs()
         print('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace')
         print(f"[upload-certs] Using certificate key:\n{key}")
     elif args[:2] == ["token", "create"]:
@@ -153,6 +199,9 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
             return 1
         conf.mkdir(parents=True, exist_ok=True)
         (conf / "kubelet.conf").write_text("stub\n")
+        if key:  # a control plane's join writes the kubeconfigs of its control-plane components, admin.conf too
+            (conf / "admin.conf").write_text(f"server: https://{yaml_value(config, 'apiServerEndpoint')}\n")
+        cluster.register(yaml_value(config, "name"), control_plane=bool(key))
     elif args[:1] == ["reset"]:
         for name in ("admin.conf", "kubelet.conf", "manifests/kube-apiserver.yaml"):
             (conf / name).unlink(missing_ok=True)
@@ -174,6 +223,32 @@ def curl(args: list[str]) -> int:
     return 0
 
 
+def kubectl(args: list[str], cluster: Cluster) -> int:
+    """`get nodes -l node-role.kubernetes.io/control-plane -o json` (a List as kubectl prints it, the Ready condition
+    as the node lifecycle controller leaves it) and `-n kube-system delete secret kubeadm-certs --ignore-not-found`."""
+    if "get" in args and "nodes" in args:
+        selector = flag(args, "-l") if "-l" in args else ""
+        assert selector in ("", "node-role.kubernetes.io/control-plane"), selector
+        items = [
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "labels": {"node-role.kubernetes.io/control-plane": ""} if node["control_plane"] else {},
+                },
+                "status": {"conditions": [{"type": "Ready", "status": node["ready"]}]},
+            }
+            for name, node in sorted(cluster.nodes().items())
+            if node["control_plane"] or not selector
+        ]
+        print(json.dumps({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}))
+    elif "delete" in args:
+        assert args[args.index("delete") + 1 : args.index("delete") + 3] == ["secret", "kubeadm-certs"], args
+        cluster.delete_secret()
+    return 0
+
+
 def aws(args: list[str], cluster: Cluster) -> int:
     name = flag(args, "--name").rsplit("/", 1)[-1]
     param = cluster.ssm(name)
@@ -186,7 +261,7 @@ def aws(args: list[str], cluster: Cluster) -> int:
     later = param.with_suffix(".next")  # what control-plane-0's refresh publishes after this read
     if count > 1 and later.exists():
         later.rename(param)
-    ready_after = int(os.environ.get("STUB_JOIN_READY_AFTER", "1"))
+    ready_after = int(os.environ.get("STUB_JOIN_READY_AFTER", "1")) if name.startswith("join-") else 1
     # Terraform creates each parameter with the placeholder "pending" (cdk/constructs/secrets.py).
     value = param.read_text() if param.exists() and 0 < ready_after <= count else "pending"
     print(value.rstrip("\n"))  # --output text prints the value and a newline
@@ -225,6 +300,8 @@ def main() -> int:
         return curl(args)
     elif name == "aws" and args[:1] == ["ssm"]:
         return aws(args, cluster)
+    elif name == "kubectl":
+        return kubectl(args, cluster)
     elif name == "ip" and "show" in args:
         print(os.environ.get("STUB_IP_ADDRS", ""))
     elif name == "fi_info":

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from spider_validate import names
 
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
@@ -17,6 +18,8 @@ from tests.bootstrap.sandbox import LIB, MAC, Keys, Sandbox, make_keys, make_san
 #: Calls that only read: a finished node may make these and nothing else.
 READ_ONLY = ("ip -4 -o addr show", "curl -fsS -X PUT -H X-aws-ec2-metadata-token-ttl-seconds", "curl -fsS -H X-aws")
 
+#: How the stub logs a parameter's put, up to its name.
+PUT = "aws ssm put-parameter --region us-east-1 --name /spiderpool-rdma/spiderpool-rdma"
 EFA = ClusterConfig()
 SOFTROCE = ClusterConfig.model_validate({"workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}})
 HA = ClusterConfig.model_validate({"control_plane": {"count": 3}})
@@ -61,14 +64,17 @@ def test_control_plane_initializes_then_publishes_join_and_kubeconfig(tmp_path: 
         "systemctl restart containerd",
         "curl -fsSL -o",
         "apt-mark hold kubelet kubeadm kubectl",
+        f"{PUT}/kubernetes-version ",
         "kubeadm init --config",
         "kubeadm token create",
-        "aws ssm put-parameter",
+        f"{PUT}/join-worker ",
         "kubeadm init phase upload-certs",
+        f"{PUT}/join-control-plane ",
     ]
     positions = [index_of(calls, p) for p in order]
     assert positions == sorted(positions), calls
-    assert "--upload-certs" in next(c for c in calls if c.startswith("kubeadm init --config"))
+    # The certificates are uploaded only for the control planes still missing, not by init itself.
+    assert "--upload-certs" not in next(c for c in calls if c.startswith("kubeadm init --config"))
     puts = [c for c in calls if c.startswith("aws ssm put-parameter")]
     assert any("/kubeconfig" in c and "--tier Advanced" in c for c in puts)
     assert all("--type SecureString" in c and "--value file://" in c for c in puts)  # never on the command line
@@ -100,8 +106,8 @@ def test_second_control_plane_joins_as_a_control_plane_and_never_runs_init(tmp_p
     assert proc.returncode == 0, proc.stderr
     calls = cp1.calls()
     assert not any(c.startswith("kubeadm init") for c in calls), calls
-    gets = [c for c in calls if c.startswith("aws ssm get-parameter")]
-    assert all("/join-control-plane " in c + " " for c in gets), gets
+    gets = {c.split("--name ")[1].split()[0].rsplit("/", 1)[1] for c in calls if c.startswith("aws ssm get-parameter")}
+    assert gets == {"kubernetes-version", "join-control-plane"}, gets
     config = (cp1.root / "etc/spiderpool-rdma/kubeadm-join.yaml").read_text()
     key = (cp.cluster.path / "certificate-keys").read_text().split()[-1]
     assert f'certificateKey: "{key}"' in config and 'name: "control-plane-1"' in config
@@ -208,7 +214,8 @@ def test_failing_step_stops_with_a_clear_log_line(tmp_path: Path, keys: Keys) ->
     assert proc.returncode == 1
     assert "[kubeadm-init] FAILED: exit 1; see " in sb.log()
     assert sb.status().startswith("failed step=kubeadm-init")
-    assert not any(c.startswith("aws ssm put-parameter") for c in sb.calls())
+    puts = [c for c in sb.calls() if c.startswith("aws ssm put-parameter")]
+    assert len(puts) == 1 and "/kubernetes-version " in puts[0], puts  # recorded before init, nothing else
 
 
 def test_worker_waits_with_backoff_until_the_join_parameter_appears(tmp_path: Path, keys: Keys) -> None:
@@ -216,7 +223,7 @@ def test_worker_waits_with_backoff_until_the_join_parameter_appears(tmp_path: Pa
     sb = sandbox(tmp_path, keys, SOFTROCE, "worker-0", cp)
     assert sb.run(STUB_JOIN_READY_AFTER="3").returncode == 0
     calls = sb.calls()
-    assert sum(c.startswith("aws ssm get-parameter") for c in calls) == 3
+    assert sum(c.startswith("aws ssm get-parameter") and "/join-worker " in c for c in calls) == 3
     assert [c for c in calls if c.startswith("sleep")] == ["sleep 5", "sleep 10"]
     assert (
         "rdma link add rxe0 type rxe netdev ens5"
@@ -366,9 +373,9 @@ def test_kubernetes_version_is_pinned_to_the_installed_kubeadm(tmp_path: Path, k
     assert cluster["kubernetesVersion"] == "v1.33.4"  # what the kubeadm stub reports as installed
     other = sandbox(tmp_path / "other", keys, EFA, "control-plane-0")
     assert other.run(STUB_KUBEADM_VERSION="v1.34.1").returncode == 1
-    assert (
-        "kubeadm v1.34.1 is not a 1.33 release" in (other.root / "var/log/spiderpool-rdma/kubeadm-init.log").read_text()
-    )
+    log = (other.root / "var/log/spiderpool-rdma/record-version.log").read_text()
+    assert "kubeadm v1.34.1 is not a 1.33 release" in log
+    assert not other.cluster.ssm("kubernetes-version").exists()  # nothing recorded for the nodes to follow
 
 
 #: cloud-init 22.4's netplan file for the primary ENI, made by its own code: DataSourceEc2's network config with
@@ -448,3 +455,95 @@ def test_the_efa_installers_apt_calls_wait_for_the_lock_and_a_failed_run_is_retr
     assert "efa_installer.sh saw apt settings" in sb.calls()
     settings = (sb.root / "etc/apt/apt.conf.d/90spiderpool-rdma").read_text()
     assert 'DPkg::Lock::Timeout "600";' in settings and 'Acquire::Retries "5";' in settings
+
+
+def joined_ha_cluster(tmp_path: Path, keys: Keys) -> list[Sandbox]:
+    """control-plane-0, then control-plane-1 and -2 joining it, each bootstrapped to the end."""
+    cp0 = bootstrapped_control_plane(tmp_path, keys, HA)
+    nodes = [cp0]
+    for name in ("control-plane-1", "control-plane-2"):
+        node = sandbox(tmp_path, keys, HA, name, cp0)
+        proc = node.run()
+        assert proc.returncode == 0, proc.stderr + node.log()
+        nodes.append(node)
+    return nodes
+
+
+def test_the_control_plane_join_credentials_are_withdrawn_once_every_control_plane_joined(
+    tmp_path: Path, keys: Keys
+) -> None:
+    """The CA keys (kubeadm-certs Secret) and the certificate key stay published only while a control plane is missing:
+    the last one to join withdraws them, and the hourly refresh of any control plane does not bring them back."""
+    cp0 = bootstrapped_control_plane(tmp_path, keys, HA)
+    assert cp0.cluster.secret_exists() and consumer_match(cp0, cp0.cluster.ssm("join-control-plane").read_text())
+    cp1 = sandbox(tmp_path, keys, HA, "control-plane-1", cp0)
+    assert cp1.run().returncode == 0
+    assert cp0.cluster.secret_exists()  # control-plane-2 still needs them
+    cp2 = sandbox(tmp_path, keys, HA, "control-plane-2", cp0)
+    assert cp2.run().returncode == 0, cp2.log()
+    assert not cp0.cluster.secret_exists()
+    assert cp0.cluster.ssm("join-control-plane").read_text() == names.PLACEHOLDER
+    for node in (cp0, cp1, cp2):
+        node.reset_calls()
+        assert node.run(f"{LIB}/refresh-join.sh").returncode == 0
+        assert not any("upload-certs" in c or ("join-control-plane" in c and "put-" in c) for c in node.calls())
+    assert not cp0.cluster.secret_exists()
+    assert cp0.cluster.ssm("join-control-plane").read_text() == names.PLACEHOLDER
+    worker = consumer_match(cp0, cp0.cluster.ssm("join-worker").read_text())
+    assert worker and cp0.cluster.token_valid(worker[2])  # workers still join
+
+
+def test_a_single_control_plane_never_uploads_the_certificate_authorities(tmp_path: Path, keys: Keys) -> None:
+    cp0 = bootstrapped_control_plane(tmp_path, keys, EFA)
+    assert cp0.run(f"{LIB}/refresh-join.sh").returncode == 0
+    assert not cp0.cluster.secret_exists()
+    assert not any("upload-certs" in c for c in cp0.calls()), cp0.calls()
+    assert not cp0.cluster.ssm("join-control-plane").exists()  # never written: Terraform's placeholder stays
+
+
+def test_a_replaced_control_plane_gets_the_credentials_again(tmp_path: Path, keys: Keys) -> None:
+    """A control plane whose kubelet stopped posting status (its instance is gone) is missing: the first live one
+    publishes the control-plane join credentials again at its next refresh, and the replacement joins with them."""
+    cp0, _, _ = joined_ha_cluster(tmp_path, keys)
+    cp0.cluster.set_node("control-plane-2", ready="Unknown")
+    assert cp0.run(f"{LIB}/refresh-join.sh").returncode == 0
+    assert cp0.cluster.secret_exists()
+    replacement = sandbox(tmp_path / "replacement", keys, HA, "control-plane-2", cp0)
+    proc = replacement.run()
+    assert proc.returncode == 0, proc.stderr + replacement.log()
+    assert not cp0.cluster.secret_exists()
+    assert cp0.cluster.ssm("join-control-plane").read_text() == names.PLACEHOLDER
+
+
+def test_the_first_live_control_plane_and_only_it_keeps_the_worker_join_fresh(tmp_path: Path, keys: Keys) -> None:
+    cp0, cp1, cp2 = joined_ha_cluster(tmp_path, keys)
+
+    def refreshed_by(node: Sandbox) -> bool:
+        before = cp0.cluster.ssm("join-worker").read_text()
+        assert node.run(f"{LIB}/refresh-join.sh").returncode == 0
+        return cp0.cluster.ssm("join-worker").read_text() != before
+
+    assert [refreshed_by(n) for n in (cp0, cp1, cp2)] == [True, False, False]
+    cp0.cluster.set_node("control-plane-0", ready="Unknown")  # control-plane-0 is gone: the next one takes over
+    assert [refreshed_by(n) for n in (cp1, cp2)] == [True, False]
+    assert "enable --now spiderpool-rdma-join-refresh.timer" in " ".join(cp2.calls())
+
+
+def test_every_later_node_installs_exactly_the_version_control_plane_0_recorded(tmp_path: Path, keys: Keys) -> None:
+    """pkgs.k8s.io published a newer patch after control-plane-0 installed its own: a worker that joins later must not
+    take it (the nodes would run different patches), and it follows the record to another minor after an upgrade."""
+    cp0 = bootstrapped_control_plane(tmp_path, keys, EFA)
+    assert cp0.cluster.ssm("kubernetes-version").read_text().strip() == "v1.33.4"
+    worker = sandbox(tmp_path, keys, EFA, "worker-0", cp0)
+    proc = worker.run(STUB_KUBEADM_VERSION="v1.33.9")
+    assert proc.returncode == 0, proc.stderr + worker.log()
+    install = next(c for c in worker.calls() if c.startswith("apt-get") and "kubeadm" in c).split()
+    assert {"kubelet=1.33.4-*", "kubeadm=1.33.4-*", "kubectl=1.33.4-*"} <= set(install), install
+    assert (worker.root / "var/lib/dpkg/kubeadm.version").read_text() == "v1.33.4"
+    cp0.cluster.ssm("kubernetes-version").write_text("v1.34.2\n")  # what the day-two upgrade records
+    later = sandbox(tmp_path, keys, EFA, "worker-1", cp0)
+    later.serve("https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key", keys.gpg.export(keys.k8s))
+    assert later.run().returncode == 0, later.log()
+    sources = (later.root / "etc/apt/sources.list.d/kubernetes.list").read_text()
+    assert "https://pkgs.k8s.io/core:/stable:/v1.34/deb/" in sources
+    assert any("kubeadm=1.34.2-*" in c for c in later.calls())

@@ -52,15 +52,17 @@ def test_workers_read_only_the_worker_join_command(variant: Synthesized) -> None
     for name in ("join-control-plane", "kubeconfig"):
         for action in ("ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"):
             assert not allows(worker, action, parameter_arn(variant, name)), (action, name)
+    assert allows(worker, "ssm:GetParameter", parameter_arn(variant, "kubernetes-version"))  # the version to install
     assert not allows(worker, "ssm:PutParameter", parameter_arn(variant, "join-worker"))
     assert not allows(worker, "ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/other/secret")
 
 
-def test_control_planes_publish_the_three_parameters_and_read_only_what_joining_needs(variant: Synthesized) -> None:
+def test_control_planes_publish_the_parameters_and_read_only_what_joining_needs(variant: Synthesized) -> None:
     cp = role_policies(variant.stack, variant.config.region, "control-plane")
-    for name in ("join-worker", "join-control-plane", "kubeconfig"):
+    for name in ("join-worker", "join-control-plane", "kubeconfig", "kubernetes-version"):
         assert allows(cp, "ssm:PutParameter", parameter_arn(variant, name))
-    assert allows(cp, "ssm:GetParameter", parameter_arn(variant, "join-control-plane"))
+    for name in ("join-control-plane", "kubernetes-version"):  # joining, the version to install; withdrawing
+        assert allows(cp, "ssm:GetParameter", parameter_arn(variant, name))
     assert not allows(cp, "ssm:GetParameter", parameter_arn(variant, "kubeconfig"))
     assert not allows(cp, "ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/other/secret")
 

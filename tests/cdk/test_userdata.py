@@ -115,7 +115,7 @@ def test_every_bootstrap_script_is_shipped() -> None:
     templates = {p.name for p in userdata.BOOTSTRAP_DIR.iterdir()}
     rendered_as = {
         "rdma-efa.sh": "rdma.sh",
-        "control-plane.sh": "role.sh",
+        "init.sh": "role.sh",
         "join.sh": "role.sh",
         "node.env.j2": "node.env",
         "kubeadm-init.yaml.j2": "kubeadm-init.yaml",

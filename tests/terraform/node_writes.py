@@ -1,9 +1,9 @@
 """The SSM writes control-plane-0 makes after boot, read from its own user data, to replay against the emulator.
 
 A second plan right after apply only proves the stack agrees with itself; the deployed cluster's next plan runs
-after control-plane-0 has overwritten its parameters (`bootstrap/lib.sh` `ssm_put`, called by the role script).
+after control-plane-0 has overwritten its parameters (`bootstrap/lib.sh` `ssm_put`, called by `control-plane.sh`).
 Everything here comes from the instance's user data as synthesized: the values of its `node.env`, the
-`ssm_put NAME TIER` calls of its role script, and the `put-parameter` options of its `lib.sh`, whose form is
+`ssm_put NAME TIER` calls of its `control-plane.sh`, and the `put-parameter` options of its `lib.sh`, whose form is
 checked so that a change of it shows here instead of being replayed wrongly.
 """
 
@@ -80,8 +80,8 @@ def control_plane_writes(stack: dict[str, Any]) -> list[Write]:
         if env["SPR_ROLE"] != "control-plane-init":
             continue
         assert PUT_FORM.search(written[f"{LIB}/lib.sh"]), "ssm_put in lib.sh changed: update this replay"
-        calls = {name: tier for name, tier in CALL.findall(written[f"{LIB}/role.sh"])}
-        assert calls, "the role script publishes nothing with ssm_put"
+        calls = {name: tier for name, tier in CALL.findall(written[f"{LIB}/control-plane.sh"])}
+        assert calls, "control-plane.sh publishes nothing with ssm_put"
         return [
             Write(env["SPR_REGION"], f"{env['SPR_SSM_PATH']}/{name}", env["SPR_KMS_KEY"], tier)
             for name, tier in sorted(calls.items())

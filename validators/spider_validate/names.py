@@ -17,11 +17,15 @@ ROLE_TAG = "spiderpool-rdma/role"
 FIRST_CONTROL_PLANE = "control-plane-0"  # the node that runs kubeadm init and publishes the join data and kubeconfig
 
 # SSM parameters under the cluster's path. cdk/constructs/secrets.py creates them with PLACEHOLDER and
-# cdk/constructs/iam.py grants them per role; control-plane-0 overwrites all three (bootstrap/control-plane.sh).
+# cdk/constructs/iam.py grants them per role; the control planes overwrite them (bootstrap/control-plane.sh).
 JOIN_WORKER = "join-worker"  # read by workers (bootstrap/join.sh)
-JOIN_CONTROL_PLANE = "join-control-plane"  # read by the other control planes (bootstrap/join.sh)
+# Read by the other control planes (bootstrap/join.sh); published only while control planes are missing.
+JOIN_CONTROL_PLANE = "join-control-plane"
 KUBECONFIG = "kubeconfig"  # read by `spider-validate kubeconfig`
-PLACEHOLDER = "pending"  # the value until control-plane-0 publishes; `spider-validate kubeconfig` names it
+# The exact Kubernetes version control-plane-0 installed (vX.Y.Z); every later node installs it (bootstrap/common.sh).
+KUBERNETES_VERSION = "kubernetes-version"
+# The value until a control plane publishes, and once it withdrew a credential; `spider-validate kubeconfig` names it.
+PLACEHOLDER = "pending"
 
 
 def ssm_path(cluster: str) -> str:
@@ -30,7 +34,7 @@ def ssm_path(cluster: str) -> str:
 
 
 def ssm_parameter(cluster: str, parameter: str) -> str:
-    """The full name of one of the cluster's parameters (JOIN_WORKER, JOIN_CONTROL_PLANE, KUBECONFIG)."""
+    """The full name of one of the cluster's parameters (JOIN_WORKER, KUBECONFIG, ...)."""
     return f"{ssm_path(cluster)}/{parameter}"
 
 
