@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.upstream import generic_device_plugin as gdp
+from tests.upstream import rdma_shared_dp
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
 
@@ -107,3 +108,28 @@ def test_generic_device_plugin_discovery_rules() -> None:
             gdp.advertised([*ARGS, _device(paths=[{"path": bad}])], ["/dev/a0"])
     twice = json.dumps({"name": "dup", "groups": [{"paths": [{"path": "/dev/a0"}]}] * 2})
     assert len(gdp.advertised([*ARGS, twice], ["/dev/a0"])["spidernet.io/dup"]) == 1
+
+
+SHARED_DP = _cases("rdma-shared-dp-validate-configs-test.json")["cases"]
+
+
+@pytest.mark.parametrize("case", SHARED_DP, ids=[c["name"] for c in SHARED_DP])
+def test_rdma_shared_device_plugin_start_passes_upstreams_validate_configs_test(case: dict[str, Any]) -> None:
+    """resources_manager_test.go's ValidateConfigs cases through the model's start-up checks."""
+    refusal = rdma_shared_dp.start_refusal(case["config"])
+    if case["error"] is None:
+        assert refusal is None
+    else:
+        assert refusal is not None and (case["error"] == "any" or refusal == case["error"])
+
+
+def test_one_name_two_plugins() -> None:
+    """Spiderpool's shared device plugin takes `hca_shared_devices` and refuses exclusive RDMA netns mode (which the
+    SR-IOV profile's isolation needs); the generic plugin refuses the underscore: each name checked by its own rule."""
+    config = {
+        "configList": [{"resourceName": "hca_shared_devices", "rdmaHcaMax": 100, "selectors": {"ifNames": ["ens5"]}}]
+    }
+    assert rdma_shared_dp.start_refusal(config) is None
+    assert rdma_shared_dp.start_refusal(config, "exclusive") == "incorrect RDMA subsystem network namespace"
+    with pytest.raises(gdp.PluginExit):
+        gdp.configure([*ARGS, _device("hca_shared_devices")])

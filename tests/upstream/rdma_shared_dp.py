@@ -1,4 +1,11 @@
-"""How Mellanox k8s-rdma-shared-dev-plugin v1.5.3 (the image Spiderpool's chart 1.2.2 ships) finds devices.
+"""How Mellanox k8s-rdma-shared-dev-plugin v1.5.3 (the image Spiderpool's chart 1.2.2 ships) starts and finds devices.
+
+- cmd/k8s-rdma-shared-dp/main.go:70-80: ReadConfig, ValidateConfigs, ValidateRdmaSystemMode, each fatal ("Exiting..").
+- pkg/resources/resources_manager.go:96-129 (ReadConfig): the JSON config file; periodicUpdateInterval (seconds, default
+  60). :131-181 (ValidateConfigs): the interval not negative; at least one configList entry; each resourceName
+  `^[a-zA-Z0-9_]+$` (:287-291) and unique; rdmaHcaMax not negative; "selectors" or the deprecated "devices" (then
+  used as ifNames), not both (utils.go:55-66 IsEmptySelector: every selector list empty). :183-199
+  (ValidateRdmaSystemMode): the RDMA subsystem must not be in exclusive netns mode.
 
 - pkg/resources/resources_manager.go:293-337 (DiscoverHostDevices): only PCI devices of class 0x02 (network).
 - pkg/resources/pci_net_device.go:26-70 (NewPciNetDevice): ifName is the first name under
@@ -15,10 +22,38 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 REQUIRED_CHAR_DEVICES = ("rdma_cm", "umad", "uverbs")
+_SELECTORS = ("vendors", "deviceIDs", "drivers", "ifNames", "linkTypes")  # pkg/types/types.go:32-38
+
+
+def start_refusal(config: dict[str, Any], netns_mode: str = "shared") -> str | None:
+    """Why the plugin exits at start with this config file (main.go's order), or None when it goes on."""
+    interval = config.get("periodicUpdateInterval")
+    if interval is not None and interval < 0:
+        return f'invalid "periodicUpdateInterval" configuration "{interval}"'
+    entries = config.get("configList") or []
+    if not entries:
+        return "no resources configuration found"
+    seen: set[str] = set()
+    for conf in entries:
+        name = conf.get("resourceName", "")
+        if not re.fullmatch(r"[a-zA-Z0-9_]+", name):
+            return f'error: resource name "{name}" contains invalid characters'
+        if name in seen:
+            return f'error: resource name "{name}" already exists'
+        if conf.get("rdmaHcaMax", 0) < 0:
+            return f"error: Invalid value for rdmaHcaMax < 0: {conf['rdmaHcaMax']}"
+        empty = not any((conf.get("selectors") or {}).get(k) for k in _SELECTORS)
+        if empty and not conf.get("devices"):
+            return 'error: configuration missmatch. neither "selectors" nor "devices" fields exits'
+        if not empty and conf.get("devices"):
+            return 'configuration mismatch. Cannot specify both "selectors" and "devices" fields'
+        seen.add(name)
+    return "incorrect RDMA subsystem network namespace" if netns_mode == "exclusive" else None
 
 
 @dataclass(frozen=True)
