@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the table holds exact lines of code
 """Issue 24's "tests that would not fail today" for what cdk/ and bootstrap/ promise: apply each deliberate breakage,
 run the tests that must catch it, restore the file (also on failure). Prints CAUGHT or MISSED per breakage.
 
@@ -28,6 +29,27 @@ B: list[Breakage] = [
         '"kms:ViaService": "ssm.*.amazonaws.com"',
         '"kms:ViaService": "*.amazonaws.com"',
         [T + "cdk/test_iam.py::test_the_cluster_key_is_usable_only_through_ssm"],
+    ),
+    (
+        "admin_cidr dropped: the admin network reaches no API port",
+        "cdk/stack.py",
+        "ApiClients(vpc=config.vpc_cidr, admin=config.admin_cidr)",
+        "ApiClients(vpc=config.vpc_cidr)",
+        [T + "cdk/test_network_paths.py::test_the_admin_network_reaches_the_api_port_and_nothing_else"],
+    ),
+    (
+        "the API load balancer's group without the admin network",
+        "cdk/constructs/api_endpoint.py",
+        "        allow_api_from(self, group.id, api_clients)",
+        "        allow_api_from(self, group.id, ApiClients(vpc=api_clients.vpc))",
+        [T + "cdk/test_network_paths.py::test_the_admin_network_reaches_the_api_port_and_nothing_else"],
+    ),
+    (
+        "the admin network let in on every port",
+        "cdk/constructs/security.py",
+        '            ip_protocol="tcp",\n            from_port=API_PORT,\n            to_port=API_PORT,\n            description=f"Kubernetes API from the {label} network",',
+        '            ip_protocol="-1" if label == "admin" else "tcp",\n            from_port=API_PORT,\n            to_port=API_PORT,\n            description=f"Kubernetes API from the {label} network",',
+        [T + "cdk/test_network_paths.py::test_the_admin_network_reaches_the_api_port_and_nothing_else"],
     ),
 ]
 

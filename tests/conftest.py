@@ -38,12 +38,18 @@ def write_config(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
     return write
 
 
-#: Configurations every synthesis-level test covers: each rdma mode, and an HA control plane.
+#: Configurations every synthesis-level test covers: each rdma mode, and an HA control plane reached from an
+#: admin network.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default-efa": {},
     "softroce": {"name": "softroce", "workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}},
     "none": {"name": "plain", "workers": {"instance_type": "m7i.large", "rdma": "none", "count": 3}},
-    "ha": {"name": "ha-cluster", "control_plane": {"count": 3}, "workers": {"count": 4, "ipv4_prefixes": 4}},
+    "ha": {
+        "name": "ha-cluster",
+        "control_plane": {"count": 3},
+        "workers": {"count": 4, "ipv4_prefixes": 4},
+        "admin_cidr": "10.99.0.0/16",  # a VPN's range outside the VPC (10.42.0.0/16)
+    },
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,34 @@ def test_every_node_reaches_the_single_control_plane(name: str, synthesized: dic
     nodes = node_endpoints(s)
     cp = nodes[s.plan.control_planes[0].name]
     assert all(tcp_allowed(s.stack, n, cp, API) for n in nodes.values())
+
+
+def rule_ports(stack: dict[str, Any]) -> set[int]:
+    """Every port at which some rule's port range starts or ends, and its neighbours: whether a rule lets a port in
+    only changes there, so checking these checks every port from 1 to 65535."""
+    ports = {1, 65535}
+    for kind in ("ingress", "egress"):
+        for rule in stack["resource"].get(f"aws_vpc_security_group_{kind}_rule", {}).values():
+            if "from_port" in rule:
+                ports |= {rule["from_port"] - 1, rule["from_port"], rule["to_port"], rule["to_port"] + 1}
+    return {p for p in ports if 1 <= p <= 65535}
+
+
+def test_the_admin_network_reaches_the_api_port_and_nothing_else(synthesized: dict[str, Synthesized]) -> None:
+    """admin_cidr (a VPN or peered network outside the VPC, no security group of ours at its end): the API port on
+    the load balancer's group and on the nodes' (the control planes), no other port on any of them, and no address
+    beside that network; a configuration without admin_cidr lets it nowhere."""
+    ha = synthesized["ha"]
+    admin_cidr = ha.config.admin_cidr
+    assert admin_cidr is not None and not admin_cidr.overlaps(ha.config.vpc_cidr)
+    admin = Endpoint("admin", admin_cidr.network_address + 7)
+    beside = Endpoint("beside", admin_cidr.broadcast_address + 7)
+    targets = [nlb_endpoint(ha), *node_endpoints(ha).values()]
+    api_ends = {"nlb", *(cp.name for cp in ha.plan.control_planes)}
+    for target in targets:
+        reached = {port for port in rule_ports(ha.stack) if tcp_allowed(ha.stack, admin, target, port)}
+        assert reached == ({API} if target.name in api_ends else reached & {API}), target.name
+        assert not tcp_allowed(ha.stack, beside, target, API), target.name
+    plain = synthesized["softroce"]
+    assert plain.config.admin_cidr is None
+    assert not tcp_allowed(plain.stack, admin, node_endpoints(plain)[plain.plan.control_planes[0].name], API)

@@ -90,7 +90,8 @@ def test_security_group_self_traffic_api_restricted_no_open_ingress(variant: Syn
     assert all(r.get("cidr_ipv4") != "0.0.0.0/0" for r in ingress)
     assert all("referenced_security_group_id" in r or r["from_port"] == 6443 for r in ingress)
     api_sources = {r["cidr_ipv4"] for r in ingress if r.get("from_port") == 6443}
-    assert api_sources == {str(variant.config.vpc_cidr)}  # no admin CIDR in these configurations
+    admin = variant.config.admin_cidr
+    assert api_sources == {str(variant.config.vpc_cidr), *([str(admin)] if admin else [])}  # admin: the HA variant
     open_egress = [r for r in egress if r.get("cidr_ipv4") == "0.0.0.0/0"]
     assert sorted(r["from_port"] for r in open_egress) == [80, 443]
     assert all(r["ip_protocol"] == "tcp" and r["from_port"] == r["to_port"] for r in open_egress)
