@@ -223,6 +223,8 @@ def test_network_objects_are_applied_by_a_hook_after_the_webhook_is_ready(render
     [
         ({"sampleApps": {"count": -1}}, "at '/sampleApps/count': minimum: got -1, want 0"),
         ({"sampleAps": {"count": 2}}, "additional properties 'sampleAps' not allowed"),
+        # a policy without a PF: the SR-IOV webhook refuses an empty nicSelector (tests/upstream/sriov_webhook.py)
+        ({"sriov": {"enabled": True}}, "at '/sriov/pfNames': minItems: got 0, want 1"),
         (
             {
                 "network": {
@@ -330,8 +332,11 @@ def test_the_sriov_policy_selects_the_nodes_the_readme_tells_to_label(rendered: 
         o for o in chart.applied_objects(rendered[("baremetal-sriov", False)]) if o["kind"] == "SriovNetworkNodePolicy"
     ]
     labelled = [scheduling.Node("bm-0", {"kubernetes.io/hostname": "bm-0", key: value})]
-    assert sriov_webhook.refusal(policy, labelled) is None
-    assert sriov_webhook.refusal(policy, [scheduling.Node("bm-0", {"kubernetes.io/hostname": "bm-0"})])
+    # the webhook's supported NICs: the supported-nic-ids ConfigMap the Spiderpool subchart renders
+    (nic_map,) = [o for o in rendered[("baremetal-sriov", False)] if o["metadata"]["name"] == "supported-nic-ids"]
+    nic_ids = list(nic_map["data"].values())
+    assert sriov_webhook.refusal(policy, labelled, nic_ids) is None
+    assert sriov_webhook.refusal(policy, [scheduling.Node("bm-0", {"kubernetes.io/hostname": "bm-0"})], nic_ids)
 
 
 def documented_timeouts(readme: str) -> list[int]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.upstream import generic_device_plugin as gdp
-from tests.upstream import rdma_shared_dp
+from tests.upstream import rdma_shared_dp, sriov_webhook
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
 
@@ -133,3 +133,33 @@ def test_one_name_two_plugins() -> None:
     assert rdma_shared_dp.start_refusal(config, "exclusive") == "incorrect RDMA subsystem network namespace"
     with pytest.raises(gdp.PluginExit):
         gdp.configure([*ARGS, _device("hca_shared_devices")])
+
+
+SRIOV = _cases("sriov-webhook-static-validate-test.json")
+
+
+@pytest.mark.parametrize("case", SRIOV["cases"], ids=[c["name"] for c in SRIOV["cases"]])
+def test_sriov_webhook_passes_upstreams_static_validation_tests(case: dict[str, Any]) -> None:
+    refusal = sriov_webhook.static_refusal(case["policy"], SRIOV["nic_ids"], case.get("dev_mode", False))
+    assert refusal is None if case["error"] is None else case["error"] in str(refusal)
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ({"resourceName": "sriov-rdma"}, 'resource name "sriov-rdma" contains invalid characters'),
+        ({"nicSelector": {"pfNames": ["ens1f0#0-7"]}, "numVfs": 8}, None),
+        ({"nicSelector": {"pfNames": ["ens1f0#0-8"]}, "numVfs": 8}, "end range exceeds the maximum VF index"),
+        ({"nicSelector": {"pfNames": ["ens1f0#3-1"]}, "numVfs": 8}, "shall not be smaller than start range"),
+        ({"nicSelector": {"pfNames": ["ens1f0#a-1"]}, "numVfs": 8}, "start range is incorrect"),
+        ({"nicSelector": {"pfNames": ["ens1f0#1"]}, "numVfs": 8}, "probably incorrect range character usage"),
+        ({"nicSelector": {"pfNames": ["a#1#2"]}, "numVfs": 8}, "probably incorrect separator character usage"),
+        ({"linkType": "IB"}, "'linkType: ib or IB' requires 'isRdma: true'"),
+        ({"linkType": "IB", "isRdma": True}, None),
+    ],
+)
+def test_sriov_webhook_rules_upstream_has_no_static_case_for(spec: dict[str, Any], error: str | None) -> None:
+    """validate.go:149-152 and :181-207 (pfNames ranges), :216-218 (IB link type), each with its message."""
+    policy = {"metadata": {"name": "p"}, "spec": {"resourceName": "p0", "nicSelector": {"pfNames": ["ens1f0"]}} | spec}
+    refusal = sriov_webhook.static_refusal(policy, SRIOV["nic_ids"])
+    assert refusal is None if error is None else error in str(refusal)
