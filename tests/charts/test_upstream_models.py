@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.upstream import generic_device_plugin as gdp
-from tests.upstream import rdma_shared_dp, sriov_webhook
+from tests.upstream import rdma_shared_dp, spiderpool, sriov_webhook
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
 
@@ -163,3 +163,49 @@ def test_sriov_webhook_rules_upstream_has_no_static_case_for(spec: dict[str, Any
     policy = {"metadata": {"name": "p"}, "spec": {"resourceName": "p0", "nicSelector": {"pfNames": ["ens1f0"]}} | spec}
     refusal = sriov_webhook.static_refusal(policy, SRIOV["nic_ids"])
     assert refusal is None if error is None else error in str(refusal)
+
+
+SMC = _cases("spiderpool-multusconfig-webhook-test.json")["cases"]
+
+
+@pytest.mark.parametrize("case", SMC, ids=[c["name"] for c in SMC])
+def test_spiderpool_multus_webhook_passes_upstreams_cases(case: dict[str, Any]) -> None:
+    smc = spiderpool.mutate_multus_config(case["smc"]) if case.get("mutate", True) else case["smc"]
+    refusal = spiderpool.validate_multus_config(smc)
+    if case["error"] is None:
+        assert refusal is None
+    else:
+        assert refusal is not None and (case["error"] == "any" or case["error"] in refusal), refusal
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ({"cniType": "macvlan", "macvlan": {"master": []}}, "spec.macvlanConfig: Invalid value: master can't be empty"),
+        ({"cniType": "ipvlan", "ipvlan": {"master": ["a", "b"]}}, "the bond property is nil with multiple Interfaces"),
+        ({"cniType": "ipvlan", "ipvlan": {"master": ["a", "b"], "bond": {"name": ""}}}, "bond name can't be empty"),
+        ({"cniType": "ipvlan", "ipvlan": {"master": ["a"], "mtu": -1}}, "MTU must be greater than or equal to 0"),
+        ({"cniType": "ipvlan", "ipvlan": {"master": ["a"], "ippools": {"matchMasterSubnet": True}}}, "not supported"),
+        ({"cniType": "sriov", "sriov": {}}, "spec.sriovConfig: Required value: no spec.sriovConfig[resourceName]"),
+        ({"cniType": "sriov", "sriov": {"resourceName": "r", "minTxRateMbps": 9, "maxTxRateMbps": 1}}, "minTxRate"),
+        ({"cniType": "ipoib", "ipoib": {}}, "no spec.ipoibConfig[master] specified"),
+        (
+            {"cniType": "ovs", "ovs": {"bridge": "b", "trunk": [{"minID": 5, "maxID": 1}]}},
+            "minID is greater than maxID",
+        ),
+        ({"cniType": "macvlan", "macvlan": {"master": ["a"]}, "chainCNIJsonData": ['{"name": "x"}']}, "missing 'type'"),
+        ({"cniType": "ipvlan", "ipvlan": {"master": ["a"]}, "customCNI": ""}, "only supports spec.ipvlanConfig"),
+    ],
+)
+def test_spiderpool_multus_webhook_rules_upstream_has_no_case_for(spec: dict[str, Any], error: str) -> None:
+    """multusconfig_validate.go's other rules, each with its message (after the mutating webhook's defaults)."""
+    smc = spiderpool.mutate_multus_config({"metadata": {"name": "n", "namespace": "ns"}, "spec": spec})
+    assert error in str(spiderpool.validate_multus_config(smc))
+
+
+def test_spiderpool_custom_name_cannot_change() -> None:
+    old = {"metadata": {"name": "n", "annotations": {spiderpool.ANNO_CR_NAME: "a"}}, "spec": {"cniType": "custom"}}
+    new = {"metadata": {"name": "n", "annotations": {spiderpool.ANNO_CR_NAME: "b"}}, "spec": {"cniType": "custom"}}
+    assert "unsupported to change customized Multus net-attach-def resource name from 'a' to 'b'" in str(
+        spiderpool.validate_multus_config(spiderpool.mutate_multus_config(new), old)
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,11 @@ def mutate_multus_config(smc: dict[str, Any]) -> dict[str, Any]:
     if spec["cniType"] == "custom":  # :46-48
         spec["enableCoordinator"] = False
     block = spec.get(_CNI_BLOCKS[spec["cniType"]])
-    if spec["cniType"] in ("macvlan", "ipvlan") and isinstance(block, dict):  # :71-98, :107-134
+    if spec["cniType"] == "vlan" and isinstance(block, dict):  # :136-160
+        block.setdefault("vlanMode", "manual")
+        if block["vlanMode"] == "manual":
+            block.setdefault("vlanID", 0)
+    if spec["cniType"] in ("macvlan", "ipvlan", "vlan") and isinstance(block, dict):  # :71-98, :107-134
         block.setdefault("vlanID", 0)
         block.setdefault("mtu", 0)
         block.setdefault("rdmaResourceName", "")
@@ -48,20 +53,182 @@ def mutate_multus_config(smc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def validate_multus_config(smc: dict[str, Any]) -> str | None:
-    """pkg/multuscniconfig/multusconfig_validate.go:90-171: the error the webhook returns, None when accepted."""
-    spec = smc["spec"]
+# pkg/multuscniconfig/multusconfig_validate.go:27-37: the field paths its errors name
+_FIELD = {"macvlan": "spec.macvlanConfig", "ipvlan": "spec.ipvlanConfig", "vlan": "spec.vlan",
+          "sriov": "spec.sriovConfig", "ib-sriov": "spec.ibsriovConfig", "ipoib": "spec.ipoibConfig",
+          "ovs": "spec.ovsConfig", "custom": "spec.customCniTypeConfig"}  # fmt: skip
+ANNO_CR_NAME, ANNO_CNI_VERSION = "multus.spidernet.io/cr-name", "multus.spidernet.io/cni-version"  # constant/k8s.go
+ANNO_RDMA_INJECT, ANNO_NETWORK_INJECT = (
+    "cni.spidernet.io/rdma-resource-inject",
+    "cni.spidernet.io/network-resource-inject",
+)
+CNI_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0")  # cmd/spiderpool/cmd/cni_types.go SupportCNIVersions
+
+
+def _vlan_id(value: int | None) -> str | None:
+    """validateVlanID (:390-398)."""
+    if value is not None and not 0 <= value <= 4094:
+        return f"invalid vlanId {value}, please make sure vlanId in range [0,4094]"
+    return None
+
+
+def _masters(master: list[str], bond: dict[str, Any] | None) -> str | None:
+    """validateVlanCNIConfig (:375-388)."""
+    if not master:
+        return "master can't be empty"
+    if len(master) >= 2 and bond is None:
+        return "the bond property is nil with multiple Interfaces"
+    if len(master) >= 2 and not bond.get("name"):  # type: ignore[union-attr]
+        return "bond name can't be empty"
+    return None
+
+
+def _vlan_mode(mode: str | None, vlan_id: int | None) -> str | None:
+    """validateVlanMode (:400-419)."""
+    if mode is None:
+        return "vlanMode must not be nil"
+    if mode == "manual":
+        return "vlanId must not be nil when vlanMode is manual" if vlan_id is None else None
+    if mode == "auto":
+        return "vlanId must not be specified when vlanMode is auto" if vlan_id is not None else None
+    return f"invalid vlanMode {mode}, supported values are manual and auto"
+
+
+def _injected_pools(name: str, ns: str, resource: str, pools: dict[str, Any] | None, rdma: bool) -> str | None:
+    """utils.go:278-308 ValidateRdmaResouce (rdma) and ValidateNetworkResouce."""
+    if rdma and not resource:
+        return f"rdmaResourceName can not empty for spidermultusconfig {ns}/{name}"
+    if not rdma and not resource:
+        return None
+    if not pools or not (pools.get("ipv4") or []) + (pools.get("ipv6") or []):
+        return f"no any ippools configured for spidermultusconfig {ns}/{name}"
+    return None
+
+
+def _annotation_refusal(smc: dict[str, Any], old: dict[str, Any] | None) -> str | None:
+    """validateCustomAnnoNameShouldNotBeChangeable (:469-484) and validateAnnotation (:421-467) without the API read
+    of an existing net-attach-def another SpiderMultusConfig owns (the double's store answers that)."""
+    annotations = smc.get("metadata", {}).get("annotations") or {}
+    new_name = annotations.get(ANNO_CR_NAME)
+    if old is not None:
+        old_name = (old.get("metadata", {}).get("annotations") or {}).get(ANNO_CR_NAME)
+        if old_name is not None and new_name is not None and old_name != new_name:
+            return f"metadata.annotations: Invalid value: it's unsupported to change customized Multus net-attach-def resource name from '{old_name}' to '{new_name}'"  # noqa: E501
+        if old_name is None and new_name is not None:
+            return f"metadata.annotations: Invalid value: it's unsupported to changed Multus net-attach-def '{old['metadata']['name']}' to customized name '{new_name}'"  # noqa: E501
+    if new_name is not None and (errors := _dns1123_subdomain_errors(new_name)):
+        invalid = "metadata.annotations: Invalid value: invalid custom net-attach-def resource name"
+        return f"{invalid}, err: [{' '.join(errors)}]"
+    version = annotations.get(ANNO_CNI_VERSION)
+    if version is not None and version not in CNI_VERSIONS:
+        return f"metadata.annotations: Invalid value: unsupported CNI version {version}"
+    return None
+
+
+def _dns1123_subdomain_errors(value: str) -> list[str]:
+    """apimachinery pkg/util/validation/validation.go:198-207 IsDNS1123Subdomain, its messages (MaxLenError,
+    RegexError)."""
+    label = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+    pattern = f"{label}(\\.{label})*"
+    errors = ["must be no more than 253 characters"] if len(value) > 253 else []
+    if not re.fullmatch(pattern, value):
+        errors.append(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
+            "start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+            f"'{pattern}')"
+        )
+    return errors
+
+
+def validate_multus_config(smc: dict[str, Any], old: dict[str, Any] | None = None) -> str | None:
+    """pkg/multuscniconfig/multusconfig_validate.go:40-59 (validate) and :90-373 (validateCNIConfig): the error the
+    webhook returns, None when it admits. Not modeled: a coordinator block (coordinatormanager.ValidateCoordinatorSpec),
+    which the chart never sets."""
+    if refusal := _annotation_refusal(smc, old):
+        return refusal
+    spec, meta = smc["spec"], smc.get("metadata", {})
     cni = spec.get("cniType")
     if cni is None:
-        return "CniType must not be nil"
-    own = _CNI_BLOCKS[cni]
-    if cni != "custom" and spec.get(own) is None:  # :100-102, :137-139
-        return f"spec.{own}Config: Required value: no spec.{own}Config specified"
+        return "spec.cniType: Invalid value: null: CniType must not be nil"
+    annotations = meta.get("annotations") or {}
+    inject = {"rdma": ANNO_RDMA_INJECT in annotations, "network": ANNO_NETWORK_INJECT in annotations}
+    own, where = _CNI_BLOCKS[cni], _FIELD[cni]
+    block = spec.get(own)
     others = [b for c, b in _CNI_BLOCKS.items() if c != cni and spec.get(b) is not None]  # checkExistedConfig :61-88
-    if others:  # :120-122, :157-159
-        return f"spec.cniType: Forbidden: the cniType {cni} only supports spec.{own}Config, please remove other CNIs"
-    if cni in ("macvlan", "ipvlan") and not (spec[own].get("master") or spec[own].get("bond")):
-        return f"spec.{own}Config: Invalid value: master must be set"  # validateVlanCNIConfig
+    # the Forbidden message names the sriov field for ib-sriov, ipoib and ovs: as upstream writes it
+    forbidden_field = _FIELD["sriov"] if cni in ("ib-sriov", "ipoib", "ovs") else where
+    forbidden = (
+        f"spec.cniType: Forbidden: the cniType {cni} only supports {forbidden_field}, please remove other CNI configs"
+    )
+    if cni in ("ovs", "custom") and (inject["rdma"] or inject["network"]):
+        return f"spec.cniType: Forbidden: the cniType {cni} does not support RDMA resource or network resource injected"
+    if cni != "custom" and block is None:
+        return f"{where}: Required value: no {where} specified"
+    checks: list[str | None] = []
+    resource = ""
+    required = None  # a missing resourceName or master, checked after the branch's other fields
+    if cni in ("macvlan", "ipvlan", "vlan"):
+        pools = block.get("ippools") or {}
+        checks = [
+            _vlan_mode(block.get("vlanMode"), block.get("vlanID")) if cni == "vlan" else None,
+            _vlan_id(block.get("vlanID")),
+            "MTU must be greater than or equal to 0" if (block.get("mtu") or 0) < 0 else None,
+            f"MatchMasterSubnet feature is not supported for {cni}" if pools.get("matchMasterSubnet") else None,
+            _masters(block.get("master") or [], block.get("bond")),
+        ]
+        resource = block.get("rdmaResourceName") or ""
+    elif cni == "sriov":
+        low, high = block.get("minTxRateMbps"), block.get("maxTxRateMbps")
+        checks = [
+            _vlan_id(block.get("vlanID")),
+            # :223-225 names the macvlan field (and reads its MTU: a nil pointer in Go) for a negative SR-IOV MTU
+            "MTU must be greater than or equal to 0" if (block.get("mtu") or 0) < 0 else None,
+            "minTxRateMbps must be less than maxTxRateMbps" if None not in (low, high) and low > high else None,
+        ]
+        resource = block.get("resourceName") or ""
+        required = None if resource else f"{where}: Required value: no {where}[resourceName] specified"
+    elif cni == "ib-sriov":
+        resource = block.get("resourceName") or ""
+        required = None if resource else f"{where}: Required value: no {where}[resourceName] specified"
+    elif cni == "ipoib":
+        resource = block.get("master") or ""
+        required = None if resource else f"{where}: Required value: no {where}[master] specified"
+    elif cni == "ovs":
+        checks = [_vlan_id(block.get("vlan"))]
+        for trunk in block.get("trunk") or []:
+            low, high, one = trunk.get("minID"), trunk.get("maxID"), trunk.get("id")
+            checks += [
+                "incorrect trunk minID parameter" if low is not None and low > 4094 else None,
+                "incorrect trunk maxID parameter" if high is not None and high > 4094 else None,
+                "minID is greater than maxID in trunk parameter" if high is not None and high < (low or 0) else None,
+                "incorrect trunk id parameter" if one is not None and one > 4096 else None,
+            ]
+    if failed := next((c for c in checks if c), None):
+        return f"{where}: Invalid value: {failed}"
+    if required:
+        return required
+    if others:
+        return forbidden
+    if cni in ("macvlan", "ipvlan", "vlan", "sriov", "ib-sriov", "ipoib"):
+        for kind in ("rdma", "network"):
+            if inject[kind] and (failed := _injected_pools(meta.get("name", ""), meta.get("namespace", ""), resource,
+                                                            block.get("ippools"), kind == "rdma")):  # fmt: skip
+                return f"{where}: Invalid value: {failed}"
+    custom = spec.get("customCNI")
+    if cni == "custom" and custom:
+        try:
+            json.loads(custom)
+        except ValueError:
+            return "spec.customCniTypeConfig: Forbidden: customCniConfig isn't a valid JSON encoding"
+    if spec.get("coordinator") is not None:
+        raise NotImplementedError("coordinatormanager.ValidateCoordinatorSpec is not modeled")
+    for conf in spec.get("chainCNIJsonData") or []:  # libcni ConfFromBytes: JSON with a "type"
+        try:
+            parsed = json.loads(conf)
+        except ValueError:
+            return f"spec.chainCNIJsonData: Forbidden: invalid {conf}: error parsing configuration"
+        if not isinstance(parsed, dict) or not parsed.get("type"):
+            return f"spec.chainCNIJsonData: Forbidden: invalid {conf}: error parsing configuration: missing 'type'"
     return None
 
 
