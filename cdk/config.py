@@ -17,7 +17,16 @@ from cdk.ec2_types import InstanceTable, InstanceType
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "cluster.yaml"
 PREFIX_SIZE = 16  # addresses in one /28 ENI prefix, the unit of `ipv4_prefixes`
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-_K8S_MINOR = re.compile(r"^1\.(2[89]|3[0-9])$")
+_K8S_MINOR = re.compile(r"^1\.(0|[1-9][0-9]*)$")
+#: The Kubernetes minors a new cluster may have: kubeadm reads the kubeadm.k8s.io/v1beta4 configuration the nodes are
+#: given from 1.31 on (kubernetes PR 125029; an older kubeadm refuses it on every node), and 1.37 is the newest minor
+#: released (pkgs.k8s.io serves one repository per released minor).
+OLDEST_MINOR, NEWEST_MINOR = 31, 37
+#: The minors in upstream support on 2026-12-07 (kubernetes.io/releases: the three newest, about 14 months each; 1.33
+#: ended 2026-06-28, 1.34 2026-10-27, 1.38 is due 2026-12-16). The default is the middle one: a minor with months of
+#: patch releases behind it and until mid-2027 before it needs an upgrade.
+SUPPORTED_MINORS = ("1.35", "1.36", "1.37")
+DEFAULT_KUBERNETES_VERSION = "1.36"
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")  # us-east-1, us-gov-west-1, ap-southeast-2
 #: CloudWatch Logs retention values (PutRetentionPolicy, retentionInDays).
 CLOUDWATCH_RETENTION_DAYS = (
@@ -99,7 +108,7 @@ class ClusterConfig(_Strict):
     pod_cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("172.20.0.0/16")
     service_cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("172.21.0.0/16")
     admin_cidr: ipaddress.IPv4Network | None = None
-    kubernetes_version: str = "1.33"
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     tags: dict[str, str] = Field(default_factory=dict)
     control_plane: ControlPlane = ControlPlane()
     workers: Workers = Workers()
@@ -149,8 +158,22 @@ class ClusterConfig(_Strict):
     @field_validator("kubernetes_version")
     @classmethod
     def _minor(cls, v: str) -> str:
-        if not _K8S_MINOR.match(v):
-            raise ValueError("must be a Kubernetes minor version such as '1.33' (1.28 to 1.39)")
+        match = _K8S_MINOR.match(v)
+        supported = ", ".join(SUPPORTED_MINORS)
+        if not match:
+            example = DEFAULT_KUBERNETES_VERSION
+            raise ValueError(f"must be a Kubernetes minor such as '{example}' (in support: {supported})")
+        minor = int(match[1])
+        if minor < OLDEST_MINOR:
+            raise ValueError(
+                f"kubeadm {v} cannot read the kubeadm.k8s.io/v1beta4 configuration the nodes use (it reads it from "
+                f"1.{OLDEST_MINOR}); use {supported}, the minors in upstream support"
+            )
+        if minor > NEWEST_MINOR:
+            raise ValueError(
+                f"{v} is newer than this release knows (1.{OLDEST_MINOR} to 1.{NEWEST_MINOR}); use {supported}, the "
+                "minors in upstream support"
+            )
         return v
 
     @property

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from layout import PACKAGE_STUBS
 
 CA_HASH = "sha256:" + "a" * 64
-KUBEADM_VERSION = "v1.33.4"
+KUBEADM_VERSION = "v1.36.4"  # a patch of the default minor (cdk.config.DEFAULT_KUBERNETES_VERSION)
 ECR_PROVIDER_VERSION = "v1.33.4"
 IMDS = "http://169.254.169.254/latest/"
 #: Ubuntu 24.04's AWS kernel as `uname -r` prints it: <version>-<ABI>-<flavour> (linux-aws, noble).
@@ -114,7 +114,7 @@ class Cluster:
 
 def install(root: Path, spec: str) -> None:
     """`apt-get install PACKAGE[=VERSION]`: the package's binaries appear; kubeadm then reports the version installed
-    (a pkgs.k8s.io version such as 1.33.4-1.1, or the `1.33.4-*` glob apt resolves to it; unpinned: the newest,
+    (a pkgs.k8s.io version such as 1.36.4-1.1, or the `1.36.4-*` glob apt resolves to it; unpinned: the newest,
     $STUB_KUBEADM_VERSION or KUBEADM_VERSION)."""
     package, _, version = spec.partition("=")
     for rel in PACKAGE_STUBS.get(package, {}).values():

@@ -181,7 +181,9 @@ def test_a_wrong_signing_key_stops_before_anything_is_installed(tmp_path: Path, 
     if key == "efa":
         sb.serve("https://efa-installer.amazonaws.com/aws-efa-installer.key", keys.gpg.export(keys.other))
     else:
-        sb.serve("https://pkgs.k8s.io/core:/stable:/v1.33/deb/Release.key", keys.gpg.export(keys.other))
+        sb.serve(
+            f"https://pkgs.k8s.io/core:/stable:/v{EFA.kubernetes_version}/deb/Release.key", keys.gpg.export(keys.other)
+        )
     proc = sb.run()
     assert proc.returncode != 0
     calls = sb.calls()
@@ -370,11 +372,11 @@ def test_kubernetes_version_is_pinned_to_the_installed_kubeadm(tmp_path: Path, k
     sb = bootstrapped_control_plane(tmp_path, keys, EFA)
     init = (sb.root / "etc/spiderpool-rdma/kubeadm-init.yaml").read_text()
     cluster = next(d for d in yaml.safe_load_all(init) if d["kind"] == "ClusterConfiguration")
-    assert cluster["kubernetesVersion"] == "v1.33.4"  # what the kubeadm stub reports as installed
+    assert cluster["kubernetesVersion"] == "v1.36.4"  # what the kubeadm stub reports as installed
     other = sandbox(tmp_path / "other", keys, EFA, "control-plane-0")
-    assert other.run(STUB_KUBEADM_VERSION="v1.34.1").returncode == 1
+    assert other.run(STUB_KUBEADM_VERSION="v1.37.1").returncode == 1
     log = (other.root / "var/log/spiderpool-rdma/record-version.log").read_text()
-    assert "kubeadm v1.34.1 is not a 1.33 release" in log
+    assert "kubeadm v1.37.1 is not a 1.36 release" in log
     assert not other.cluster.ssm("kubernetes-version").exists()  # nothing recorded for the nodes to follow
 
 
@@ -533,13 +535,13 @@ def test_every_later_node_installs_exactly_the_version_control_plane_0_recorded(
     """pkgs.k8s.io published a newer patch after control-plane-0 installed its own: a worker that joins later must not
     take it (the nodes would run different patches), and it follows the record to another minor after an upgrade."""
     cp0 = bootstrapped_control_plane(tmp_path, keys, EFA)
-    assert cp0.cluster.ssm("kubernetes-version").read_text().strip() == "v1.33.4"
+    assert cp0.cluster.ssm("kubernetes-version").read_text().strip() == "v1.36.4"
     worker = sandbox(tmp_path, keys, EFA, "worker-0", cp0)
-    proc = worker.run(STUB_KUBEADM_VERSION="v1.33.9")
+    proc = worker.run(STUB_KUBEADM_VERSION="v1.36.9")
     assert proc.returncode == 0, proc.stderr + worker.log()
     install = next(c for c in worker.calls() if c.startswith("apt-get") and "kubeadm" in c).split()
-    assert {"kubelet=1.33.4-*", "kubeadm=1.33.4-*", "kubectl=1.33.4-*"} <= set(install), install
-    assert (worker.root / "var/lib/dpkg/kubeadm.version").read_text() == "v1.33.4"
+    assert {"kubelet=1.36.4-*", "kubeadm=1.36.4-*", "kubectl=1.36.4-*"} <= set(install), install
+    assert (worker.root / "var/lib/dpkg/kubeadm.version").read_text() == "v1.36.4"
     cp0.cluster.ssm("kubernetes-version").write_text("v1.34.2\n")  # what the day-two upgrade records
     later = sandbox(tmp_path, keys, EFA, "worker-1", cp0)
     later.serve("https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key", keys.gpg.export(keys.k8s))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -9,9 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from cdk.config import ClusterConfig, ConfigError, load_config
+from cdk.config import (
+    DEFAULT_KUBERNETES_VERSION,
+    NEWEST_MINOR,
+    OLDEST_MINOR,
+    SUPPORTED_MINORS,
+    ClusterConfig,
+    ConfigError,
+    load_config,
+)
 from cdk.ec2_types import InstanceTable
+from cdk.ipplan import make_plan
+from cdk.userdata import kubeadm_init_config
 from tests.conftest import REPO, synthesize
 
 BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
@@ -152,6 +164,17 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["backend.s3.key"],
     ),
     ("s3-region", {"backend": {"type": "s3", "bucket": "team-state", "region": "EU"}}, ["backend.s3.region"]),
+    (
+        "kubernetes-before-v1beta4",
+        {"kubernetes_version": "1.30"},
+        ["kubernetes_version: kubeadm 1.30 cannot read the kubeadm.k8s.io/v1beta4 configuration", "1.35, 1.36, 1.37"],
+    ),
+    (
+        "kubernetes-not-released",
+        {"kubernetes_version": "1.38"},
+        ["kubernetes_version: 1.38 is newer than this release"],
+    ),
+    ("kubernetes-patch", {"kubernetes_version": "1.36.2"}, ["kubernetes_version: must be a Kubernetes minor such"]),
 ]
 
 
@@ -236,6 +259,35 @@ def test_the_readme_states_the_tags_default() -> None:
     readme = (REPO / "README.md").read_text()
     (row,) = [line for line in readme.splitlines() if line.startswith("| `tags` |")]
     assert ClusterConfig().tags == {} and "none" in row and "spiderpool-rdma/cluster" in row
+
+
+def test_a_new_cluster_defaults_to_a_kubernetes_minor_in_upstream_support() -> None:
+    """The default was 1.33, whose upstream support ended on 2026-06-28."""
+    assert ClusterConfig().kubernetes_version == DEFAULT_KUBERNETES_VERSION in SUPPORTED_MINORS
+    for minor in SUPPORTED_MINORS:
+        assert ClusterConfig(kubernetes_version=minor).kubernetes_version == minor
+
+
+def test_accepted_minors_are_those_whose_kubeadm_reads_the_rendered_configuration() -> None:
+    """kubeadm reads kubeadm.k8s.io/v1beta4 from 1.31 (kubernetes PR 125029): every configuration the nodes get is
+    that version, so 1.28 to 1.30, accepted before, failed on every node."""
+    config = ClusterConfig()
+    rendered = kubeadm_init_config(config, make_plan(config), make_plan(config).control_planes[0])
+    kubeadm_apis = {d["apiVersion"] for d in yaml.safe_load_all(rendered) if d["apiVersion"].startswith("kubeadm")}
+    join = (REPO / "bootstrap/join.sh").read_text()
+    assert kubeadm_apis == {"kubeadm.k8s.io/v1beta4"} and "apiVersion: kubeadm.k8s.io/v1beta4" in join
+    accepted = []
+    for minor in range(20, 45):
+        with contextlib.suppress(ValueError):
+            accepted.append(ClusterConfig(kubernetes_version=f"1.{minor}").kubernetes_version)
+    assert accepted == [f"1.{m}" for m in range(OLDEST_MINOR, NEWEST_MINOR + 1)] and OLDEST_MINOR == 31
+
+
+def test_the_readme_states_the_kubernetes_default_and_the_minors_in_support() -> None:
+    readme = (REPO / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `kubernetes_version` |")]
+    assert f'`"{DEFAULT_KUBERNETES_VERSION}"`' in row
+    assert all(minor in row for minor in SUPPORTED_MINORS) and f"1.{OLDEST_MINOR}" in row
 
 
 def test_efa_suggestions_have_the_control_planes_architecture(write_config: Any, table: InstanceTable) -> None:

@@ -38,6 +38,12 @@ def test_the_distribution_declares_what_the_cli_imports_and_nothing_of_the_infra
     assert extras["kubeconfig"].startswith("boto3")
 
 
+@pytest.mark.skipif(not os.environ.get("SPIDER_VALIDATE_KUBERNETES_MAJOR"), reason="a run of one client major only")
+def test_the_kubernetes_client_is_the_major_this_run_is_for() -> None:
+    """Each run of scripts/test-installed-validator.sh stands for one major of the client: make sure it got it."""
+    assert metadata.version("kubernetes").split(".")[0] == os.environ["SPIDER_VALIDATE_KUBERNETES_MAJOR"]
+
+
 def test_the_entry_point_runs_list_images_manifests_and_version() -> None:
     assert run("--version").stdout == f"spider-validate, version {spider_validate.__version__}\n"
     listing = run("list")

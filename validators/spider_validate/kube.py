@@ -7,6 +7,8 @@ are real network namespaces).
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 import time
@@ -178,8 +180,14 @@ class KubeCluster:
         self.server = configuration.host
         websocket.setdefaulttimeout(self.timeouts.read)  # exec's websocket: kubernetes.stream passes none
         self._api = client.ApiClient(configuration)
-        self._dynamic = client.CustomObjectsApi(self._api)
-        self._core = client.CoreV1Api(self._api)
+
+    @functools.cached_property
+    def _core(self) -> Any:
+        """The generated CoreV1Api, for watch, exec and logs only: from client 37 on, its import builds some 250
+        pydantic models (0.6 s here), which a CLI that finds no API server should not wait for."""
+        from kubernetes import client
+
+        return client.CoreV1Api(self._api)
 
     @property
     def _bounds(self) -> tuple[float, float]:
@@ -222,6 +230,40 @@ class KubeCluster:
         ns = f"/namespaces/{namespace}" if namespaced and namespace else ""
         return f"{base}{ns}/{plural}" + (f"/{name}" if name else "")
 
+    def _send(self, method: str, path: str, body: Any, query: list[tuple[str, Any]]) -> bytes:
+        """One request through the client's own serialization and authentication; the response body.
+
+        The generated client changed shape twice: 36 replaced `call_api`'s `response_type` with
+        `response_types_map`, and 37 (a new generator) split it into `param_serialize`, `call_api` and
+        `response_deserialize`. Both go the way the client's own `DynamicClient.request` goes in that release
+        (kubernetes/dynamic/client.py): the raw response, never the generated deserializer, so the body is read here.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        api: Any = self._api  # one generation's type hints do not describe the other's
+        if hasattr(api, "param_serialize"):  # 37 and later
+            request = api.param_serialize(
+                method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"]
+            )
+            response = api.call_api(*request, _request_timeout=self._bounds)
+            response.read()
+            if not 200 <= response.status <= 299:  # 37's call_api returns every status
+                raise ApiException(http_resp=response)
+            return bytes(response.data)
+        response = api.call_api(  # up to 36: raises ApiException on a status outside 2xx itself
+            path,
+            method,
+            query_params=query,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=self._bounds,
+        )
+        return bytes(response.data)
+
     def _request(
         self,
         verb: str,
@@ -231,21 +273,11 @@ class KubeCluster:
         body: Any = None,
         query: list[tuple[str, Any]] | None = None,
     ) -> Any:
-        data = self._call(
-            verb,
-            resource,
-            self._api.call_api,
-            path,
-            method,
-            query_params=query or [],
-            body=body,
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
-            auth_settings=["BearerToken"],
-            response_type="object",
-            _preload_content=True,
-            _return_http_data_only=True,
-            _request_timeout=self._bounds,
-        )
+        raw = self._call(verb, resource, self._send, method, path, body, query or [])
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = raw.decode("utf-8", "replace")
         if not isinstance(data, dict):
             raise ApiError(
                 0,
