@@ -218,6 +218,7 @@ def test_rdma_pods_request_what_rdma_needs_and_validate(mode: RdmaMode) -> None:
     assert container["resources"]["limits"][resource] == "1"
     assert container["securityContext"]["capabilities"]["add"] == ["IPC_LOCK"]
     assert ("hugepages-2Mi" in container["resources"]["limits"]) == (mode == "efa")
+    assert pod["spec"].get("hostNetwork", False) == (mode == "softroce")  # rxe serves the node's address only
     bare = rdma.rdma_pod(ctx, "q", "worker-0", mode, None)
     assert "resources" not in bare["spec"]["containers"][0] or resource not in str(bare["spec"]["containers"][0])
     assert bare["spec"]["containers"][0]["securityContext"]["capabilities"]["add"] == []

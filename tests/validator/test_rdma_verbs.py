@@ -43,6 +43,7 @@ def test_every_command_agrees_with_the_model_and_the_real_parser(verb: str, mode
     """The model and Debian's parser agree on every command; the suite builds RoCE's (write over RC) and each EFA
     verb, of which Debian's 4.5 refuses write over SRD (SEND/READ only before 23.07)."""
     for argv in commands(verb, mode):
+        assert argv[argv.index("-x") + 1] == ("0" if mode == "efa" else "42")  # always the intended GID's index
         model = perftest.refusal(perftest.DEBIAN_BOOKWORM, True, argv)
         assert (model is None) == (real_parser(argv) is None), (argv, model, real_parser(argv))
         assert (model is None) == (mode != "efa" or verb != "write"), (argv, model)
