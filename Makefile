@@ -7,7 +7,8 @@ export JSII_RUNTIME_PACKAGE_CACHE_ROOT ?= $(ROOT)/.cache/jsii
 export CHECKPOINT_DISABLE := 1
 export SPIDERPOOL_RDMA_CONFIG := $(abspath $(CONFIG))
 
-.PHONY: synth test test-unit test-installed-validator lint bench-synth bench-validate bench-watch install clean instance-data
+.PHONY: synth test test-unit test-installed-validator lint bench-synth bench-validate bench-watch install clean instance-data \
+	pin-ecr-credential-provider
 
 install:
 	scripts/install-tools.sh python node checkov helm apt
@@ -17,6 +18,12 @@ synth:
 	@scripts/install-tools.sh python node
 	@set -o pipefail; cdktn synth 2>&1 | { grep -v -e 'CLI configuration' -e 'terraformrc' -e '^[│╷╵]' -e '^\s*$$' || true; }
 	@test -s cdktf.out/helm-values.yaml
+
+## pin-ecr-credential-provider: pin VERSION of the kubelet's ECR credential provider and its SHA-256 per architecture,
+## from kubernetes/k8s.io's promotion manifest (network), into cdk/data/ecr_credential_provider.json
+pin-ecr-credential-provider:
+	@scripts/install-tools.sh python
+	python scripts/pin_ecr_credential_provider.py $(VERSION)
 
 ## instance-data: refresh cdk/data/instance_types.json from the EC2 API (AWS credentials; REGION=us-east-1)
 instance-data:

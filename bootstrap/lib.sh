@@ -126,12 +126,16 @@ gpg_home() {
   export GNUPGHOME
 }
 
-# fetch_key URL FILE FINGERPRINT: download a signing key; accept it only with the pinned primary fingerprint
-# (field 10 of gpg's `fpr` record, doc/DETAILS).
+# fetch_key URL FILE FINGERPRINT: download a signing key; accept it only if the file holds one key (one `pub` or `sec`
+# record of gpg's listing, doc/DETAILS) with the pinned primary fingerprint (field 10 of its first `fpr` record). A
+# keyring made from the file trusts every key in it: the genuine key followed by another would let that other one sign.
 fetch_key() {
-  local fpr
+  local listing keys fpr
   retry 5 10 curl -fsSL -o "$2" "$1"
-  fpr="$(gpg --batch --show-keys --with-colons "$2" | awk -F: '/^fpr:/ {print $10; exit}')"
+  listing="$(gpg --batch --show-keys --with-colons "$2")"
+  keys="$(grep -cE '^(pub|sec):' <<<"${listing}" || true)"
+  ((keys == 1)) || die "signing key file $1 holds ${keys} keys, not only the one with fingerprint $3: not using it"
+  fpr="$(awk -F: '/^fpr:/ {print $10; exit}' <<<"${listing}")"
   [[ "${fpr}" == "$3" ]] || die "signing key $1 has fingerprint '${fpr}', expected $3"
 }
 

@@ -210,9 +210,29 @@ def _cidr_problems(c: ClusterConfig) -> list[str]:
         problems.append(f"pod_cidr {c.pod_cidr} overlaps service_cidr {c.service_cidr}")
     if not 16 <= c.vpc_cidr.prefixlen <= 28:
         problems.append(f"vpc_cidr: AWS allows a VPC of /16 to /28, got {c.vpc_cidr}")
-    if c.admin_cidr is not None and c.admin_cidr.prefixlen == 0:
-        problems.append("admin_cidr: 0.0.0.0/0 would open the Kubernetes API to the internet; name your network")
+    if c.admin_cidr is not None:
+        problems += _admin_cidr_problems(c.admin_cidr)
     return problems
+
+
+#: The private address ranges of RFC 1918, section 3.
+RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
+def _admin_cidr_problems(net: ipaddress.IPv4Network) -> list[str]:
+    """The admin network reaches the Kubernetes API: it names a network of yours (a VPN, an office, a peered VPC),
+    never a large part of the internet. Private ranges up to a /8 (all of 10/8), public ones up to a /16."""
+    if net.prefixlen < 8:
+        return [
+            f"admin_cidr: {net} is wider than a /8 ({net.num_addresses:,} addresses): it would open the Kubernetes "
+            "API to a large part of the internet; name your network (VPN, office, peered VPC)"
+        ]
+    if net.prefixlen < 16 and not any(net.subnet_of(private) for private in RFC1918):
+        return [
+            f"admin_cidr: {net} is a public (not RFC 1918) range wider than a /16 ({net.num_addresses:,} addresses, "
+            "most of them other people's); name your network's own public range, a /16 or narrower"
+        ]
+    return []
 
 
 def _tag_problems(tags: dict[str, str]) -> list[str]:

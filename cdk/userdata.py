@@ -11,12 +11,13 @@ import base64
 import functools
 import gzip
 import hashlib
+import json
 import shlex
 from dataclasses import dataclass
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 import jinja2
 import yaml
@@ -24,7 +25,7 @@ from spider_validate import names
 
 from cdk.config import ClusterConfig, RdmaMode
 from cdk.constructs.api_endpoint import api_dns_name
-from cdk.ec2_types import InstanceTable
+from cdk.ec2_types import InstanceTable, InstanceType
 from cdk.ipplan import UNDERLAY_INTERFACE, IpPlan, Node
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parents[1] / "bootstrap"
@@ -33,9 +34,12 @@ EC2_USER_DATA_LIMIT = 16 * 1024
 K8S_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436"  # pkgs.k8s.io (isv:kubernetes OBS)
 EFA_VERSION = "1.50.0"
 EFA_KEY_FINGERPRINT = "4E9091BCBB97A96B26B15E59A05480B1DD2D3CCC"  # AWS EFA installer signing key
-# kubernetes/cloud-provider-aws release of the kubelet's ECR credential provider; it speaks the kubelet's
-# credentialprovider.kubelet.k8s.io/v1, GA since Kubernetes 1.26, so one release serves every supported minor.
-ECR_PROVIDER_VERSION = "v1.33.4"
+# The kubelet's ECR credential provider (kubernetes/cloud-provider-aws): its version and each architecture's
+# SHA-256 as artifacts.k8s.io serves them, written by scripts/pin_ecr_credential_provider.py from kubernetes/k8s.io's
+# promotion manifest. It speaks the kubelet's credentialprovider.kubelet.k8s.io/v1, GA since Kubernetes 1.26, so one
+# release serves every supported minor (kops downloads v1.31.7 for every Kubernetes version it deploys).
+ECR_PROVIDER_FILE = Path(__file__).resolve().parent / "data" / "ecr_credential_provider.json"
+ECR_PROVIDER_ARCHES = ("amd64", "arm64")
 CREDENTIAL_PROVIDER_CONFIG = "/etc/kubernetes/image-credential-provider-config.yaml"
 CREDENTIAL_PROVIDER_BIN_DIR = "/usr/local/lib/kubelet/credential-providers"
 # Pod Security Admission's configuration, on every control plane: joining ones run the same API server manifest.
@@ -102,6 +106,19 @@ def _instance_table() -> InstanceTable:
     return InstanceTable.load()
 
 
+@functools.cache
+def ecr_provider() -> dict[str, Any]:
+    """The pinned release of the ECR credential provider: {"version", "source", "sha256": {arch: digest}}."""
+    return dict(json.loads(ECR_PROVIDER_FILE.read_text()))
+
+
+def _instance_type(config: ClusterConfig, node: Node) -> InstanceType:
+    spec = config.workers if node.role == "worker" else config.control_plane
+    itype = _instance_table().get(spec.instance_type)
+    assert itype is not None, "validated by config.load_config"
+    return itype
+
+
 def node_labels(config: ClusterConfig, node: Node) -> str:
     spec = config.workers if node.role == "worker" else config.control_plane
     rdma = config.workers.rdma.value if node.role == "worker" else RdmaMode.NONE.value
@@ -112,8 +129,8 @@ def node_labels(config: ClusterConfig, node: Node) -> str:
         f"{names.ROLE_LABEL}={node.role}",
         f"{names.RDMA_LABEL}={rdma}",  # the chart places the EFA device plugin by it
     ]
-    itype = _instance_table().get(spec.instance_type)
-    if itype is not None and itype.network_gbps > 0:  # the validator's RDMA line rate
+    itype = _instance_type(config, node)
+    if itype.network_gbps > 0:  # the validator's RDMA line rate
         labels.append(f"{names.NETWORK_GBPS_LABEL}={itype.network_gbps:g}")
     return ",".join(labels)
 
@@ -135,7 +152,8 @@ def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, objec
         "kms_alias": names.kms_alias(config.name),  # as SSM holds it (constructs/secrets.py)
         "join_timeout": JOIN_TIMEOUT_SECONDS,
         "install_seconds": INSTALL_SECONDS,
-        "ecr_provider_version": ECR_PROVIDER_VERSION,
+        "ecr_provider_version": ecr_provider()["version"],
+        "ecr_provider_sha256": ecr_provider()["sha256"][_instance_type(config, node).arch],
         "admission_config": ADMISSION_CONFIG,
         "admission_config_dir": str(PurePosixPath(ADMISSION_CONFIG).parent),
         "credential_provider_config": CREDENTIAL_PROVIDER_CONFIG,

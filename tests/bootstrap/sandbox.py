@@ -20,7 +20,7 @@ from cdk import userdata
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
 from tests.bootstrap.layout import IMAGE_STUBS, REAL_TOOLS, SYSTEMD_PATH
-from tests.bootstrap.stub import ECR_PROVIDER_VERSION, KUBEADM_VERSION, Cluster
+from tests.bootstrap.stub import KUBEADM_VERSION, Cluster
 
 STUB = Path(__file__).resolve().parent / "stub.py"
 LIB = "usr/local/lib/spiderpool-rdma"
@@ -38,12 +38,10 @@ ln -sf {STUB} "$SPR_ROOT/opt/amazon/efa/bin/fi_info"
 echo 'PATH="$PATH:/opt/amazon/efa/bin"' >"$SPR_ROOT/etc/profile.d/efa.sh"
 """
 
-#: The ECR credential provider's stand-in: cobra's `--version` output (cloud-provider-aws
-#: cmd/ecr-credential-provider/main.go sets Version: gitVersion; cobra prints "<name> version <v>").
-ECR_PROVIDER = f"""#!/usr/bin/env python3
-import sys
-if sys.argv[1:] == ["--version"]:
-    print("ecr-credential-provider version {ECR_PROVIDER_VERSION}")
+#: The ECR credential provider's stand-in (its digest is what the sandbox pins): it records any run, which the
+#: bootstrap never makes (the kubelet does).
+ECR_PROVIDER = b"""#!/bin/sh
+echo "ecr-credential-provider $*" >>"$STUB_DIR/calls.log"
 """
 
 
@@ -64,8 +62,9 @@ class Gpg:
         colons = self._gpg("--with-colons", "--list-keys", uid).decode()
         return next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
 
-    def export(self, fpr: str) -> bytes:
-        return self._gpg("--armor", "--export", fpr)
+    def export(self, *fprs: str) -> bytes:
+        """One armored block holding these public keys, as a key file served for download."""
+        return self._gpg("--armor", "--export", *fprs)
 
     def sign(self, fpr: str, data: bytes, tmp: Path) -> bytes:
         path = tmp / "to-sign"
@@ -205,18 +204,18 @@ def make_sandbox(
     sb.serve(repo + "Release.key", keys.gpg.export(keys.k8s))
     sb.serve("https://efa-installer.amazonaws.com/aws-efa-installer.key", keys.gpg.export(keys.efa))
     sb.serve_efa_installer(keys.efa)
-    serve_ecr_provider(sb)
+    sb.set_env("SPR_ECR_PROVIDER_SHA256", hashlib.sha256(ECR_PROVIDER).hexdigest())
+    serve_ecr_provider(sb, ECR_PROVIDER)
     return sb
 
 
-def serve_ecr_provider(sb: Sandbox, checksum: str | None = None) -> None:
-    """The release files as cloud-provider-aws publishes them: the binary and `<binary>.sha256` holding the
-    bare hex digest and a newline (Makefile `copy-bins-for-upload`, hack/sha256: `sha256sum $in | cut -d' ' -f1`)."""
+def serve_ecr_provider(sb: Sandbox, binary: bytes) -> None:
+    """The release files as cloud-provider-aws publishes them: the binary and `<binary>.sha256` holding its bare hex
+    digest and a newline (Makefile `copy-bins-for-upload`, hack/sha256: `sha256sum $in | cut -d' ' -f1`)."""
     arch = "amd64"  # the uname stub's x86_64
     url = (
-        f"https://artifacts.k8s.io/binaries/cloud-provider-aws/{ECR_PROVIDER_VERSION}/linux/{arch}/"
+        f"https://artifacts.k8s.io/binaries/cloud-provider-aws/{userdata.ecr_provider()['version']}/linux/{arch}/"
         f"ecr-credential-provider-linux-{arch}"
     )
-    binary = ECR_PROVIDER.encode()
     sb.serve(url, binary)
-    sb.serve(url + ".sha256", ((checksum or hashlib.sha256(binary).hexdigest()) + "\n").encode())
+    sb.serve(url + ".sha256", (hashlib.sha256(binary).hexdigest() + "\n").encode())

@@ -21,7 +21,6 @@ from layout import PACKAGE_STUBS
 
 CA_HASH = "sha256:" + "a" * 64
 KUBEADM_VERSION = "v1.36.4"  # a patch of the default minor (cdk.config.DEFAULT_KUBERNETES_VERSION)
-ECR_PROVIDER_VERSION = "v1.33.4"
 IMDS = "http://169.254.169.254/latest/"
 #: Ubuntu 24.04's AWS kernel as `uname -r` prints it: <version>-<ABI>-<flavour> (linux-aws, noble).
 KERNEL = "6.8.0-1015-aws"

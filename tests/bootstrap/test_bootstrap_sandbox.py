@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -13,7 +14,16 @@ from spider_validate import names
 
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
-from tests.bootstrap.sandbox import LIB, MAC, Keys, Sandbox, make_keys, make_sandbox, serve_ecr_provider
+from tests.bootstrap.sandbox import (
+    ECR_PROVIDER,
+    LIB,
+    MAC,
+    Keys,
+    Sandbox,
+    make_keys,
+    make_sandbox,
+    serve_ecr_provider,
+)
 
 #: Calls that only read: a finished node may make these and nothing else.
 READ_ONLY = ("ip -4 -o addr show", "curl -fsS -X PUT -H X-aws-ec2-metadata-token-ttl-seconds", "curl -fsS -H X-aws")
@@ -195,6 +205,30 @@ def test_a_wrong_signing_key_stops_before_anything_is_installed(tmp_path: Path, 
     assert f"has fingerprint '{keys.other}', expected" in (sb.root / f"var/log/spiderpool-rdma/{step}.log").read_text()
 
 
+@pytest.mark.parametrize("order", ["genuine-first", "genuine-last"])
+def test_a_key_file_holding_another_key_beside_the_pinned_one_is_refused(
+    tmp_path: Path, keys: Keys, order: str
+) -> None:
+    """pkgs.k8s.io's Release.key with the genuine key and an attacker's: trusted as a keyring, it would let apt accept
+    an InRelease the attacker signed (real gpgv, as apt runs it). Nothing of it may reach apt's keyring."""
+    sb = sandbox(tmp_path, keys, EFA, "control-plane-0")
+    both = (keys.k8s, keys.other) if order == "genuine-first" else (keys.other, keys.k8s)
+    sb.serve(f"https://pkgs.k8s.io/core:/stable:/v{EFA.kubernetes_version}/deb/Release.key", keys.gpg.export(*both))
+    proc = sb.run()
+    keyring = sb.root / "etc/apt/keyrings/kubernetes.gpg"
+    if keyring.exists():  # what apt would do with it: verify the attacker's InRelease
+        in_release = tmp_path / "InRelease"
+        in_release.write_bytes(b"Origin: obs://build.opensuse.org/isv:kubernetes\n")
+        signature = tmp_path / "InRelease.sig"
+        signature.write_bytes(keys.gpg.sign(keys.other, in_release.read_bytes(), tmp_path))
+        gpgv = subprocess.run(["gpgv", "--keyring", str(keyring), str(signature), str(in_release)], capture_output=True)
+        assert gpgv.returncode != 0, "apt would trust an InRelease signed by the other key"
+    assert proc.returncode == 1 and not keyring.exists()
+    log = (sb.root / "var/log/spiderpool-rdma/kubernetes-packages.log").read_text()
+    assert f"holds 2 keys, not only the one with fingerprint {keys.k8s}" in log
+    assert not any(c.startswith("apt-get") and "kubeadm" in c for c in sb.calls())
+
+
 def test_reboot_requested_by_the_efa_installer_resumes_after_boot(tmp_path: Path, keys: Keys) -> None:
     cp = bootstrapped_control_plane(tmp_path, keys, EFA)
     sb = sandbox(tmp_path, keys, EFA, "worker-0", cp)
@@ -344,15 +378,20 @@ def test_the_kubelets_ecr_credential_provider_is_installed_verified_and_wired(tm
     assert index_of(calls, "curl -fsSL -o") < index_of(calls, "kubeadm join")
 
 
-def test_an_ecr_credential_provider_that_does_not_match_its_checksum_is_not_installed(
+def test_an_ecr_credential_provider_with_another_digest_is_refused_before_it_is_installed_or_run(
     tmp_path: Path, keys: Keys
 ) -> None:
+    """A substituted binary, served with a `.sha256` of its own beside it (whoever can replace the one can replace the
+    other): only the digest the repository pins counts."""
     sb = sandbox(tmp_path, keys, EFA, "control-plane-0")
-    serve_ecr_provider(sb, checksum="0" * 64)
+    serve_ecr_provider(sb, b"#!/bin/sh\necho 'substituted binary ran' >>\"$STUB_DIR/calls.log\"\n")
     assert sb.run().returncode == 1
     assert "[ecr-credential-provider] FAILED" in sb.log()
+    log = (sb.root / "var/log/spiderpool-rdma/ecr-credential-provider.log").read_text()
+    assert "not installing it" in log and f"not {hashlib.sha256(ECR_PROVIDER).hexdigest()} pinned" in log
     assert not list(sb.root.glob("usr/local/lib/kubelet/credential-providers/*"))
-    assert not any(c.startswith("kubeadm init") for c in sb.calls())
+    assert not list(sb.root.glob("var/lib/spiderpool-rdma/ecr-credential-provider/*"))
+    assert not any("ran" in c for c in sb.calls()) and not any(c.startswith("kubeadm init") for c in sb.calls())
 
 
 def test_a_restart_after_a_failed_init_resets_and_runs_init_again(tmp_path: Path, keys: Keys) -> None:

@@ -20,6 +20,7 @@ from cdk.config import (
     ClusterConfig,
     ConfigError,
     load_config,
+    validate,
 )
 from cdk.ec2_types import InstanceTable
 from cdk.ipplan import make_plan
@@ -89,7 +90,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         {"workers": {"rdma": "roce"}},
         ["workers.rdma: Input should be 'efa', 'softroce' or 'none'"],
     ),
-    ("open-admin-cidr", {"admin_cidr": "0.0.0.0/0"}, ["admin_cidr: 0.0.0.0/0 would open the Kubernetes API"]),
+    ("open-admin-cidr", {"admin_cidr": "0.0.0.0/0"}, ["admin_cidr: 0.0.0.0/0 is wider than a /8"]),
     ("bad-cidr", {"vpc_cidr": "10.42.0.0/33"}, ["vpc_cidr: "]),
     (
         "mixed-arch",
@@ -304,3 +305,26 @@ def test_the_configuration_does_not_import_the_plan() -> None:
     probe = "import sys, cdk.config; print(' '.join(sorted(m for m in sys.modules if m.startswith('cdk.'))))"
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "cdk.config" in out.split() and "cdk.ipplan" not in out.split(), out
+
+
+@pytest.mark.parametrize(
+    ("cidr", "why"),
+    [
+        ("0.0.0.0/1", "is wider than a /8 (2,147,483,648 addresses): it would open the Kubernetes API"),
+        ("128.0.0.0/1", "is wider than a /8"),
+        ("10.0.0.0/7", "is wider than a /8"),  # private ranges too: 11.0.0.0/8 is not
+        ("100.64.0.0/10", "is a public (not RFC 1918) range wider than a /16 (4,194,304 addresses"),
+        ("203.0.0.0/15", "is a public (not RFC 1918) range wider than a /16"),
+        ("172.0.0.0/11", "is a public (not RFC 1918) range"),  # 172.0-31: only 172.16/12 is private
+    ],
+)
+def test_an_admin_cidr_wider_than_a_network_of_yours_is_refused_saying_why(
+    cidr: str, why: str, table: InstanceTable
+) -> None:
+    problems = validate(ClusterConfig.model_validate({"admin_cidr": cidr}), table)
+    assert len(problems) == 1 and problems[0].startswith(f"admin_cidr: {cidr} ") and why in problems[0], problems
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "198.51.0.0/16", "203.0.113.7/32"])
+def test_a_private_range_or_a_public_one_of_a_16_or_narrower_is_accepted(cidr: str, table: InstanceTable) -> None:
+    assert validate(ClusterConfig.model_validate({"admin_cidr": cidr}), table) == []

@@ -10,9 +10,11 @@ import email
 import email.policy
 import fnmatch
 import gzip
+import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +24,7 @@ import yaml
 from cdk import userdata
 from cdk.config import ClusterConfig
 from cdk.ipplan import IpPlan, Node, make_plan
+from tests.conftest import REPO
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 
@@ -339,3 +342,37 @@ def test_cloud_init_does_not_put_the_enis_addresses_on_the_host(
         ["/usr/bin/python3", "-c", CLOUD_INIT_READS, str(etc / "cloud.cfg")], capture_output=True, text=True
     )
     assert proc.stdout.strip() == "False", proc.stdout + proc.stderr
+
+
+sys.path.insert(0, str(REPO / "scripts"))
+import pin_ecr_credential_provider as pin  # noqa: E402
+
+UPSTREAM = REPO / "tests" / "fixtures" / "upstream"
+
+
+def test_the_ecr_credential_provider_pin_is_upstreams_record_of_what_artifacts_k8s_io_serves() -> None:
+    """The shipped version and digests are what the pin script takes from kubernetes/k8s.io's promotion manifest."""
+    version = userdata.ecr_provider()["version"]
+    manifest = (UPSTREAM / f"k8s-staging-provider-aws-{version}.yaml").read_text()
+    expected = pin.pins(version, manifest, pin.MANIFEST.format(version))
+    assert userdata.ECR_PROVIDER_FILE.read_text() == json.dumps(expected, indent=1) + "\n"
+
+
+def test_a_version_artifacts_k8s_io_does_not_serve_cannot_be_pinned() -> None:
+    manifest = (UPSTREAM / "k8s-staging-provider-aws-v1.33.0.yaml").read_text()
+    missing = "promotes no v1.33.0/linux/amd64/ecr-credential-provider-linux-amd64"
+    with pytest.raises(SystemExit, match=re.escape(missing)):
+        pin.pins("v1.33.0", manifest, "v1.33.0.yaml")
+
+
+@pytest.mark.parametrize(
+    ("control_plane", "worker", "arch"), [("m7i.large", "m7i.large", "amd64"), ("m7g.large", "m7g.xlarge", "arm64")]
+)
+def test_each_node_gets_the_digest_of_its_architecture(control_plane: str, worker: str, arch: str) -> None:
+    config = ClusterConfig.model_validate(
+        {"control_plane": {"instance_type": control_plane}, "workers": {"instance_type": worker, "rdma": "none"}}
+    )
+    plan = make_plan(config)
+    for node in (plan.control_planes[0], plan.workers[0]):
+        env = userdata.node_files(config, plan, node)["/etc/spiderpool-rdma/node.env"]
+        assert f"SPR_ECR_PROVIDER_SHA256={userdata.ecr_provider()['sha256'][arch]}\n" in env
