@@ -51,6 +51,46 @@ B: list[Breakage] = [
         '            ip_protocol="-1" if label == "admin" else "tcp",\n            from_port=API_PORT,\n            to_port=API_PORT,\n            description=f"Kubernetes API from the {label} network",',
         [T + "cdk/test_network_paths.py::test_the_admin_network_reaches_the_api_port_and_nothing_else"],
     ),
+    (
+        "the join backoff without its cap, and steeper (a wait of 2560 s within the 1 h deadline)",
+        "bootstrap/lib.sh",
+        "    delay=$((delay * 2 > 60 ? 60 : delay * 2))",
+        "    delay=$((delay * 8))",
+        [
+            T
+            + "bootstrap/test_join_timing.py::test_a_node_never_goes_half_a_refresh_interval_without_looking_for_a_fresh_publication"
+        ],
+    ),
+    (
+        "the bootstrap unit restarted an hour after its join deadline",
+        "bootstrap/spiderpool-rdma-bootstrap.service.j2",
+        "RestartSec=60",
+        "RestartSec=3600",
+        [
+            T
+            + "bootstrap/test_join_timing.py::test_a_node_never_goes_half_a_refresh_interval_without_looking_for_a_fresh_publication"
+        ],
+    ),
+    (
+        "the join credentials refreshed every 3 h",
+        "bootstrap/spiderpool-rdma-join-refresh.timer",
+        "OnUnitActiveSec=1h",
+        "OnUnitActiveSec=3h",
+        [
+            T
+            + "bootstrap/test_join_timing.py::test_the_refresh_runs_before_the_token_or_the_certificate_key_it_published_expires"
+        ],
+    ),
+    (
+        "worker tokens that live 1 h, refreshed hourly",
+        "bootstrap/control-plane.sh",
+        "token create --ttl 3h --print-join-command --kubeconfig",
+        "token create --ttl 1h --print-join-command --kubeconfig",
+        [
+            T
+            + "bootstrap/test_join_timing.py::test_the_refresh_runs_before_the_token_or_the_certificate_key_it_published_expires"
+        ],
+    ),
 ]
 
 if __name__ == "__main__":

@@ -120,7 +120,7 @@ def _is_source(fn: Callable[..., Any]) -> bool:
 # sandbox (each test runs the node's scripts end to end), checkov, the wheel installed in a fresh environment, and
 # the API client against real sockets that wait out its timeouts and deadlines.
 SLOW_FIXTURES = {"chart_dir"}
-SLOW_MODULES = {"test_bootstrap_sandbox", "test_installed", "test_kube_client"}
+SLOW_MODULES = {"test_bootstrap_sandbox", "test_join_timing", "test_installed", "test_kube_client"}
 
 
 def _slow(item: pytest.Item) -> bool:
