@@ -34,6 +34,7 @@ main() {
   step kernel kernel
   step aws-cli aws_cli
   step containerd containerd_runtime
+  step imds-guard imds_guard
   step kubernetes-packages kubernetes_packages
   step ecr-credential-provider ecr_credential_provider
   rdma_steps

@@ -58,6 +58,14 @@ guard_pod_addresses() {
   done
 }
 
+# The IMDS guard (imds-guard.nft, loaded by spiderpool-rdma-imds-guard.service at every boot before the kubelet):
+# pods must never get the node role's credentials. Enabled and loaded now, before any pod can run.
+imds_guard() {
+  apt_install nftables
+  systemctl daemon-reload
+  systemctl enable --now spiderpool-rdma-imds-guard.service
+}
+
 kernel() {
   write_file /etc/modules-load.d/kubernetes.conf 0644 <<'CONF'
 overlay

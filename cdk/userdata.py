@@ -12,6 +12,7 @@ import functools
 import gzip
 import hashlib
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from email.mime.multipart import MIMEMultipart
@@ -42,6 +43,7 @@ ECR_PROVIDER_FILE = Path(__file__).resolve().parent / "data" / "ecr_credential_p
 ECR_PROVIDER_ARCHES = ("amd64", "arm64")
 CREDENTIAL_PROVIDER_CONFIG = "/etc/kubernetes/image-credential-provider-config.yaml"
 CREDENTIAL_PROVIDER_BIN_DIR = "/usr/local/lib/kubelet/credential-providers"
+IMDS_GUARD = "/etc/spiderpool-rdma/imds-guard.nft"  # the nftables rule that keeps pods off the instance metadata
 # Pod Security Admission's configuration, on every control plane: joining ones run the same API server manifest.
 ADMISSION_CONFIG = "/etc/kubernetes/admission/admission-configuration.yaml"
 HUGEPAGES = 5128  # 2 MiB pages; the amount the EFA documentation sets for libfabric
@@ -57,6 +59,11 @@ JOIN_PATTERN = (
 # do the same for prefixes): the pod IPs must stay off the host. Read at boot, so it holds from the
 # second boot on; bootstrap.sh removes any pod address from the host at every run for the first boot.
 CLOUD_CFG = {"datasource": {"Ec2": {"apply_full_imds_network_config": False}}}
+
+#: A line that is only a comment (shell, YAML, nftables and systemd units all comment with `#`), but no shebang and no
+#: shellcheck directive: the nodes get the files without them, which leaves room under EC2's 16 KB; the repository's
+#: files are the documented source.
+_COMMENT_LINE = re.compile(r"^[ \t]*#(?!!| shellcheck )[^\n]*\n", re.MULTILINE)
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(BOOTSTRAP_DIR),
@@ -160,11 +167,12 @@ def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, objec
         "credential_provider_bin_dir": CREDENTIAL_PROVIDER_BIN_DIR,
         "join_attempt_seconds": JOIN_ATTEMPT_SECONDS,
         "join_pattern": JOIN_PATTERN,
+        "imds_guard": IMDS_GUARD,
     }
 
 
 def kubeadm_init_config(config: ClusterConfig, plan: IpPlan, node: Node) -> str:
-    return _env.get_template("kubeadm-init.yaml.j2").render(_context(config, plan, node))
+    return _COMMENT_LINE.sub("", _env.get_template("kubeadm-init.yaml.j2").render(_context(config, plan, node)))
 
 
 def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str]:
@@ -174,10 +182,10 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
     role_script = "init.sh" if ctx["role"] == "control-plane-init" else "join.sh"
 
     def read(name: str) -> str:
-        return (BOOTSTRAP_DIR / name).read_text()
+        return _COMMENT_LINE.sub("", (BOOTSTRAP_DIR / name).read_text())
 
     def template(name: str) -> str:
-        return _env.get_template(name).render(ctx)
+        return _COMMENT_LINE.sub("", _env.get_template(name).render(ctx))
 
     files = {
         f"{LIB}/bootstrap.sh": read("bootstrap.sh"),
@@ -189,6 +197,8 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
         "/etc/spiderpool-rdma/node.env": template("node.env.j2"),
         "/etc/systemd/system/spiderpool-rdma-bootstrap.service": template("spiderpool-rdma-bootstrap.service.j2"),
         "/etc/cloud/cloud.cfg.d/99-spiderpool-rdma.cfg": yaml.safe_dump(CLOUD_CFG),
+        IMDS_GUARD: template("imds-guard.nft.j2"),
+        "/etc/systemd/system/spiderpool-rdma-imds-guard.service": template("spiderpool-rdma-imds-guard.service.j2"),
         CREDENTIAL_PROVIDER_CONFIG: read("image-credential-provider-config.yaml"),
     }
     if node.role != "worker":  # what every control plane runs (control-plane.sh), and its timer

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -248,6 +250,18 @@ def kubectl(args: list[str], cluster: Cluster) -> int:
     return 0
 
 
+def enable(args: list[str], root: Path) -> int:
+    """`systemctl enable [--now] UNIT...`: the real systemctl links a unit the bootstrap wrote where its [Install]
+    section says (`--root` works on a directory tree without a running systemd); units that packages bring are not in
+    the sandbox and are only recorded. Starting (`--now`) is the test's business, as booting is."""
+    units = [u for u in args if not u.startswith("-") and (root / "etc/systemd/system" / u).is_file()]
+    if not units:
+        return 0
+    real = shutil.which("systemctl", path="/usr/bin:/bin")
+    assert real, "systemd's systemctl"
+    return subprocess.run([real, f"--root={root}", "enable", *units], capture_output=True, check=False).returncode
+
+
 def aws(args: list[str], cluster: Cluster) -> int:
     name = flag(args, "--name").rsplit("/", 1)[-1]
     param = cluster.ssm(name)
@@ -301,6 +315,8 @@ def main() -> int:
         return aws(args, cluster)
     elif name == "kubectl":
         return kubectl(args, cluster)
+    elif name == "systemctl" and args[:1] == ["enable"]:
+        return enable(args[1:], root)
     elif name == "ip" and "show" in args:
         print(os.environ.get("STUB_IP_ADDRS", ""))
     elif name == "fi_info":

@@ -116,16 +116,9 @@ def test_every_bootstrap_script_is_shipped() -> None:
     for _name, config, plan, node in NODES:
         shipped |= {Path(p).name for p in userdata.node_files(config, plan, node)}
     templates = {p.name for p in userdata.BOOTSTRAP_DIR.iterdir()}
-    rendered_as = {
-        "rdma-efa.sh": "rdma.sh",
-        "init.sh": "role.sh",
-        "join.sh": "role.sh",
-        "node.env.j2": "node.env",
-        "kubeadm-init.yaml.j2": "kubeadm-init.yaml",
-        "spiderpool-rdma-bootstrap.service.j2": "spiderpool-rdma-bootstrap.service",
-    }
+    rendered_as = {"rdma-efa.sh": "rdma.sh", "init.sh": "role.sh", "join.sh": "role.sh"}  # templates lose .j2
     for t in templates - {"start.sh", "rdma-softroce.sh", "rdma-none.sh", "__pycache__"}:
-        assert rendered_as.get(t, t) in shipped, t
+        assert rendered_as.get(t, t.removesuffix(".j2")) in shipped, t
 
 
 @pytest.mark.parametrize("control_planes", [1, 3])
@@ -376,3 +369,21 @@ def test_each_node_gets_the_digest_of_its_architecture(control_plane: str, worke
     for node in (plan.control_planes[0], plan.workers[0]):
         env = userdata.node_files(config, plan, node)["/etc/spiderpool-rdma/node.env"]
         assert f"SPR_ECR_PROVIDER_SHA256={userdata.ecr_provider()['sha256'][arch]}\n" in env
+
+
+def test_the_nodes_get_every_line_of_the_bootstrap_but_its_comments() -> None:
+    """Comments stay in the repository (EC2's 16 KB); code, shebangs and shellcheck directives all reach the node."""
+    _, config, plan, node = NODES[0]
+    shipped = userdata.node_files(config, plan, node)
+    script = shipped[f"{userdata.LIB}/lib.sh"]
+    source = (userdata.BOOTSTRAP_DIR / "lib.sh").read_text().splitlines()
+    assert script.splitlines() == [line for line in source if not line.lstrip().startswith("#") or "shellcheck" in line]
+    assert shipped[f"{userdata.LIB}/bootstrap.sh"].startswith("#!/usr/bin/env bash\n")
+    assert "# shellcheck source=lib.sh" in shipped[f"{userdata.LIB}/bootstrap.sh"]
+    comments = [
+        (path, line)
+        for path, text in shipped.items()
+        for line in text.splitlines()
+        if line.lstrip().startswith("#") and not line.startswith("#!") and not line.startswith("# shellcheck ")
+    ]
+    assert comments == []
