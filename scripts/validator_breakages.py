@@ -2,7 +2,7 @@
 """Issue 12's and issue 24's "tests that would not fail today": apply each deliberate breakage to the validator, run
 the tests that must catch it, and restore the file (also on failure). Prints CAUGHT or MISSED per breakage.
 
-    .venv/bin/python scripts/validator_breakages.py          # all (about 8 minutes: most run on the lab double)
+    .venv/bin/python scripts/validator_breakages.py          # all (about 7 minutes: most run on the lab double)
     .venv/bin/python scripts/validator_breakages.py 3 12     # some, by index
 
 It edits validators/spider_validate/ in place while a breakage's tests run: do not run it beside other work there.
