@@ -284,9 +284,9 @@ class Kubelet:
             )
         except subprocess.TimeoutExpired:
             return ExecResult(None, "", "timed out", timed_out=True)
-        stdout, lost = proc.stdout, None
-        status: int | None = proc.returncode
         faults = self.store.faults
+        stdout, lost = (faults.garble or str)(proc.stdout), None
+        status: int | None = proc.returncode
         with self.store.lock:
             if faults.lose_exit_code:
                 faults.lose_exit_code -= 1

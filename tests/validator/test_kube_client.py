@@ -163,6 +163,7 @@ def test_forbidden_names_the_verb_and_resource_and_the_rbac_file(cluster: KubeCl
 
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 PING_HEADER = b"PING 198.18.0.2 (198.18.0.2) 56(84) bytes of data.\n"
+FLOOD_FRAME = 65535 - 1  # the largest payload the 16-bit length of ExecApi._send carries, less the channel byte
 
 
 class ExecApi(BaseHTTPRequestHandler):
@@ -175,6 +176,7 @@ class ExecApi(BaseHTTPRequestHandler):
 
     rbufsize = 0  # unbuffered: select() on the socket sees every frame the client sent
     hang: ClassVar[bool] = True
+    flood: ClassVar[int] = 0  # MiB of stdout the command prints before it ends (in frames of FLOOD_FRAME bytes)
     release: ClassVar[threading.Event] = threading.Event()  # the test is over: a hanging command's stream ends
     commands: ClassVar[list[list[str]]] = []
 
@@ -226,9 +228,15 @@ class ExecApi(BaseHTTPRequestHandler):
             self._send(b"\x01" + PING_HEADER)
             self._until_closed()
             return
+        for _ in range(ExecApi.flood_bytes() // FLOOD_FRAME):
+            self._send(b"\x01" + b"y" * FLOOD_FRAME)
         self._send(b"\x01" + f"done\n{EXIT_MARKER}0\n".encode())
         self._send(b'\x03{"metadata":{},"status":"Success"}')
         self._send((1000).to_bytes(2, "big"), opcode=0x8)
+
+    @staticmethod
+    def flood_bytes() -> int:
+        return ExecApi.flood * 2**20 // FLOOD_FRAME * FLOOD_FRAME
 
     def log_message(self, *args: object) -> None:
         pass
@@ -238,7 +246,7 @@ class ExecApi(BaseHTTPRequestHandler):
 def exec_api(tmp_path: Path) -> Iterator[KubeCluster]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), ExecApi)
     server.daemon_threads = True
-    ExecApi.hang, ExecApi.commands = True, []
+    ExecApi.hang, ExecApi.flood, ExecApi.commands = True, 0, []
     ExecApi.release.clear()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{server.server_port}", {"token": "t"})
@@ -293,6 +301,27 @@ def test_a_probe_whose_command_hangs_ends_at_the_exec_timeout_with_that_reason(e
     assert (result.status, result.attempts) == (Status.FAIL, 1), result.detail
     assert result.detail == f"ping did not finish within {timeout}s: its exec was ended at the timeout"
     assert result.data["exec"]["stdout"] == PING_HEADER.decode()
+
+
+def test_exec_keeps_the_last_mebibyte_of_an_output_without_end(exec_api: KubeCluster) -> None:
+    """A command that prints 32 MiB: the client never holds more than the tail that exec keeps (before: all of it
+    twice, in the WSClient's own capture and in exec's list)."""
+    import tracemalloc
+
+    from spider_validate.kube import EXEC_OUTPUT_LIMIT
+
+    ExecApi.hang, ExecApi.flood = False, 32
+    tracemalloc.start()
+    try:
+        result = bounded(lambda: exec_api.exec("ns", "p", ["yes"], timeout=60), 90)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0 and result.stdout.endswith("y" * 10 + "done\n")
+    assert len(result.stdout) < EXEC_OUTPUT_LIMIT
+    printed = ExecApi.flood_bytes() + len(f"done\n{EXIT_MARKER}0\n")
+    assert f"(stdout: the first {printed - EXEC_OUTPUT_LIMIT} characters dropped, the last" in result.stderr
+    assert peak < 16 * EXEC_OUTPUT_LIMIT, f"peak {peak / 2**20:.0f} MiB"
 
 
 # -- real sockets on 127.0.0.1: a refused port, a listener that never answers, an API that hangs ------------------

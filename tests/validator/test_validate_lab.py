@@ -356,6 +356,21 @@ def test_an_error_is_not_a_pass_in_the_exit_code_or_the_json(lab: LabCluster, tm
     lab.faults.lose_exit_code = 0
 
 
+def test_a_hostile_ping_output_fails_its_probe_and_the_run_still_reports_and_cleans_up(
+    lab: LabCluster, tmp_path: Path
+) -> None:
+    """Before: `1.2.3% packet loss` raised ValueError in parse_ping and the run ended in a traceback."""
+    lab.faults.garble = lambda out: out.replace("% packet loss", ".2.3% packet loss")
+    outcome = invoke(lab, ["run", "-o", "json", "--test", "connectivity/pod-to-node"], tmp_path / "diag")
+    assert outcome.exit_code == 1, outcome.output
+    data = json.loads(outcome.output[outcome.output.index("{") :])
+    (test,) = [t for t in data["tests"] if t["name"] == "pod-to-node"]
+    for action in test["actions"]:
+        assert action["status"] == "fail" and action["detail"].startswith("could not read the output of ping")
+        assert "0.2.3% packet loss" in action["detail"] and "0.2.3% packet loss" in action["data"]["exec"]["stdout"]
+    assert data["cleanup"] == [f"removed namespace {data['namespace']}"]
+
+
 def test_pod_to_node_pings_the_node_not_the_pod_itself(lab: LabCluster, tmp_path: Path) -> None:
     lab.faults.before_ready = break_path("ip daddr {lab-node-0} meta l4proto icmp drop", pod="client-0")
     result = run(lab, tmp_path, tests=("connectivity/pod-to-node",))

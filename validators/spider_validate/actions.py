@@ -39,7 +39,7 @@ def _recorded(run: Callable[[dict[str, Any]], Outcome]) -> Callable[[], Outcome]
         record: dict[str, Any] = {}
         try:
             outcome = run(record)
-        except ExecTimedOut as exc:
+        except (ExecTimedOut, probes.UnreadableOutput) as exc:  # the action's failure, with its command and output
             outcome = Outcome(False, str(exc))
         return dataclasses.replace(outcome, data={**outcome.data, "exec": record}) if record else outcome
 

@@ -8,10 +8,12 @@ are real network namespaces).
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,9 @@ SPIDERPOOL_GROUP = "spiderpool.spidernet.io"
 SPIDERPOOL_VERSION = "v2beta1"
 RBAC_FILE = "validators/rbac.yaml"
 DEFAULT_KUBECONFIG = "~/.kube/config"
+# Characters of stdout and of stderr an exec keeps, the last ones (where the exit marker and the summaries the
+# parsers read are): a command that prints without end costs at most this much memory.
+EXEC_OUTPUT_LIMIT = 1024 * 1024
 
 
 class ApiError(Exception):
@@ -97,6 +102,36 @@ def unwrap_output(stdout: str, status_code: int | None) -> tuple[int | None, str
     if match:
         return int(match.group(1)), stdout[: match.start()]
     return status_code, stdout
+
+
+class Tail:
+    """The last `limit` characters of a stream read in chunks, and how many were dropped before them."""
+
+    def __init__(self, limit: int = EXEC_OUTPUT_LIMIT) -> None:
+        self.limit, self.size, self.dropped = limit, 0, 0
+        self._parts: deque[str] = deque()
+
+    def add(self, text: str) -> None:
+        self._parts.append(text)
+        self.size += len(text)
+        while self.size > self.limit:
+            excess, first = self.size - self.limit, self._parts[0]
+            if len(first) <= excess:
+                self._parts.popleft()
+                cut = len(first)
+            else:
+                self._parts[0], cut = first[excess:], excess
+            self.size -= cut
+            self.dropped += cut
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def note(self, name: str) -> str:
+        """What was dropped, for the exec's stderr (empty when nothing was)."""
+        if not self.dropped:
+            return ""
+        return f"\n({name}: the first {self.dropped} characters dropped, the last {self.limit} kept)"
 
 
 # Kinds spider-validate uses: (API group/version, plural, namespaced).
@@ -362,8 +397,18 @@ class KubeCluster:
             w.stop()
 
     def exec(self, namespace: str, pod: str, command: Sequence[str], timeout: float) -> ExecResult:
-        from kubernetes.stream import stream
+        """Run `command` in the pod, keeping the last EXEC_OUTPUT_LIMIT characters of stdout and of stderr.
 
+        `kubernetes.stream.stream` makes a WSClient that also copies everything it receives into a buffer of its
+        own (`capture_all`, which no argument of stream() turns off): the same request function with
+        capture_all=False, so that only the bounded tails below hold the output (kubernetes/stream/stream.py,
+        `_websocket_request`; ws_client.py, `websocket_call`, in every client this package accepts).
+        """
+        from kubernetes.stream import ws_client
+
+        streams = importlib.import_module("kubernetes.stream.stream")  # the package's `stream` is the function
+        uncaptured = functools.partial(ws_client.websocket_call, capture_all=False)
+        stream = functools.partial(streams._websocket_request, uncaptured, None)
         resp = self._call(
             "create",
             self._resource("Pod", namespace, "exec"),
@@ -379,18 +424,19 @@ class KubeCluster:
             _preload_content=False,
         )
         deadline = time.monotonic() + timeout
-        out, err = [], []
+        out, err = Tail(), Tail()
         while resp.is_open() and time.monotonic() < deadline:
             resp.update(timeout=1)
             if resp.peek_stdout():
-                out.append(resp.read_stdout())
+                out.add(resp.read_stdout())
             if resp.peek_stderr():
-                err.append(resp.read_stderr())
+                err.add(resp.read_stderr())
         timed_out = resp.is_open()
         resp.close()
         status = None if timed_out else resp.returncode
-        code, stdout = unwrap_output("".join(out), status)
-        return ExecResult(code, stdout, "".join(err) + ("\n(timed out)" if timed_out else ""), timed_out)
+        code, stdout = unwrap_output(out.text(), status)
+        stderr = err.text() + out.note("stdout") + err.note("stderr") + ("\n(timed out)" if timed_out else "")
+        return ExecResult(code, stdout, stderr, timed_out)
 
     def logs(self, namespace: str, pod: str) -> str:
         return str(

@@ -11,6 +11,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from spider_validate.probes import reads
+
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # sockperf colours its summary even when stdout is not a terminal
 
 
@@ -48,6 +50,7 @@ def iperf3_client_command(ip: str, port: int, streams: int, seconds: int) -> lis
     return ["iperf3", "-c", ip, "-p", str(port), "-P", str(streams), "-t", str(seconds), "-J"]
 
 
+@reads("iperf3")
 def parse_iperf3(output: str) -> Throughput:
     """iperf3 -J's summary (end.sum_received: what crossed to the server); PerfError on its error or no JSON."""
     start = output.find("{")
@@ -84,6 +87,7 @@ _AVG = re.compile(r"avg-latency=([\d.]+)")
 _OBSERVATIONS = re.compile(r"Total (\d+) observations")
 
 
+@reads("sockperf")
 def parse_sockperf(output: str) -> Latency:
     """The percentiles of `sockperf ping-pong`'s summary; PerfError with its ERROR line when it measured nothing."""
     text = ANSI.sub("", output)
@@ -106,6 +110,7 @@ def fi_pingpong_command(
 _FI_HEADER = re.compile(r"bytes\s+#sent\s+#ack\s+total\s+time\s+MB/sec\s+usec/xfer")
 
 
+@reads("fi_pingpong")
 def parse_fi_pingpong(output: str) -> float:
     """usec/xfer of fi_pingpong's last row. libfabric's show_perf divides the time by iterations and by the
     transfers per iteration (2 for a ping and its pong), so this is half a round trip, like sockperf's figure."""

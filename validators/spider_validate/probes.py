@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+EXCERPT = 300  # characters of an unreadable output a failure quotes (its end, where the summaries are)
 
 CURL_MARK = "__curl__"
 CURL_ERRORS = {
@@ -31,6 +37,34 @@ class HttpReply:
     seconds: float
 
 
+class UnreadableOutput(ValueError):
+    """A tool printed what its parser cannot read (a hostile or broken pod): that action fails, quoting the text."""
+
+    def __init__(self, tool: str, text: str, why: Exception) -> None:
+        quoted = text if len(text) <= EXCERPT else "..." + text[-EXCERPT:]
+        super().__init__(f"could not read the output of {tool} ({type(why).__name__}: {why}): {quoted!r}")
+
+
+def reads(tool: str) -> Callable[[Callable[[str], T]], Callable[[str], T]]:
+    """Decorate the parser of `tool`'s output: whatever the text makes it raise (a number such as `1.2.3`, a
+    missing key, a short row) becomes UnreadableOutput with that text, which the runner reports as the action's
+    failure. The parser's own errors (a tool that ran and says it failed) pass unchanged."""
+
+    def wrap(parse: Callable[[str], T]) -> Callable[[str], T]:
+        @functools.wraps(parse)
+        def parsed(output: str) -> T:
+            try:
+                return parse(output)
+            except (ValueError, LookupError, TypeError, AttributeError) as exc:
+                if isinstance(exc, UnreadableOutput):
+                    raise
+                raise UnreadableOutput(tool, output, exc) from exc
+
+        return parsed
+
+    return wrap
+
+
 def ping_command(ip: str, count: int = 3, timeout_s: int = 2) -> list[str]:
     """iputils and busybox both take -c and -W; -i 0.2 is the shortest interval iputils allows without root."""
     return ["ping", "-c", str(count), "-i", "0.2", "-W", str(timeout_s), ip]
@@ -54,6 +88,7 @@ _LOSS = re.compile(r"([\d.]+)% packet loss")
 _RTT = re.compile(r"(?:rtt|round-trip) min/avg/max(?:/mdev)? = [\d.]+/([\d.]+)/")
 
 
+@reads("ping")
 def parse_ping(output: str) -> PingStats | None:
     """Statistics of iputils or busybox ping; None when the output has none (ping did not run)."""
     tx, loss = _TX.search(output), _LOSS.search(output)
@@ -69,6 +104,7 @@ def parse_ping(output: str) -> PingStats | None:
     )
 
 
+@reads("curl")
 def parse_curl(stdout: str) -> HttpReply | None:
     """The reply of http_command's curl; None when curl printed no write-out (it failed before a reply)."""
     head, sep, tail = stdout.rpartition(f"\n{CURL_MARK} ")

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spider_validate.probes import reads
+
 # (directory under ports/1, transmitted, received, bytes per unit; 0 = packets). The first present pair counts.
 PAIRS = (
     ("hw_counters", "tx_bytes", "rx_bytes", 1),  # EFA
@@ -46,6 +48,7 @@ def command(device: str) -> list[str]:
     return ["sh", "-c", SCRIPT, "counters", device]
 
 
+@reads("the counters script")
 def parse(output: str) -> dict[str, int]:
     counters = {}
     for line in output.splitlines():

@@ -6,6 +6,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from spider_validate.probes import reads
+
 MIB = 1024 * 1024
 
 # Prints `DEVICE PORT INDEX GID NDEV TYPE` for every GID the pod's RDMA devices hold, in no useful order (the shell's
@@ -56,6 +58,7 @@ def sysfs_gid(address: str) -> str:
     return ":".join(packed[i : i + 2].hex() for i in range(0, 16, 2))
 
 
+@reads("the GID table script")
 def parse_gid_table(output: str) -> list[Gid]:
     entries = []
     for line in output.splitlines():
@@ -91,6 +94,7 @@ _SIDE = re.compile(r"^\s*(local|remote) address:", re.M)
 _GID_LINE = re.compile(r"^\s*GID:\s*((?:\d{1,3}:){15}\d{1,3})\s*$", re.M)
 
 
+@reads("perftest")
 def perftest_gids(output: str) -> dict[str, str]:
     """side ("local", "remote") -> the GID perftest says it used, in sysfs's form (the first of each side)."""
     gids: dict[str, str] = {}
@@ -133,6 +137,7 @@ def to_gbps(value: float, unit: str) -> float:
     return value if unit == "Gb/sec" else value * MIB * 8 / 1e9
 
 
+@reads("ib_write_bw")
 def parse_perftest(output: str) -> Bandwidth:
     """The last row of ib_*_bw's table (the largest message size), in Gb/s; PerftestError when it failed."""
     errors = [line.strip() for line in output.splitlines() if any(e in line for e in _ERRORS)]
@@ -149,6 +154,7 @@ def parse_perftest(output: str) -> Bandwidth:
     return Bandwidth(int(size), to_gbps(float(peak), unit), to_gbps(float(average), unit), unit)
 
 
+@reads("ibv_devices")
 def parse_devices(ibv_devices_output: str) -> list[str]:
     """Device names from `ibv_devices` (a header, a dashed line, then `name  GUID` rows)."""
     names = []

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from spider_validate.model import (
     TestResult,
 )
 from spider_validate.params import Parameters
+from spider_validate.probes import UnreadableOutput
 
 Progress = Callable[[TestResult], None]
 T = TypeVar("T")
@@ -113,6 +115,8 @@ def execute(ctx: RunContext, scenario: str, action: Action) -> ActionResult:
             outcome = action.run()
         except ApiError as exc:
             outcome = Outcome(False, f"API error: {exc}", transient=exc.transient)
+        except UnreadableOutput as exc:  # a hostile or broken output fails this action, never the run
+            outcome = Outcome(False, str(exc))
         if outcome.ok == action.expect_success:
             status = Status.PASS
             break
@@ -229,6 +233,9 @@ def run_test(ctx: RunContext, test: Test) -> TestResult:
         result.status, result.reason = Status.SKIP, str(skip)
     except (ApiError, SetupError) as exc:
         result.status, result.reason = Status.ERROR, str(exc)
+    except Exception as exc:  # a bug of this test: its error, and the run still reports and cleans up
+        result.status, result.reason = Status.ERROR, f"spider-validate failed in this test: {exc!r}"
+        traceback.print_exc()
     result.finish()
     return result
 
