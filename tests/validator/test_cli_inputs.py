@@ -59,6 +59,12 @@ REFUSED: list[tuple[list[str], str]] = [
     (["run", "--nodes", "Node_1"], "'Node_1' is not a node name"),
     (["run", "--image", "nosuch=x"], "unknown image nosuch; known: client, server, rdma"),
     (["run", "--image", "client"], "expected KEY=VALUE, got 'client'"),
+    (["run", "--image", "client=Docker.io/Nicolaka/netshoot"], "client=Docker.io/Nicolaka/netshoot: not an image"),
+    (["run", "--image", "server=r/agnhost@sha256:abc"], "not an image reference"),  # 32 hex digits at least
+    (["run", "--image", f"server=r/agnhost@sha256:{'a' * 63}"], "expected sha256: and 64 lower-case hex digits"),
+    (["run", "--image", f"server=r/agnhost@md5:{'a' * 64}"], "expected sha256: and 64 lower-case hex digits"),
+    (["run", "--image", f"server=r/{'a' * 256}"], "longer than 255 characters"),
+    (["manifests", "--image", "rdma=r/x:"], "not an image reference"),
     (["run", "--node-selector", "=x"], "expected KEY=VALUE, got '=x'"),
     (["run", "--concurrency", "0"], "0 is not in the range 1<=x<=64"),
     (["run", "--junit-file", "."], "is a directory"),
@@ -149,3 +155,28 @@ def test_every_option_has_help(command: str, option: click.Parameter) -> None:
         assert len(group.commands[command].help or "") > 10
         return
     assert isinstance(option, click.Option) and option.help and len(option.help) > 10
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("name", ["client", "server", "rdma", "perf"])
+def test_every_image_takes_a_digest(name: str) -> None:
+    """--image NAME=REPOSITORY@sha256:... (and TAG@sha256:...) is what the pods run; a mirror keeps the digest."""
+    for ref in (f"mirror.example.com:5000/x/{name}@{DIGEST}", f"mirror.example.com:5000/x/{name}:1.0@{DIGEST}"):
+        result = invoke(["images", "--image", f"{name}={ref}"])
+        assert result.exit_code == 0 and ref in result.output.splitlines(), result.output
+        result = invoke(["manifests", "--apps", "1", "--test", ".", "--image", f"{name}={ref}"])
+        assert result.exit_code == 0, result.output
+        images = {
+            c["image"] for o in yaml.safe_load_all(result.output) for c in o.get("spec", {}).get("containers", [])
+        }
+        assert ref in images
+
+
+def test_the_default_server_image_is_pinned_and_a_mirror_keeps_its_digest() -> None:
+    from spider_validate.params import DEFAULT_IMAGES
+
+    assert DEFAULT_IMAGES["server"].endswith("@sha256:99c6b4bb4a1e1df3f0b3752168c89358794d02258ebebc26bf21c29399011a85")
+    result = invoke(["images", "--image-registry", "mirror.local/k8s"])
+    assert "mirror.local/k8s/e2e-test-images/agnhost:2.53@sha256:99c6b4bb" in result.output

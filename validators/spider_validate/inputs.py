@@ -18,6 +18,20 @@ DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*
 REGISTRY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._/-][a-z0-9]+)*)?")
 RUN_ID_LENGTH = len("1126155019-ab12")  # runner.new_run_id(): month day hour minute second, 4 hex digits
 
+# An image reference, NAME[:TAG][@DIGEST], as distribution/reference parses it (regexp.go at 00a09fa3: `referencePat`
+# built from domainAndPort, pathComponent, tag and digestPat; reference.go, Parse: the name at most 255 characters,
+# the digest one of go-digest's algorithms with its length of hex digits).
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_DOMAIN = (
+    r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
+)
+_DOMAIN += r"|\[(?:[a-fA-F0-9:]+)\])(?::[0-9]+)?"
+IMAGE_REFERENCE = re.compile(
+    rf"((?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*)(?::([\w][\w.-]{{0,127}}))?"
+    r"(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?"
+)
+DIGEST_HEX = {"sha256": 64, "sha384": 96, "sha512": 128}  # go-digest's algorithms and their encoded lengths
+
 
 class Positive(click.ParamType):
     """A finite number above 0 (NaN, infinities, 0 and negatives are refused)."""
@@ -121,14 +135,32 @@ def key_values(pairs: tuple[str, ...], what: str, sep: str = "=") -> dict[str, s
     return out
 
 
+def image_reference(ref: str) -> str:
+    """Why `ref` is not an image reference a runtime pulls (empty: it is one); REF@sha256:... pins a digest."""
+    match = IMAGE_REFERENCE.fullmatch(ref)
+    if not match:
+        return "not an image reference (REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST], lower-case repository)"
+    if len(match.group(1)) > 255:
+        return "its name is longer than 255 characters"
+    digest = match.group(3)
+    if digest:
+        algorithm, _, hex_digits = digest.partition(":")
+        if DIGEST_HEX.get(algorithm) != len(hex_digits) or hex_digits != hex_digits.lower():
+            return f"digest {digest}: expected sha256: and 64 lower-case hex digits"
+    return ""
+
+
 def image_overrides(pairs: tuple[str, ...]) -> dict[str, str]:
-    """--image NAME=REF, NAME one of the images a run uses."""
+    """--image NAME=REF, NAME one of the images a run uses, REF an image reference (a digest pins it)."""
     overrides = key_values(pairs, "--image")
     unknown = set(overrides) - set(DEFAULT_IMAGES)
     if unknown:
         raise click.BadParameter(
             f"unknown image {', '.join(sorted(unknown))}; known: {', '.join(DEFAULT_IMAGES)}", param_hint="--image"
         )
+    for name, ref in overrides.items():
+        if problem := image_reference(ref):
+            raise click.BadParameter(f"{name}={ref}: {problem}", param_hint="--image")
     return overrides
 
 

@@ -36,8 +36,31 @@ app.kubernetes.io/instance={{ .Release.Name }},app.kubernetes.io/managed-by={{ i
 {{- default (printf "%s-%s" .Values.network.cniType (first .Values.network.master)) .Values.network.name -}}
 {{- end -}}
 
+{{/* An image value (registry, repository, tag, digest) as a reference: REGISTRY/REPOSITORY[:TAG][@DIGEST], the
+grammar of distribution/reference (reference.go). With a digest the runtime pulls exactly that image; the tag is
+then only for the reader. */}}
 {{- define "spiderpool-rdma.image" -}}
-{{- printf "%s/%s:%s" .registry .repository .tag -}}
+{{- $ref := printf "%s/%s" .registry .repository -}}
+{{- with .tag }}{{ $ref = printf "%s:%s" $ref . }}{{ end -}}
+{{- with .digest }}{{ $ref = printf "%s@%s" $ref . }}{{ end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{/* checkov's CKV_K8S_43 (an image by digest) skipped only while the image has none, saying why and what to set:
+{{ include "spiderpool-rdma.unpinned" (dict "image" .Values.x.image "value" "x.image" "why" "..." "n" 3) }} */}}
+{{- define "spiderpool-rdma.unpinned" -}}
+{{- if not .image.digest }}
+checkov.io/skip{{ .n }}: CKV_K8S_43=the image has no digest here ({{ .why }}); set {{ .value }}.digest
+{{- end }}
+{{- end -}}
+
+{{/* A container's `image` and `imagePullPolicy`: IfNotPresent when the image is pinned by digest (what is on the
+node is what was asked for, and a registry outage cannot block a pod that the node has already pulled: the
+pre-delete job, so the uninstall), Always when only a tag names it (a tag can move). Checkov's CKV_K8S_15 accepts
+exactly these two. */}}
+{{- define "spiderpool-rdma.containerImage" -}}
+image: {{ include "spiderpool-rdma.image" . }}
+imagePullPolicy: {{ ternary "IfNotPresent" "Always" (not (empty .digest)) }}
 {{- end -}}
 
 {{/* The underlay network's own pools: no app's, and not the SR-IOV network's (another subnet). */}}

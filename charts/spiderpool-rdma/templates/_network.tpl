@@ -111,8 +111,10 @@ metadata:
   labels:
     {{- include "spiderpool-rdma.appliedLabels" $ | nindent 4 }}
     spiderpool-rdma/app: {{ $app }}
+  {{- with include "spiderpool-rdma.unpinned" (dict "image" $.Values.sampleApps.image "value" "sampleApps.image" "why" "cleared in the values" "n" 1) }}
   annotations:
-    checkov.io/skip1: CKV_K8S_43=the app image is pinned by tag and overridable for mirrors (sampleApps.image)
+    {{- . | nindent 4 }}
+  {{- end }}
 spec:
   replicas: {{ $.Values.sampleApps.replicas }}
   selector:
@@ -152,8 +154,7 @@ spec:
               spiderpool-rdma/app: {{ $app }}
       containers:
         - name: web
-          image: {{ include "spiderpool-rdma.image" $.Values.sampleApps.image }}
-          imagePullPolicy: Always
+          {{- include "spiderpool-rdma.containerImage" $.Values.sampleApps.image | nindent 10 }}
           args: ["netexec", "--http-port={{ $.Values.sampleApps.port }}"]
           ports:
             - name: http

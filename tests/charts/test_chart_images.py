@@ -1,0 +1,145 @@
+"""Every image the chart runs comes from one value that takes a tag, a digest or both; with a digest the pod pulls
+IfNotPresent (a registry outage cannot block a pod the node has, the pre-delete job among them), by tag Always.
+Checkov's skips of CKV_K8S_43 (an image by digest) appear only while an image has no digest."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from cdk.ec2_types import InstanceTable
+from tests import chart
+
+WATCH = {"watch": {"enabled": True, "image": {"registry": "registry.example.com", "repository": "sv", "tag": "0.2.0"}}}
+VALUES = yaml.safe_load((chart.CHART / "values.yaml").read_text())
+
+
+def image_values(values: dict[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The path of every image value: a mapping with a registry and a repository."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            if {"registry", "repository"} <= value.keys():
+                yield (*path, key)
+            else:
+                yield from image_values(value, (*path, key))
+
+
+IMAGES = sorted(image_values(VALUES))
+
+
+def containers(objs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for obj in objs:
+        spec = obj.get("spec", {})
+        pod = spec.get("template", {}).get("spec", spec)
+        yield from pod.get("initContainers", []) + pod.get("containers", [])
+
+
+def with_images(images: dict[tuple[str, ...], dict[str, str]]) -> dict[str, Any]:
+    """Values setting each image of `images` (path -> fields) over the defaults."""
+    out: dict[str, Any] = {}
+    for path, fields in images.items():
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = fields
+    return out
+
+
+@pytest.fixture(scope="module")
+def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return chart.packaged_copy(tmp_path_factory.mktemp("chart"))
+
+
+@pytest.fixture(scope="module")
+def base(table: InstanceTable, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Every image in use: Soft-RoCE (its device plugin), the generated pools (the apps), the watch."""
+    generated = chart.generated_values("softroce", table, tmp_path_factory.mktemp("generated"))
+    return [chart.profile_values("aws-softroce"), generated, WATCH]
+
+
+def rendered(chart_dir: Path, base: list[dict[str, Any]], *extra: dict[str, Any]) -> list[dict[str, Any]]:
+    own = [r.obj for r in chart.own(chart.helm_template(chart_dir, *base, *extra))]
+    return list(chart.all_objects(own))
+
+
+def pinned(path: tuple[str, ...], with_tag: bool) -> dict[str, str]:
+    """An image value of its own for `path`, pinned by a digest of its own."""
+    digest = "sha256:" + hashlib.sha256(".".join(path).encode()).hexdigest()
+    return {"registry": "mirror.example.com:5000", "repository": "-".join(path).lower(), "tag": "1.0" * with_tag,
+            "digest": digest}  # fmt: skip
+
+
+def ref(image: dict[str, str]) -> str:
+    tag = f":{image['tag']}" if image["tag"] else ""
+    return f"{image['registry']}/{image['repository']}{tag}@{image['digest']}"
+
+
+def test_the_images_are_the_values_that_say_so() -> None:
+    assert {".".join(p) for p in IMAGES} == {
+        "networkApply.image",
+        "sampleApps.image",
+        "softroceDevicePlugin.image",
+        "tests.image",
+        "watch.image",
+        "watch.probeImage",
+    }
+
+
+@pytest.mark.parametrize("with_tag", [False, True], ids=["digest-only", "tag-and-digest"])
+def test_a_digest_in_every_image_value_is_what_every_container_runs(
+    chart_dir: Path, base: list[dict[str, Any]], with_tag: bool
+) -> None:
+    fields = {p: pinned(p, with_tag) for p in IMAGES}
+    objs = rendered(chart_dir, base, with_images(fields))
+    wanted = {ref(f) for f in fields.values()}
+    used = {c["image"] for c in containers(objs)}
+    args = {a.split("=", 2)[2] for c in containers(objs) for a in c.get("args", []) if a.startswith("--image=")}
+    assert used | args == wanted  # every image comes from its value, none is written into a template
+    assert {c["imagePullPolicy"] for c in containers(objs)} == {"IfNotPresent"}
+    for obj in objs:
+        if obj.get("kind") in {"Deployment", "DaemonSet", "Job", "Pod"}:
+            kubernetes_validate.validate(obj, "1.33", strict=True)
+            assert "CKV_K8S_43" not in str(obj["metadata"].get("annotations", {}))
+
+
+def test_by_default_pinned_images_pull_if_not_present_and_the_others_always(
+    chart_dir: Path, base: list[dict[str, Any]]
+) -> None:
+    objs = rendered(chart_dir, base)
+    policies = {c["image"]: c["imagePullPolicy"] for c in containers(objs)}
+    assert policies == {image: "IfNotPresent" if "@sha256:" in image else "Always" for image in policies}
+    pinned = {image.split("@")[0] for image in policies if "@sha256:" in image}
+    assert pinned == {"registry.k8s.io/e2e-test-images/agnhost:2.53", "registry.k8s.io/kubectl:v1.33.0"}
+    unpinned = [o for o in objs if any("@" not in c["image"] for c in containers([o]))]
+    for obj in unpinned:  # the skip says which value pins the image; the pinned ones carry none
+        skips = [v for k, v in obj["metadata"].get("annotations", {}).items() if v.startswith("CKV_K8S_43=")]
+        assert len(skips) == 1 and "has no digest here" in skips[0] and ".digest" in skips[0], obj["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"digest": "sha256:abc"}, "at '/tests/image/digest'"),
+        ({"digest": "md5:" + "a" * 64}, "at '/tests/image/digest'"),
+        ({"tag": "", "digest": ""}, "at '/tests/image'"),
+        ({"repository": "Nicolaka/Netshoot"}, "at '/tests/image/repository'"),
+    ],
+)
+def test_the_schema_refuses_a_malformed_image(
+    chart_dir: Path, tmp_path: Path, fields: dict[str, str], message: str
+) -> None:
+    values = tmp_path / "bad.yaml"
+    image = {**copy.deepcopy(VALUES["tests"]["image"]), **fields}
+    values.write_text(yaml.safe_dump({"tests": {"image": image}}))
+    proc = subprocess.run(
+        [chart.HELM, "template", "x", str(chart_dir), "-f", str(values)], capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
