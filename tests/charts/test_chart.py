@@ -204,11 +204,11 @@ def test_network_objects_are_applied_by_a_hook_after_the_webhook_is_ready(render
     assert not [o for o in objs if is_custom(o)], "custom resources at top level would race Spiderpool's webhook"
     assert not [o for o in objs if o["kind"] == "Deployment"], "apps would block --wait before the pools exist"
     (apply_job,) = [o for o in objs if o["kind"] == "Job" and o["metadata"]["name"].endswith("-apply")]
-    assert apply_job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    assert apply_job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade,post-rollback"
     pod = apply_job["spec"]["template"]["spec"]
     assert pod["initContainers"][0]["command"][:2] == ["kubectl", "wait"]
     assert "deployment/spiderpool-controller" in pod["initContainers"][0]["command"]
-    assert pod["containers"][0]["command"][:3] == ["kubectl", "apply", "--server-side"]
+    assert pod["initContainers"][2]["command"][:3] == ["kubectl", "apply", "--server-side"]
     assert apply_job["spec"]["backoffLimit"] >= 5
     order = [o["kind"] for o in chart.applied_objects(objs)]
     assert order.index("Deployment") > max(

@@ -144,18 +144,35 @@ def test_the_model_fails_an_apply_merged_into_the_placeholder(renders: Any) -> N
                 run_job(cluster, {**job, "spec": {**job["spec"], "template": {"spec": kept}}}, configmaps)
 
 
+def pools(cluster: Cluster) -> set[str]:
+    return {k[2] for k in cluster.objects if k[0] == "SpiderIPPool"}
+
+
+def node_left(cluster: Cluster, node: str) -> None:
+    """A worker drained and removed: its pods are gone, so Spiderpool released their addresses in its pools."""
+    for key, pool in cluster.objects.items():
+        if key[0] == "SpiderIPPool" and pool["spec"].get("nodeName") == [node]:
+            cluster.allocations.pop(key[2], None)
+    cluster.reconcile()
+
+
+@pytest.fixture(scope="module")
+def by_workers(table: InstanceTable, tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, Any]]:
+    """The generated values of a cluster of 2 and of 3 workers."""
+    return {
+        n: chart.generated_values({"workers": {"count": n}}, table, tmp_path_factory.mktemp(f"w{n}")) for n in (2, 3)
+    }
+
+
 @pytest.mark.parametrize("release", ["rdma", "spiderpool-rdma"])
 def test_upgrade_with_a_changed_worker_count(
-    release: str, chart_dir: Path, table: InstanceTable, tmp_path_factory: pytest.TempPathFactory
+    release: str, chart_dir: Path, by_workers: dict[int, dict[str, Any]]
 ) -> None:
     """More workers: their pools and apps' pools are added, the pools in use stay as they are (Spiderpool refuses
-    to remove an allocated address or to overlap pools). Fewer workers: the dropped workers' pools stay (README)."""
+    to remove an allocated address or to overlap pools). Fewer workers: the removed worker's pools are deleted
+    (before: they stayed, and nothing ever removed them)."""
     profile = chart.profile_values("aws-efa")
-
-    def values(count: int) -> dict[str, Any]:
-        return chart.generated_values({"workers": {"count": count}}, table, tmp_path_factory.mktemp(f"w{count}"))
-
-    two, three = values(2), values(3)
+    two, three = by_workers[2], by_workers[3]
     cluster = Cluster()
     install(cluster, chart.helm_template(chart_dir, profile, two, release=release))
     hold_addresses(cluster)
@@ -168,8 +185,37 @@ def test_upgrade_with_a_changed_worker_count(
         p["name"] for p in two["network"]["pools"]
     }
     assert all(after[k] == spec for k, spec in before.items())
-    run_hooks(cluster, chart.helm_template(chart_dir, profile, two, release=release, upgrade=True), "post-upgrade")
-    assert {k[2] for k in cluster.objects if k[0] == "SpiderIPPool"} == {k[2] for k in after}  # orphaned, not deleted
+    hold_addresses(cluster)
+    node_left(cluster, "worker-2")
+    fewer = chart.helm_template(chart_dir, profile, two, release=release, upgrade=True)
+    run_hooks(cluster, fewer, "post-upgrade")
+    network_is_ready(cluster, fewer)
+    assert pools(cluster) == {p["name"] for p in two["network"]["pools"]}
+
+
+@pytest.mark.parametrize("release", ["rdma", "spiderpool-rdma"])
+def test_rollback_restores_the_applied_pools_and_apps_and_removes_what_it_does_not_have(
+    release: str, chart_dir: Path, by_workers: dict[int, dict[str, Any]]
+) -> None:
+    """`helm rollback` runs the post-rollback hooks of the revision it returns to, with that revision's manifest
+    (helm pkg/action/rollback.go, performRollback): its apply restores what it had and prunes what it had not. Before,
+    the apply job had no post-rollback hook: a rollback changed none of the applied objects."""
+    profile = chart.profile_values("aws-efa")
+    three_apps = chart.helm_template(chart_dir, profile, by_workers[3], release=release)
+    kept = [p for p in by_workers[3]["network"]["pools"] if p.get("app") != "app-2"]
+    two_apps = {**by_workers[3], "network": {"pools": kept}, "sampleApps": {"count": 2}}
+    cluster = Cluster()
+    install(cluster, three_apps)
+    hold_addresses(cluster)
+    upgraded = chart.helm_template(chart_dir, profile, two_apps, release=release, upgrade=True)
+    run_hooks(cluster, upgraded, "post-upgrade")
+    assert not [k for k in cluster.objects if k[0] == "Deployment" and k[2].endswith("-app-2")]
+    run_hooks(cluster, three_apps, "post-rollback")  # helm rollback RELEASE 1
+    network_is_ready(cluster, three_apps)
+    assert {k for k in cluster.objects} == {cluster.key(o) for o in chart.applied_objects([r.obj for r in three_apps])}
+    run_hooks(cluster, upgraded, "post-rollback")  # helm rollback RELEASE 2
+    network_is_ready(cluster, upgraded)
+    assert {k for k in cluster.objects} == {cluster.key(o) for o in chart.applied_objects([r.obj for r in upgraded])}
 
 
 def test_the_pool_webhook_model_refuses_removing_an_address_in_use() -> None:

@@ -39,9 +39,15 @@ class CommandFailed(Exception):
 
 
 def _labels_match(labels: dict[str, str], selector: str) -> bool:
+    """A label selector's terms `!key`, `key!=value` and `key=value` (k8s.io/apimachinery pkg/labels/selector.go,
+    Requirement.Matches: NotEquals also matches an object without the key)."""
     for term in filter(None, selector.split(",")):
         if term.startswith("!"):
             if term[1:] in labels:
+                return False
+        elif "!=" in term:
+            key, _, value = term.partition("!=")
+            if labels.get(key) == value:
                 return False
         else:
             key, _, value = term.partition("=")

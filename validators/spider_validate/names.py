@@ -52,3 +52,4 @@ NETWORK_GBPS_LABEL = "spiderpool-rdma/network-gbps"  # the line rate; read by va
 # Labels the chart writes (templates/_network.tpl).
 ATTACHMENT_LABEL = "spiderpool-rdma/attachment"  # on the SpiderMultusConfig; discovery.py picks the network by it
 APP_LABEL = "spiderpool-rdma/app"  # on each sample app's objects; read by the apps suite and the helm test
+GENERATION_LABEL = "spiderpool-rdma/generation"  # what rendered an applied object; the apply job prunes by it

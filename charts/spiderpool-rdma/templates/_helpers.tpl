@@ -21,11 +21,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
-{{/* Labels of the objects the apply job owns: the pre-delete job removes exactly these. */}}
+{{/* Labels of the objects the apply job owns: the pre-delete job removes exactly these, and the apply job's prune
+those of them of another generation (objects the release no longer renders). */}}
 {{- define "spiderpool-rdma.appliedLabels" -}}
 app.kubernetes.io/name: {{ include "spiderpool-rdma.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/managed-by: {{ include "spiderpool-rdma.fullname" . }}-apply
+spiderpool-rdma/generation: {{ include "spiderpool-rdma.generation" . }}
+{{- end -}}
+
+{{/* A digest of everything the applied objects are rendered from: the chart's version, the release and its values.
+Two renders that would apply different objects differ in it; a rollback renders the values rolled back to (Helm runs
+the target revision's hooks with its manifest, pkg/action/rollback.go, performRollback), hence their generation. */}}
+{{- define "spiderpool-rdma.generation" -}}
+{{- list .Chart.Version .Release.Namespace .Release.Name .Values | toJson | sha256sum | trunc 16 -}}
 {{- end -}}
 
 {{- define "spiderpool-rdma.appliedSelector" -}}

@@ -187,3 +187,37 @@ spec:
       targetPort: http
 {{- end }}
 {{- end -}}
+
+
+{{/* One container of the apply and delete jobs: `command` run by the kubectl image, unprivileged:
+{{ include "spiderpool-rdma.kubectl" (dict "root" $ "name" "x" "command" (list "kubectl" ...) "mounts" (list ...)) }} */}}
+{{- define "spiderpool-rdma.kubectl" -}}
+- name: {{ .name }}
+  {{- include "spiderpool-rdma.containerImage" .root.Values.networkApply.image | nindent 2 }}
+  command: {{ toJson .command }}
+  {{- with .mounts }}
+  volumeMounts: {{ toJson . }}
+  {{- end }}
+  resources: {requests: {cpu: 10m, memory: 32Mi}, limits: {cpu: 200m, memory: 128Mi}}
+  securityContext:
+    {{- include "spiderpool-rdma.restrictedSecurityContext" .root | nindent 4 }}
+{{- end -}}
+
+{{/* Removing what the apply job applied and `selector` selects (the pre-delete job: all of it; the apply job's prune:
+what the current revision no longer renders). Apps first, waiting for their pods to go, so that their addresses are
+released before the pools go: (dict "root" $ "name" "x" "selector" "...") */}}
+{{- define "spiderpool-rdma.deleteWorkloads" -}}
+{{- include "spiderpool-rdma.kubectl" (dict "root" .root "name" .name "command" (list "kubectl" "delete"
+    (printf "--namespace=%s" .root.Release.Namespace) "deployments,services" (printf "--selector=%s" .selector)
+    "--ignore-not-found" "--wait" "--cascade=foreground")) }}
+{{- end -}}
+
+{{/* Then networks, the SR-IOV policy and pools, without waiting: a pool keeps its finalizer while any pod (CoreDNS
+on the default network) holds one of its addresses (Spiderpool pkg/ippoolmanager/ippool_informer.go); on uninstall
+Spiderpool's own pre-delete cleanup, next, removes the finalizers and then every Spiderpool CRD. */}}
+{{- define "spiderpool-rdma.deleteNetwork" -}}
+{{- $kinds := printf "spidermultusconfigs,%sspiderippools" (ternary "sriovnetworknodepolicies," "" .root.Values.sriov.enabled) -}}
+{{- include "spiderpool-rdma.kubectl" (dict "root" .root "name" .name "command" (list "kubectl" "delete"
+    (printf "--namespace=%s" .root.Release.Namespace) $kinds (printf "--selector=%s" .selector)
+    "--ignore-not-found" "--wait=false")) }}
+{{- end -}}
