@@ -25,11 +25,12 @@ from spider_validate.kube import ApiError, ExecResult, unwrap_output, wrap_comma
 from spider_validate.spiderpool import NETWORK_STATUS
 
 from tests.lab import netns
+from tests.lab import server as agnhost
 from tests.lab.ipam import NETWORK, NODE_NET, Ipam
 from tests.lab.proxy import SERVICE_NET, Proxy
 from tests.lab.store import Store, api_version
 
-SERVER = Path(__file__).with_name("server.py")
+SERVER = Path(agnhost.__file__)
 
 
 @dataclass
@@ -199,14 +200,17 @@ class Kubelet:
                 return
         if not pod.ns:
             self._plumb(pod, node)
-        if container.get("args", [""])[0] == "netexec" and pod.server is None:
-            port = next(a.split("=")[1] for a in container["args"] if a.startswith("--http-port="))
+        args = container.get("args") or []
+        if args and args[0] in agnhost.COMMANDS and pod.server is None:  # agnhost's servers, by the lab's stand-in
+            port = agnhost.parse(args).http_port
             pod.identity = self.workdir / f"{namespace}-{name}.identity"
             pod.identity.write_text(name)
             pod.server = netns.spawn(
-                pod.ns, [sys.executable, str(SERVER), port, str(pod.identity)], self.workdir / f"{namespace}-{name}.log"
+                pod.ns,
+                [sys.executable, str(SERVER), str(pod.identity), *args],
+                self.workdir / f"{namespace}-{name}.log",
             )
-            if not netns.wait_listening(pod.ns, int(port)):
+            if port is not None and not netns.wait_listening(pod.ns, port):
                 raise RuntimeError(f"server of {name} did not start")
         pod.node = node
         self.before_ready(name, namespace)

@@ -48,7 +48,9 @@ def test_the_entry_point_runs_list_images_manifests_and_version() -> None:
     assert run("--version").stdout == f"spider-validate, version {spider_validate.__version__}\n"
     listing = run("list")
     assert listing.returncode == 0 and "rdma/bandwidth" in listing.stdout
-    assert "registry.k8s.io/e2e-test-images/agnhost:2.53" in run("images").stdout.splitlines()
+    assert any(
+        i.startswith("registry.k8s.io/e2e-test-images/agnhost:2.53@sha256:") for i in run("images").stdout.split()
+    )
     manifests = run("manifests", "--nodes", "w0,w1")
     assert manifests.returncode == 0 and "nodeName: w1" in manifests.stdout
 

@@ -51,7 +51,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             netns.sh("ip", "link", "set", "eth0", "up", ns=ns)
         identity = tmp_path_factory.mktemp("srv") / "identity"
         identity.write_text("server-b")
-        netns.spawn(b, [sys.executable, str(SERVER), "8080", str(identity)], identity.with_suffix(".log"))
+        server = [sys.executable, str(SERVER), str(identity), "netexec", "--http-port=8080", "--udp-port=-1"]
+        netns.spawn(b, server, identity.with_suffix(".log"))
         assert netns.wait_listening(b, 8080)
         yield Pair(a, b)
     finally:
@@ -121,8 +122,8 @@ def test_curl_reply_and_identity(pair: Pair) -> None:
 
 
 def test_curl_http_error_status(pair: Pair) -> None:
-    reply = probes.parse_curl(pair.run(*probes.http_command(B_IP, 8080, path="/nope")).stdout)
-    assert reply is not None and reply.status == 404
+    reply = probes.parse_curl(pair.run(*probes.http_command(B_IP, 8080, path="/echo?code=404&msg=gone")).stdout)
+    assert reply is not None and (reply.status, reply.body) == (404, "gone")
 
 
 def test_curl_refused(pair: Pair) -> None:

@@ -46,7 +46,7 @@ def test_images_and_list_commands() -> None:
     out = CliRunner().invoke(cli.main, ["images", "--image", "client=registry.local/tools:1"])
     assert out.output.splitlines() == [
         "docker.io/nicolaka/netshoot:v0.14",
-        "registry.k8s.io/e2e-test-images/agnhost:2.53",
+        "registry.k8s.io/e2e-test-images/agnhost:2.53@sha256:99c6b4bb4a1e1df3f0b3752168c89358794d02258ebebc26bf21c29399011a85",
         "registry.local/tools:1",
     ]  # no RDMA image without --image rdma=REF: it has no default (none published has what the tests need)
     rdma = CliRunner().invoke(cli.main, ["images", "--image", "rdma=registry.local/rdma-tools:1"]).output

@@ -88,7 +88,9 @@ def pod(
     app: str | None = None,
     pools: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """A test pod pinned to `node`: a serving role answers HTTP with its name, the others sleep (probes exec)."""
+    """A test pod pinned to `node`: a serving role answers HTTP with its name and nothing else (`agnhost
+    serve-hostname`, on every path; not netexec, whose /shell runs `sh -c` of the query); the others sleep (probes
+    exec)."""
     container: dict[str, Any]
     serves = role in SERVING_ROLES
     if not serves:
@@ -97,9 +99,9 @@ def pod(
         container = {
             "name": "server",
             "image": image,
-            "args": ["netexec", f"--http-port={params.http_port}"],
+            "args": ["serve-hostname", f"--port={params.http_port}"],
             "ports": [{"name": "http", "containerPort": params.http_port}],
-            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2},
+            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 2},
         }
     container |= {
         "imagePullPolicy": "IfNotPresent",

@@ -12,8 +12,8 @@ from spider_validate.model import RdmaMode
 # --image NAME=REF@sha256:... to pin them).
 DEFAULT_IMAGES = {
     "client": "docker.io/nicolaka/netshoot:v0.14",  # sh, ping, curl
-    # `netexec` answers /hostname; the digest is the one registry.k8s.io serves, from its promotion manifest
-    # (kubernetes/k8s.io registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml, agnhost 2.53)
+    # `serve-hostname` answers every path with the pod's name; the digest is the one registry.k8s.io serves, from its
+    # promotion manifest (kubernetes/k8s.io registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml, 2.53)
     "server": "registry.k8s.io/e2e-test-images/agnhost:2.53"
     "@sha256:99c6b4bb4a1e1df3f0b3752168c89358794d02258ebebc26bf21c29399011a85",
     # perftest built with SRD, fi_pingpong, python3-pyverbs, iproute2: none is published (Spiderpool's rdma-tools has

@@ -41,6 +41,11 @@ the target revision's hooks with its manifest, pkg/action/rollback.go, performRo
 app.kubernetes.io/instance={{ .Release.Name }},app.kubernetes.io/managed-by={{ include "spiderpool-rdma.fullname" . }}-apply
 {{- end -}}
 
+{{/* The sample apps' namespace: theirs alone, never the release's (kube-system, where Pod Security is not enforced). */}}
+{{- define "spiderpool-rdma.appsNamespace" -}}
+{{- default (printf "%s-apps" (include "spiderpool-rdma.fullname" .)) .Values.sampleApps.namespace -}}
+{{- end -}}
+
 {{- define "spiderpool-rdma.networkName" -}}
 {{- default (printf "%s-%s" .Values.network.cniType (first .Values.network.master)) .Values.network.name -}}
 {{- end -}}
@@ -147,6 +152,9 @@ seccompProfile:
 {{- $defaultCni := dig "multus" "multusCNI" "defaultCniCRName" "" (.Values.spiderpool | default dict) -}}
 {{- if and .Values.install.spiderpool (eq .Values.network.attachment "default") (ne $defaultCni $network) -}}
 {{- fail (printf "network.attachment is \"default\": spiderpool.multus.multusCNI.defaultCniCRName (%q) must be the network's name (%q)" $defaultCni $network) -}}
+{{- end -}}
+{{- if eq (include "spiderpool-rdma.appsNamespace" .) .Release.Namespace -}}
+{{- fail (printf "sampleApps.namespace is the release namespace %q: the apps need one of their own (Pod Security enforced, none of the release's workloads)" .Release.Namespace) -}}
 {{- end -}}
 {{- $apps := include "spiderpool-rdma.appNames" . | fromJsonArray -}}
 {{- if and $apps (ne (len $apps) (int .Values.sampleApps.count)) -}}

@@ -5,6 +5,7 @@ Order matters: networks and pools before the apps that use them.
 */}}
 {{- define "spiderpool-rdma.networkManifests" -}}
 {{- $ns := .Release.Namespace -}}
+{{- $apps := include "spiderpool-rdma.appsNamespace" . -}}
 {{- $network := include "spiderpool-rdma.networkName" . -}}
 {{- $general := include "spiderpool-rdma.generalPools" . | fromJsonArray -}}
 {{- $sriovNetwork := printf "%s/%s-sriov" $ns (include "spiderpool-rdma.fullname" .) -}}
@@ -107,7 +108,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {{ include "spiderpool-rdma.fullname" $ }}-{{ $app }}
-  namespace: {{ $ns }}
+  namespace: {{ $apps }}
   labels:
     {{- include "spiderpool-rdma.appliedLabels" $ | nindent 4 }}
     spiderpool-rdma/app: {{ $app }}
@@ -130,6 +131,8 @@ spec:
         {{- include "spiderpool-rdma.podNetworkAnnotations" (dict "root" $ "pools" $pools) | nindent 8 }}
     spec:
       automountServiceAccountToken: false
+      {{- /* serve-hostname waits 60 s after SIGTERM before it exits (serve_hostname.go, main): nothing to drain. */}}
+      terminationGracePeriodSeconds: 5
       securityContext:
         runAsNonRoot: true
         seccompProfile:
@@ -155,15 +158,17 @@ spec:
       containers:
         - name: web
           {{- include "spiderpool-rdma.containerImage" $.Values.sampleApps.image | nindent 10 }}
-          args: ["netexec", "--http-port={{ $.Values.sampleApps.port }}"]
+          {{- /* The pod's name on every HTTP path and nothing else (kubernetes test/images/agnhost/serve-hostname/
+          serve_hostname.go); not netexec, whose routes include /shell (sh -c of the query), /upload and /dial. */}}
+          args: ["serve-hostname", "--port={{ $.Values.sampleApps.port }}"]
           ports:
             - name: http
               containerPort: {{ $.Values.sampleApps.port }}
           readinessProbe:
-            httpGet: {path: /healthz, port: http}
+            httpGet: {path: /, port: http}
             periodSeconds: 5
           livenessProbe:
-            httpGet: {path: /healthz, port: http}
+            httpGet: {path: /, port: http}
             periodSeconds: 10
           resources: {{ toJson $.Values.sampleApps.resources }}
           securityContext:
@@ -173,7 +178,7 @@ apiVersion: v1
 kind: Service
 metadata:
   name: {{ include "spiderpool-rdma.fullname" $ }}-{{ $app }}
-  namespace: {{ $ns }}
+  namespace: {{ $apps }}
   labels:
     {{- include "spiderpool-rdma.appliedLabels" $ | nindent 4 }}
     spiderpool-rdma/app: {{ $app }}
@@ -208,7 +213,8 @@ what the current revision no longer renders). Apps first, waiting for their pods
 released before the pools go: (dict "root" $ "name" "x" "selector" "...") */}}
 {{- define "spiderpool-rdma.deleteWorkloads" -}}
 {{- include "spiderpool-rdma.kubectl" (dict "root" .root "name" .name "command" (list "kubectl" "delete"
-    (printf "--namespace=%s" .root.Release.Namespace) "deployments,services" (printf "--selector=%s" .selector)
+    (printf "--namespace=%s" (include "spiderpool-rdma.appsNamespace" .root)) "deployments,services"
+    (printf "--selector=%s" .selector)
     "--ignore-not-found" "--wait" "--cascade=foreground")) }}
 {{- end -}}
 
