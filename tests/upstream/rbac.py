@@ -15,8 +15,8 @@ From kubernetes/kubernetes:
   A ServiceAccount subject matches the user system:serviceaccount:NS:NAME (appliesToUser).
 - staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go (PatchResource): a patch that creates its object (a
   server-side apply of a new object) is also authorized as `create`.
-- plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go: system:discovery and system:public-info-viewer give every
-  authenticated user GET on /api, /apis (and below), /openapi (and below), /version, /healthz, /livez, /readyz.
+- plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go: system:discovery gives every authenticated user GET on
+  /api, /apis (and below), /openapi (and below), /version, /healthz, /livez, /readyz (BOOTSTRAP_DISCOVERY).
 """
 
 from __future__ import annotations
@@ -26,8 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-DISCOVERY_URLS = ("/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/", "/healthz",
-                  "/livez", "/readyz")  # fmt: skip
+# bootstrappolicy/policy.go: the system:discovery ClusterRole, bound to the group system:authenticated
+BOOTSTRAP_DISCOVERY: list[dict[str, Any]] = [
+    {"kind": "ClusterRole", "metadata": {"name": "system:discovery"}, "rules": [{"verbs": ["get"], "nonResourceURLs": [
+        "/livez", "/readyz", "/healthz", "/version", "/version/", "/openapi", "/openapi/*", "/api", "/api/*", "/apis",
+        "/apis/*"]}]},
+    {"kind": "ClusterRoleBinding", "metadata": {"name": "system:discovery"},
+     "roleRef": {"kind": "ClusterRole", "name": "system:discovery"},
+     "subjects": [{"kind": "Group", "name": "system:authenticated"}]},
+]  # fmt: skip
 NAMESPACE_SUBRESOURCES = {"status", "finalize"}
 
 
@@ -93,13 +100,28 @@ def _rule_allows(request: Request, rule: dict[str, Any]) -> bool:
     return not names or request.name in names
 
 
-def _applies(binding: dict[str, Any], user: str) -> bool:
+@dataclass(frozen=True)
+class User:
+    name: str
+    groups: tuple[str, ...] = ()
+
+
+def service_account(namespace: str, name: str) -> User:
+    """A ServiceAccount's user and groups (k8s.io/apiserver pkg/authentication/serviceaccount, UserInfo)."""
+    groups = ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated")
+    return User(f"system:serviceaccount:{namespace}:{name}", groups)
+
+
+def _applies(binding: dict[str, Any], user: User) -> bool:
+    """rule.go appliesToUser: a User subject by name, a Group by one of the user's groups, a ServiceAccount by its
+    user name (its namespace defaulting to the binding's)."""
     for subject in binding.get("subjects", []):
-        if subject["kind"] == "ServiceAccount":
-            namespace = subject.get("namespace") or binding["metadata"].get("namespace", "")
-            if user == f"system:serviceaccount:{namespace}:{subject['name']}":
-                return True
-        elif subject["kind"] == "User" and subject["name"] == user:
+        namespace = subject.get("namespace") or binding["metadata"].get("namespace", "")
+        name = {
+            "ServiceAccount": f"system:serviceaccount:{namespace}:{subject['name']}",
+            "User": subject["name"],
+        }.get(subject["kind"])
+        if user.name == name or (subject["kind"] == "Group" and subject["name"] in user.groups):
             return True
     return False
 
@@ -116,47 +138,31 @@ class Authorizer:
         self.bindings = by_kind.get("RoleBinding", [])
         self.cluster_bindings = by_kind.get("ClusterRoleBinding", [])
 
-    def rules(self, user: str, namespace: str) -> list[dict[str, Any]]:
-        """VisitRulesFor: the rules that apply to `user` for a request in `namespace` ("" cluster-scoped)."""
-        found = []
+    def _bound(self, user: User) -> Iterable[tuple[str, dict[str, Any]]]:
+        """(where the rule applies: a namespace, or "*" everywhere, cluster-scoped requests included; the rule)."""
         for binding in self.cluster_bindings:
             if _applies(binding, user):
-                found += self.cluster_roles.get(binding["roleRef"]["name"], {}).get("rules", [])
-        for binding in self.bindings:
-            if namespace and binding["metadata"]["namespace"] == namespace and _applies(binding, user):
-                ref = binding["roleRef"]
-                role = (
-                    self.roles.get((namespace, ref["name"]))
-                    if ref["kind"] == "Role"
-                    else self.cluster_roles.get(ref["name"])
-                )
-                found += (role or {}).get("rules", [])
-        return found
-
-    def allows(self, user: str, request: Request) -> bool:
-        if not request.is_resource and request.verb == "get":
-            discovery = {"verbs": ["get"], "nonResourceURLs": list(DISCOVERY_URLS)}
-            if _rule_allows(request, discovery):
-                return True
-        return any(_rule_allows(request, rule) for rule in self.rules(user, request.namespace))
-
-    def granted(self, user: str) -> set[tuple[str, str, str, str]]:
-        """(namespace or "*", API group, resource, verb) of every grant of `user`, wildcards not expanded."""
-        out = set()
-        for binding in self.cluster_bindings:
-            if _applies(binding, user):
-                for rule in self.cluster_roles.get(binding["roleRef"]["name"], {}).get("rules", []):
-                    out |= {("*", g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+                yield from (("*", r) for r in self.cluster_roles.get(binding["roleRef"]["name"], {}).get("rules", []))
         for binding in self.bindings:
             if _applies(binding, user):
                 ns, ref = binding["metadata"]["namespace"], binding["roleRef"]
                 role = (
                     self.roles.get((ns, ref["name"])) if ref["kind"] == "Role" else self.cluster_roles.get(ref["name"])
                 )
-                for rule in (role or {}).get("rules", []):
-                    out |= {(ns, g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
-        return out
+                yield from ((ns, r) for r in (role or {}).get("rules", []))
 
+    def allows(self, user: User, request: Request) -> bool:
+        """VisitRulesFor then RuleAllows: a RoleBinding's rules only for a request in its namespace."""
+        return any(
+            _rule_allows(request, rule) for where, rule in self._bound(user) if where in {"*", request.namespace}
+        )
 
-def service_account(namespace: str, name: str) -> str:
-    return f"system:serviceaccount:{namespace}:{name}"
+    def granted(self, user: User) -> set[tuple[str, str, str, str]]:
+        """(namespace or "*", API group, resource, verb) of every resource grant of `user`, wildcards as written."""
+        return {
+            (where, group, resource, verb)
+            for where, rule in self._bound(user)
+            for group in rule.get("apiGroups", [])
+            for resource in rule.get("resources", [])
+            for verb in rule["verbs"]
+        }

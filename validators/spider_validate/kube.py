@@ -25,6 +25,7 @@ EXIT_MARKER = "__spider_validate_exit__="
 SPIDERPOOL_GROUP = "spiderpool.spidernet.io"
 SPIDERPOOL_VERSION = "v2beta1"
 RBAC_FILE = "validators/rbac.yaml"
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 DEFAULT_KUBECONFIG = "~/.kube/config"
 # Characters of stdout and of stderr an exec keeps, the last ones (where the exit marker and the summaries the
 # parsers read are): a command that prints without end costs at most this much memory.
@@ -152,6 +153,14 @@ KINDS: dict[str, tuple[str, str, bool]] = {
 }
 
 
+def resource_path(kind: str, namespace: str | None, name: str | None = None) -> str:
+    """The API path of a kind's objects in a namespace (all namespaces without one), or of one of them."""
+    api_version, plural, namespaced = KINDS[kind]
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    ns = f"/namespaces/{namespace}" if namespaced and namespace else ""
+    return f"{base}{ns}/{plural}" + (f"/{name}" if name else "")
+
+
 def read_kubeconfig(path: str) -> dict[str, Any]:
     """One kubeconfig file as a mapping; ConfigProblem naming the file when it is missing or not one."""
     try:
@@ -259,12 +268,6 @@ class KubeCluster:
         name = f"{plural}.{group}" if group else plural
         return name + (f"/{sub}" if sub else "") + (f" in namespace {namespace}" if namespaced and namespace else "")
 
-    def _path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
-        api_version, plural, namespaced = KINDS[kind]
-        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        ns = f"/namespaces/{namespace}" if namespaced and namespace else ""
-        return f"{base}{ns}/{plural}" + (f"/{name}" if name else "")
-
     def _send(self, method: str, path: str, body: Any, query: list[tuple[str, Any]]) -> bytes:
         """One request through the client's own serialization and authentication; the response body.
 
@@ -327,21 +330,20 @@ class KubeCluster:
         return str(data.get("gitVersion", "unknown"))
 
     def crd_names(self) -> set[str]:
-        data = self._request(
-            "list", "customresourcedefinitions", "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-        )
+        data = self._request("list", "customresourcedefinitions", "GET", CRD_PATH)
         return {item["metadata"]["name"] for item in data.get("items", [])}
 
     def list(self, kind: str, namespace: str | None = None, label_selector: str = "") -> list[dict[str, Any]]:
         query = [("labelSelector", label_selector)] if label_selector else []
         items = self._request(
-            "list", self._resource(kind, namespace), "GET", self._path(kind, namespace), query=query
+            "list", self._resource(kind, namespace), "GET", resource_path(kind, namespace), query=query
         ).get("items", [])
         return [{"kind": kind, **item} for item in items]
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
-            return dict(self._request("get", self._resource(kind, namespace), "GET", self._path(kind, namespace, name)))
+            path = resource_path(kind, namespace, name)
+            return dict(self._request("get", self._resource(kind, namespace), "GET", path))
         except ApiError as exc:
             if exc.status == 404:
                 return None
@@ -351,7 +353,7 @@ class KubeCluster:
         namespace = obj["metadata"].get("namespace")
         kind = obj["kind"]
         return dict(
-            self._request("create", self._resource(kind, namespace), "POST", self._path(kind, namespace), body=obj)
+            self._request("create", self._resource(kind, namespace), "POST", resource_path(kind, namespace), body=obj)
         )
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
@@ -360,7 +362,7 @@ class KubeCluster:
                 "delete",
                 self._resource(kind, namespace),
                 "DELETE",
-                self._path(kind, namespace, name),
+                resource_path(kind, namespace, name),
                 body={"propagationPolicy": "Background"},
             )
         except ApiError as exc:

@@ -46,6 +46,11 @@ app.kubernetes.io/instance={{ .Release.Name }},app.kubernetes.io/managed-by={{ i
 {{- default (printf "%s-apps" (include "spiderpool-rdma.fullname" .)) .Values.sampleApps.namespace -}}
 {{- end -}}
 
+{{/* The watch's probe pods' namespace: theirs alone, where the watch may create pods and exec into them. */}}
+{{- define "spiderpool-rdma.watchNamespace" -}}
+{{- default (printf "%s-watch" (include "spiderpool-rdma.fullname" .)) .Values.watch.namespace -}}
+{{- end -}}
+
 {{- define "spiderpool-rdma.networkName" -}}
 {{- default (printf "%s-%s" .Values.network.cniType (first .Values.network.master)) .Values.network.name -}}
 {{- end -}}
@@ -155,6 +160,12 @@ seccompProfile:
 {{- end -}}
 {{- if eq (include "spiderpool-rdma.appsNamespace" .) .Release.Namespace -}}
 {{- fail (printf "sampleApps.namespace is the release namespace %q: the apps need one of their own (Pod Security enforced, none of the release's workloads)" .Release.Namespace) -}}
+{{- end -}}
+{{- if and .Values.watch.enabled (not .Values.watch.image) -}}
+{{- fail "watch.enabled needs watch.image: the spider-validate image you built (scripts/build-validator-image.sh) and pushed, as registry, repository and digest (or tag); none is published" -}}
+{{- end -}}
+{{- if and .Values.watch.enabled (eq (include "spiderpool-rdma.watchNamespace" .) .Release.Namespace (include "spiderpool-rdma.appsNamespace" .)) -}}
+{{- fail "watch.namespace must be a namespace of its own, neither the release's nor the apps'" -}}
 {{- end -}}
 {{- $apps := include "spiderpool-rdma.appNames" . | fromJsonArray -}}
 {{- if and $apps (ne (len $apps) (int .Values.sampleApps.count)) -}}
