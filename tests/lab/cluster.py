@@ -17,6 +17,7 @@ import builtins
 import copy
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,7 @@ class LabCluster:
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         kind, meta = obj["kind"], obj["metadata"]
+        time.sleep(self.faults.slow.get(("create", kind), 0.0))  # an API server slow to answer (etcd, webhooks)
         codes = self.faults.api.get(("create", kind))
         if codes and codes[0] == 409 and self.get(kind, meta["name"], meta.get("namespace")) is None:
             codes.pop(0)

@@ -44,6 +44,7 @@ class Faults:
     stale_count_on_release: bool = False  # allocatedIPCount not updated when a deleted pod's address is released
     readdress_stateful: bool = False  # a recreated StatefulSet pod gets a new address, its kept one released
     garble: Callable[[str], str] | None = None  # rewrites what every exec'd command prints (a hostile pod)
+    slow: dict[tuple[str, str], float] = field(default_factory=dict)  # (verb, kind) -> seconds before it acts
     # pod name -> called with (lab, namespace) just before that pod shows Running: pods started before it
     # are up, and the runner has not seen the run ready yet. Where tests break the data path.
     before_ready: dict[str, Callable[[LabCluster, str], None]] = field(default_factory=dict)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from spider_validate import manifests, names, report
 from spider_validate.model import ActionResult, RunResult, Status
-from spider_validate.params import Parameters
+from spider_validate.params import EXPIRES, Parameters
 from spider_validate.runner import Runner
 from spider_validate.suites import all_tests
 
@@ -276,11 +276,39 @@ def test_ctrl_c_stops_the_run_and_cleans_up(lab: LabCluster, tmp_path: Path) -> 
     assert result.cleanup == [f"removed namespace {result.namespace}"]
 
 
+def test_a_namespace_whose_create_lands_after_the_deadline_is_removed(lab: LabCluster, tmp_path: Path) -> None:
+    """The run's deadline passes while the namespace's create is in flight: its removal was registered before the
+    create, and waits for it to land (before: registered after it returned, when cleanup had already run)."""
+    lab.faults.slow[("create", "Namespace")] = 5.0  # beyond the deadline (1 s) and the grace for a call in flight (2 s)
+    result = run(lab, tmp_path, timeout=1, cleanup_timeout=30, tests=("connectivity/pod-to-node",))
+    assert result.timed_out
+    assert result.cleanup == [f"removed namespace {result.namespace}"]
+    assert lab.get("Namespace", result.namespace) is None
+
+
+def test_cleanup_leaves_runs_in_progress_alone_unless_all(lab: LabCluster) -> None:
+    """Before: `cleanup` deleted every run's namespace, also that of a run still going."""
+    going, over = "spider-validate-0101000000-aaaa", "spider-validate-0101000000-bbbb"
+    for name, expires in ((going, time.time() + 600), (over, 1)):
+        obj = manifests.namespace(name, name.removeprefix("spider-validate-"))
+        obj["metadata"]["annotations"] = {EXPIRES: str(int(expires))}
+        lab.create(obj)
+    outcome = invoke(lab, ["cleanup"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "removed Namespace spider-validate-0101000000-bbbb" in outcome.output
+    assert "left Namespace spider-validate-0101000000-aaaa (run 0101000000-aaaa, in progress until" in outcome.output
+    assert lab.get("Namespace", "spider-validate-0101000000-aaaa") is not None
+    outcome = invoke(lab, ["cleanup", "--all"])
+    assert "removed Namespace spider-validate-0101000000-aaaa" in outcome.output
+
+
 def test_keep_leaves_the_namespace_and_cleanup_removes_it(lab: LabCluster, tmp_path: Path) -> None:
     result = run(lab, tmp_path, keep=True, tests=("connectivity/pod-to-node",))
     assert result.passed and result.cleanup == []
     assert lab.get("Namespace", result.namespace) is not None
-    outcome = invoke(lab, ["cleanup"], tmp_path)
+    outcome = invoke(lab, ["cleanup"], tmp_path)  # until the run's deadline passes, it is left alone
+    assert outcome.exit_code == 0 and f"left Namespace {result.namespace}" in outcome.output
+    outcome = invoke(lab, ["cleanup", "--all"], tmp_path)
     assert outcome.exit_code == 0 and f"removed Namespace {result.namespace}" in outcome.output
 
 

@@ -14,7 +14,7 @@ import yaml
 
 from spider_validate import __version__, inputs
 from spider_validate.names import NETWORK_GBPS_LABEL
-from spider_validate.params import MANAGED_BY, RUN_LABEL, Parameters
+from spider_validate.params import EXPIRES, MANAGED_BY, RUN_LABEL, Parameters
 
 if TYPE_CHECKING:
     from spider_validate.kube import Cluster
@@ -441,30 +441,52 @@ def manifests_cmd(
     click.echo(yaml.safe_dump_all(objs, sort_keys=False), nl=False)
 
 
+def _in_progress(meta: dict[str, Any]) -> str:
+    """Until when the run (or watch) that created an object holds it (its EXPIRES annotation), or "" when it is
+    over: an object without the annotation comes from a version that did not write it, long over."""
+    import time
+
+    expires = (meta.get("annotations") or {}).get(EXPIRES, "0")
+    if expires == "never":
+        return "until it stops"
+    if expires.isdigit() and int(expires) > time.time():
+        return "until " + time.strftime("%H:%M:%S", time.localtime(int(expires)))
+    return ""
+
+
 @main.command()
 @with_cluster
-def cleanup(kubeconfig: str | None, kube_context: str | None, api_timeout: float) -> None:
-    """Delete everything any run left behind (found by label) and say what was removed.
+@click.option("--all", "everything", is_flag=True, help="Also what runs in progress and watches still hold.")
+def cleanup(kubeconfig: str | None, kube_context: str | None, api_timeout: float, everything: bool) -> None:
+    """Delete what runs left behind (found by label) and say what was removed; what a run still in progress (its
+    deadline and its cleanup's not passed) or a watch holds is left alone, unless --all.
 
     \b
-    Example:
+    Examples:
       spider-validate cleanup
+      spider-validate cleanup --all
     """
     from spider_validate.kube import ApiError
 
     cluster = _connect(kubeconfig, kube_context, api_timeout)
     selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-    removed = 0
+    removed, kept = 0, 0
     try:
         for kind in ("Namespace", "SpiderIPPool"):
             for obj in cluster.list(kind, label_selector=selector):
-                cluster.delete(kind, obj["metadata"]["name"])
-                run = obj["metadata"].get("labels", {}).get(RUN_LABEL, "?")
-                click.echo(f"removed {kind} {obj['metadata']['name']} (run {run})")
+                meta = obj["metadata"]
+                run = meta.get("labels", {}).get(RUN_LABEL, "?")
+                until = _in_progress(meta)
+                if until and not everything:
+                    click.echo(f"left {kind} {meta['name']} (run {run}, in progress {until}; --all removes it)")
+                    kept += 1
+                    continue
+                cluster.delete(kind, meta["name"])
+                click.echo(f"removed {kind} {meta['name']} (run {run})")
                 removed += 1
     except ApiError as exc:
         raise UsageProblem(f"cleanup failed: {exc}") from exc
-    click.echo(f"{removed} object(s) removed" if removed else "nothing to remove")
+    click.echo(f"{removed} object(s) removed" if removed or kept else "nothing to remove")
 
 
 @main.command()

@@ -13,7 +13,7 @@ from spider_validate.discovery import Facts
 from spider_validate.kube import ApiError, Cluster
 from spider_validate.manifests import Network, Role
 from spider_validate.model import PodSecurity
-from spider_validate.params import RUN_LABEL, Parameters
+from spider_validate.params import EXPIRES, RUN_LABEL, Parameters
 from spider_validate.spiderpool import underlay_ip
 
 STUCK_REASONS = {
@@ -63,6 +63,9 @@ class RunContext:
     service_ip: str = ""
     facts: Facts = field(default_factory=Facts)
     pod_security: PodSecurity = "baseline"  # the level the run's namespace enforces (manifests.pod_security)
+    # when what the run creates may be removed by `spider-validate cleanup` (epoch seconds; None: while it runs, as
+    # a watch does: `cleanup --all` only). A run's: its deadline and its cleanup's (set by the runner).
+    expires: float | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     finalizers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)  # the run's probe workers
@@ -91,11 +94,23 @@ class RunContext:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def create(self, obj: dict[str, Any]) -> None:
-        """Create, treating 'already exists' as done when the object is this run's (a retried create)."""
+    def create(self, obj: dict[str, Any], remove: bool = False) -> None:
+        """Create, treating 'already exists' as done when the object is this run's (a retried create), stamped with
+        when `cleanup` may take it. With `remove` its deletion is registered first, to wait for the create: a
+        create still in flight when the run ends (its deadline, Ctrl-C) is removed once it lands, never left."""
         if self.stop.is_set():
             raise SetupError("the run was stopped: nothing more is created")
         meta = obj["metadata"]
+        meta.setdefault("annotations", {})[EXPIRES] = "never" if self.expires is None else str(int(self.expires))
+        landed = threading.Event()
+        if remove:
+            kind, name, namespace = obj["kind"], meta["name"], meta.get("namespace")
+
+            def delete() -> None:
+                landed.wait()  # bounded by the cleanup's deadline (runner.bounded)
+                self.cluster.delete(kind, name, namespace)
+
+            self.add_finalizer(f"{kind.lower() if kind == 'Namespace' else kind} {name}", delete)
         try:
             self.api(lambda: self.cluster.create(obj))
         except ApiError as exc:
@@ -104,15 +119,15 @@ class RunContext:
             existing = self.cluster.get(obj["kind"], meta["name"], meta.get("namespace"))
             if not existing or existing["metadata"].get("labels", {}).get(RUN_LABEL) != self.run_id:
                 raise SetupError(f"{obj['kind']} {meta['name']} already exists and is not this run's") from exc
+        finally:
+            landed.set()
 
     # -- setup ------------------------------------------------------------------------------------------
 
     def deploy(self, objects: list[dict[str, Any]]) -> None:
         """Create the run's objects (namespace first) and wait until every pod runs with an underlay IP."""
         ns_obj, rest = objects[0], objects[1:]
-        self.create(ns_obj)
-        if not self.params.keep:
-            self.add_finalizer(f"namespace {self.namespace}", lambda: self.cluster.delete("Namespace", self.namespace))
+        self.create(ns_obj, remove=not self.params.keep)
         self.start_pods(rest)
         svc = self.cluster.get("Service", "echo", self.namespace)
         self.service_ip = (svc or {}).get("spec", {}).get("clusterIP", "")

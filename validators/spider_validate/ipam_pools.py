@@ -88,8 +88,7 @@ def create(ctx: RunContext, pool: Pool, ips: list[str]) -> tuple[Pool, Outcome]:
         "metadata": {"name": pool.name, "labels": manifests.labels(ctx.run_id)},
         "spec": spec,
     }
-    ctx.create(obj)
-    ctx.add_finalizer(f"SpiderIPPool {pool.name}", lambda: ctx.cluster.delete("SpiderIPPool", pool.name))
+    ctx.create(obj, remove=True)
     created = Pool(pool.name, node, pool.own)
     return created, Outcome(True, f"created pool {pool.name} with {len(ips)} addresses on {spec['subnet']}")
 

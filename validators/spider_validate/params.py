@@ -22,6 +22,9 @@ DEFAULT_IMAGES = {
     "perf": "docker.io/nicolaka/netshoot:v0.14",  # iperf3 and ss (its Dockerfile); no sockperf: see perf/latency
 }
 RUN_LABEL = "spider-validate/run"
+# Annotation on what a run creates: when `spider-validate cleanup` may remove it (epoch seconds), or "never" while
+# its creator runs (a watch); without it (a run of an older version), whenever.
+EXPIRES = "spider-validate/expires"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "spider-validate"}
 
 

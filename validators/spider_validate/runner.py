@@ -311,6 +311,7 @@ class Runner:
     def run(self) -> RunResult:
         start = time.monotonic()
         deadline = start + self.params.timeout
+        self.ctx.expires = time.time() + self.params.timeout + self.params.cleanup_timeout
         with interrupt_handler(self.ctx.stop):
             try:
                 self._until(deadline)
