@@ -61,10 +61,13 @@ publish_worker_join() {
   printf '%s\n' "${join}" | ssm_put join-worker Standard
 }
 
-# The cluster's certificate authorities, encrypted into the kubeadm-certs Secret with a new certificate key (which
-# kubeadm prints last); the Secret lives 2 h. Only the version is configured: kubeadm would look it up online.
+# What a control plane needs to join: the API servers' EncryptionConfiguration (this one's, current after a rotation),
+# published first, and the join command whose certificate key decrypts the cluster's certificate authorities, which
+# upload-certs puts in the kubeadm-certs Secret (it lives 2 h; kubeadm prints the key last). Only the version is
+# configured: kubeadm would look it up online.
 publish_control_plane_join() {
   local config key join
+  ssm_put encryption-config Standard <"${SPR_ROOT}${SPR_ENCRYPTION_CONFIG}"
   config="$(mktemp "${SPR_STATE}/upload-certs.XXXXXX")"
   printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: "%s"\n' \
     "$(kubeadm version -o short)" >"${config}"
@@ -77,13 +80,14 @@ publish_control_plane_join() {
 }
 
 # Nothing that lets a node join as a control plane stays behind: the kubeadm-certs Secret (the CA keys) is deleted
-# and the parameter holds the placeholder again (written only when it does not already).
+# and the parameters hold the placeholder again (each written only when it does not already).
 withdraw_control_plane_join() {
   kubectl --kubeconfig "${ADMIN_CONF}" -n kube-system delete secret kubeadm-certs --ignore-not-found
   if [[ "$(ssm_get join-control-plane)" != pending ]]; then
     printf 'pending' | ssm_put join-control-plane Standard
     log "all ${SPR_CONTROL_PLANES} control planes are live: withdrew the control-plane join credentials"
   fi
+  [[ "$(ssm_get encryption-config)" == pending ]] || printf 'pending' | ssm_put encryption-config Standard
 }
 
 # check_join COMMAND worker|control-plane: the consumer's pattern, with a certificate key exactly for control planes.
@@ -99,13 +103,65 @@ publish_kubeconfig() {
   ssm_put kubeconfig Advanced <"${ADMIN_CONF}"
 }
 
-join_refresh_timer() {
+# The leaf certificates kubeadm made (its CertificateValidityPeriod: a year): every certificate under pki/ but the
+# certificate authorities, and the client certificates embedded in the control plane's kubeconfig files. Prints those
+# that expire within SPR_CERT_RENEW_DAYS.
+expiring_certificates() {
+  local within=$((SPR_CERT_RENEW_DAYS * 86400)) cert conf
+  for cert in "${SPR_ROOT}"/etc/kubernetes/pki/*.crt "${SPR_ROOT}"/etc/kubernetes/pki/etcd/*.crt; do
+    [[ "$(basename "${cert}")" == ca.crt || "$(basename "${cert}")" == front-proxy-ca.crt ]] && continue
+    openssl x509 -noout -checkend "${within}" -in "${cert}" >/dev/null || echo "${cert#"${SPR_ROOT}"}"
+  done
+  for conf in admin super-admin controller-manager scheduler; do
+    conf="${SPR_ROOT}/etc/kubernetes/${conf}.conf"
+    [[ -e "${conf}" ]] || continue
+    awk '$1 == "client-certificate-data:" {print $2}' "${conf}" | base64 -d |
+      openssl x509 -noout -checkend "${within}" >/dev/null || echo "${conf#"${SPR_ROOT}"}"
+  done
+}
+
+# renew_certificates: run daily by spiderpool-rdma-renew-certificates.timer. Once a certificate expires within
+# SPR_CERT_RENEW_DAYS (a week less on each further control plane, so that no two restart on the same day), kubeadm
+# renews them all; etcd, the API server, the controller manager and the scheduler, which read them only at start,
+# restart one after the other; the admin kubeconfig in SSM is republished (its client certificate is new).
+renew_certificates() {
+  local expiring component
+  expiring="$(expiring_certificates)"
+  if [[ -z "${expiring}" ]]; then
+    log "no certificate expires within ${SPR_CERT_RENEW_DAYS} days"
+    return 0
+  fi
+  log "renewing the certificates: $(tr '\n' ' ' <<<"${expiring}")expire within ${SPR_CERT_RENEW_DAYS} days"
+  kubeadm certs renew all
+  for component in etcd kube-apiserver kube-controller-manager kube-scheduler; do
+    restart_static_pod "${component}"
+  done
+  publish_kubeconfig
+}
+
+# restart_static_pod NAME: stop its container; the kubelet starts a new one (a static pod restarts always). The next
+# component goes down only once this one runs again, so that etcd and the API stay up on the other control planes.
+restart_static_pod() {
+  local crictl=(crictl --runtime-endpoint unix:///run/containerd/containerd.sock) old new
+  local deadline=$(($(date +%s) + 300))
+  old="$("${crictl[@]}" ps --name "^$1\$" --state running -q)"
+  [[ -n "${old}" ]] || die "no running $1 container to restart"
+  "${crictl[@]}" stop "${old}" >/dev/null
+  until new="$("${crictl[@]}" ps --name "^$1\$" --state running -q)" && [[ -n "${new}" && "${new}" != "${old}" ]]; do
+    (($(date +%s) < deadline)) || die "$1 did not run again within 300 s of its restart"
+    sleep 2
+  done
+  log "$1 restarted with the renewed certificates"
+}
+
+control_plane_timers() {
   systemctl daemon-reload
   systemctl enable --now spiderpool-rdma-join-refresh.timer
+  systemctl enable --now spiderpool-rdma-renew-certificates.timer
 }
 
 # The steps of every control plane once it runs the API server (after kubeadm init or join).
 control_plane_steps() {
   step join-credentials refresh_join_credentials
-  step join-refresh-timer join_refresh_timer
+  step control-plane-timers control_plane_timers
 }

@@ -15,6 +15,27 @@ record_version() {
   record_kubernetes_version
 }
 
+# The key of Secrets at rest in etcd, before the API server first starts: secretbox (XSalsa20-Poly1305) with a random
+# 32-byte key; identity reads what was stored unencrypted. The API servers reload the file when it changes
+# (--encryption-provider-config-automatic-reload): the README's rotation edits it on every control plane.
+encryption_config() {
+  local key
+  key="$(head -c 32 /dev/urandom | base64 -w 0)"
+  [[ "${key}" =~ ^[A-Za-z0-9+/]{43}=$ ]] || die "no 32-byte key from /dev/urandom"
+  write_file "${SPR_ENCRYPTION_CONFIG}" 0600 <<YAML
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: ["secrets"]
+    providers:
+      - secretbox:
+          keys:
+            - name: key-$(date -u +%Y%m%d)
+              secret: ${key}
+      - identity: {}
+YAML
+}
+
 # kubeadm writes admin.conf early (its kubeconfig phase precedes wait-control-plane), so only this step's marker
 # says init completed. Reaching here means it did not: whatever an earlier attempt left is reset first. The
 # certificates are uploaded for other control planes only when they are missing (control-plane.sh).
@@ -30,6 +51,7 @@ kubeadm_init() {
 
 role_steps() {
   step record-version record_version
+  step encryption-config encryption_config
   step kubeadm-init kubeadm_init
   control_plane_steps
   step publish-kubeconfig publish_kubeconfig

@@ -20,6 +20,14 @@ wait_for_join() {
   chmod 600 "${JOIN_FILE}"
 }
 
+# A control plane's API server encrypts Secrets with the key every other one uses: the EncryptionConfiguration the
+# control plane that published this join command published with it, on disk before kubeadm join starts the API server.
+fetch_encryption_config() {
+  local value
+  value="$(wait_for_parameter encryption-config '^apiVersion: apiserver\.config\.k8s\.io/v1')"
+  printf '%s\n' "${value}" | write_file "${SPR_ENCRYPTION_CONFIG}" 0600
+}
+
 # A JoinConfiguration built from the parsed command: nothing from SSM is ever evaluated.
 write_join_config() {
   local endpoint token hash key="" control_plane=""
@@ -78,6 +86,9 @@ role_steps() {
   [[ "${SPR_ROLE}" == "control-plane-join" ]] && parameter=join-control-plane
   SPR_JOIN_PARAMETER="${parameter}"
   step wait-join wait_for_join_parameter
+  if [[ "${SPR_ROLE}" == control-plane-join ]]; then
+    step encryption-config fetch_encryption_config
+  fi
   step kubeadm-join join_with_parameter
   if [[ "${SPR_ROLE}" == control-plane-join ]]; then
     control_plane_steps

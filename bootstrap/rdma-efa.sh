@@ -19,9 +19,11 @@ efa_installer() {
   (cd "${dir}/aws-efa-installer" && retry 3 30 ./efa_installer.sh -y)
 }
 
+# Hugepages for libfabric. Yama's ptrace_scope stays 1: 0 would let any process trace every other of its user; the
+# shm provider uses SAR where CMA is not allowed (libfabric man/fi_shm.7.md), and an MPI job that wants CMA can allow
+# its peers itself (prctl PR_SET_PTRACER, the kernel's Documentation/admin-guide/LSM/Yama.rst).
 efa_tuning() {
   write_file /etc/sysctl.d/91-efa.conf 0644 <<CONF
-kernel.yama.ptrace_scope = 0
 vm.nr_hugepages = ${SPR_HUGEPAGES}
 CONF
   sysctl --system

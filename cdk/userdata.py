@@ -46,6 +46,16 @@ CREDENTIAL_PROVIDER_BIN_DIR = "/usr/local/lib/kubelet/credential-providers"
 IMDS_GUARD = "/etc/spiderpool-rdma/imds-guard.nft"  # the nftables rule that keeps pods off the instance metadata
 # Pod Security Admission's configuration, on every control plane: joining ones run the same API server manifest.
 ADMISSION_CONFIG = "/etc/kubernetes/admission/admission-configuration.yaml"
+AUDIT_POLICY = "/etc/kubernetes/audit/audit-policy.yaml"  # bootstrap/audit-policy.yaml, every control plane
+# Made on control-plane-0 (init.sh), given to the others through SSM (control-plane.sh, join.sh): the same on each.
+ENCRYPTION_CONFIG = "/etc/kubernetes/encryption/encryption-configuration.yaml"
+AUDIT_LOG_DIR = "/var/log/kubernetes/audit"
+#: A control plane renews its certificates once one expires within this many days, a week earlier on each further one
+#: (control-plane-1 at 83 days, control-plane-2 at 76): never two control planes restarting on the same day.
+CERT_RENEW_DAYS, CERT_RENEW_STAGGER_DAYS = 90, 7
+#: The API server rotates its audit log (--audit-log-*): a new file at 100 MB, gzipped, each kept 90 days, at most 20
+#: (2 GB before compression) on the control plane's root volume.
+AUDIT_LOG = {"maxsize": 100, "maxbackup": 20, "maxage": 90}
 HUGEPAGES = 5128  # 2 MiB pages; the amount the EFA documentation sets for libfabric
 JOIN_TIMEOUT_SECONDS = 3600  # waiting for the join parameter and retrying a failed join, together
 INSTALL_SECONDS = 2400  # packages, and the EFA installer (about 20 minutes)
@@ -163,6 +173,13 @@ def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, objec
         "ecr_provider_sha256": ecr_provider()["sha256"][_instance_type(config, node).arch],
         "admission_config": ADMISSION_CONFIG,
         "admission_config_dir": str(PurePosixPath(ADMISSION_CONFIG).parent),
+        "audit_policy": AUDIT_POLICY,
+        "audit_policy_dir": str(PurePosixPath(AUDIT_POLICY).parent),
+        "audit_log_dir": AUDIT_LOG_DIR,
+        "audit_log": AUDIT_LOG,
+        "encryption_config": ENCRYPTION_CONFIG,
+        "cert_renew_days": CERT_RENEW_DAYS - CERT_RENEW_STAGGER_DAYS * node.index if node.role != "worker" else 0,
+        "encryption_config_dir": str(PurePosixPath(ENCRYPTION_CONFIG).parent),
         "credential_provider_config": CREDENTIAL_PROVIDER_CONFIG,
         "credential_provider_bin_dir": CREDENTIAL_PROVIDER_BIN_DIR,
         "join_attempt_seconds": JOIN_ATTEMPT_SECONDS,
@@ -203,10 +220,13 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
     }
     if node.role != "worker":  # what every control plane runs (control-plane.sh), and its timer
         files[ADMISSION_CONFIG] = read("admission-configuration.yaml")
+        files[AUDIT_POLICY] = read("audit-policy.yaml")
         files[f"{LIB}/control-plane.sh"] = read("control-plane.sh")
-        files[f"{LIB}/refresh-join.sh"] = read("refresh-join.sh")
-        for unit in ("spiderpool-rdma-join-refresh.service", "spiderpool-rdma-join-refresh.timer"):
-            files[f"/etc/systemd/system/{unit}"] = read(unit)
+        # The hourly join refresh, the daily certificate check: a script, its service and its timer.
+        for script, unit in (("refresh-join", "join-refresh"), ("renew-certificates", "renew-certificates")):
+            files[f"{LIB}/{script}.sh"] = read(f"{script}.sh")
+            for suffix in ("service", "timer"):
+                files[f"/etc/systemd/system/spiderpool-rdma-{unit}.{suffix}"] = read(f"spiderpool-rdma-{unit}.{suffix}")
     if ctx["role"] == "control-plane-init":
         files["/etc/spiderpool-rdma/kubeadm-init.yaml"] = kubeadm_init_config(config, plan, node)
     return files
@@ -214,7 +234,7 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
 
 def render(config: ClusterConfig, plan: IpPlan, node: Node) -> UserData:
     files = node_files(config, plan, node)
-    executable = {f"{LIB}/bootstrap.sh", f"{LIB}/refresh-join.sh"}
+    executable = {f"{LIB}/bootstrap.sh", f"{LIB}/refresh-join.sh", f"{LIB}/renew-certificates.sh"}
     private = {"/etc/spiderpool-rdma/node.env", "/etc/spiderpool-rdma/kubeadm-init.yaml"}
     cloud_config = {
         "hostname": node.name,

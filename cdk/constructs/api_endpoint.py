@@ -81,8 +81,8 @@ class ApiEndpoint(Construct):
         checkov_skip(
             nlb,
             "CKV_AWS_91",
-            "TCP access logs of this internal API endpoint would need an SSE-S3 bucket; "
-            "API requests are in the Kubernetes audit log, flows in the VPC flow logs",
+            "an NLB writes access logs only for TLS listeners and this one passes TCP through to the API server; "
+            "API requests are in the API servers' audit log, connections in the VPC flow logs",
         )
         targets = LbTargetGroup(
             self,

@@ -41,8 +41,14 @@ ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:Batc
 PARAMETER_ACCESS: dict[Role, dict[str, list[str]]] = {
     "worker": {"read": [names.JOIN_WORKER, names.KUBERNETES_VERSION], "write": []},
     "control-plane": {
-        "read": [names.JOIN_CONTROL_PLANE, names.KUBERNETES_VERSION],
-        "write": [names.JOIN_WORKER, names.JOIN_CONTROL_PLANE, names.KUBECONFIG, names.KUBERNETES_VERSION],
+        "read": [names.JOIN_CONTROL_PLANE, names.KUBERNETES_VERSION, names.ENCRYPTION_CONFIG],
+        "write": [
+            names.JOIN_WORKER,
+            names.JOIN_CONTROL_PLANE,
+            names.KUBECONFIG,
+            names.KUBERNETES_VERSION,
+            names.ENCRYPTION_CONFIG,
+        ],
     },
 }
 

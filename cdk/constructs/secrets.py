@@ -25,6 +25,10 @@ PARAMETERS = {
     ),
     names.KUBECONFIG: ("admin kubeconfig of the cluster", "Advanced"),
     names.KUBERNETES_VERSION: ("the exact Kubernetes version every node installs", "Standard"),
+    names.ENCRYPTION_CONFIG: (
+        "the API servers' EncryptionConfiguration (the key of Secrets in etcd), while a control plane is missing",
+        "Standard",
+    ),
 }
 
 

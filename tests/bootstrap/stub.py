@@ -9,14 +9,18 @@ the sandboxes of one test as the nodes of one cluster share the API server and S
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from layout import PACKAGE_STUBS
@@ -147,6 +151,25 @@ def read_config(args: list[str], root: Path) -> str:
     return (root / flag(args, "--config").removeprefix(str(root)).lstrip("/")).read_text()
 
 
+#: Flags of the API server that name a file it reads at start (kube-apiserver's options).
+FILE_FLAGS = ("admission-control-config-file", "audit-policy-file", "encryption-provider-config")
+
+
+def api_server_cannot_start(cluster_config: str, root: Path) -> list[str]:
+    """What keeps the API server's static pod from running on this node, as kubeadm's ClusterConfiguration builds it:
+    a hostPath volume of type Directory that does not exist (the kubelet refuses the pod) or a file a flag names that
+    is not there (the API server exits). kubeadm's wait-control-plane phase then times out."""
+    doc = next(d for d in yaml.safe_load_all(cluster_config) if d and d.get("kind") == "ClusterConfiguration")
+    api = doc.get("apiServer", {})
+    missing = [
+        v["hostPath"]
+        for v in api.get("extraVolumes", [])
+        if v.get("pathType") == "Directory" and not (root / v["hostPath"].lstrip("/")).is_dir()
+    ]
+    files = [a["value"] for a in api.get("extraArgs", []) if a["name"] in FILE_FLAGS]
+    return missing + [f for f in files if not (root / f.lstrip("/")).is_file()]
+
+
 def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int:
     conf = root / "etc/kubernetes"
     if args[:2] == ["version", "-o"]:
@@ -166,9 +189,11 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         # wait-control-plane, so a failed init leaves admin.conf behind.
         conf.mkdir(parents=True, exist_ok=True)
         (conf / "admin.conf").write_text(f"server: https://{yaml_value(config, 'controlPlaneEndpoint')}\n")
-        if failing:
+        if failing or api_server_cannot_start(config, root):
             print("[wait-control-plane] timed out waiting for the condition", file=sys.stderr)
             return 1
+        # The ClusterConfiguration kubeadm stores in the kubeadm-config ConfigMap, which a joining control plane reads.
+        (cluster.path / "kubeadm-config.yaml").write_text(config)
         cluster.register(yaml_value(config, "name"), control_plane=True)
         if "--upload-certs" in args:  # init's upload-certs phase (cmd/kubeadm/app/cmd/phases/init/uploadcerts.go)
             print(f"[upload-certs] Using certificate key:\n{cluster.upload_certs()}")
@@ -198,14 +223,85 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
                 'error downloading the secret: Secret "kubeadm-certs" was not found in the "kube-system" Namespace'
             )
             return 1
+        if key and api_server_cannot_start((cluster.path / "kubeadm-config.yaml").read_text(), root):
+            print("[wait-control-plane] timed out waiting for the condition", file=sys.stderr)
+            return 1
         conf.mkdir(parents=True, exist_ok=True)
         (conf / "kubelet.conf").write_text("stub\n")
         if key:  # a control plane's join writes the kubeconfigs of its control-plane components, admin.conf too
             (conf / "admin.conf").write_text(f"server: https://{yaml_value(config, 'apiServerEndpoint')}\n")
         cluster.register(yaml_value(config, "name"), control_plane=bool(key))
+    elif args[:3] == ["certs", "renew", "all"]:
+        renew_certificates(root)
     elif args[:1] == ["reset"]:
         for name in ("admin.conf", "kubelet.conf", "manifests/kube-apiserver.yaml"):
             (conf / name).unlink(missing_ok=True)
+    return 0
+
+
+#: What kubeadm makes and `certs renew all` renews (cmd/kubeadm/app/phases/certs/renewal/manager.go): the leaf
+#: certificates under pki/, each signed for CertificateValidityPeriod (a year); the certificate authorities stay.
+CERTIFICATE_AUTHORITIES = ("ca.crt", "front-proxy-ca.crt")
+
+
+def renew_certificates(root: Path) -> None:
+    for cert in sorted((root / "etc/kubernetes/pki").rglob("*.crt")):
+        if cert.name not in CERTIFICATE_AUTHORITIES:
+            issue_certificate(cert, days=365)
+    for conf in (root / "etc/kubernetes").glob("*.conf"):  # the kubeconfig files' client certificates too
+        text = conf.read_text()
+        if "client-certificate-data:" in text:
+            conf.write_text(re.sub(r"client-certificate-data: \S+", "client-certificate-data: " + embedded(365), text))
+
+
+def embedded(days: int) -> str:
+    """A client certificate as a kubeconfig embeds it: base64 of its PEM."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cert = Path(tmp) / "client.crt"
+        issue_certificate(cert, days)
+        return base64.b64encode(cert.read_bytes()).decode()
+
+
+def issue_certificate(cert: Path, days: int) -> None:
+    """A certificate valid `days` from now, by the real openssl (its key beside it)."""
+    cert.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(cert.with_suffix(".key")),
+            "-out",
+            str(cert),
+            "-days",
+            str(days),
+            "-subj",
+            f"/CN={cert.stem}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def crictl(args: list[str], root: Path) -> int:
+    """`ps --name ^NAME$ --state running -q` prints the static pod's running container; `stop ID` stops it and the
+    kubelet starts a new one (a static pod's restartPolicy is Always), with the next ID."""
+    state = root / "run/stub-containers.json"
+    containers: dict[str, int] = json.loads(state.read_text()) if state.exists() else {}
+    if "ps" in args:
+        name = flag(args, "--name").strip("^$")
+        print(f"{name}-{containers.get(name, 1)}")
+    elif "stop" in args:
+        name, _, number = args[args.index("stop") + 1].rpartition("-")
+        containers[name] = int(number) + 1
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps(containers))
     return 0
 
 
@@ -315,6 +411,8 @@ def main() -> int:
         return aws(args, cluster)
     elif name == "kubectl":
         return kubectl(args, cluster)
+    elif name == "crictl":
+        return crictl(args, root)
     elif name == "systemctl" and args[:1] == ["enable"]:
         return enable(args[1:], root)
     elif name == "ip" and "show" in args:

@@ -57,16 +57,24 @@ def test_control_plane_0_publishes_the_parameters_the_stack_creates(control_plan
 
 
 @pytest.mark.parametrize(
-    ("node", "role", "join"),
-    [("worker-0", "worker", names.JOIN_WORKER), ("control-plane-1", "control-plane", names.JOIN_CONTROL_PLANE)],
+    ("node", "role", "needs"),
+    [
+        ("worker-0", "worker", {names.JOIN_WORKER, names.KUBERNETES_VERSION}),
+        (
+            "control-plane-1",
+            "control-plane",
+            {names.JOIN_CONTROL_PLANE, names.KUBERNETES_VERSION, names.ENCRYPTION_CONFIG},
+        ),
+    ],
 )
 def test_a_joining_node_reads_the_parameters_its_role_may_read(
-    tmp_path: Path, keys: Keys, control_plane: Sandbox, node: str, role: Role, join: str
+    tmp_path: Path, keys: Keys, control_plane: Sandbox, node: str, role: Role, needs: set[str]
 ) -> None:
-    """Its join command and the version to install, exactly what its role's policy grants."""
+    """Its join command, the version to install and (control planes) the encryption configuration: exactly what its
+    role's policy grants."""
     joining = make_sandbox(tmp_path / node, HA, node, keys, control_plane.cluster.path)
     proc = joining.run()
     read = {g["--name"] for g in ssm_calls(joining, "get-parameter")}
-    assert read == {names.ssm_parameter(HA.name, p) for p in (join, names.KUBERNETES_VERSION)}
+    assert read == {names.ssm_parameter(HA.name, p) for p in needs}
     assert proc.returncode == 0, proc.stderr
-    assert sorted(iam.PARAMETER_ACCESS[role]["read"]) == sorted({join, names.KUBERNETES_VERSION})
+    assert set(iam.PARAMETER_ACCESS[role]["read"]) == needs

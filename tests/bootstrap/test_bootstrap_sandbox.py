@@ -12,6 +12,7 @@ import pytest
 import yaml
 from spider_validate import names
 
+from cdk import userdata
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
 from tests.bootstrap.sandbox import (
@@ -24,6 +25,8 @@ from tests.bootstrap.sandbox import (
     make_sandbox,
     serve_ecr_provider,
 )
+from tests.bootstrap.stub import embedded, issue_certificate
+from tests.upstream import encryption_config as encryption
 
 #: Calls that only read: a finished node may make these and nothing else.
 READ_ONLY = ("ip -4 -o addr show", "curl -fsS -X PUT -H X-aws-ec2-metadata-token-ttl-seconds", "curl -fsS -H X-aws")
@@ -117,7 +120,7 @@ def test_second_control_plane_joins_as_a_control_plane_and_never_runs_init(tmp_p
     calls = cp1.calls()
     assert not any(c.startswith("kubeadm init") for c in calls), calls
     gets = {c.split("--name ")[1].split()[0].rsplit("/", 1)[1] for c in calls if c.startswith("aws ssm get-parameter")}
-    assert gets == {"kubernetes-version", "join-control-plane"}, gets
+    assert gets == {"kubernetes-version", "join-control-plane", "encryption-config"}, gets
     config = (cp1.root / "etc/spiderpool-rdma/kubeadm-join.yaml").read_text()
     key = (cp.cluster.path / "certificate-keys").read_text().split()[-1]
     assert f'certificateKey: "{key}"' in config and 'name: "control-plane-1"' in config
@@ -157,7 +160,7 @@ def test_efa_worker_verifies_the_installer_before_running_it_and_joins_last(tmp_
     assert 'caCertHashes: ["sha256:' + "a" * 64 in join_config and 'name: "worker-1"' in join_config
     assert "node.kubernetes.io/instance-type=c5n.9xlarge" in join_config
     sysctl = (sb.root / "etc/sysctl.d/91-efa.conf").read_text()
-    assert "kernel.yama.ptrace_scope = 0" in sysctl and "vm.nr_hugepages" in sysctl
+    assert "vm.nr_hugepages" in sysctl and "ptrace_scope" not in sysctl  # Yama stays as Ubuntu sets it
     assert "LimitMEMLOCK=infinity" in (sb.root / "etc/systemd/system/containerd.service.d/memlock.conf").read_text()
     assert "SystemdCgroup = true" in (sb.root / "etc/containerd/config.toml").read_text()
 
@@ -588,3 +591,114 @@ def test_every_later_node_installs_exactly_the_version_control_plane_0_recorded(
     sources = (later.root / "etc/apt/sources.list.d/kubernetes.list").read_text()
     assert "https://pkgs.k8s.io/core:/stable:/v1.34/deb/" in sources
     assert any("kubeadm=1.34.2-*" in c for c in later.calls())
+
+
+def encryption_config(node: Sandbox) -> Path:
+    return node.root / "etc/kubernetes/encryption/encryption-configuration.yaml"
+
+
+def test_every_control_plane_encrypts_secrets_with_one_key_that_only_ssm_hands_over(tmp_path: Path, keys: Keys) -> None:
+    """control-plane-0 makes the key before its API server first starts; a joining control plane has the same file
+    before kubeadm join (the stub's API server would not start without it), fetched from SSM while it is published."""
+    nodes = joined_ha_cluster(tmp_path, keys)
+    files = [encryption_config(node) for node in nodes]
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    assert files[1].read_bytes() == files[0].read_bytes() == files[2].read_bytes()
+    config = yaml.safe_load(files[0].read_text())
+    assert config["kind"] == "EncryptionConfiguration" and encryption.validate(encryption.defaults(config)) == []
+    (resource,) = config["resources"]
+    assert resource["resources"] == ["secrets"]
+    assert list(resource["providers"][0]) == ["secretbox"] and resource["providers"][-1] == {"identity": {}}
+    fetch = "aws ssm get-parameter --region us-east-1 --with-decryption --name /spiderpool-rdma/spiderpool-rdma/"
+    for node in nodes[1:]:  # joined with it: the file came before kubeadm join
+        assert index_of(node.calls(), fetch + "encryption-config ") < index_of(node.calls(), "kubeadm join")
+    assert nodes[0].cluster.ssm("encryption-config").read_text() == names.PLACEHOLDER  # withdrawn with the join
+
+
+def test_a_single_control_plane_keeps_its_encryption_key_to_itself(tmp_path: Path, keys: Keys) -> None:
+    cp0 = bootstrapped_control_plane(tmp_path, keys, EFA)
+    assert encryption.validate(encryption.defaults(yaml.safe_load(encryption_config(cp0).read_text()))) == []
+    assert not cp0.cluster.ssm("encryption-config").exists()
+
+
+#: The leaf certificates kubeadm init makes (cmd/kubeadm/app/phases/certs), besides the three authorities.
+LEAF_CERTIFICATES = (
+    "apiserver.crt",
+    "apiserver-kubelet-client.crt",
+    "apiserver-etcd-client.crt",
+    "front-proxy-client.crt",
+    "etcd/server.crt",
+    "etcd/peer.crt",
+    "etcd/healthcheck-client.crt",
+)
+
+
+def kubeadm_pki(node: Sandbox, days: int = 365, admin_days: int = 365) -> None:
+    """What kubeadm init leaves: authorities for ten years, leaves for a year (here `days`), admin.conf's client
+    certificate embedded (`admin_days`); real certificates, made by openssl."""
+    pki = node.root / "etc/kubernetes/pki"
+    for name in ("ca.crt", "front-proxy-ca.crt", "etcd/ca.crt"):
+        issue_certificate(pki / name, 3650)
+    for name in LEAF_CERTIFICATES:
+        issue_certificate(pki / name, days)
+    admin = node.root / "etc/kubernetes/admin.conf"
+    user = f"users:\n- name: kubernetes-admin\n  user:\n    client-certificate-data: {embedded(admin_days)}\n"
+    admin.write_text(admin.read_text().split("users:")[0] + user)
+
+
+def renewal(node: Sandbox) -> list[str]:
+    node.reset_calls()
+    proc = node.run(f"{LIB}/renew-certificates.sh")
+    assert proc.returncode == 0, (
+        proc.stderr + (node.root / "var/log/spiderpool-rdma/renew-certificates.log").read_text()
+    )
+    return node.calls()
+
+
+@pytest.mark.parametrize("expiring", ["apiserver", "admin.conf"])
+def test_certificates_are_renewed_before_they_expire_one_component_restart_at_a_time(
+    tmp_path: Path, keys: Keys, expiring: str
+) -> None:
+    """Around day 365 kubeadm's certificates expire: the daily check renews them all once one has fewer than 90 days
+    left, restarts etcd, the API server, the controller manager and the scheduler one after the other (each running
+    again before the next stops), and republishes the admin kubeconfig; the next check finds nothing to do."""
+    cp0 = bootstrapped_control_plane(tmp_path, keys, EFA)
+    assert "systemctl enable --now spiderpool-rdma-renew-certificates.timer" in cp0.calls()
+    kubeadm_pki(cp0)
+    assert not any(c.startswith(("kubeadm certs", "crictl")) and "ps" not in c for c in renewal(cp0))
+    kubeadm_pki(cp0, days=30 if expiring == "apiserver" else 365, admin_days=30 if expiring == "admin.conf" else 365)
+    calls = [
+        c.replace("crictl --runtime-endpoint unix:///run/containerd/containerd.sock ", "crictl ") for c in renewal(cp0)
+    ]
+    order = [
+        "kubeadm certs renew all",
+        "crictl stop etcd-1",
+        "crictl ps --name ^kube-apiserver$ --state running -q",
+        "crictl stop kube-apiserver-1",
+        "crictl stop kube-controller-manager-1",
+        "crictl stop kube-scheduler-1",
+        f"{PUT}/kubeconfig ",
+    ]
+    positions = [index_of(calls, c) for c in order]
+    assert positions == sorted(positions), calls
+    for component in ("etcd", "kube-apiserver", "kube-controller-manager"):  # running again before the next stops
+        stopped = calls.index(f"crictl stop {component}-1")
+        assert calls[stopped + 1] == f"crictl ps --name ^{component}$ --state running -q", calls
+    published = cp0.cluster.ssm("kubeconfig").read_text()
+    assert published == (cp0.root / "etc/kubernetes/admin.conf").read_text()  # with its renewed certificate
+    assert not any(c.startswith("kubeadm certs") for c in renewal(cp0))  # renewed for a year: nothing to do
+
+
+def test_no_two_control_planes_renew_their_certificates_on_the_same_day() -> None:
+    plan = make_plan(HA)
+    days = [
+        int(
+            next(
+                line
+                for line in userdata.node_files(HA, plan, cp)["/etc/spiderpool-rdma/node.env"].splitlines()
+                if line.startswith("SPR_CERT_RENEW_DAYS=")
+            ).split("=")[1]
+        )
+        for cp in plan.control_planes
+    ]
+    assert days == [90, 83, 76]  # a week apart, all long before the year ends

@@ -22,6 +22,9 @@ JOIN_WORKER = "join-worker"  # read by workers (bootstrap/join.sh)
 # Read by the other control planes (bootstrap/join.sh); published only while control planes are missing.
 JOIN_CONTROL_PLANE = "join-control-plane"
 KUBECONFIG = "kubeconfig"  # read by `spider-validate kubeconfig`
+# The API servers' EncryptionConfiguration (the key of Secrets in etcd), read by a control plane that joins; published
+# only while control planes are missing, like JOIN_CONTROL_PLANE.
+ENCRYPTION_CONFIG = "encryption-config"
 # The exact Kubernetes version control-plane-0 installed (vX.Y.Z); every later node installs it (bootstrap/common.sh).
 KUBERNETES_VERSION = "kubernetes-version"
 # The value until a control plane publishes, and once it withdrew a credential; `spider-validate kubeconfig` names it.
