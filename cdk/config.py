@@ -28,6 +28,8 @@ OLDEST_MINOR, NEWEST_MINOR = 31, 37
 SUPPORTED_MINORS = ("1.35", "1.36", "1.37")
 DEFAULT_KUBERNETES_VERSION = "1.36"
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")  # us-east-1, us-gov-west-1, ap-southeast-2
+#: An IAM role or user a key policy can name ("IAM identifiers", IAM user guide: path and name characters).
+_IAM_PRINCIPAL = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(role|user)/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}$")
 #: CloudWatch Logs retention values (PutRetentionPolicy, retentionInDays).
 CLOUDWATCH_RETENTION_DAYS = (
     *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731),
@@ -114,6 +116,9 @@ class ClusterConfig(_Strict):
     workers: Workers = Workers()
     sample_apps: SampleApps = SampleApps()
     flow_log_retention_days: int = 365
+    # IAM roles or users (ARNs) that may decrypt the cluster's secrets (the admin kubeconfig, the join data); empty:
+    # whoever the account's IAM policies let use the cluster's key.
+    secret_readers: list[str] = Field(default_factory=list)
     backend: Annotated[LocalState | S3State, Field(discriminator="type")] = LocalState()
 
     @field_validator("name")
@@ -128,6 +133,19 @@ class ClusterConfig(_Strict):
     def _region(cls, v: str) -> str:
         if not _REGION.match(v):
             raise ValueError(f"{v!r} is not an AWS region (such as us-east-1)")
+        return v
+
+    @field_validator("secret_readers")
+    @classmethod
+    def _readers(cls, v: list[str]) -> list[str]:
+        bad = [arn for arn in v if not _IAM_PRINCIPAL.match(arn)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(map(repr, bad))}: not the ARN of an IAM role or user (arn:aws:iam::ACCOUNT:role/NAME); "
+                "for an assumed role, name the role"
+            )
+        if len(set(v)) != len(v):
+            raise ValueError("an ARN is listed twice")
         return v
 
     @field_validator("flow_log_retention_days")

@@ -11,11 +11,12 @@ from spider_validate import names
 
 from cdk.config import ClusterConfig, ControlPlane, RdmaMode, S3State, Workers
 from cdk.constructs.api_endpoint import ApiEndpoint
-from cdk.constructs.iam import NodeRoles
+from cdk.constructs.iam import PARAMETER_ACCESS, NodeRoles, role_name_prefix
 from cdk.constructs.network import Network
 from cdk.constructs.nodes import NodeGroup, RoleSpec
 from cdk.constructs.secrets import ClusterSecrets
 from cdk.constructs.security import ApiClients, ClusterSecurity
+from cdk.constructs.sessions import SessionLogging, session_document_name
 from cdk.ec2_types import InstanceTable
 from cdk.ipplan import IpPlan, Node
 
@@ -59,7 +60,14 @@ class ClusterStack(TerraformStack):
             default_tags=[AwsProviderDefaultTags(tags={**config.tags, names.CLUSTER_TAG: config.name})],
         )
         efa = config.workers.rdma is RdmaMode.EFA
-        secrets = ClusterSecrets(self, "secrets", cluster_name=config.name, region=config.region)
+        secrets = ClusterSecrets(
+            self,
+            "secrets",
+            cluster_name=config.name,
+            region=config.region,
+            readers=config.secret_readers,
+            node_roles=[role_name_prefix(config.name, role) for role in PARAMETER_ACCESS],
+        )
         network = Network(
             self,
             "network",
@@ -78,6 +86,13 @@ class ClusterStack(TerraformStack):
             self, "security", cluster_name=config.name, vpc_id=network.vpc.id, api_clients=api_clients
         )
         roles = NodeRoles(self, "iam", cluster_name=config.name, secrets=secrets, efa_workers=efa)
+        SessionLogging(
+            self,
+            "sessions",
+            cluster_name=config.name,
+            secrets=secrets,
+            retention_days=config.flow_log_retention_days,
+        )
         nodes = NodeGroup(
             self,
             "nodes",
@@ -135,6 +150,16 @@ class ClusterStack(TerraformStack):
             static_id=True,
             description="Writes the admin kubeconfig that control-plane-0 published to SSM (mode 0600).",
             value=f"spider-validate kubeconfig --cluster {config.name} --region {config.region}",
+        )
+        TerraformOutput(
+            self,
+            "shell_command",
+            static_id=True,
+            description="A shell on control-plane-0 (any node: its instance ID) whose session is logged (encrypted).",
+            value=(
+                f"aws ssm start-session --region {config.region} --target {cp0} "
+                f"--document-name {session_document_name(config.name)}"
+            ),
         )
         TerraformOutput(
             self,

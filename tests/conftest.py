@@ -43,7 +43,11 @@ def write_config(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
 VARIANTS: dict[str, dict[str, Any]] = {
     "default-efa": {},
     "softroce": {"name": "softroce", "workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}},
-    "none": {"name": "plain", "workers": {"instance_type": "m7i.large", "rdma": "none", "count": 3}},
+    "none": {
+        "name": "plain",
+        "workers": {"instance_type": "m7i.large", "rdma": "none", "count": 3},
+        "secret_readers": ["arn:aws:iam::123456789012:role/cluster-admins"],  # the account of tests/iam_model.py
+    },
     "ha": {
         "name": "ha-cluster",
         "control_plane": {"count": 3},

@@ -218,3 +218,26 @@ def allows(policies: list[dict[str, Any]], action: str, resource: str, context: 
     ]
     statements = [st for st in every if _matches(st, action, resource, context or {})]
     return any(st["Effect"] == "Allow" for st in statements) and not any(st["Effect"] == "Deny" for st in statements)
+
+
+def key_allows(
+    key_policy: dict[str, Any],
+    principal: str,
+    identity_policies: list[dict[str, Any]],
+    action: str,
+    key_arn: str,
+    context: Context | None = None,
+) -> bool:
+    """KMS's decision for a principal of the key's own account (AWS KMS developer guide, "Key policies in AWS KMS":
+    unlike other resource policies, a key policy grants the account nothing by itself): the key policy allows the
+    principal itself (its ARN, or "*", in Principal.AWS of an Allow statement whose Action and Condition match; no IAM
+    policy needed then), or allows the account's root ("Allows access to the AWS account and enables IAM policies"),
+    and then the principal's IAM policies must allow the action on the key too. A Deny in the key policy refuses."""
+    ctx: dict[str, str | list[str]] = {"aws:PrincipalArn": principal, "kms:CallerAccount": ACCOUNT, **(context or {})}
+    statements = [st for st in key_policy["Statement"] if _matches(st, action, "*", ctx)]
+    if any(st["Effect"] == "Deny" for st in statements):
+        return False
+    principals = {p for st in statements for p in _as_list(st["Principal"].get("AWS", []))}
+    if principal in principals or "*" in principals:
+        return True
+    return f"arn:aws:iam::{ACCOUNT}:root" in principals and allows(identity_policies, action, key_arn, ctx)

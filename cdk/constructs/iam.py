@@ -29,6 +29,8 @@ SSM_AGENT_ACTIONS = [
     "ec2messages:GetMessages",
     "ec2messages:SendReply",
 ]
+#: What the SSM agent does in a logged session's log group.
+SESSION_LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
 #: The EFA device plugin's image: `602401143452.dkr.ecr.<region>.amazonaws.com/eks/aws-efa-k8s-device-plugin`
 #: (aws/eks-charts stable/aws-efa-k8s-device-plugin values.yaml; the chart's default region is us-west-2, and EKS
 #: serves the same repository from this account in most regions: "View Amazon container image registries for
@@ -53,6 +55,11 @@ PARAMETER_ACCESS: dict[Role, dict[str, list[str]]] = {
 }
 
 
+def role_name_prefix(cluster_name: str, role: Role) -> str:
+    """The name prefix of a node role and its instance profile (AWS appends a unique suffix)."""
+    return f"{cluster_name[:20]}-{role}-"[:38]
+
+
 def assume_role_policy(service: str, condition: dict[str, object] | None = None) -> str:
     """The trust policy that lets one AWS service assume a role (optionally only under a condition)."""
     statement: dict[str, object] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
@@ -62,11 +69,26 @@ def assume_role_policy(service: str, condition: dict[str, object] | None = None)
 
 
 def node_policy(
-    reads: list[str], writes: list[str], key_arn: str, *, partition: str, pull_efa_plugin: bool
+    reads: list[str],
+    writes: list[str],
+    key_arn: str,
+    session_log_group: str,
+    *,
+    partition: str,
+    pull_efa_plugin: bool,
 ) -> dict[str, object]:
     """The SSM agent, the cluster's own parameters through its key, and (EFA workers) the device plugin's image."""
     statements: list[dict[str, object]] = [
         {"Sid": "SsmAgent", "Effect": "Allow", "Action": SSM_AGENT_ACTIONS, "Resource": "*"},
+        # A logged session (constructs/sessions.py): the agent checks the group's encryption (DescribeLogGroups takes
+        # no resource), then streams to it ("Create a custom IAM role for Session Manager", the logging policy).
+        {"Sid": "SessionLogGroupCheck", "Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"},
+        {
+            "Sid": "SessionLogs",
+            "Effect": "Allow",
+            "Action": SESSION_LOG_ACTIONS,
+            "Resource": [session_log_group, f"{session_log_group}:*"],
+        },
         {"Sid": "ReadClusterParameters", "Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": reads},
     ]
     if writes:
@@ -118,13 +140,14 @@ class NodeRoles(Construct):
             role = IamRole(
                 self,
                 f"{role_name}-role",
-                name_prefix=f"{cluster_name[:20]}-{role_name}-"[:38],
+                name_prefix=role_name_prefix(cluster_name, role_name),
                 assume_role_policy=assume,
             )
             policy = node_policy(
                 [arns[n] for n in access["read"]],
                 [arns[n] for n in access["write"]],
                 secrets.key.arn,
+                secrets.log_group_arn(secrets.session_log_group_name),
                 partition=secrets.partition,
                 pull_efa_plugin=role_name == "worker" and efa_workers,
             )
@@ -132,6 +155,6 @@ class NodeRoles(Construct):
             self.profiles[role_name] = IamInstanceProfile(
                 self,
                 f"{role_name}-profile",
-                name_prefix=f"{cluster_name[:20]}-{role_name}-"[:38],
+                name_prefix=role_name_prefix(cluster_name, role_name),
                 role=role.name,
             )

@@ -32,8 +32,21 @@ PARAMETERS = {
 }
 
 
+#: Administering the key, as AWS's default key policy lets key administrators (KMS developer guide,
+#: key-policy-default.html), with kms:Create* narrowed to CreateAlias (a grant, kms:CreateGrant, could give Decrypt);
+#: writing SecureStrings (Terraform's placeholders) and the tags the provider sets.
+KEY_ADMINISTRATION = [
+    *("kms:CreateAlias", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Revoke*"),
+    *("kms:Disable*", "kms:Get*", "kms:Delete*", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"),
+    *("kms:RotateKeyOnDemand", "kms:TagResource", "kms:UntagResource", "kms:Encrypt", "kms:GenerateDataKey*"),
+]
+#: What SSM asks of the key for a SecureString on a node's behalf (standard tier: Encrypt, Decrypt; advanced:
+#: GenerateDataKey, Decrypt; "How AWS Systems Manager Parameter Store uses AWS KMS").
+SSM_USES = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+
+
 class ClusterSecrets(Construct):
-    """One customer-managed KMS key (flow logs, SSM parameters) and the cluster's SSM parameters."""
+    """One customer-managed KMS key (flow and session logs, SSM parameters) and the cluster's SSM parameters."""
 
     def __init__(
         self,
@@ -42,18 +55,22 @@ class ClusterSecrets(Construct):
         *,
         cluster_name: str,  # names the key's alias, the parameters' path and the flow log group
         region: str,  # the flow log group's region, whose CloudWatch Logs may use the key
+        readers: list[str],  # IAM role or user ARNs that alone may decrypt; empty: the account's IAM decides
+        node_roles: list[str],  # the node roles' name prefixes: with readers, they decrypt through SSM only
     ) -> None:
         super().__init__(scope, id_)
         self.partition = DataAwsPartition(self, "partition").partition
         self.account_id = DataAwsCallerIdentity(self, "account").account_id
         self.log_group_name = f"/spiderpool-rdma/{cluster_name}/vpc-flow-logs"
+        self.session_log_group_name = f"/spiderpool-rdma/{cluster_name}/sessions"  # constructs/sessions.py
+        self.region = region
         self.key = KmsKey(
             self,
             "key",
-            description=f"{cluster_name}: VPC flow logs and SSM parameters",
+            description=f"{cluster_name}: VPC flow logs, session logs and SSM parameters",
             enable_key_rotation=True,
             deletion_window_in_days=7,
-            policy=json.dumps(self._key_policy(region)),
+            policy=json.dumps(self._key_policy(region, readers, node_roles)),
         )
         alias = KmsAlias(self, "alias", name=names.kms_alias(cluster_name), target_key_id=self.key.key_id)
         self.parameters = {
@@ -76,21 +93,43 @@ class ClusterSecrets(Construct):
             for name, (description, tier) in PARAMETERS.items()
         }
 
-    def _key_policy(self, region: str) -> dict[str, object]:
+    def _key_policy(self, region: str, readers: list[str], node_roles: list[str]) -> dict[str, object]:
+        """Without readers, the account's IAM policies decide who may use the key (the account's root is given
+        kms:*, which delegates to them). With readers, the account only administers it and writes with it: decrypting
+        is for the readers, and for the node roles through SSM."""
         root = f"arn:{self.partition}:iam::{self.account_id}:root"
-        logs_arn = f"arn:{self.partition}:logs:{region}:{self.account_id}:log-group:{self.log_group_name}"
-        return {
-            "Version": "2012-10-17",
-            "Statement": [
+        account: dict[str, object] = {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": root}}
+        statements: list[dict[str, object]] = [{**account, "Action": "kms:*", "Resource": "*"}]
+        if readers:
+            roles = [f"arn:{self.partition}:iam::{self.account_id}:role/{prefix}*" for prefix in node_roles]
+            statements = [
+                {**account, "Action": KEY_ADMINISTRATION, "Resource": "*"},
                 {
-                    "Sid": "AccountAdministers",
+                    "Sid": "NamedReadersDecrypt",
                     "Effect": "Allow",
-                    "Principal": {"AWS": root},
-                    "Action": "kms:*",
+                    "Principal": {"AWS": readers},
+                    "Action": "kms:Decrypt",
                     "Resource": "*",
                 },
                 {
-                    "Sid": "FlowLogGroupEncrypts",
+                    "Sid": "NodeRolesThroughSsm",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": SSM_USES,
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {"kms:CallerAccount": self.account_id},
+                        "StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"},
+                        "ArnLike": {"aws:PrincipalArn": roles},
+                    },
+                },
+            ]
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                *statements,
+                {
+                    "Sid": "LogGroupsEncrypt",
                     "Effect": "Allow",
                     "Principal": {"Service": f"logs.{region}.amazonaws.com"},
                     "Action": [
@@ -101,7 +140,18 @@ class ClusterSecrets(Construct):
                         "kms:Describe*",
                     ],
                     "Resource": "*",
-                    "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": logs_arn}},
+                    "Condition": {
+                        "ArnEquals": {
+                            "kms:EncryptionContext:aws:logs:arn": [
+                                self.log_group_arn(self.log_group_name),
+                                self.log_group_arn(self.session_log_group_name),
+                            ]
+                        }
+                    },
                 },
             ],
         }
+
+    def log_group_arn(self, name: str) -> str:
+        """A log group of the cluster's account and region, as CloudWatch Logs names it in the encryption context."""
+        return f"arn:{self.partition}:logs:{self.region}:{self.account_id}:log-group:{name}"

@@ -166,6 +166,11 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     ("s3-region", {"backend": {"type": "s3", "bucket": "team-state", "region": "EU"}}, ["backend.s3.region"]),
     (
+        "secret-reader-not-an-arn",
+        {"secret_readers": ["admin", "arn:aws:sts::123456789012:assumed-role/Admin/me"]},
+        ["secret_readers: 'admin', 'arn:aws:sts::123456789012:assumed-role/Admin/me': not the ARN of an IAM role"],
+    ),
+    (
         "kubernetes-before-v1beta4",
         {"kubernetes_version": "1.30"},
         ["kubernetes_version: kubeadm 1.30 cannot read the kubeadm.k8s.io/v1beta4 configuration", "1.35, 1.36, 1.37"],

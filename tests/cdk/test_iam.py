@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 import yaml
 
+from cdk.constructs.iam import role_name_prefix
 from tests.conftest import REPO, SHARED, VARIANTS, Synthesized
-from tests.iam_model import ACCOUNT, MANAGED, allows, resource_arn, role_policies
+from tests.iam_model import ACCOUNT, MANAGED, allows, key_allows, resolve, resource_arn, role_policies
 
 pytestmark = pytest.mark.synth
 
@@ -112,3 +116,51 @@ def test_the_cluster_key_is_usable_only_through_ssm(variant: Synthesized, role: 
     others = [{"kms:ViaService": f"{service}.{region}.amazonaws.com"} for service in ("secretsmanager", "s3")]
     for context in [{}, *others]:
         assert [a for a in KMS_ACTIONS if allows(policies, a, key_arn, context)] == [], context
+
+
+#: An account administrator's IAM policy (AdministratorAccess: every action on every resource).
+ADMINISTRATOR = [{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]
+
+
+def key(variant: Synthesized) -> tuple[dict[str, Any], str]:
+    (name, body), *_ = variant.resources("aws_kms_key").items()
+    return json.loads(resolve(variant.stack, variant.config.region, body["policy"])), resource_arn(
+        variant.stack, variant.config.region, "aws_kms_key", name
+    )
+
+
+def test_who_decrypts_the_clusters_secrets(variant: Synthesized) -> None:
+    """Without `secret_readers` the account's IAM decides: anyone whose IAM policies allow kms:Decrypt on the key
+    (an administrator, a power user) can read the admin kubeconfig from SSM. With it, only the named readers decrypt,
+    and the node roles through SSM; an administrator still administers the key (and could change its policy)."""
+    policy, arn = key(variant)
+    readers = variant.config.secret_readers
+    admin = f"arn:aws:iam::{ACCOUNT}:role/Admin"
+    ssm = {"kms:ViaService": f"ssm.{variant.config.region}.amazonaws.com"}
+    assert key_allows(policy, admin, ADMINISTRATOR, "kms:Decrypt", arn) == (not readers)
+    assert key_allows(policy, admin, ADMINISTRATOR, "kms:PutKeyPolicy", arn)
+    assert key_allows(policy, admin, ADMINISTRATOR, "kms:Encrypt", arn, ssm)  # Terraform's placeholders
+    assert key_allows(policy, admin, ADMINISTRATOR, "kms:CreateGrant", arn) == (not readers)
+    assert not key_allows(policy, f"arn:aws:iam::{ACCOUNT}:role/nobody", [], "kms:Decrypt", arn, ssm)
+    for reader in readers:
+        assert key_allows(policy, reader, [], "kms:Decrypt", arn)
+    for role in ("worker", "control-plane"):
+        node = f"arn:aws:iam::{ACCOUNT}:role/{role_name_prefix(variant.config.name, role)}20261207000000001"
+        node_policies = role_policies(variant.stack, variant.config.region, role)
+        assert key_allows(policy, node, node_policies, "kms:Decrypt", arn, ssm)
+        assert not key_allows(policy, node, node_policies, "kms:Decrypt", arn)  # only through SSM
+
+
+def test_node_roles_write_session_logs_to_the_session_group_only(variant: Synthesized) -> None:
+    """A logged Session Manager shell: the agent checks the group (DescribeLogGroups takes no resource) and streams to
+    it; the flow log group and any other group stay out of a node's reach."""
+    region, name = variant.config.region, variant.config.name
+    group = f"arn:aws:logs:{region}:{ACCOUNT}:log-group:/spiderpool-rdma/{name}"
+    for role in ("worker", "control-plane"):
+        policies = role_policies(variant.stack, region, role)
+        assert allows(policies, "logs:DescribeLogGroups", "*")
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+            assert allows(policies, action, f"{group}/sessions:log-stream:alice-0123456789abcdef0")
+            assert not allows(policies, action, f"{group}/vpc-flow-logs:log-stream:eni-0123")
+            assert not allows(policies, action, f"arn:aws:logs:{region}:{ACCOUNT}:log-group:other:log-stream:x")
+        assert not allows(policies, "logs:DeleteLogGroup", f"{group}/sessions")

@@ -60,7 +60,8 @@ def test_network_is_one_az_private_nodes_with_nat_and_flow_logs(variant: Synthes
     assert Testing.to_have_resource_with_properties(
         stack_json(variant), FlowLog.TF_RESOURCE_TYPE, {"traffic_type": "ALL"}
     )
-    (group,) = variant.resources("aws_cloudwatch_log_group").values()
+    groups = variant.resources("aws_cloudwatch_log_group").values()
+    (group,) = [g for g in groups if g["name"].endswith("/vpc-flow-logs")]  # beside the sessions' group
     assert group["retention_in_days"] >= 365 and group["kms_key_id"].startswith("${aws_kms_key.")
     (default_sg,) = variant.resources("aws_default_security_group").values()
     assert "ingress" not in default_sg and "egress" not in default_sg  # no rules: closed
@@ -260,3 +261,20 @@ def test_every_output_is_described(variant: Synthesized) -> None:
     """As terraform-aws-vpc does: `terraform output` and module users see what each value is."""
     outputs = variant.stack["output"]
     assert outputs and {name for name, out in outputs.items() if not out.get("description")} == set()
+
+
+def test_session_manager_shells_are_logged_encrypted_to_the_clusters_group(variant: Synthesized) -> None:
+    """The Session document streams every session's input and output to the session log group, which the cluster's
+    key encrypts (Session Manager refuses to stream to an unencrypted group when cloudWatchEncryptionEnabled)."""
+    (document,) = variant.resources("aws_ssm_document").values()
+    content = json.loads(document["content"])
+    (group,) = [g for g in variant.resources("aws_cloudwatch_log_group").values() if g["name"].endswith("/sessions")]
+    (key,) = variant.resources("aws_kms_key")
+    assert document["document_type"] == "Session" and document["name"] == f"{variant.config.name}-session"
+    assert content["sessionType"] == "Standard_Stream" and content["inputs"]["cloudWatchLogGroupName"] == group["name"]
+    assert content["inputs"]["cloudWatchEncryptionEnabled"] is True and content["inputs"]["cloudWatchStreamingEnabled"]
+    assert group["kms_key_id"] == f"${{aws_kms_key.{key}.arn}}" and group["retention_in_days"] >= 365
+    policy = json.loads(variant.resources("aws_kms_key")[key]["policy"])
+    (logs,) = [s for s in policy["Statement"] if s.get("Sid") == "LogGroupsEncrypt"]
+    encryption_context = logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]
+    assert any(arn.endswith(f":log-group:{group['name']}") for arn in encryption_context)

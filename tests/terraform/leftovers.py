@@ -77,6 +77,9 @@ def _ssm(client: Callable[[str], Any], key: str, value: str) -> Iterator[str]:
     parameter_filter = [{"Key": f"tag:{key}", "Values": [value]}]
     for parameter in ssm.describe_parameters(ParameterFilters=parameter_filter)["Parameters"]:
         yield f"ssm parameter {parameter['Name']}"
+    for document in ssm.list_documents(Filters=[{"Key": "Owner", "Values": ["Self"]}])["DocumentIdentifiers"]:
+        if _tags(document.get("Tags", [])).get(key) == value:
+            yield f"ssm document {document['Name']}"
 
 
 def _logs(client: Callable[[str], Any], key: str, value: str) -> Iterator[str]:
