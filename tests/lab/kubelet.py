@@ -131,8 +131,20 @@ class Kubelet:
             pod = self.pods.pop((namespace, name), None)
             if pod:
                 pod.deleted = True
-                if not pod.starting:
+                if pod.starting:
+                    return
+                delay = self.store.faults.teardown_delay
+                if delay:
+                    threading.Thread(target=self._teardown_after, args=(pod, delay), daemon=True).start()
+                else:
                     self.teardown(pod)
+
+    def _teardown_after(self, pod: LabPod, delay: float) -> None:
+        """The sandbox torn down (CNI DEL: the address released) `delay` after the pod object went, as after a forced
+        delete: the object goes at once, the kubelet stops the sandbox when it gets to it."""
+        time.sleep(delay)
+        with self.store.lock:
+            self.teardown(pod)
 
     def pod(self, namespace: str, name: str) -> LabPod:
         return self.pods[(namespace, name)]

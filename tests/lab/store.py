@@ -43,6 +43,7 @@ class Faults:
     stale_count: bool = False  # allocatedIPCount not updated when an address is allocated
     stale_count_on_release: bool = False  # allocatedIPCount not updated when a deleted pod's address is released
     readdress_stateful: bool = False  # a recreated StatefulSet pod gets a new address, its kept one released
+    teardown_delay: float = 0.0  # seconds from a pod object's removal to its sandbox's teardown (CNI DEL: IP released)
     garble: Callable[[str], str] | None = None  # rewrites what every exec'd command prints (a hostile pod)
     slow: dict[tuple[str, str], float] = field(default_factory=dict)  # (verb, kind) -> seconds before it acts
     # pod name -> called with (lab, namespace) just before that pod shows Running: pods started before it

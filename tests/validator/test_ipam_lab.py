@@ -183,6 +183,7 @@ STATEFULSET_STEPS = [
     "delete 1 pod(s)",
     "same address after restart",
     "delete StatefulSet",
+    "wait for 1 release(s)",
     "audit after",
     "delete pool",
 ]
@@ -200,6 +201,16 @@ def test_statefulset_pod_keeps_its_address(lab: LabCluster, tmp_path: Path) -> N
     first = actions["wait for 1 address(es)"].detail.rpartition(": ")[2]
     assert addresses.contains([IPAM_RANGE], first)  # of the test's own pool
     assert actions["same address after restart"].detail == f"kept {first} across the restart (was {first})"
+
+
+@pytest.mark.usefixtures("stateful_set_ips")
+def test_the_audit_after_a_statefulset_waits_for_its_address_to_be_released(lab: LabCluster, tmp_path: Path) -> None:
+    """The address is released when the kubelet tears the pod's sandbox down (CNI DEL), while its set and the pod
+    go; the audit's three reads (pools, endpoints, pods) can fall in that moment, which the double stretches (the
+    sandbox torn down after the object went). Before, the audit ran at once and reported a leak there."""
+    lab.faults.teardown_delay = 1.5
+    result = run(lab, tmp_path, tests=("ipam/statefulset",))
+    assert result_of(result, "statefulset").status is Status.PASS, report.table(result)
 
 
 @pytest.mark.usefixtures("stateful_set_ips")

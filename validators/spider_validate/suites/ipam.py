@@ -270,9 +270,9 @@ def statefulset(ctx: RunContext, t: Steps) -> None:
     first = _addressed(ctx, t, pool, [member], {})[member]  # the controller creates the pod
     _delete(ctx, t, pool, [member])
 
-    def same() -> Outcome:
-        now = {"ip": first.ip}
+    now = {"ip": first.ip}
 
+    def same() -> Outcome:
         def recreated() -> str | None:
             found = ctx.cluster.get("Pod", member, ctx.namespace)
             assert ctx.network is not None
@@ -289,11 +289,14 @@ def statefulset(ctx: RunContext, t: Steps) -> None:
 
     t.step("same address after restart", same, destination=pool.name)
 
-    def delete() -> Outcome:
+    def delete() -> tuple[dict[str, float], Outcome]:
         ctx.api(partial(ctx.cluster.delete, "StatefulSet", name, ctx.namespace))
-        return Outcome(True, f"deleted StatefulSet {name}")
+        return {member: time.monotonic()}, Outcome(True, f"deleted StatefulSet {name}")
 
-    t.step("delete StatefulSet", delete, destination=pool.name)
+    deleted = t.step("delete StatefulSet", delete, destination=pool.name)
+    # the set's pod goes after it (the garbage collector) and its address when its sandbox is torn down, the set
+    # gone (Spiderpool's pkg/ipam/release.go keeps it only for a set that wants the pod): wait, as for any pod
+    _released(ctx, t, pool, before, {member: now["ip"]}, deleted)
     _end(ctx, t, pool, before, {})
 
 
