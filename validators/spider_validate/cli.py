@@ -18,7 +18,7 @@ from spider_validate.params import EXPIRES, MANAGED_BY, RUN_LABEL, Parameters
 
 if TYPE_CHECKING:
     from spider_validate.kube import Cluster
-    from spider_validate.model import RunResult
+    from spider_validate.model import RunResult, Test
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_READY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -89,6 +89,43 @@ def _require_html(path: str, option: str = "--html") -> None:
     if html.missing():
         raise UsageProblem(f"{option} needs {', '.join(html.missing())}: pip install 'spider-validate[html]'")
     inputs.writable_file(path, option)
+
+
+def _given(param: str) -> bool:
+    """Whether the user set this parameter (rather than its default)."""
+    source = click.get_current_context().get_parameter_source(param)
+    return source not in {None, click.core.ParameterSource.DEFAULT}
+
+
+def _run_namespace(cluster: Cluster, name: str, tests: list[Test]) -> str:
+    """The namespace a run in an existing namespace uses, and its Pod Security level with what each level the
+    selected tests need takes; UsageProblem with what an administrator runs when it is missing or not readable."""
+    from spider_validate import manifests
+    from spider_validate.kube import RBAC_FILE, ApiError
+
+    setup = (
+        f"An administrator creates it and lets you run there ({RBAC_FILE}):\n"
+        f"  kubectl create namespace {name}\n  {manifests.label_command(name, 'baseline')}\n"
+        f"  kubectl apply -f {RBAC_FILE}\n"
+        "  kubectl create clusterrolebinding spider-validate-read --clusterrole=spider-validate-read --user=YOU\n"
+        f"  kubectl -n {name} create rolebinding spider-validate-run --clusterrole=spider-validate-run --user=YOU\n"
+        "  # --ipam-range (the ipam suite's own pools, cluster-scoped) also needs:\n"
+        "  kubectl create clusterrolebinding spider-validate-ipam-pools --clusterrole=spider-validate-ipam-pools "
+        "--user=YOU"
+    )
+    try:
+        ns = cluster.get("Namespace", name)
+    except ApiError as exc:
+        raise UsageProblem(f"cannot read namespace {name}: {exc}\n{setup}") from exc
+    if ns is None:
+        raise UsageProblem(f"namespace {name} does not exist. {setup}")
+    enforced = ns["metadata"].get("labels", {}).get(manifests.PSA_ENFORCE)
+    lines = [f"namespace {name}: Pod Security enforce={enforced or 'not set (the cluster default)'}"]
+    for level in ("baseline", "privileged"):
+        needing = [t.id for t in tests if t.pod_security == level]
+        if needing and not manifests.admits(enforced, level):
+            lines.append(f"  {', '.join(needing)} need {level} (skipped): {manifests.label_command(name, level)}")
+    return "\n".join(lines)
 
 
 def _given_options() -> list[str]:
@@ -192,7 +229,14 @@ def placement_options(fn: Callable[..., None]) -> Callable[..., None]:
     type=inputs.NamespacePrefix(),
     default="spider-validate",
     show_default=True,
-    help="Prefix of the run's namespace (the run id is appended).",
+    help="Prefix of the namespace the run creates and deletes (the run id is appended).",
+)
+@click.option(
+    "--in-namespace",
+    "in_namespace",
+    type=inputs.NamespaceName(),
+    help="Run in this existing namespace instead (validators/rbac.yaml's namespaced mode): pods and a Service there "
+    "only, each removed after; tests its Pod Security level does not admit are skipped, saying what to label.",
 )
 @click.option(
     "--test",
@@ -324,8 +368,13 @@ def run(
     if html_file:
         _require_html(html_file)
     inputs.writable_dir(params.diagnostics_dir, "--diagnostics-dir")
+    if params.in_namespace and _given("namespace_prefix"):
+        raise UsageProblem("--namespace (the prefix of a namespace the run creates) excludes --in-namespace")
     cluster = _connect(kubeconfig, kube_context, api_timeout)
     console = Console(stderr=True)
+    if params.in_namespace:
+        selected = [t for t in tests if params.selects(t.id)]
+        console.print(_run_namespace(cluster, params.in_namespace, selected), soft_wrap=True)  # commands to copy
     runner = Runner(cluster, params, tests, progress=lambda t: console.print(report.progress_line(t)))
     console.print(f"run {runner.ctx.run_id}: namespace {runner.ctx.namespace}")
     result = runner.run()
@@ -433,7 +482,7 @@ def manifests_cmd(
     if tests and not selected:
         raise UsageProblem(f"no test matches {' '.join(tests)} (see `spider-validate list`)")
     run_id = new_run_id()
-    offline = RunContext(cast("Cluster", None), params, run_id, f"{params.namespace_prefix}-{run_id}")
+    offline = RunContext(cast("Cluster", None), params, run_id, params.run_namespace(run_id))
     offline.network, offline.nodes = manifests.Network(ns or "kube-system", name, attach), list(nodes)
     level = manifests.pod_security(selected)
     objs = manifests.run_objects(run_id, offline.namespace, offline.nodes, offline.network, params, level)
@@ -457,7 +506,15 @@ def _in_progress(meta: dict[str, Any]) -> str:
 @main.command()
 @with_cluster
 @click.option("--all", "everything", is_flag=True, help="Also what runs in progress and watches still hold.")
-def cleanup(kubeconfig: str | None, kube_context: str | None, api_timeout: float, everything: bool) -> None:
+@click.option(
+    "--in-namespace",
+    "in_namespace",
+    type=inputs.NamespaceName(),
+    help="What runs with --in-namespace left in this namespace (its pods, Service, StatefulSet), not namespaces.",
+)
+def cleanup(
+    kubeconfig: str | None, kube_context: str | None, api_timeout: float, everything: bool, in_namespace: str | None
+) -> None:
     """Delete what runs left behind (found by label) and say what was removed; what a run still in progress (its
     deadline and its cleanup's not passed) or a watch holds is left alone, unless --all.
 
@@ -465,23 +522,32 @@ def cleanup(kubeconfig: str | None, kube_context: str | None, api_timeout: float
     Examples:
       spider-validate cleanup
       spider-validate cleanup --all
+      spider-validate cleanup --in-namespace team-validate
     """
     from spider_validate.kube import ApiError
 
     cluster = _connect(kubeconfig, kube_context, api_timeout)
     selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+    # a StatefulSet's pods go with it (and carry no deadline of their own): only pods the run made itself
+    kinds = (
+        [("StatefulSet", in_namespace), ("Service", in_namespace), ("Pod", in_namespace)]
+        if in_namespace
+        else [("Namespace", None)]
+    )
     removed, kept = 0, 0
     try:
-        for kind in ("Namespace", "SpiderIPPool"):
-            for obj in cluster.list(kind, label_selector=selector):
+        for kind, namespace in [*kinds, ("SpiderIPPool", None)]:
+            for obj in cluster.list(kind, namespace, label_selector=selector):
                 meta = obj["metadata"]
+                if meta.get("ownerReferences"):
+                    continue
                 run = meta.get("labels", {}).get(RUN_LABEL, "?")
                 until = _in_progress(meta)
                 if until and not everything:
                     click.echo(f"left {kind} {meta['name']} (run {run}, in progress {until}; --all removes it)")
                     kept += 1
                     continue
-                cluster.delete(kind, meta["name"])
+                cluster.delete(kind, meta["name"], namespace)
                 click.echo(f"removed {kind} {meta['name']} (run {run})")
                 removed += 1
     except ApiError as exc:

@@ -103,7 +103,8 @@ class RunContext:
         meta = obj["metadata"]
         meta.setdefault("annotations", {})[EXPIRES] = "never" if self.expires is None else str(int(self.expires))
         landed = threading.Event()
-        if remove:
+        # in an existing namespace nothing takes the run's objects away with it: each is removed on its own
+        if remove or (self.params.in_namespace and obj["kind"] != "Namespace" and not self.params.keep):
             kind, name, namespace = obj["kind"], meta["name"], meta.get("namespace")
 
             def delete() -> None:
@@ -125,9 +126,11 @@ class RunContext:
     # -- setup ------------------------------------------------------------------------------------------
 
     def deploy(self, objects: list[dict[str, Any]]) -> None:
-        """Create the run's objects (namespace first) and wait until every pod runs with an underlay IP."""
-        ns_obj, rest = objects[0], objects[1:]
-        self.create(ns_obj, remove=not self.params.keep)
+        """Create the run's objects (its namespace first, if it makes one) and wait until every pod runs with an
+        underlay IP."""
+        ns_obj, rest = (objects[0], objects[1:]) if objects[0]["kind"] == "Namespace" else (None, objects)
+        if ns_obj:
+            self.create(ns_obj, remove=not self.params.keep)
         self.start_pods(rest)
         svc = self.cluster.get("Service", "echo", self.namespace)
         self.service_ip = (svc or {}).get("spec", {}).get("clusterIP", "")

@@ -25,6 +25,7 @@ SOFTROCE_RESOURCE = "spidernet.io/softroce"  # the chart's generic device plugin
 RESOURCES: dict[RdmaMode, str] = {"efa": EFA_RESOURCE, "shared": SHARED_RESOURCE, "softroce": SOFTROCE_RESOURCE}
 SRIOV_DEFAULT = "spidernet.io/sriov_rdma"  # the chart's sriov.resourceName
 NO_NODE = "no ready, schedulable node matches --node-selector/--nodes"
+CONTROLLER = "spiderpool-controller"  # Spiderpool's Deployment (its chart's name for it)
 RDMA_IMAGE_MISSING = (
     "no RDMA tools image: pass --image rdma=REF, an image with perftest built with SRD, fi_pingpong and "
     "python3-pyverbs (scripts/build-rdma-tools-image.sh builds one; Spiderpool's rdma-tools has no fi_pingpong)"
@@ -140,12 +141,15 @@ def line_rate(nodes: list[dict[str, Any]]) -> tuple[float, str] | str:
 
 
 def statefulset_enabled(ctx: RunContext) -> bool | None:
-    """ipam.enableStatefulSet from the spiderpool-conf ConfigMap (None when it cannot be found)."""
-    for cm in ctx.cluster.list("ConfigMap"):
-        if cm["metadata"]["name"] == "spiderpool-conf":
-            conf = yaml.safe_load(cm.get("data", {}).get("conf.yml", "") or "") or {}
-            return bool(conf.get("enableStatefulSet", False))
-    return None
+    """ipam.enableStatefulSet from the spiderpool-conf ConfigMap, read by name in spiderpool-controller's namespace
+    (Spiderpool's chart puts both in its release namespace: templates/configmap.yaml, deployment.yaml), so that
+    reading it takes no right to list every ConfigMap of the cluster; None when either cannot be found."""
+    controller = next((d for d in ctx.cluster.list("Deployment") if d["metadata"]["name"] == CONTROLLER), None)
+    cm = ctx.cluster.get("ConfigMap", "spiderpool-conf", controller["metadata"]["namespace"]) if controller else None
+    if cm is None:
+        return None
+    conf = yaml.safe_load(cm.get("data", {}).get("conf.yml", "") or "") or {}
+    return bool(conf.get("enableStatefulSet", False))
 
 
 def discover(ctx: RunContext, needs: set[Fact]) -> Facts:

@@ -78,6 +78,17 @@ class AddressRange(click.ParamType):
         return f"{a}-{b}"
 
 
+class NamespaceName(click.ParamType):
+    """A namespace's name: a DNS label of at most 63 characters."""
+
+    name = "NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not DNS_LABEL.fullmatch(str(value)) or len(str(value)) > 63:
+            self.fail(f"{value!r} is not a namespace name (a DNS label: a-z, 0-9 and '-', at most 63)", param, ctx)
+        return str(value)
+
+
 class NamespacePrefix(click.ParamType):
     """A DNS label short enough for `<prefix>-<run id>` to stay one (63 characters)."""
 

@@ -45,6 +45,7 @@ def labels(run_id: str, **extra: str) -> dict[str, str]:
 
 
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+PSA_LEVELS = ("restricted", "baseline", "privileged")  # each admits all the ones before it
 # ping without CAP_NET_RAW: an ICMP datagram socket, which the kernel allows to the groups in this range (a safe
 # sysctl Pod Security's baseline admits; containerd 1.7 leaves the kernel's "1 0", nobody). Every uid and gid, as
 # containerd 2.0 sets it with enable_unprivileged_icmp.
@@ -54,6 +55,17 @@ PING_SYSCTL = {"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}
 def pod_security(tests: Iterable[Test]) -> PodSecurity:
     """The level the run's namespace enforces: baseline unless a test's pods need more (IPC_LOCK, hostNetwork)."""
     return "privileged" if any(t.pod_security == "privileged" for t in tests) else "baseline"
+
+
+def admits(enforced: str | None, needed: PodSecurity) -> bool:
+    """Whether a namespace enforcing `enforced` admits pods that need `needed`; unlabelled (None): the cluster's
+    default decides, and the API server's refusal will say so."""
+    return enforced is None or enforced not in PSA_LEVELS or PSA_LEVELS.index(enforced) >= PSA_LEVELS.index(needed)
+
+
+def label_command(name: str, level: PodSecurity) -> str:
+    """What an administrator runs so that `name` admits pods of `level`."""
+    return f"kubectl label namespace {name} {PSA_ENFORCE}={level} --overwrite"
 
 
 def namespace(name: str, run_id: str, level: PodSecurity = "baseline") -> dict[str, Any]:
@@ -145,8 +157,9 @@ def service(name: str, ns: str, run_id: str, params: Parameters) -> dict[str, An
 def run_objects(
     run_id: str, ns: str, nodes: list[str], network: Network, params: Parameters, level: PodSecurity = "baseline"
 ) -> list[dict[str, Any]]:
-    """The namespace and the pods every run shares (connectivity, apps), in creation order."""
-    objs = [namespace(ns, run_id, level)]
+    """The namespace (unless the run is in an existing one) and the pods every run shares (connectivity, apps), in
+    creation order."""
+    objs = [] if params.in_namespace else [namespace(ns, run_id, level)]
     for i, node in enumerate(nodes):
         objs.append(pod(f"server-{i}", ns, run_id, "server", node, params.image("server"), network, params))
         objs.append(pod(f"client-{i}", ns, run_id, "client", node, params.image("client"), network, params))

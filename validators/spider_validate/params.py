@@ -31,6 +31,9 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "spider-validate"}
 @dataclass
 class Parameters:
     namespace_prefix: str = "spider-validate"
+    # an existing namespace to run in (validators/rbac.yaml's namespaced mode): nothing is created outside it and
+    # the run removes its own objects one by one; None: a namespace of its own, <prefix>-<run id>, created and deleted
+    in_namespace: str | None = None
     tests: tuple[str, ...] = ()
     timeout: float = 900.0
     cleanup_timeout: float = 120.0
@@ -61,6 +64,9 @@ class Parameters:
     retries: int = 3
     retry_delay: float = 1.0
     diagnostics_dir: str = "."
+
+    def run_namespace(self, run_id: str) -> str:
+        return self.in_namespace or f"{self.namespace_prefix}-{run_id}"
 
     def image(self, name: str) -> str:
         ref = self.image_overrides.get(name, DEFAULT_IMAGES[name])

@@ -273,7 +273,7 @@ class Runner:
         self.tests = [t for t in tests if params.selects(t.id)]
         self.progress = progress or (lambda result: None)
         run_id = run_id or new_run_id()
-        self.ctx = RunContext(cluster, params, run_id, f"{params.namespace_prefix}-{run_id}")
+        self.ctx = RunContext(cluster, params, run_id, params.run_namespace(run_id))
         self.result = RunResult(run_id, self.ctx.namespace, "")
         self._lock = threading.Lock()
         self._closed = False  # set once the deadline or Ctrl-C ended the run: late results are dropped
@@ -375,6 +375,9 @@ class Runner:
             else:
                 runnable.append(test)
         try:
+            runnable = self._admitted(runnable)
+            if not runnable:
+                return  # each one skipped, said why: no pod is needed
             self.ctx.pod_security = manifests.pod_security(runnable)
             objects = manifests.run_objects(
                 self.ctx.run_id,
@@ -390,6 +393,33 @@ class Runner:
             self._skip_rest(rest, f"setup failed: {exc}", Status.ERROR)
             return
         self._run_concurrently(runnable, deadline)
+
+    def _admitted(self, tests: list[Test]) -> list[Test]:
+        """In an existing namespace, the tests whose pods its Pod Security level admits; the others are skipped,
+        saying what an administrator runs (the run's own pods need baseline: short of it, nothing runs)."""
+        if not self.params.in_namespace:
+            return tests
+        ns = self.ctx.api(lambda: self.ctx.cluster.get("Namespace", self.ctx.namespace))
+        if ns is None:
+            raise SetupError(f"namespace {self.ctx.namespace} does not exist (spider-validate run --help)")
+        enforced = ns["metadata"].get("labels", {}).get(manifests.PSA_ENFORCE)
+        if not manifests.admits(enforced, "baseline"):
+            raise SetupError(
+                f"namespace {self.ctx.namespace} enforces Pod Security {enforced}; the run's pods need baseline: "
+                + manifests.label_command(self.ctx.namespace, "baseline")
+            )
+        admitted = []
+        for test in tests:
+            if manifests.admits(enforced, test.pod_security):
+                admitted.append(test)
+                continue
+            command = manifests.label_command(self.ctx.namespace, test.pod_security)
+            why = (
+                f"namespace {self.ctx.namespace} enforces Pod Security {enforced}; this test's pods need "
+                f"{test.pod_security} (an administrator: {command})"
+            )
+            self._record(TestResult(test.suite, test.name, test.description, Status.SKIP, why))
+        return admitted
 
     def _preflight(self, test: Test, selected: bool = True) -> None:
         """Run a preflight test; one that was not selected is recorded only when it does not pass."""
