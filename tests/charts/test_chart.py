@@ -286,7 +286,14 @@ def test_checkov_findings_of_the_subcharts_are_listed(
     warnings.warn(f"checkov on the subcharts of {profile}: {len(failed)} failed: {summary}", stacklevel=1)
 
 
-@pytest.mark.parametrize("script", [chart.CHART / "files" / "test-apps.sh", REPO / "scripts" / "install-tools.sh"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        chart.CHART / "files" / "test-apps.sh",
+        REPO / "scripts" / "install-tools.sh",
+        REPO / "scripts" / "lib" / "oci-image.sh",
+    ],
+)
 def test_shipped_scripts_pass_shellcheck(script: Path) -> None:
     proc = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout

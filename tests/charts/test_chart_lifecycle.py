@@ -1,8 +1,8 @@
 """Install, upgrade, uninstall and reinstall of the chart as Helm drives its hooks, for several release names.
 
 Helm's hook order comes from helm's source (tests/upstream/helm_hooks.py), Spiderpool's jobs, webhooks and pool
-finalizers from Spiderpool's (tests/upstream/spiderpool.py), run on the objects the real chart and its real
-subcharts render (tests/upstream/cluster.py).
+finalizers from Spiderpool's (tests/upstream/spiderpool.py, spiderpool_ippool.py), run on the objects the real chart
+and its real subcharts render (tests/upstream/cluster.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from cdk.ec2_types import InstanceTable
 from tests import chart
 from tests.upstream import helm_hooks
 from tests.upstream.cluster import Cluster, CommandFailed, install, run_hooks, run_job, uninstall
-from tests.upstream.spiderpool import pool_update_refusal
 
 #: release names sorting before and after Spiderpool's hooks, and one of Helm's maximum length (53)
 RELEASES = [
@@ -219,13 +218,19 @@ def test_rollback_restores_the_applied_pools_and_apps_and_removes_what_it_does_n
 
 
 def test_the_pool_webhook_model_refuses_removing_an_address_in_use() -> None:
-    pool = {"metadata": {"name": "p"}, "spec": {"subnet": "10.0.0.0/24", "ips": ["10.0.0.1-10.0.0.4"]}}
-    assert (
-        pool_update_refusal(pool, [], {"10.0.0.9": "ns/pod"})
-        == "remove an IP address 10.0.0.9 that is being used by Pod ns/pod"
-    )
-    other = {"metadata": {"name": "q"}, "spec": {"subnet": "10.0.0.0/24", "ips": ["10.0.0.4"]}}
-    assert pool_update_refusal(pool, [other], {}) == "overlap with IPPool q"
+    """What an upgrade may not do to a pool: take out an address a pod holds, or share one with another pool."""
+    cluster = Cluster(crd_groups={"spiderpool.spidernet.io"})
+    spec = {"subnet": "10.0.0.0/24", "ips": ["10.0.0.1-10.0.0.4"]}
+    cluster.apply({"kind": "SpiderIPPool", "metadata": {"name": "p"}, "spec": spec})
+    cluster.allocations["p"] = {"10.0.0.4": "ns/pod"}
+    with pytest.raises(
+        CommandFailed, match=re.escape("remove an IP address 10.0.0.4 that is being used by Pod ns/pod")
+    ):
+        cluster.apply(
+            {"kind": "SpiderIPPool", "metadata": {"name": "p"}, "spec": spec | {"ips": ["10.0.0.1-10.0.0.3"]}}
+        )
+    with pytest.raises(CommandFailed, match=r"overlap with IPPool p in IP ranges \[10.0.0.1-10.0.0.4\]"):
+        cluster.apply({"kind": "SpiderIPPool", "metadata": {"name": "q"}, "spec": spec | {"ips": ["10.0.0.4"]}})
 
 
 @pytest.mark.parametrize(("profile", "release"), CASES, ids=IDS)

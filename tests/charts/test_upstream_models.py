@@ -3,14 +3,20 @@ under tests/fixtures/upstream/, each file citing its source), and refuse what up
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cdk.ec2_types import InstanceTable
+from tests import chart
+from tests.upstream import apimachinery as am
 from tests.upstream import generic_device_plugin as gdp
-from tests.upstream import rdma_shared_dp, spiderpool, sriov_webhook
+from tests.upstream import rdma_shared_dp, spiderpool, spiderpool_ip, spiderpool_ippool, sriov_webhook
+from tests.upstream.cluster import Cluster, CommandFailed, install
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
 
@@ -209,3 +215,168 @@ def test_spiderpool_custom_name_cannot_change() -> None:
     assert "unsupported to change customized Multus net-attach-def resource name from 'a' to 'b'" in str(
         spiderpool.validate_multus_config(spiderpool.mutate_multus_config(new), old)
     )
+
+
+IP = _cases("spiderpool-ip-test.json")["cases"]
+
+
+def _ip_call(call: str, args: list[Any]) -> Any:
+    """pkg/ip's functions, their results as the test compares them (addresses and ranges as text)."""
+    if call == "new_cidr":
+        base, ranges, exclude, overlap = args
+        cidr = spiderpool_ip.CIDR(base, ranges, exclude)
+        other = spiderpool_ip.CIDR(base, overlap, [])
+        text = [spiderpool_ip.ip_text(cidr.base.version, n) for r in cidr.ranges for n in (r.start, r.end)]
+        shown = [a if a == b else f"{a}-{b}" for a, b in zip(text[::2], text[1::2], strict=True)]
+        return {"total": cidr.total_ip(), "ranges": shown, "overlap": bool(cidr.overlaps(other.ranges))}
+    if call in ("parse_ip_range", "parse_ip_ranges"):
+        version, ranges = args
+        intervals = spiderpool_ip.parse_ip_ranges(version, ranges if call == "parse_ip_ranges" else [ranges])
+        return [spiderpool_ip.ip_text(version, a) for a in spiderpool_ip.addresses(intervals)]
+    if call == "assemble_total_ips":
+        return [spiderpool_ip.ip_text(args[0], a) for a in spiderpool_ip.assemble_total_ips(*args)]
+    if call == "convert_ips_to_ranges":
+        version, texts = args
+        return spiderpool_ip.convert_ips_to_ranges(version, [int(ipaddress.ip_address(t)) for t in texts])
+    return getattr(spiderpool_ip, call)(*args)
+
+
+@pytest.mark.parametrize("case", IP, ids=[f"{c['source']}-{c['call']}-{i}" for i, c in enumerate(IP)])
+def test_spiderpool_ip_passes_upstreams_cases(case: dict[str, Any]) -> None:
+    """pkg/ip's own cases, for the functions the IPPool webhook calls: the result, or the sentinel error."""
+    if "error" not in case:
+        assert _ip_call(case["call"], case["args"]) == case["result"]
+        return
+    with pytest.raises(spiderpool_ip.GoError) as exc:
+        _ip_call(case["call"], case["args"])
+    assert case["error"] == "any" or exc.value.sentinel == case["error"], exc.value
+
+
+IPPOOL = _cases("spiderpool-ippool-webhook-test.json")
+
+
+def _ippool_webhook(case: dict[str, Any]) -> spiderpool_ippool.IPPoolWebhook:
+    return spiderpool_ippool.IPPoolWebhook(**{**IPPOOL["webhook_defaults"], **case.get("webhook", {})})
+
+
+def _answer(case: dict[str, Any]) -> am.StatusError | None:
+    """The case's call, as upstream's test makes it: a unit case calls the validator alone, an e2e case goes through
+    the mutating then the validating webhook (create, then update of what was stored)."""
+    hook, pools, subnets = _ippool_webhook(case), case.get("pools", []), case.get("subnets", [])
+    if case["op"] == "create":
+        return hook.validate_create(case["pool"], pools, subnets)
+    if case["op"] == "update":
+        return hook.validate_update(case["old"], case["new"], pools, subnets)
+    if case["op"] == "delete":
+        return hook.validate_delete(case["pool"])
+    stored: dict[str, dict[str, Any]] = {}
+    answer = None
+    for step in case["steps"]:
+        pool = hook.default(step["pool"])
+        old, others = stored.get(pool["metadata"]["name"]), list(stored.values())
+        answer = hook.validate_create(pool, others) if old is None else hook.validate_update(old, pool, others)
+        if answer is None:
+            stored[pool["metadata"]["name"]] = pool
+    return answer
+
+
+def _mutated(case: dict[str, Any]) -> dict[str, Any]:
+    """What a Default case checks of the mutated pool (Default never fails: ippool_webhook.go:55-69)."""
+    hook = _ippool_webhook(case)
+    pool = hook.default(case["pool"], case.get("subnets", []))
+    if case.get("twice"):
+        pool = hook.default(pool, case.get("subnets", []))
+    meta, spec = pool["metadata"], pool["spec"]
+    owner = spiderpool_ippool._controller(pool)
+    got = {
+        "finalizers": meta.get("finalizers"),
+        "controller": owner and owner["name"],
+        "ipVersion": spec.get("ipVersion"),
+    }
+    got |= {k: spec.get(k) for k in ("ips", "excludeIPs", "gateway", "routes")}
+    got["labels"] = {k: (meta.get("labels") or {}).get(k) for k in (case["expect"].get("labels") or {})}
+    return {k: got[k] for k in case["expect"]}
+
+
+@pytest.mark.parametrize("case", IPPOOL["cases"], ids=[c["source"] for c in IPPOOL["cases"]])
+def test_spiderpool_ippool_webhook_passes_upstreams_cases(case: dict[str, Any]) -> None:
+    """ippool_webhook_test.go's every case and the e2e webhook expectations through the model, with upstream's
+    reason (apierrors.IsInvalid, IsAlreadyExists, IsForbidden) and the mutated fields it checks."""
+    if case["op"] == "default":
+        assert _mutated(case) == case["expect"]
+        return
+    answer = _answer(case)
+    if case["expect"] is None:
+        assert answer is None
+    else:
+        assert answer is not None and case["expect"] in ("any", answer.reason), answer
+
+
+#: what the chart is rendered with: the profiles with pools of their own alone, each profile with the default plan's
+#: generated values, the other configuration variants with the profile they install (as tests/charts/ do)
+RENDERS = [
+    *[(p, None) for p in chart.PROFILES if not p.startswith("aws-")],
+    *[(p, "default-efa") for p in chart.PROFILES],
+    ("aws-softroce", "softroce"),
+    ("aws-efa", "ha"),
+    ("aws-efa", "none"),
+]
+
+
+@pytest.fixture(scope="module")
+def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return chart.packaged_copy(tmp_path_factory.mktemp("chart"))
+
+
+def _pool_refusals(rendered: list[dict[str, Any]]) -> list[str]:
+    """The chart's pools through the IPPool webhook as the job applies them (each created after the ones before),
+    then applied again over what is stored, as an upgrade does, each with its first address held by a pod."""
+    hook = spiderpool_ippool.IPPoolWebhook.of_chart(rendered)
+    pools = [o for o in chart.applied_objects(rendered) if o["kind"] == "SpiderIPPool"]
+    stored: dict[str, dict[str, Any]] = {}
+    refusals = []
+    for pool in pools:
+        mutated = hook.default(pool)
+        if refusal := hook.validate_create(mutated, list(stored.values())):
+            refusals.append(str(refusal))
+        stored[pool["metadata"]["name"]] = mutated
+    for pool in pools:
+        old = stored[pool["metadata"]["name"]]
+        first = spiderpool_ip.ip_text(4, spiderpool_ip.parse_ip_range(4, old["spec"]["ips"][0])[0])
+        old = old | {"status": {"allocatedIPs": json.dumps({first: {"pod": "ns/pod", "podUid": "u"}})}}
+        if refusal := hook.validate_update(old, hook.default(old | {"spec": pool["spec"]}), list(stored.values())):
+            refusals.append(str(refusal))
+    return refusals
+
+
+@pytest.mark.parametrize(("profile", "variant"), RENDERS, ids=[f"{p}+{v}" if v else p for p, v in RENDERS])
+def test_every_pool_the_chart_renders_passes_the_ippool_webhook(
+    profile: str, variant: str | None, chart_dir: Path, table: InstanceTable, tmp_path: Path
+) -> None:
+    values = [chart.profile_values(profile), *([chart.generated_values(variant, table, tmp_path)] if variant else [])]
+    rendered = chart.render(chart_dir, *values)
+    assert [o for o in chart.applied_objects(rendered) if o["kind"] == "SpiderIPPool"], "no pool to check"
+    assert _pool_refusals(rendered) == []
+
+
+@pytest.mark.parametrize(
+    ("pool", "refusal"),
+    [
+        # the gateway among the pool's addresses: a pod would be given the router's address
+        ({"gateway": "10.0.0.1", "ips": ["10.0.0.1-10.0.0.9"]}, "conflicts with 'spec.gateway' 10.0.0.1"),
+        ({"ips": ["10.0.1.1-10.0.1.9"]}, "not match base subnet: 10.0.1.1"),  # addresses outside the subnet
+        ({"subnet": "10.0.0.5/24"}, "unformatted subnet 10.0.0.5/24, please change it to 10.0.0.0/24"),
+        ({"routes": [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}]}, "please specify 'spec.gateway' to configure"),
+        ({"routes": [{"dst": "10.9.0.0/16", "gw": "10.1.0.1"}]}, "not pertains to the 'spec.subnet' 10.0.0.0/24"),
+    ],
+)
+def test_a_broken_pool_fails_the_install(pool: dict[str, Any], refusal: str, chart_dir: Path) -> None:
+    """Values the chart's schema lets through but Spiderpool's webhook refuses: the network job's apply fails, and
+    with it `helm install` (the job is a post-install hook)."""
+    good = {"name": "p", "subnet": "10.0.0.0/24", "gateway": "10.0.0.1", "ips": ["10.0.0.10-10.0.0.19"]}
+    values = chart.profile_values("kind") | {
+        "network": {**chart.profile_values("kind")["network"], "pools": [good | pool]}
+    }
+    rendered = chart.helm_template(chart_dir, values)
+    with pytest.raises(CommandFailed, match=re.escape(refusal)):
+        install(Cluster(), rendered)

@@ -6,9 +6,9 @@
 - `proxy.py`, kube-proxy: Services as nftables DNAT in the nodes;
 - `controllers.py`, the StatefulSet controller and the garbage collector's cascade to a set's pods.
 
-This class is the API server's front: the calls of the `Cluster` interface, admission (Pod Security) and what the
-server fills in on create, and the namespace controller's and the garbage collector's cascades on delete. Faults
-can be injected at every layer.
+This class is the API server's front: the calls of the `Cluster` interface, admission (Pod Security, Spiderpool's
+IPPool webhook) and what the server fills in on create, and the namespace controller's and the garbage collector's
+cascades on delete. Faults can be injected at every layer.
 """
 
 from __future__ import annotations
@@ -144,18 +144,25 @@ class LabCluster:
         codes = self.faults.api.get(("create", kind))
         if codes and codes[0] == 409 and self.get(kind, meta["name"], meta.get("namespace")) is None:
             codes.pop(0)
-            self._create(copy.deepcopy(obj))  # the create went through, but its answer was lost
+            self._create(self._admit(copy.deepcopy(obj)))  # the create went through, but its answer was lost
             raise ApiError(409, f"{kind} {meta['name']} already exists")
         self.faults.take("create", kind)
         if self.get(kind, meta["name"], meta.get("namespace")) is not None:
             raise ApiError(409, f"{kind} {meta['name']} already exists")
-        refused = pod_security.admitted(self.get("Namespace", meta["namespace"]), obj) if kind == "Pod" else []
+        return self._create(self._admit(copy.deepcopy(obj)))
+
+    def _admit(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Admission: Pod Security for a pod, Spiderpool's webhooks for a SpiderIPPool (the object as mutated)."""
+        meta = obj["metadata"]
+        if obj["kind"] == "SpiderIPPool":
+            return self.ipam.admit(obj)
+        refused = pod_security.admitted(self.get("Namespace", meta["namespace"]), obj) if obj["kind"] == "Pod" else []
         if refused:  # the message as PSA's admission webhook words it (pod-security-admission/admission/admission.go)
             raise ApiError(
                 403,
                 f'pods "{meta["name"]}" is forbidden: violates PodSecurity "baseline:latest": ' + "; ".join(refused),
             )
-        return self._create(copy.deepcopy(obj))
+        return obj
 
     def _create(self, obj: dict[str, Any]) -> dict[str, Any]:
         """What the API server fills in (a namespace's phase, a pod's Pending status, a Service's ClusterIP), then
@@ -186,6 +193,9 @@ class LabCluster:
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         self.faults.take("delete", kind)
+        if kind == "SpiderIPPool":
+            self.ipam.delete_pool(name)
+            return
         if kind == "Namespace":
             # As in Kubernetes: the API answers at once, the namespace's contents go in the background.
             with self.store.lock:

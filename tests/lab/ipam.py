@@ -1,6 +1,9 @@
 """The lab's Spiderpool: its install as the API shows it, SpiderIPPools with their status, allocation and release
 of a pod's address with its SpiderEndpoint, and the "used out" event of a pod whose pools are full.
 
+Pools are admitted as Spiderpool's IPPool webhook admits them (tests/upstream/spiderpool_ippool.py, configured from
+the lab's spiderpool-conf): mutated (finalizer, CIDR label, merged ranges), refused with the API server's answer.
+
 Candidate pools as Spiderpool's IPAM orders them for the pod's one interface, eth0 (pkg/ipam/pool_selections.go:29-88,
 tests/upstream/spiderpool.py `pool_candidates`): the pod's pool annotations, else the network's own pools; then
 filtered by the pool's nodeName (pkg/ipam/allocate.go:726-729).
@@ -20,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from spider_validate.addresses import expand
+from spider_validate.kube import ApiError
 from spider_validate.names import ATTACHMENT_LABEL
 from spider_validate.spiderpool import USED_OUT, allocated_ips
 
 from tests.lab.controllers import owner
 from tests.lab.store import Store, api_version
 from tests.upstream.spiderpool import PodSpec, pool_candidates
+from tests.upstream.spiderpool_ippool import IPPoolWebhook, admission_denial
 
 if TYPE_CHECKING:
     from tests.lab.kubelet import LabPod
@@ -52,6 +57,7 @@ class Ipam:
                 "data": {
                     "conf.yml": "enableIPv4: true\nenableIPv6: false\n"
                     f"enableStatefulSet: {str(enable_stateful_set).lower()}\n"
+                    "enableSpiderSubnet: true\nenableValidatingResourcesDeletedWebhook: false\n"
                 },
             }
         )
@@ -114,6 +120,7 @@ class Ipam:
         labels: dict[str, str] | None = None,
         exclude: builtins.list[str] | None = None,
     ) -> dict[str, Any]:
+        """A SpiderIPPool as the chart's job applies it: admitted by Spiderpool's webhook, its status counted."""
         spec: dict[str, Any] = {"ipVersion": 4, "subnet": str(NODE_NET), "ips": ips}
         if node:
             spec["nodeName"] = [node]
@@ -125,9 +132,35 @@ class Ipam:
             "metadata": {"name": name, "labels": labels or {}},
             "spec": spec,
         }
-        self.store.put(pool)
+        self.store.put(pool if name in self.store.faults.unchecked_pools else self.admit(pool))
         self.refresh_pool(name)
         return pool
+
+    def webhook(self) -> IPPoolWebhook:
+        """Spiderpool's IPPool webhook as the controller configures it from spiderpool-conf."""
+        cm = self.store.find("ConfigMap", "spiderpool-conf", "kube-system") or {}
+        return IPPoolWebhook.from_conf(cm.get("data", {}).get("conf.yml", ""))
+
+    def admit(self, pool: dict[str, Any]) -> dict[str, Any]:
+        """A SpiderIPPool's create through the mutating then the validating webhook (tests/upstream/
+        spiderpool_ippool.py): the pool as mutated, or the API server's refusal."""
+        hook = self.webhook()
+        mutated = hook.default(pool)
+        refusal = hook.validate_create(mutated, self.store.of_kind("SpiderIPPool"))
+        if refusal:
+            raise ApiError(refusal.code, admission_denial(refusal, pool["metadata"]["name"]))
+        return mutated
+
+    def delete_pool(self, name: str) -> None:
+        """A pool's delete through the validating webhook (which refuses only with
+        enableValidatingResourcesDeletedWebhook). The pool then goes at once: the double does not wait on its
+        finalizer, which Spiderpool's controller takes off only once no address is allocated from it
+        (pkg/ippoolmanager/ippool_informer.go:297-309), nor reclaim leaked addresses as Spiderpool's GC would."""
+        pool = self.store.find("SpiderIPPool", name)
+        refusal = self.webhook().validate_delete(pool) if pool else None
+        if refusal:
+            raise ApiError(refusal.code, admission_denial(refusal, name))
+        self.store.remove("SpiderIPPool", name, None)
 
     def candidate_pools(self, pod: LabPod, node: str) -> builtins.list[str]:
         meta = pod.obj["metadata"]

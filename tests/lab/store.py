@@ -46,6 +46,9 @@ class Faults:
     teardown_delay: float = 0.0  # seconds from a pod object's removal to its sandbox's teardown (CNI DEL: IP released)
     garble: Callable[[str], str] | None = None  # rewrites what every exec'd command prints (a hostile pod)
     slow: dict[tuple[str, str], float] = field(default_factory=dict)  # (verb, kind) -> seconds before it acts
+    # pool names stored past Spiderpool's IPPool webhook (restored from a backup, say): the one way two pools can
+    # share addresses, which the webhook refuses
+    unchecked_pools: set[str] = field(default_factory=set)
     # pod name -> called with (lab, namespace) just before that pod shows Running: pods started before it
     # are up, and the runner has not seen the run ready yet. Where tests break the data path.
     before_ready: dict[str, Callable[[LabCluster, str], None]] = field(default_factory=dict)

@@ -1,6 +1,7 @@
 """A small model of a cluster running the chart's hooks: install, uninstall and reinstall as Helm drives them.
 
-Helm's part comes from tests/upstream/helm_hooks.py; Spiderpool's from tests/upstream/spiderpool.py; kubectl's:
+Helm's part comes from tests/upstream/helm_hooks.py; Spiderpool's from tests/upstream/spiderpool.py and
+spiderpool_ippool.py (its IPPool webhook, configured by the chart's spiderpool-conf); kubectl's:
 - kubectl resolves each TYPE through discovery: an unknown type fails the command, `--ignore-not-found` only ignores
   missing objects (k8s.io/cli-runtime pkg/resource/builder.go, mappingFor: `the server doesn't have a resource type`);
 - `kubectl delete TYPE NAME... --selector=...` refuses names with a selector (builder.go: "name cannot be provided
@@ -15,6 +16,7 @@ The helm hook Job runs its containers in order and fails at the first failing co
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 import yaml
 
 from tests.chart import NAMESPACE, Rendered
-from tests.upstream import helm_hooks, spiderpool
+from tests.upstream import helm_hooks, spiderpool, spiderpool_ippool
 
 RESOURCES = {  # plural -> (kind, namespaced, CRD group or "" for built-ins)
     "deployments": ("Deployment", True, ""),
@@ -62,6 +64,8 @@ class Cluster:
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     #: pool name -> {address: pod name} (the pool's status.allocatedIPs)
     allocations: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the IPPool webhook as spiderpool-controller runs it: install() sets it from the chart's spiderpool-conf
+    pool_webhook: spiderpool_ippool.IPPoolWebhook = field(default_factory=spiderpool_ippool.IPPoolWebhook)
     log: list[str] = field(default_factory=list)
 
     def has_kind(self, kind: str) -> bool:
@@ -77,18 +81,25 @@ class Cluster:
         return self.objects.get((kind, namespace if KINDS.get(kind, ("", True))[1] else "", name))
 
     # --- the API server with Spiderpool's webhooks and controller --------------------------------------------
-    def admit(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def admit(self, obj: dict[str, Any], live: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Spiderpool's webhooks on a create (`live` None) or an update of `live`; a refusal fails the command."""
         if obj["kind"] == "SpiderMultusConfig":
             obj = spiderpool.mutate_multus_config(obj)
             error = spiderpool.validate_multus_config(obj)
             if error:
                 raise CommandFailed(f"admission webhook denied SpiderMultusConfig {obj['metadata']['name']}: {error}")
         if obj["kind"] == "SpiderIPPool":
-            others = [o for k, o in self.objects.items() if k[0] == "SpiderIPPool" and k[2] != obj["metadata"]["name"]]
-            error = spiderpool.pool_update_refusal(obj, others, self.allocations.get(obj["metadata"]["name"], {}))
-            if error:
-                raise CommandFailed(f"admission webhook denied SpiderIPPool {obj['metadata']['name']}: {error}")
-            obj.setdefault("metadata", {}).setdefault("finalizers", [spiderpool.POOL_FINALIZER])
+            name = obj["metadata"]["name"]
+            pools = [o for k, o in self.objects.items() if k[0] == "SpiderIPPool"]
+            obj = self.pool_webhook.default(obj)
+            if live is None:
+                refusal = self.pool_webhook.validate_create(obj, pools)
+            else:  # the stored status: the addresses the agent allocated from it
+                records = {ip: {"pod": pod, "podUid": ""} for ip, pod in (self.allocations.get(name) or {}).items()}
+                stored = {**live, "status": {"allocatedIPs": json.dumps(records)}}
+                refusal = self.pool_webhook.validate_update(stored, obj, pools)
+            if refusal:
+                raise CommandFailed(spiderpool_ippool.admission_denial(refusal, name))
         return obj
 
     def create(self, obj: dict[str, Any]) -> bool:
@@ -115,7 +126,7 @@ class Cluster:
         """spiderpool-controller: a dying pool with no allocation loses its finalizer and goes."""
         for key, obj in list(self.objects.items()):
             dying = key[0] == "SpiderIPPool" and obj["metadata"].get("deletionTimestamp")
-            if dying and spiderpool.pool_finalizer_removable(self.allocations.get(key[2])):
+            if dying and spiderpool_ippool.pool_finalizer_removable(self.allocations.get(key[2])):
                 del self.objects[key]
 
     # --- kubectl ----------------------------------------------------------------------------------------------
@@ -162,7 +173,7 @@ class Cluster:
             self.objects[key] = self.admit(copy.deepcopy(obj))
         else:
             merged = _merge(live, obj)  # fields other managers set stay
-            self.objects[key] = self.admit(merged)
+            self.objects[key] = self.admit(merged, live)
         self.log.append(f"applied {obj['kind']} {obj['metadata']['name']}")
 
 
@@ -230,6 +241,7 @@ def install(cluster: Cluster, rendered: list[Rendered], event: str = "post-insta
     """`helm install`: CRDs unless present (pkg/action/install.go:206-212), resources, then the post-install hooks."""
     if event == "post-install":
         cluster.crd_groups |= spiderpool.CLEANED_CRD_GROUPS
+        cluster.pool_webhook = spiderpool_ippool.IPPoolWebhook.of_chart([r.obj for r in rendered])
     return run_hooks(cluster, rendered, event)
 
 

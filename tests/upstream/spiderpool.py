@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from spider_validate import addresses
+from tests.upstream import apimachinery
 
 
 #: cmd/spiderpool-init/cmd/config.go:365-384: the default-CNI SpiderMultusConfig spiderpool-init creates when
@@ -116,28 +115,13 @@ def _annotation_refusal(smc: dict[str, Any], old: dict[str, Any] | None) -> str 
             return f"metadata.annotations: Invalid value: it's unsupported to change customized Multus net-attach-def resource name from '{old_name}' to '{new_name}'"  # noqa: E501
         if old_name is None and new_name is not None:
             return f"metadata.annotations: Invalid value: it's unsupported to changed Multus net-attach-def '{old['metadata']['name']}' to customized name '{new_name}'"  # noqa: E501
-    if new_name is not None and (errors := _dns1123_subdomain_errors(new_name)):
+    if new_name is not None and (errors := apimachinery.dns1123_subdomain_errors(new_name)):
         invalid = "metadata.annotations: Invalid value: invalid custom net-attach-def resource name"
         return f"{invalid}, err: [{' '.join(errors)}]"
     version = annotations.get(ANNO_CNI_VERSION)
     if version is not None and version not in CNI_VERSIONS:
         return f"metadata.annotations: Invalid value: unsupported CNI version {version}"
     return None
-
-
-def _dns1123_subdomain_errors(value: str) -> list[str]:
-    """apimachinery pkg/util/validation/validation.go:198-207 IsDNS1123Subdomain, its messages (MaxLenError,
-    RegexError)."""
-    label = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-    pattern = f"{label}(\\.{label})*"
-    errors = ["must be no more than 253 characters"] if len(value) > 253 else []
-    if not re.fullmatch(pattern, value):
-        errors.append(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
-            "start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
-            f"'{pattern}')"
-        )
-    return errors
 
 
 def validate_multus_config(smc: dict[str, Any], old: dict[str, Any] | None = None) -> str | None:
@@ -229,31 +213,6 @@ def validate_multus_config(smc: dict[str, Any], old: dict[str, Any] | None = Non
             return f"spec.chainCNIJsonData: Forbidden: invalid {conf}: error parsing configuration"
         if not isinstance(parsed, dict) or not parsed.get("type"):
             return f"spec.chainCNIJsonData: Forbidden: invalid {conf}: error parsing configuration: missing 'type'"
-    return None
-
-
-#: pkg/constant: the finalizer the IPPool mutating webhook adds (pkg/ippoolmanager/ippool_mutate.go).
-POOL_FINALIZER = "spiderpool.spidernet.io"
-
-
-def pool_finalizer_removable(allocated_ips: dict[str, Any] | None) -> bool:
-    """pkg/ippoolmanager/ippool_informer.go:300-309: a dying pool loses its finalizer only with no allocation."""
-    return not allocated_ips
-
-
-def pool_update_refusal(pool: dict[str, Any], others: list[dict[str, Any]], allocated: dict[str, str]) -> str | None:
-    """pkg/ippoolmanager/ippool_validate.go: why the IPPool webhook refuses a create or update, or None.
-
-    :231-268 (validateIPPoolAvailableIPs): no address shared with another pool of the same subnet;
-    :119-145 (validateIPPoolIPInUse): no allocated address removed from the pool.
-    """
-    mine = set(addresses.expand(pool["spec"]["ips"])) - set(addresses.expand(pool["spec"].get("excludeIPs", [])))
-    for other in others:
-        if other["spec"]["subnet"] == pool["spec"]["subnet"] and mine & set(addresses.expand(other["spec"]["ips"])):
-            return f"overlap with IPPool {other['metadata']['name']}"
-    for ip, pod in allocated.items():
-        if ip not in mine:
-            return f"remove an IP address {ip} that is being used by Pod {pod}"
     return None
 
 

@@ -468,8 +468,11 @@ def chart_apps(lab: LabCluster) -> Iterator[Callable[..., None]]:
 OWN_POOLS = {"web": ["198.18.0.200-198.18.0.203"], "api": ["198.18.0.210-198.18.0.213"]}
 CHART_APP_CASES: list[tuple[dict[str, Any], str]] = [
     ({}, ""),  # healthy: both checks run and pass
-    (
-        {"pools": {"web": ["198.18.0.200-198.18.0.203"], "api": ["198.18.0.200-198.18.0.203"]}},
+    (  # pools sharing addresses, which Spiderpool's webhook refuses: the second stored past it
+        {
+            "pools": {"web": ["198.18.0.200-198.18.0.203"], "api": ["198.18.0.200-198.18.0.203"]},
+            "faults": {"unchecked_pools": {"api-pool"}},
+        },
         "198.18.0.200, also used by",
     ),
     ({"faults": {"ignore_pool_for": {"api-1"}}}, "api-1's 198.18.0.100 is in none of its pools ['api-pool']"),
