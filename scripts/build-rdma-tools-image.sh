@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the image spider-validate's rdma tests run (--image rdma=REF), without pulling a base image: a Debian
-# bookworm root made by mmdebstrap from Debian packages, committed by buildah as an OCI archive. No published image
+# bookworm root made by mmdebstrap from Debian packages, committed by buildah as an OCI archive (scripts/lib/
+# oci-image.sh, shared with build-validator-image.sh). No published image
 # has what the tests need: Spiderpool's rdma-tools (spidernet-io/charts rdma-tools/image) has perftest but no
 # libfabric, so no fi_pingpong, and no pyverbs.
 #   perftest            ib_write_bw, ib_read_bw, ib_send_bw (4.5+0.17, built with SRD: SEND/READ over SRD)
@@ -18,30 +19,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT="${1:-build/image}"
-SUITE="${SUITE:-bookworm}"
-MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+# shellcheck source=lib/oci-image.sh
+source scripts/lib/oci-image.sh
 PACKAGES=perftest,ibverbs-utils,ibverbs-providers,libfabric-bin,python3-pyverbs,iproute2,procps
 IMAGE="rdma-tools-${SUITE}.oci.tar"
-WORK="$(mktemp -d)"
-CONTAINER=""
-cleanup() {
-  if [[ -n "${CONTAINER}" ]]; then buildah rm "${CONTAINER}" >/dev/null || true; fi
-  rm -rf "${WORK}"
-}
-trap cleanup EXIT
 
-if ! command -v mmdebstrap >/dev/null || ! command -v buildah >/dev/null; then
-  echo "needs mmdebstrap and buildah (apt-get install mmdebstrap buildah)" >&2
-  exit 2
-fi
-mkdir -p "${OUT}"
-
-echo "== root file system: Debian ${SUITE} minbase + ${PACKAGES} (mmdebstrap)"
-mmdebstrap --quiet --variant=minbase --include="${PACKAGES}" \
-  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-  --dpkgopt='path-exclude=/usr/share/locale/*' \
-  "${SUITE}" "${WORK}/rootfs" "${MIRROR}"
-rm -rf "${WORK}/rootfs/var/cache/apt/"* "${WORK}/rootfs/var/lib/apt/lists/"*
+image_rootfs "${PACKAGES}"
 
 echo "== every tool the rdma suite calls, in its own root"
 for tool in ib_write_bw ib_read_bw ib_send_bw ibv_devices fi_pingpong python3 ss pkill timeout nohup; do
@@ -54,14 +37,10 @@ if chroot "${WORK}/rootfs" ib_send_bw -c SRD -d none 2>&1 | grep -q "SRD not det
   exit 1
 fi
 
-echo "== OCI image (buildah from scratch)"
-CONTAINER="$(buildah from scratch)"
-buildah copy --quiet "${CONTAINER}" "${WORK}/rootfs" / >/dev/null
+image_container
 buildah config --cmd '["sleep", "infinity"]' \
   --label org.opencontainers.image.title=rdma-tools \
   --label org.opencontainers.image.version="${SUITE}" \
   --label org.opencontainers.image.description="perftest with SRD, fi_pingpong, pyverbs, iproute2: spider-validate's RDMA tests" \
   "${CONTAINER}"
-rm -f "${OUT}/${IMAGE}"
-buildah commit --quiet --format oci "${CONTAINER}" "oci-archive:${OUT}/${IMAGE}:rdma-tools:${SUITE}" >/dev/null
-ls -l "${OUT}/${IMAGE}"
+image_commit "${IMAGE}" "rdma-tools:${SUITE}"

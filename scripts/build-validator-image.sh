@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the spider-validate image (what the chart's `watch` Deployment runs) from the validator's wheel, without
 # pulling a base image: a Debian bookworm root made by mmdebstrap from Debian packages (python3 and CA
-# certificates), the wheel and its dependencies installed into it by pip, committed by buildah as an OCI archive.
+# certificates), the wheel and its dependencies installed into it by pip, committed by buildah as an OCI archive
+# (scripts/lib/oci-image.sh, shared with build-rdma-tools-image.sh).
 #   scripts/build-validator-image.sh [OUT_DIR]     (root: mmdebstrap's root mode and buildah's storage)
 # Writes OUT_DIR/spider-validate-<version>.oci.tar (default OUT_DIR: build/image) and checks, in a chroot of the
 # image's root, that `spider-validate --version` runs as the image's user. A release pushes the archive:
@@ -11,33 +12,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT="${1:-build/image}"
-SUITE="${SUITE:-bookworm}"           # its python3 is 3.11, the validator's minimum and the build host's
-MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+# shellcheck source=lib/oci-image.sh
+source scripts/lib/oci-image.sh      # SUITE bookworm: its python3 is 3.11, the validator's minimum and the build host's
 USER_ID=65532                        # the chart's runAsUser
 VERSION="$(sed -nE 's/^__version__ = "(.*)"/\1/p' validators/spider_validate/__init__.py)"
 IMAGE="spider-validate-${VERSION}.oci.tar"
-WORK="$(mktemp -d)"
-CONTAINER=""
-cleanup() {
-  if [[ -n "${CONTAINER}" ]]; then buildah rm "${CONTAINER}" >/dev/null || true; fi
-  rm -rf "${WORK}"
-}
-trap cleanup EXIT
-
-if ! command -v mmdebstrap >/dev/null || ! command -v buildah >/dev/null; then
-  echo "needs mmdebstrap and buildah (apt-get install mmdebstrap buildah)" >&2
-  exit 2
-fi
-mkdir -p "${OUT}"
 
 echo "== wheels: spider-validate ${VERSION} and its dependencies, at the versions requirements.lock pins"
 python3 -m pip wheel --quiet --constraint requirements.lock --wheel-dir "${WORK}/wheels" ./validators
 
-echo "== root file system: Debian ${SUITE} minbase + python3 (mmdebstrap)"
-mmdebstrap --quiet --variant=minbase --include=python3,ca-certificates \
-  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-  --dpkgopt='path-exclude=/usr/share/locale/*' \
-  "${SUITE}" "${WORK}/rootfs" "${MIRROR}"
+image_rootfs python3,ca-certificates
 
 # Debian's pip installs under /usr/local of --root (its posix_local scheme), where the image's python3 looks;
 # --ignore-installed: what this host has installed must still go into the image.
@@ -52,14 +36,11 @@ host_python="$(python3 -c 'import sys; print(f"python{sys.version_info[0]}.{sys.
   --find-links "${WORK}/wheels" --no-warn-script-location spider-validate
 echo "nonroot:x:${USER_ID}:${USER_ID}::/nonexistent:/usr/sbin/nologin" >> "${WORK}/rootfs/etc/passwd"
 echo "nonroot:x:${USER_ID}:" >> "${WORK}/rootfs/etc/group"
-rm -rf "${WORK}/rootfs/var/cache/apt/"* "${WORK}/rootfs/var/lib/apt/lists/"*
 
 echo "== it runs, as its user, in its own root"
 chroot --userspec="${USER_ID}:${USER_ID}" "${WORK}/rootfs" /usr/local/bin/spider-validate --version
 
-echo "== OCI image (buildah from scratch)"
-CONTAINER="$(buildah from scratch)"
-buildah copy --quiet "${CONTAINER}" "${WORK}/rootfs" / >/dev/null
+image_container
 buildah config \
   --entrypoint '["/usr/local/bin/spider-validate"]' --cmd watch --user "${USER_ID}:${USER_ID}" \
   --env PYTHONDONTWRITEBYTECODE=1 --port 9477 \
@@ -67,6 +48,4 @@ buildah config \
   --label org.opencontainers.image.version="${VERSION}" \
   --label org.opencontainers.image.description="spider-validate: proves a Spiderpool underlay cluster works; watch serves its checks as Prometheus metrics" \
   "${CONTAINER}"
-rm -f "${OUT}/${IMAGE}"
-buildah commit --quiet --format oci "${CONTAINER}" "oci-archive:${OUT}/${IMAGE}:spider-validate:${VERSION}" >/dev/null
-ls -l "${OUT}/${IMAGE}"
+image_commit "${IMAGE}" "spider-validate:${VERSION}"
