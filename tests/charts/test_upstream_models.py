@@ -15,7 +15,14 @@ from cdk.ec2_types import InstanceTable
 from tests import chart
 from tests.upstream import apimachinery as am
 from tests.upstream import generic_device_plugin as gdp
-from tests.upstream import rdma_shared_dp, spiderpool, spiderpool_ip, spiderpool_ippool, sriov_webhook
+from tests.upstream import (
+    rdma_shared_dp,
+    spiderpool,
+    spiderpool_coordinator,
+    spiderpool_ip,
+    spiderpool_ippool,
+    sriov_webhook,
+)
 from tests.upstream.cluster import Cluster, CommandFailed, install
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
@@ -243,7 +250,7 @@ def _ip_call(call: str, args: list[Any]) -> Any:
 
 @pytest.mark.parametrize("case", IP, ids=[f"{c['source']}-{c['call']}-{i}" for i, c in enumerate(IP)])
 def test_spiderpool_ip_passes_upstreams_cases(case: dict[str, Any]) -> None:
-    """pkg/ip's own cases, for the functions the IPPool webhook calls: the result, or the sentinel error."""
+    """pkg/ip's own cases, for the functions the IPPool and coordinator webhooks call: the result, or the error."""
     if "error" not in case:
         assert _ip_call(case["call"], case["args"]) == case["result"]
         return
@@ -349,14 +356,31 @@ def _pool_refusals(rendered: list[dict[str, Any]]) -> list[str]:
     return refusals
 
 
+def _init_env(rendered: list[dict[str, Any]]) -> dict[str, str]:
+    """The environment of the spiderpool-init hook the Spiderpool subchart renders."""
+    (container,) = [c for o in rendered if o["kind"] == "Job" for c in o["spec"]["template"]["spec"]["containers"]
+                    if c.get("command") == ["/usr/bin/spiderpool-init"]]  # fmt: skip
+    return {e["name"]: str(e.get("value", "")) for e in container.get("env", [])}
+
+
 @pytest.mark.parametrize(("profile", "variant"), RENDERS, ids=[f"{p}+{v}" if v else p for p, v in RENDERS])
-def test_every_pool_the_chart_renders_passes_the_ippool_webhook(
+def test_what_the_chart_makes_passes_spiderpools_webhooks(
     profile: str, variant: str | None, chart_dir: Path, table: InstanceTable, tmp_path: Path
 ) -> None:
+    """Every SpiderIPPool and SpiderMultusConfig the network job applies, and the default SpiderCoordinator
+    spiderpool-init makes from the chart's values, through the models of Spiderpool's webhooks."""
     values = [chart.profile_values(profile), *([chart.generated_values(variant, table, tmp_path)] if variant else [])]
     rendered = chart.render(chart_dir, *values)
     assert [o for o in chart.applied_objects(rendered) if o["kind"] == "SpiderIPPool"], "no pool to check"
     assert _pool_refusals(rendered) == []
+    networks = [o for o in chart.applied_objects(rendered) if o["kind"] == "SpiderMultusConfig"]
+    assert [spiderpool.validate_multus_config(spiderpool.mutate_multus_config(o)) for o in networks] == [None] * len(
+        networks
+    )
+    coordinator = spiderpool_coordinator.init_coordinator(_init_env(rendered))
+    assert (
+        coordinator is not None and spiderpool_coordinator.validate(spiderpool_coordinator.default(coordinator)) is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -380,3 +404,72 @@ def test_a_broken_pool_fails_the_install(pool: dict[str, Any], refusal: str, cha
     rendered = chart.helm_template(chart_dir, values)
     with pytest.raises(CommandFailed, match=re.escape(refusal)):
         install(Cluster(), rendered)
+
+
+COORDINATOR = _cases("spiderpool-coordinator-webhook-test.json")
+
+
+@pytest.mark.parametrize("case", COORDINATOR["cases"], ids=[c["name"] for c in COORDINATOR["cases"]])
+def test_spiderpool_coordinator_webhook_passes_upstreams_cases(case: dict[str, Any]) -> None:
+    """The e2e patches of the default SpiderCoordinator through the mutating then the validating webhook."""
+    stored = spiderpool_coordinator.default(COORDINATOR["base"])
+    assert spiderpool_coordinator.validate(stored) is None
+    patched = spiderpool_coordinator.default(stored | {"spec": stored["spec"] | case["patch"]})
+    refusal = spiderpool_coordinator.validate(patched)
+    assert refusal is None if case["error"] is None else case["error"] in str(refusal), refusal
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ({"podCIDRType": None}, 'spec.podCIDRType: Unsupported value: "": supported values: "auto", "cluster"'),
+        ({"podCIDRType": "flannel"}, 'spec.podCIDRType: Unsupported value: "flannel"'),
+        ({"hijackCIDR": ["10.0.0.0/08"]}, 'spec.extraCIDR[0]: Invalid value: "10.0.0.0/08": netip.ParsePrefix'),
+        ({"hijackCIDR": ["10.96.0.10"]}, None),  # an address: the mutating webhook makes it 10.96.0.10/32
+        ({"policyRoutes": [{"dst": "10.0.0.0/8", "gw": "fd00::1"}]}, "dst and gw must use the same IP family"),
+        ({"policyRoutes": [{"dst": "10.0.0.0/8", "gw": "10.0.0"}]}, "gw is an invalid IP address"),
+        ({"podMACPrefix": "0a:1"}, "not a valid MAC prefix"),
+        ({"podMACPrefix": "0b:10"}, "not a unicast MAC"),
+        ({"txQueueLen": -1}, "spec.txQueueLen: Invalid value: -1: txQueueLen can't be less than 0"),
+        ({"podRPFilter": -1}, None),  # negative: leave the pod's as it is
+        ({"podRPFilter": 3}, 'spec.podRPFilter: Unsupported value: 3: supported values: "0", "1", "2"'),
+        ({"vethLinkAddress": "169.254.100"}, "vethLinkAddress is an invalid IP address"),
+    ],
+)
+def test_spiderpool_coordinator_rules_upstream_has_no_case_for(spec: dict[str, Any], error: str | None) -> None:
+    """ValidateCoordinatorSpec's other rules, each with its message (after the mutating webhook's defaults)."""
+    base = COORDINATOR["base"]
+    refusal = spiderpool_coordinator.validate(spiderpool_coordinator.default(base | {"spec": base["spec"] | spec}))
+    assert refusal is None if error is None else error in str(refusal), refusal
+
+
+def test_the_default_coordinator_spiderpool_init_makes_from_the_charts_defaults() -> None:
+    """config.go's reading of the variables the chart sets (templates/pod.yaml:36-55, with its default values)."""
+    env = {f"SPIDERPOOL_INIT_DEFAULT_COORDINATOR_{k}": v for k, v in {
+        "NAME": "default", "MODE": "auto", "POD_CIDR_TYPE": "auto", "DETECT_GATEWAY": "false",
+        "DETECT_IP_CONFLICT": "false", "TUNE_POD_ROUTES": "true", "HIJACK_CIDR": '["169.254.0.0/16"]',
+        "POLICY_ROUTES": "[]", "VETH_LINK_ADDRESS": "", "VETH_MTU": "1500"}.items()}  # fmt: skip
+    assert spiderpool_coordinator.init_coordinator(env) == COORDINATOR["base"]
+    bad = {"VETH_MTU": "0", "TUNE_POD_ROUTES": "yes", "HIJACK_CIDR": '["169.254.0.0/33"]', "POLICY_ROUTES": "[{"}
+    for key, value in bad.items():
+        with pytest.raises(spiderpool_coordinator.InitExit, match=f"ENV SPIDERPOOL_INIT_DEFAULT_COORDINATOR_{key}"):
+            spiderpool_coordinator.init_coordinator(env | {f"SPIDERPOOL_INIT_DEFAULT_COORDINATOR_{key}": value})
+    assert spiderpool_coordinator.init_coordinator(env | {"SPIDERPOOL_INIT_DEFAULT_COORDINATOR_NAME": ""}) is None
+
+
+@pytest.mark.parametrize(
+    ("coordinator", "refusal"),
+    [
+        ({"podCIDRType": "flannel"}, 'spec.podCIDRType: Unsupported value: "flannel"'),  # a type init knows of
+        ({"hijackCIDR": ["169.254.0.0/33"]}, "SPIDERPOOL_INIT_DEFAULT_COORDINATOR_HIJACK_CIDR invalid"),
+        ({"vethMTU": 0}, "SPIDERPOOL_INIT_DEFAULT_COORDINATOR_VETH_MTU 0: veth MTU must be greater than 0"),
+    ],
+)
+def test_a_broken_coordinator_fails_the_install(coordinator: dict[str, Any], refusal: str, chart_dir: Path) -> None:
+    """Spiderpool's `coordinator.*` values its chart passes to spiderpool-init unchecked: the init hook fails (it
+    exits, or retries the webhook's refusal until the hook's timeout), and with it `helm install`."""
+    values = chart.profile_values("kind") | {
+        "spiderpool": chart.profile_values("kind")["spiderpool"] | {"coordinator": coordinator}
+    }
+    with pytest.raises(CommandFailed, match=re.escape(refusal)):
+        install(Cluster(), chart.helm_template(chart_dir, values))

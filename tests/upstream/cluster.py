@@ -1,7 +1,8 @@
 """A small model of a cluster running the chart's hooks: install, uninstall and reinstall as Helm drives them.
 
 Helm's part comes from tests/upstream/helm_hooks.py; Spiderpool's from tests/upstream/spiderpool.py and
-spiderpool_ippool.py (its IPPool webhook, configured by the chart's spiderpool-conf); kubectl's:
+spiderpool_ippool.py (its IPPool webhook, configured by the chart's spiderpool-conf) and spiderpool_coordinator.py
+(the default SpiderCoordinator spiderpool-init makes, through its webhook); kubectl's:
 - kubectl resolves each TYPE through discovery: an unknown type fails the command, `--ignore-not-found` only ignores
   missing objects (k8s.io/cli-runtime pkg/resource/builder.go, mappingFor: `the server doesn't have a resource type`);
 - `kubectl delete TYPE NAME... --selector=...` refuses names with a selector (builder.go: "name cannot be provided
@@ -24,7 +25,7 @@ from typing import Any
 import yaml
 
 from tests.chart import NAMESPACE, Rendered
-from tests.upstream import helm_hooks, spiderpool, spiderpool_ippool
+from tests.upstream import helm_hooks, spiderpool, spiderpool_coordinator, spiderpool_ippool
 
 RESOURCES = {  # plural -> (kind, namespaced, CRD group or "" for built-ins)
     "deployments": ("Deployment", True, ""),
@@ -210,6 +211,7 @@ def run_job(cluster: Cluster, job: dict[str, Any], configmaps: dict[str, dict[st
             cluster.kubectl(command, files)
         elif program == "spiderpool-init":
             env = _env(container)
+            init_coordinator(cluster, env)
             if env.get("SPIDERPOOL_INIT_ENABLE_MULTUS_CONFIG") == "true" and env.get(
                 "SPIDERPOOL_INIT_DEFAULT_CNI_NAME"
             ):
@@ -223,6 +225,23 @@ def run_job(cluster: Cluster, job: dict[str, Any], configmaps: dict[str, dict[st
                 cluster.objects.pop(key)  # finalizers stripped, then deleted (clean.go:182-259)
             cluster.crd_groups -= spiderpool.CLEANED_CRD_GROUPS
             cluster.log.append("spiderpool cleanup deleted the CRDs")
+
+
+def init_coordinator(cluster: Cluster, env: dict[str, str]) -> None:
+    """spiderpool-init's default SpiderCoordinator (cmd/spiderpool-init/cmd/root.go:36-57), first of what it makes:
+    a bad variable ends the job; the webhook's refusal it retries until the hook's timeout (client.go:48-67); an
+    existing one it leaves as it is."""
+    try:
+        coordinator = spiderpool_coordinator.init_coordinator(env)
+    except spiderpool_coordinator.InitExit as e:
+        raise CommandFailed(f"spiderpool-init: {e}") from None
+    if coordinator is None or cluster.get("SpiderCoordinator", coordinator["metadata"]["name"], "") is not None:
+        return
+    coordinator = spiderpool_coordinator.default(coordinator)
+    if refusal := spiderpool_coordinator.validate(coordinator):
+        raise CommandFailed(f"spiderpool-init: failed to create default Coordinator until the timeout: {refusal}")
+    cluster.create(coordinator)
+    cluster.log.append("spiderpool-init created the default coordinator")
 
 
 def run_hooks(cluster: Cluster, rendered: list[Rendered], event: str) -> list[str]:

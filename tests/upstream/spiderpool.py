@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tests.upstream import apimachinery
+from tests.upstream import apimachinery, spiderpool_coordinator
 
 
 #: cmd/spiderpool-init/cmd/config.go:365-384: the default-CNI SpiderMultusConfig spiderpool-init creates when
@@ -37,8 +37,17 @@ def mutate_multus_config(smc: dict[str, Any]) -> dict[str, Any]:
     spec.setdefault("cniType", "custom")  # :21-23
     if spec["cniType"] == "custom" and spec.get("customCNI") is None:  # :39-42
         spec["customCNI"] = ""
-    if spec["cniType"] == "custom":  # :46-48
+    if spec["cniType"] == "custom":  # :45-48: no coordinator for a custom CNI
         spec["enableCoordinator"] = False
+        spec.pop("coordinator", None)
+    else:  # :49-51
+        spec["coordinator"] = _coordinator_defaults(spec.get("coordinator"))
+    if spec.get("chainCNIJsonData") is None:  # :53-55
+        spec["chainCNIJsonData"] = []
+    meta = out.setdefault("metadata", {})
+    for key in (ANNO_RDMA_INJECT, ANNO_NETWORK_INJECT):  # :57-67: the injection annotations copied as labels
+        if key in (meta.get("annotations") or {}):
+            meta["labels"] = {**(meta.get("labels") or {}), key: meta["annotations"][key]}
     block = spec.get(_CNI_BLOCKS[spec["cniType"]])
     if spec["cniType"] == "vlan" and isinstance(block, dict):  # :136-160
         block.setdefault("vlanMode", "manual")
@@ -50,6 +59,17 @@ def mutate_multus_config(smc: dict[str, Any]) -> dict[str, Any]:
         block.setdefault("rdmaResourceName", "")
         block.setdefault("ippools", {"ipv4": [], "ipv6": []})
     return out
+
+
+def _coordinator_defaults(block: dict[str, Any] | None) -> dict[str, Any]:
+    """setCoordinatorDefaultConfig (multusconfig_mutate.go:273-320): a missing block is a full default one; in a
+    given block tunePodRoutes defaults to false."""
+    if block is None:
+        return {"mode": "auto", "hijackCIDR": [], "policyRoutes": [], "vethLinkAddress": "", "podMACPrefix": "",
+                "podDefaultRouteNIC": "", "podRPFilter": 0, "tunePodRoutes": True}  # fmt: skip
+    defaults = {"mode": "auto", "hijackCIDR": [], "policyRoutes": [], "podMACPrefix": "", "podDefaultRouteNIC": "",
+                "tunePodRoutes": False, "txQueueLen": 0, "podRPFilter": 0}  # fmt: skip
+    return {**block, **{k: v for k, v in defaults.items() if block.get(k) is None}}
 
 
 # pkg/multuscniconfig/multusconfig_validate.go:27-37: the field paths its errors name
@@ -126,8 +146,8 @@ def _annotation_refusal(smc: dict[str, Any], old: dict[str, Any] | None) -> str 
 
 def validate_multus_config(smc: dict[str, Any], old: dict[str, Any] | None = None) -> str | None:
     """pkg/multuscniconfig/multusconfig_validate.go:40-59 (validate) and :90-373 (validateCNIConfig): the error the
-    webhook returns, None when it admits. Not modeled: a coordinator block (coordinatormanager.ValidateCoordinatorSpec),
-    which the chart never sets."""
+    webhook returns, None when it admits; a coordinator block is ValidateCoordinatorSpec's
+    (tests/upstream/spiderpool_coordinator.py)."""
     if refusal := _annotation_refusal(smc, old):
         return refusal
     spec, meta = smc["spec"], smc.get("metadata", {})
@@ -204,8 +224,9 @@ def validate_multus_config(smc: dict[str, Any], old: dict[str, Any] | None = Non
             json.loads(custom)
         except ValueError:
             return "spec.customCniTypeConfig: Forbidden: customCniConfig isn't a valid JSON encoding"
-    if spec.get("coordinator") is not None:
-        raise NotImplementedError("coordinatormanager.ValidateCoordinatorSpec is not modeled")
+    coordinator = spec.get("coordinator")  # :357-362, without requiring podCIDRType and podRPFilter
+    if coordinator is not None and (error := spiderpool_coordinator.spec_error(coordinator, False)):
+        return str(error)
     for conf in spec.get("chainCNIJsonData") or []:  # libcni ConfFromBytes: JSON with a "type"
         try:
             parsed = json.loads(conf)

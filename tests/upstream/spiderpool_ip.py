@@ -18,6 +18,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from tests.upstream.apimachinery import go_quote
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -290,3 +292,40 @@ def _cut(base: list[Range], cut: Range) -> list[Range]:
         if r.end > cut.end:
             out.append(Range(r.raw, cut.end + 1, r.end))
     return out
+
+
+def netip_addr(text: str) -> tuple[Address, str]:
+    """netip.ParseAddr (Go 1.25 net/netip/netip.go): an address and its IPv6 zone; the error names the input (its
+    specific reasons, "IPv4 field has octet with leading zero" and the like, are all "unable to parse IP" here)."""
+    head, percent, zone = text.partition("%")
+    ip = parse_ip(head)
+    if ip is None or (percent and (ip.version == 4 or not zone)):
+        raise GoError(f"ParseAddr({go_quote(text)}): unable to parse IP")
+    return ip, zone
+
+
+def netip_prefix(text: str) -> tuple[Address, int]:
+    """ip.go:283-302 ParseIPOrCIDR: an address is its /32 or /128 (PrefixFrom drops a zone); a prefix is
+    netip.ParsePrefix's (no zone, decimal bits without a sign or leading zero, in range), its host bits kept."""
+    if "/" not in text:
+        ip, _ = netip_addr(text)
+        return ip, ip.max_prefixlen
+    head, _, bits = text.rpartition("/")
+    quoted = f"netip.ParsePrefix({go_quote(text)})"
+    try:
+        ip, zone = netip_addr(head)
+    except GoError as e:
+        raise GoError(f"{quoted}: {e}") from None
+    if zone:
+        raise GoError(f"{quoted}: IPv6 zones cannot be present in a prefix")
+    if not re.fullmatch("0|[1-9][0-9]*", bits):
+        raise GoError(f"{quoted}: bad bits after slash: {go_quote(bits)}")
+    if int(bits) > ip.max_prefixlen:
+        raise GoError(f"{quoted}: prefix length out of range")
+    return ip, int(bits)
+
+
+def parse_ip_or_cidr(text: str) -> str:
+    """ParseIPOrCIDR's prefix as netip.Prefix.String prints it."""
+    address, bits = netip_prefix(text)
+    return f"{address}/{bits}"
