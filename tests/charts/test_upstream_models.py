@@ -473,3 +473,20 @@ def test_a_broken_coordinator_fails_the_install(coordinator: dict[str, Any], ref
     }
     with pytest.raises(CommandFailed, match=re.escape(refusal)):
         install(Cluster(), chart.helm_template(chart_dir, values))
+
+
+def test_the_ippool_webhook_leaves_affinities_and_networks_to_the_ipam() -> None:
+    """ippool_validate.go checks podAffinity alone: nodeName, nodeAffinity, namespaceName, namespaceAffinity,
+    multusName, default and disable are admitted as they are (the IPAM filters by them: tests/upstream/spiderpool.py
+    pool_filter_error), so the model must not refuse what upstream admits."""
+    pool = {
+        "metadata": {"name": "p"},
+        "spec": {"subnet": "10.0.0.0/24", "ips": ["10.0.0.10"], "nodeName": ["Not_A_Node"],
+                 "nodeAffinity": {"matchLabels": {"bad key!": "?"}}, "namespaceName": [""],
+                 "namespaceAffinity": {"matchExpressions": [{"key": "k", "operator": "Bogus"}]},
+                 "multusName": ["a/b/c", ""], "default": True, "disable": True},
+    }  # fmt: skip
+    hook = spiderpool_ippool.IPPoolWebhook()
+    mutated = hook.default(pool)
+    assert hook.validate_create(mutated, []) is None
+    assert hook.validate_update(mutated, mutated, [mutated]) is None

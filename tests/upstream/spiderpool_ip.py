@@ -14,6 +14,7 @@ the webhook's membership checks): the results are the same.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -83,14 +84,8 @@ def _cidr_of_version(text: str, version: int) -> bool:
         return False
 
 
-def is_ipv4_cidr(text: str) -> bool:
-    """cidr.go:89-96 IsIPv4CIDR."""
-    return _cidr_of_version(text, 4)
-
-
-def is_ipv6_cidr(text: str) -> bool:
-    """cidr.go:99-106 IsIPv6CIDR."""
-    return _cidr_of_version(text, 6)
+is_ipv4_cidr = functools.partial(_cidr_of_version, version=4)  # cidr.go:89-96 IsIPv4CIDR
+is_ipv6_cidr = functools.partial(_cidr_of_version, version=6)  # cidr.go:99-106 IsIPv6CIDR
 
 
 def is_cidr(version: int, subnet: str) -> None:
@@ -139,12 +134,8 @@ def _is_version_range(text: str, version: int) -> bool:
     return int(parse_ip(parts[0])) <= int(parse_ip(parts[-1]))  # type: ignore[arg-type]
 
 
-def is_ipv4_ip_range(text: str) -> bool:
-    return _is_version_range(text, 4)
-
-
-def is_ipv6_ip_range(text: str) -> bool:
-    return _is_version_range(text, 6)
+is_ipv4_ip_range = functools.partial(_is_version_range, version=4)  # IsIPv4IPRange
+is_ipv6_ip_range = functools.partial(_is_version_range, version=6)  # IsIPv6IPRange
 
 
 def is_ip_range(version: int, text: str) -> None:
