@@ -405,6 +405,11 @@ class KubeCluster:
         own (`capture_all`, which no argument of stream() turns off): the same request function with
         capture_all=False, so that only the bounded tails below hold the output (kubernetes/stream/stream.py,
         `_websocket_request`; ws_client.py, `websocket_call`, in every client this package accepts).
+
+        From client 36 on, WSClient.update() goes on reading while `_frames_immediately_available()` says another
+        frame waits (ws_client.py, the end of `update`), appending each to its channel's buffer: a command that
+        prints faster than we read would have update() hold all of it. That check answers False on this client,
+        so update() reads one frame per call, as the clients before 36 do, and the tails below see every frame.
         """
         from kubernetes.stream import ws_client
 
@@ -425,6 +430,7 @@ class KubeCluster:
             tty=False,
             _preload_content=False,
         )
+        resp._frames_immediately_available = lambda: False
         deadline = time.monotonic() + timeout
         out, err = Tail(), Tail()
         while resp.is_open() and time.monotonic() < deadline:
