@@ -16,10 +16,12 @@ from spider_validate import addresses
 
 from cdk.ec2_types import InstanceTable
 from tests import chart
-from tests.upstream import helm_hooks
+from tests.charts.test_chart_watch import IMAGE
+from tests.upstream import helm_hooks, names
 from tests.upstream.cluster import Cluster, CommandFailed, install, run_hooks, run_job, uninstall
 
-#: release names sorting before and after Spiderpool's hooks, and one of Helm's maximum length (53)
+#: release names sorting before and after Spiderpool's hooks, one of Helm's maximum length (53), and two Helm accepts
+#: but a Service cannot carry (a digit first, a dot: DNS-1035)
 RELEASES = [
     "rdma",
     "spiderpool-rdma",
@@ -27,6 +29,8 @@ RELEASES = [
     "zzz",
     "spiderpool",
     "release-name-as-long-as-helm-allows-fifty-three-chars",
+    "1rdma",
+    "rdma.v1",
 ]
 PROFILES = ["aws-efa", "aws-softroce", "baremetal-sriov", "kind"]
 CASES = [(p, r) for p in PROFILES for r in RELEASES]
@@ -53,6 +57,15 @@ def renders(chart_dir: Path, values: Any) -> dict[tuple[str, str, bool], list[ch
         for p, r in CASES
         for upgrade in (False, True)
     }
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_every_object_is_one_the_api_server_takes_whatever_the_release_name(release: str, chart_dir: Path) -> None:
+    """Everything the chart renders, the watch and the applied apps included: each name and label value as the API
+    server checks it (a Service's name starts with a letter and has no dot)."""
+    watch = {"watch": {"enabled": True, "image": IMAGE}}
+    rendered = chart.render(chart_dir, chart.profile_values("aws-softroce"), watch, release=release)
+    assert [error for obj in chart.all_objects(rendered) for error in names.invalid(obj)] == []
 
 
 def ours(rendered: list[chart.Rendered], suffix: str) -> str:

@@ -16,6 +16,7 @@ from tests import chart
 from tests.upstream import apimachinery as am
 from tests.upstream import generic_device_plugin as gdp
 from tests.upstream import (
+    names,
     rdma_shared_dp,
     spiderpool,
     spiderpool_coordinator,
@@ -61,6 +62,41 @@ def test_domain_is_checked_with_apimachinerys_dns1123_subdomain_rule() -> None:
     data = _cases("apimachinery-dns1123-subdomain-test.json")
     assert [v for v in data["good"] if not gdp.is_dns1123_subdomain(v)] == []
     assert [v for v in data["bad"] if gdp.is_dns1123_subdomain(v)] == []
+
+
+NAME_CASES = _cases("apimachinery-names-test.json")
+
+
+@pytest.mark.parametrize(
+    ("rule", "check"),
+    [
+        ("dns1123_label", am.dns1123_label_errors),
+        ("dns1035_label", am.dns1035_label_errors),
+        ("label_value", am.label_value_errors),
+        ("dns1123_subdomain", am.dns1123_subdomain_errors),
+    ],
+)
+def test_object_names_follow_apimachinerys_rules(rule: str, check: Any) -> None:
+    cases = _cases("apimachinery-dns1123-subdomain-test.json") if rule == "dns1123_subdomain" else NAME_CASES[rule]
+    assert [v for v in cases["good"] if check(v)] == []
+    assert [v for v in cases["bad"] if not check(v)] == []
+
+
+def test_a_service_name_must_start_with_a_letter_and_a_namespace_have_no_dot() -> None:
+    def service(name: str, kind: str = "Service") -> list[str]:
+        return list(names.invalid({"kind": kind, "metadata": {"name": name, "labels": {"a": "rdma.v1"}}}))
+
+    assert service("1rdma-watch") == [
+        'Service "1rdma-watch" is invalid: metadata.name: Invalid value: "1rdma-watch": a DNS-1035 label must consist '
+        "of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an "
+        "alphanumeric character (e.g. 'my-name' or 'abc-123', regex used for validation is "
+        "'[a-z]([-a-z0-9]*[a-z0-9])?')"
+    ]
+    assert service("rdma.v1-apps", "Namespace")[0].endswith("must not contain dots")
+    assert service("1rdma.v1", "Deployment") == service("1rdma.v1", "RoleBinding") == []
+    assert service("a/b", "Role") == [
+        'Role "a/b" is invalid: metadata.name: Invalid value: "a/b": may not contain \'/\''
+    ]
 
 
 def _device(name: str = "softroce", **group: Any) -> str:

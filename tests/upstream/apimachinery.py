@@ -6,8 +6,9 @@ and label-selector rules, each with upstream's messages, so the models of Spider
   :291-306 (ToAggregate: duplicate messages dropped); util/errors/errors.go:69-95 (one error: its message; more:
   "[a, b]").
 - api/errors/errors.go:159-171 (NewAlreadyExists), :208-228 (NewForbidden), :282-309 (NewInvalid).
-- util/validation/validation.go:30-71 (IsQualifiedName), :155-175 (IsValidLabelValue), :214-223
-  (IsDNS1123Subdomain), :476-500 (MaxLenError, RegexError, EmptyError).
+- util/validation/validation.go:30-71 (IsQualifiedName), :155-175 (IsValidLabelValue), :187-201 (IsDNS1123Label),
+  :214-223 (IsDNS1123Subdomain), :235-244 (IsDNS1035Label), :476-500 (MaxLenError, RegexError, EmptyError);
+  api/validation/path/name.go:34-50 (IsValidPathSegmentName).
 - apis/meta/v1/validation/validation.go:56-114 (ValidateLabelSelector, ValidateLabelSelectorRequirement,
   ValidateLabelName, ValidateLabels).
 """
@@ -130,6 +131,9 @@ _LABEL_VALUE = f"({_QNAME})?"
 _LABEL_VALUE_MSG = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"  # noqa: E501
 _DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN = f"{_DNS1123_LABEL}(\\.{_DNS1123_LABEL})*"
+_DNS1123_LABEL_MSG = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"  # noqa: E501
+_DNS1035_LABEL = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_DNS1035_LABEL_MSG = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character"  # noqa: E501
 _DNS1123_SUBDOMAIN_MSG = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"  # noqa: E501
 
 
@@ -146,6 +150,31 @@ def dns1123_subdomain_errors(value: str) -> list[str]:
     if not re.fullmatch(_DNS1123_SUBDOMAIN, value):
         errors.append(_regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN, "example.com"))
     return errors
+
+
+def dns1123_label_errors(value: str) -> list[str]:
+    """IsDNS1123Label (validation.go:187-201): a subdomain that is no label has dots, and says so."""
+    errors = ["must be no more than 63 characters"] if len(value) > 63 else []
+    if re.fullmatch(_DNS1123_LABEL, value):
+        return errors
+    if re.fullmatch(_DNS1123_SUBDOMAIN, value):
+        return [*errors, "must not contain dots"]
+    return [*errors, _regex_error(_DNS1123_LABEL_MSG, _DNS1123_LABEL, "my-name", "123-abc")]
+
+
+def dns1035_label_errors(value: str) -> list[str]:
+    """IsDNS1035Label (validation.go:235-244): a letter first, as a Service's name."""
+    errors = ["must be no more than 63 characters"] if len(value) > 63 else []
+    if not re.fullmatch(_DNS1035_LABEL, value):
+        errors.append(_regex_error(_DNS1035_LABEL_MSG, _DNS1035_LABEL, "my-name", "abc-123"))
+    return errors
+
+
+def path_segment_name_errors(value: str) -> list[str]:
+    """IsValidPathSegmentName (api/validation/path/name.go:34-50): what RBAC objects' names must pass."""
+    if value in (".", ".."):
+        return [f"may not be '{value}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in value]
 
 
 def qualified_name_errors(value: str) -> list[str]:

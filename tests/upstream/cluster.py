@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from tests.chart import NAMESPACE, Rendered
-from tests.upstream import helm_hooks, spiderpool, spiderpool_coordinator, spiderpool_ippool
+from tests.upstream import helm_hooks, names, spiderpool, spiderpool_coordinator, spiderpool_ippool
 
 RESOURCES = {  # plural -> (kind, namespaced, CRD group or "" for built-ins)
     "deployments": ("Deployment", True, ""),
@@ -83,7 +83,11 @@ class Cluster:
 
     # --- the API server with Spiderpool's webhooks and controller --------------------------------------------
     def admit(self, obj: dict[str, Any], live: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Spiderpool's webhooks on a create (`live` None) or an update of `live`; a refusal fails the command."""
+        """The API server's name and label rules, then Spiderpool's webhooks on a create (`live` None) or an update
+        of `live`; a refusal fails the command."""
+        refused = list(names.invalid(obj))
+        if refused:
+            raise CommandFailed("\n".join(refused))
         if obj["kind"] == "SpiderMultusConfig":
             obj = spiderpool.mutate_multus_config(obj)
             error = spiderpool.validate_multus_config(obj)
@@ -257,7 +261,11 @@ def run_hooks(cluster: Cluster, rendered: list[Rendered], event: str) -> list[st
 
 
 def install(cluster: Cluster, rendered: list[Rendered], event: str = "post-install") -> list[str]:
-    """`helm install`: CRDs unless present (pkg/action/install.go:206-212), resources, then the post-install hooks."""
+    """`helm install`: CRDs unless present (pkg/action/install.go:206-212), resources (each through the API server's
+    validation: names and labels), then the post-install hooks."""
+    refused = [error for r in rendered for error in names.invalid(r.obj)]
+    if refused:
+        raise CommandFailed("\n".join(refused))
     if event == "post-install":
         cluster.crd_groups |= spiderpool.CLEANED_CRD_GROUPS
         cluster.pool_webhook = spiderpool_ippool.IPPoolWebhook.of_chart([r.obj for r in rendered])
