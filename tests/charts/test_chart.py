@@ -271,6 +271,36 @@ def test_checkov_passes_on_the_charts_own_objects(profile: str, rendered_with_so
     assert passed > 50
 
 
+SKIP_ANNOTATION = re.compile(r"checkov\.io/skip\d+")
+
+
+def skipped(obj: dict[str, Any]) -> dict[str, str]:
+    """The checks an object's annotations skip, with the reason each gives (`CHECK=reason`)."""
+    annotations = obj["metadata"].get("annotations") or {}
+    return dict(v.partition("=")[::2] for k, v in annotations.items() if SKIP_ANNOTATION.fullmatch(k))
+
+
+@pytest.mark.parametrize("profile", chart.PROFILES)
+def test_checkov_fails_exactly_what_the_chart_skips_without_its_skips(
+    profile: str, chart_dir: Path, tmp_path: Path
+) -> None:
+    """Each skip is needed (its check fails without it) and says why; the watch on, its image by tag only, so that
+    the skip the chart adds for an image without a digest is there too."""
+    watch = {"watch": {"enabled": True, "image": {"registry": "r.example.com", "repository": "v", "tag": "1"}}}
+    rendered = chart.helm_template(chart_dir, chart.profile_values(profile), watch)
+    own = list(chart.all_objects([r.obj for r in chart.own(rendered)]))
+    declared = {(check, o["kind"], o["metadata"]["name"]): why for o in own for check, why in skipped(o).items()}
+    assert declared and all(len(why) > 20 for why in declared.values())
+    bare = json.loads(json.dumps(own))
+    for obj in bare:
+        annotations = obj["metadata"].get("annotations") or {}
+        for key in [k for k in annotations if SKIP_ANNOTATION.fullmatch(k)]:
+            del annotations[key]
+    failed, _ = checkov_failures(bare, tmp_path)
+    found = {(check, resource.split(".")[0], resource.split(".")[2]) for check, resource in failed}
+    assert found == set(declared)
+
+
 @pytest.mark.parametrize("profile", chart.PROFILES)
 def test_checkov_findings_of_the_subcharts_are_listed(
     profile: str, rendered_with_sources: Any, tmp_path: Path, record_property: Any
