@@ -8,6 +8,7 @@ import copy
 import hashlib
 import json
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,35 @@ def test_the_schema_refuses_a_malformed_image(
         [chart.HELM, "template", "x", str(chart_dir), "-f", str(values)], capture_output=True, text=True
     )
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+def subchart_images(values: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+    """Every image value of a subchart's values.yaml (a mapping with a `repository`), with its path."""
+    if isinstance(values, dict):
+        if "repository" in values:
+            yield path, values
+        for key, sub in values.items():
+            yield from subchart_images(sub, (*path, key))
+
+
+def test_a_digest_pins_every_subchart_image_too(chart_dir: Path, tmp_path: Path) -> None:
+    """Spiderpool's own images take its `digest` values; its SR-IOV images and the EFA plugin's only
+    `repository:tag` (spiderpool templates/_helpers.tpl, the EFA chart's templates/daemonset.yaml), so their `tag`
+    carries the digest ("v1.3.0@sha256:..."): the README says both."""
+    subcharts: dict[str, Any] = {}
+    for dep in chart.dependencies():
+        with tarfile.open(chart.UPSTREAM_CHARTS / f"{dep['name']}-{dep['version']}.tgz") as archive:
+            member = archive.extractfile(f"{dep['name']}/values.yaml")
+            assert member is not None
+            defaults = yaml.safe_load(member.read())
+        pins = {}
+        for path, image in subchart_images(defaults):
+            digest = pinned(path, with_tag=False)["digest"]
+            pins[path] = {"digest": digest} if "digest" in image else {"tag": f"{image['tag'] or '1'}@{digest}"}
+        subcharts[dep["name"]] = with_images(pins)
+    for profile in chart.PROFILES:
+        values = [chart.profile_values(profile), subcharts, with_images({p: pinned(p, True) for p in IMAGES})]
+        rendered = [r.obj for r in chart.helm_template(chart_dir, *values, WATCH, tmp=tmp_path)]
+        images = {c["image"] for c in containers(rendered)}
+        assert [image for image in images if "@sha256:" not in image] == [], profile
+        assert {c.get("imagePullPolicy", "IfNotPresent") for c in containers(rendered)} == {"IfNotPresent"}, profile
