@@ -3,7 +3,9 @@ and the upstream IPAM bugs reproduced as faults: each one is caught."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -225,3 +227,24 @@ def test_statefulset_pod_given_a_new_address_is_caught(lab: LabCluster, tmp_path
     assert came_back, failed[0].detail
     new, old = came_back.groups()
     assert new != old and all(addresses.contains(["198.18.0.100-198.18.0.149"], ip) for ip in (new, old))
+
+
+def test_a_pool_whose_create_lands_after_ctrl_c_is_removed(
+    lab: LabCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the suite's pool create is in flight, the create landing after the run gave up on it: its
+    removal was registered before the create and waits for it (before: registered after the create returned, and
+    the pool stayed; `fresh` checks none is left)."""
+    lab.faults.slow[("create", "SpiderIPPool")] = 4.0  # beyond the run's grace for a call in flight (2 s)
+    create = lab.create
+
+    def interrupted(obj: dict[str, Any]) -> dict[str, Any]:
+        if obj["kind"] == "SpiderIPPool":
+            os.kill(os.getpid(), signal.SIGINT)  # the main thread takes it; this call goes on, as the server's would
+        return create(obj)
+
+    monkeypatch.setattr(lab, "create", interrupted)
+    result = run(lab, tmp_path, tests=("ipam/allocate",), cleanup_timeout=30)
+    assert result.interrupted
+    (pool,) = [line for line in result.cleanup if line.startswith("removed SpiderIPPool sv-")]
+    assert lab.get("SpiderIPPool", pool.split()[-1]) is None
