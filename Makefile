@@ -16,6 +16,7 @@ install:
 ## synth: synthesize the Terraform JSON and cdktf.out/helm-values.yaml from CONFIG (default cdk/cluster.yaml)
 synth:
 	@scripts/install-tools.sh python node
+	@echo "synthesizing $(CONFIG) with cdktn (its runtime takes a minute to start)" >&2
 	@set -o pipefail; cdktn synth 2>&1 | { grep -v -e 'CLI configuration' -e 'terraformrc' -e '^[│╷╵]' -e '^\s*$$' || true; }
 	@test -s cdktf.out/helm-values.yaml
 
@@ -48,6 +49,7 @@ test: install lint
 ## test-unit: the edit-test loop, under a minute: every test that needs no root (network namespaces), no jsii
 ## runtime (synthesis) and no slow real tool (helm with the real subcharts, checkov, the bootstrap sandbox, the wheel)
 test-unit:
+	@scripts/install-tools.sh python
 	pytest -q -m "not root and not synth and not slow"
 
 bench-validate: install

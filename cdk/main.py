@@ -1,7 +1,9 @@
 """The CDK Terrain app (what cdktf.json runs): config -> IP plan -> stack + Helm values + cost estimate.
 
 The configuration comes from $SPIDERPOOL_RDMA_CONFIG (default: cdk/cluster.yaml). Invalid input prints
-one line per problem, exits 2 and writes nothing.
+one line per problem, exits 2 and writes nothing. Each synthesis records which file it read (CONFIG_RECORD), because
+`cdktn deploy` synthesizes again: run without the variable after `make synth CONFIG=my.yaml`, it would have deployed
+the default cluster; it refuses instead, naming the file the output came from.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cdk.ipplan import load_plan
 from cdk.stack import ClusterStack
 
 HELM_VALUES = "helm-values.yaml"
+CONFIG_RECORD = "configuration.txt"  # in the output directory: the absolute path of the file it was synthesized from
 CDKTF_JSON = Path(__file__).resolve().parents[1] / "cdktf.json"
 
 
@@ -29,16 +32,35 @@ def app_context() -> dict[str, object]:
     return {"targetVersions": json.loads(CDKTF_JSON.read_text())["targetVersions"]}
 
 
+def configuration(outdir: Path) -> Path:
+    """$SPIDERPOOL_RDMA_CONFIG, else the default unless the output directory was synthesized from another file."""
+    if named := os.environ.get("SPIDERPOOL_RDMA_CONFIG"):
+        return Path(named).resolve()
+    record = outdir / CONFIG_RECORD
+    previous = Path(record.read_text().strip()) if record.is_file() else DEFAULT_CONFIG
+    if previous != DEFAULT_CONFIG:
+        raise ConfigError(
+            str(outdir),
+            [
+                f"synthesized from {previous}, and SPIDERPOOL_RDMA_CONFIG is not set: this run would synthesize (and "
+                f"`cdktn deploy` deploy) the default {DEFAULT_CONFIG} instead. Set SPIDERPOOL_RDMA_CONFIG={previous} "
+                f"for cdktn, or remove {outdir} to start from the default"
+            ],
+        )
+    return DEFAULT_CONFIG
+
+
 def main() -> int:
-    config_path = Path(os.environ.get("SPIDERPOOL_RDMA_CONFIG") or DEFAULT_CONFIG)
+    outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
     try:
+        config_path = configuration(outdir)
         table = InstanceTable.load()
         config, plan = load_plan(config_path, table)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # Read here, not by the jsii runtime: its process keeps the environment it started with.
-    app = App(context=app_context(), outdir=os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
+    app = App(context=app_context(), outdir=str(outdir))
     ClusterStack(
         app,
         config.name,
@@ -50,6 +72,7 @@ def main() -> int:
     app.synth()
     outdir = Path(app.outdir)
     (outdir / HELM_VALUES).write_text(chart_values.render(config, plan))
+    (outdir / CONFIG_RECORD).write_text(f"{config_path}\n")
     print(cost.render(config, table))
     print(f"Helm values for the chart: {outdir / HELM_VALUES}")
     return 0

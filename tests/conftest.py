@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,37 @@ pytest_plugins = ["tests.lab.fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop before collection when ../shared is missing: test modules read it as they are imported, which would
+    end the run in a FileNotFoundError that does not say what the tree is or where it comes from."""
+    if not SHARED.is_dir():
+        pytest.exit(
+            f"the tests need the shared reference tree at {SHARED} (beside this repository; not in git): upstream "
+            "Spiderpool CRDs and values, the packaged subcharts, the EC2 instance table. CI provides it; contributors "
+            "get it from the maintainers (docs/testing.md lists each file and its upstream source). `make synth` and "
+            "the product need none of it.",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+
+
+def fresh_clone(tmp_path: Path) -> Path:
+    """The files a `git clone` of this tree would have (tracked and new, not ignored), without ../shared."""
+    clone = tmp_path / "main"
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        src = REPO / name.decode()
+        if src.is_file():
+            (clone / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            (clone / name.decode()).write_bytes(src.read_bytes())
+    assert not (tmp_path / "shared").exists()
+    return clone
 
 
 @pytest.fixture(scope="session")

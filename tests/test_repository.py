@@ -3,10 +3,15 @@ the product names nothing of `../shared`, which users do not have."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
-from tests.conftest import REPO
+import pytest
+
+from tests.conftest import REPO, fresh_clone
 
 
 def _git_modes() -> dict[str, str]:
@@ -36,3 +41,43 @@ def test_the_product_names_nothing_of_the_shared_tree() -> None:
         if re.search(r"(^|[\s(\"'/.])shared/upstream|\.\./shared", line)
     ]
     assert named == []
+
+
+def test_make_test_unit_installs_what_it_imports_first() -> None:
+    """In a fresh clone `make test-unit` ran pytest before anything was installed: No module named 'spider_validate'."""
+    dry = subprocess.run(["make", "-n", "test-unit"], cwd=REPO, check=True, capture_output=True, text=True).stdout
+    commands = [line for line in dry.splitlines() if line.strip()]
+    assert commands[0] == "scripts/install-tools.sh python", commands
+    assert commands[-1].startswith("pytest "), commands
+
+
+def test_the_tests_without_shared_stop_saying_what_it_is(tmp_path: Path) -> None:
+    """Without ../shared collection used to end in a raw FileNotFoundError from a module that reads it."""
+    clone = fresh_clone(tmp_path)
+    run = subprocess.run(
+        [str(REPO / ".venv/bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/cdk/test_iam.py"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR, out
+    assert f"shared reference tree at {tmp_path / 'shared'}" in out and "docs/testing.md" in out, out
+    assert "FileNotFoundError" not in out, out
+
+
+def test_install_tools_says_what_it_installs_before_it_starts(tmp_path: Path) -> None:
+    """A cold `make synth` was silent for minutes while pip and npm installed quietly. `false` as the interpreter
+    stops the script right after its first line of output, before any download."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(REPO / "scripts" / "install-tools.sh", tmp_path / "scripts")
+    run = subprocess.run(
+        [str(tmp_path / "scripts" / "install-tools.sh"), "python"],
+        env={**os.environ, "PYTHON": "false"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode != 0
+    assert run.stderr.startswith("install-tools: the Python environment .venv"), run.stderr
