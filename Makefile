@@ -32,8 +32,8 @@ instance-data:
 	python -m cdk.refresh_instance_types --region $(or $(REGION),us-east-1)
 
 lint:
-	ruff check cdk validators tests
-	ruff format --check cdk validators tests
+	ruff check cdk ops validators tests
+	ruff format --check cdk ops validators tests
 	mypy
 
 ## test-installed-validator: spider-validate built as a wheel, installed in a fresh venv, run on the lab double

@@ -106,17 +106,10 @@ CONF
   systemctl restart containerd
 }
 
-# control-plane-0 installs the configured minor's newest patch and records it (control-plane.sh); every other node
-# installs exactly the recorded version, from its minor's repository (an upgrade may have moved the cluster on), so
-# that no two nodes run different patches.
-kubernetes_packages() {
-  local version="" minor="${SPR_K8S_MINOR}" pin="" repo
-  if [[ "${SPR_ROLE}" != control-plane-init ]]; then
-    version="$(wait_for_parameter kubernetes-version '^v[0-9]+\.[0-9]+\.[0-9]+$')"
-    minor="$(cut -d. -f1,2 <<<"${version#v}")"
-    pin="=${version#v}-*" # any pkgs.k8s.io revision (1.33.4-1.1), as kubeadm's upgrade guide installs one
-  fi
-  repo="https://pkgs.k8s.io/core:/stable:/v${minor}/deb/"
+# kubernetes_repository MINOR: apt's source for the packages of MINOR (pkgs.k8s.io has one repository per minor),
+# signed by the pinned key; an upgrade moves it to the next minor (upgrade-node.sh).
+kubernetes_repository() {
+  local repo="https://pkgs.k8s.io/core:/stable:/v$1/deb/"
   gpg_home
   fetch_key "${repo}Release.key" "${GNUPGHOME}/Release.key" "${SPR_K8S_KEY_FINGERPRINT}"
   mkdir -p "${SPR_ROOT}/etc/apt/keyrings"
@@ -125,6 +118,23 @@ kubernetes_packages() {
   echo "deb [signed-by=/etc/apt/keyrings/kubernetes.gpg] ${repo} /" |
     write_file /etc/apt/sources.list.d/kubernetes.list 0644
   retry 5 10 apt-get update -q
+}
+
+# control-plane-0 of a new cluster installs the configured minor's newest patch and records it (control-plane.sh); every
+# other node, and a control-plane-0 that replaces one of a cluster that exists, installs exactly the recorded version,
+# from its minor's repository (an upgrade may have moved the cluster on), so that no two nodes run different patches.
+kubernetes_packages() {
+  local version="" minor="${SPR_K8S_MINOR}" pin=""
+  if [[ "${SPR_ROLE}" != control-plane-init ]]; then
+    version="$(wait_for_parameter kubernetes-version '^v[0-9]+\.[0-9]+\.[0-9]+$')"
+  elif [[ "$(retry 5 10 ssm_get kubernetes-version)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+    version="${BASH_REMATCH[0]}"
+  fi
+  if [[ -n "${version}" ]]; then
+    minor="$(cut -d. -f1,2 <<<"${version#v}")"
+    pin="=${version#v}-*" # any pkgs.k8s.io revision (1.33.4-1.1), as kubeadm's upgrade guide installs one
+  fi
+  kubernetes_repository "${minor}"
   apt_install "kubelet${pin}" "kubeadm${pin}" "kubectl${pin}"
   apt-mark hold kubelet kubeadm kubectl
   if [[ -n "${version}" && "$(kubeadm version -o short)" != "${version}" ]]; then

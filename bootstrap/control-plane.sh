@@ -158,6 +158,7 @@ control_plane_timers() {
   systemctl daemon-reload
   systemctl enable --now spiderpool-rdma-join-refresh.timer
   systemctl enable --now spiderpool-rdma-renew-certificates.timer
+  systemctl enable --now spiderpool-rdma-etcd-backup.timer # every control plane runs a member of etcd
 }
 
 # The steps of every control plane once it runs the API server (after kubeadm init or join).

@@ -7,10 +7,29 @@ source "${SPR_LIB}/control-plane.sh"
 
 INIT_CONFIG="${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-init.yaml"
 
-# The configured minor's newest patch is what common.sh installed here; the nodes that join install exactly it.
+# Never a second cluster: once the first control plane published the worker join command, nodes may have joined the
+# cluster it made, whose CA and etcd lived on its disk. A control-plane-0 that replaces it (a new instance of this
+# node) does not run kubeadm init over it: it stops, saying how to rebuild that cluster from its backup (or, with other
+# control planes that answer, joins them). A restore (etcd-restore.sh) lets it go on with kubeadm init on the data.
+existing_cluster() {
+  local endpoint
+  [[ "$(retry 5 10 ssm_get join-worker)" != pending && ! -e "${SPR_STATE}/etcd-restored" ]] || return 0
+  endpoint="$(awk '$1 == "controlPlaneEndpoint:" {gsub(/"/, "", $2); print $2}' "${INIT_CONFIG}")"
+  # /livez answers without credentials (the system:public-info-viewer role); -k: nothing secret is sent or read.
+  if curl -fsk --max-time 10 -o /dev/null "https://${endpoint}/livez"; then
+    die "cluster ${SPR_CLUSTER} exists and its API answers at ${endpoint}: ${SPR_NODE_NAME} will not start a second cluster, nor join it yet (README \"Replace a control plane\")"
+  fi
+  die "cluster ${SPR_CLUSTER} exists (its join command is published) and no control plane answers at ${endpoint}: ${SPR_NODE_NAME} will not start a second cluster. Rebuild it from its newest backup: spiderpool-rdma restore --cluster ${SPR_CLUSTER} --region ${SPR_REGION} (README \"Back up and restore etcd\"); or destroy it"
+}
+
+# A new cluster runs the configured minor's newest patch, which common.sh installed; the nodes that join install exactly
+# it. A cluster that exists (restored) keeps the version it records, which common.sh installed.
 record_version() {
   local version
   version="$(kubeadm version -o short)"
+  if [[ "$(ssm_get kubernetes-version)" == "${version}" ]]; then
+    return 0
+  fi
   [[ "${version}" =~ ^v${SPR_K8S_MINOR//./\\.}\.[0-9]+$ ]] || die "kubeadm ${version} is not a ${SPR_K8S_MINOR} release"
   record_kubernetes_version
 }
@@ -40,16 +59,22 @@ YAML
 # says init completed. Reaching here means it did not: whatever an earlier attempt left is reset first. The
 # certificates are uploaded for other control planes only when they are missing (control-plane.sh).
 kubeadm_init() {
+  local keep=()
   # Pin kubernetesVersion to the installed kubeadm's: left out, kubeadm looks up "stable-1" on dl.k8s.io.
   sed -i "s/^kubernetesVersion: .*/kubernetesVersion: \"$(kubeadm version -o short)\"/" "${INIT_CONFIG}"
-  if [[ -e "${ADMIN_CONF}" || -e "${SPR_ROOT}/etc/kubernetes/manifests/kube-apiserver.yaml" ]]; then
+  if [[ -e "${SPR_STATE}/etcd-restored" ]]; then
+    # etcd-restore.sh put etcd's data and the CAs back: kubeadm keeps both (a reset would delete them).
+    keep=(--ignore-preflight-errors=DirAvailable--var-lib-etcd)
+    [[ ! -e "${ADMIN_CONF}" ]] || die "kubeadm init on the restored data did not complete: run etcd-restore.sh again"
+  elif [[ -e "${ADMIN_CONF}" || -e "${SPR_ROOT}/etc/kubernetes/manifests/kube-apiserver.yaml" ]]; then
     log "an earlier kubeadm init did not complete: resetting before running it again"
     kubeadm reset --force
   fi
-  kubeadm init --config "${INIT_CONFIG}"
+  kubeadm init --config "${INIT_CONFIG}" "${keep[@]}"
 }
 
 role_steps() {
+  step existing-cluster existing_cluster
   step record-version record_version
   step encryption-config encryption_config
   step kubeadm-init kubeadm_init

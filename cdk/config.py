@@ -85,6 +85,31 @@ class SampleApps(_Strict):
     ips_per_node: Annotated[int, Field(ge=1, le=64)] = 4
 
 
+#: An IAM principal that may be named in a bucket policy: an account root, a user or a role (IAM user guide, "IAM
+#: identifiers", IAM ARNs; the path and name characters IAM allows). No wildcard: each reader is named.
+_IAM_PRINCIPAL = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|(user|role)(/[\w+=,.@-]+)*/[\w+=,.@-]{1,64})$")
+
+
+class EtcdBackups(_Strict):
+    """Hourly etcd snapshots (with the cluster's CA keys, which a restore needs) in an S3 bucket of the stack."""
+
+    retention_days: Annotated[int, Field(ge=1, le=3650, description="days a snapshot is kept, in S3 days")] = 30
+    #: Who may read the snapshots besides the control planes (which restore them): they hold every Secret of the
+    #: cluster and its CA keys. Principals of the cluster's account; each also needs kms:Decrypt on the cluster key.
+    readers: list[str] = Field(default_factory=list)
+
+    @field_validator("readers")
+    @classmethod
+    def _readers(cls, v: list[str]) -> list[str]:
+        bad = [arn for arn in v if not _IAM_PRINCIPAL.match(arn)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(map(repr, bad))}: not the ARN of an IAM role, user or account root "
+                "(arn:aws:iam::ACCOUNT:role/NAME); name each reader, without wildcards"
+            )
+        return v
+
+
 class LocalState(_Strict):
     """Terraform state in `terraform.NAME.tfstate` beside the output directory (the project root for cdktf.out)."""
 
@@ -119,6 +144,7 @@ class ClusterConfig(_Strict):
     # IAM roles or users (ARNs) that may decrypt the cluster's secrets (the admin kubeconfig, the join data); empty:
     # whoever the account's IAM policies let use the cluster's key.
     secret_readers: list[str] = Field(default_factory=list)
+    etcd_backups: EtcdBackups = EtcdBackups()
     backend: Annotated[LocalState | S3State, Field(discriminator="type")] = LocalState()
 
     @field_validator("name")
@@ -341,13 +367,31 @@ def _placement_problems(c: ClusterConfig, table: InstanceTable) -> list[str]:
     return problems
 
 
+def _backup_reader_problems(c: ClusterConfig) -> list[str]:
+    """With secret_readers, only they decrypt what the cluster key protects: a snapshot reader must be one of them (the
+    snapshots hold the same secrets)."""
+    if not c.secret_readers:
+        return []
+    return [
+        f"etcd_backups.readers: {arn} could not decrypt the snapshots: with secret_readers set, only those decrypt the "
+        "cluster key's data; add it to secret_readers as well (the snapshots hold the same secrets)"
+        for arn in c.etcd_backups.readers
+        if arn not in c.secret_readers
+    ]
+
+
 def validate(config: ClusterConfig, table: InstanceTable) -> list[str]:
     """Every semantic problem of a parsed configuration, in the user's terms.
 
     Whether the nodes and their prefixes fit in the node subnet is the plan's question (`ipplan.plan_problems`),
     asked of a configuration without these problems.
     """
-    return _cidr_problems(config) + _tag_problems(config.tags) + _placement_problems(config, table)
+    return (
+        _cidr_problems(config)
+        + _tag_problems(config.tags)
+        + _placement_problems(config, table)
+        + _backup_reader_problems(config)
+    )
 
 
 def _duplicate_keys(node: yaml.Node | None, path: tuple[str, ...] = ()) -> list[str]:

@@ -11,6 +11,7 @@ from spider_validate import names
 
 from cdk.config import ClusterConfig, ControlPlane, RdmaMode, S3State, Workers
 from cdk.constructs.api_endpoint import ApiEndpoint
+from cdk.constructs.backups import EtcdBackups
 from cdk.constructs.iam import PARAMETER_ACCESS, NodeRoles, role_name_prefix
 from cdk.constructs.network import Network
 from cdk.constructs.nodes import NodeGroup, RoleSpec
@@ -67,6 +68,7 @@ class ClusterStack(TerraformStack):
             region=config.region,
             readers=config.secret_readers,
             node_roles=[role_name_prefix(config.name, role) for role in PARAMETER_ACCESS],
+            backup_writers=[role_name_prefix(config.name, "control-plane")],
         )
         network = Network(
             self,
@@ -93,6 +95,16 @@ class ClusterStack(TerraformStack):
             secrets=secrets,
             retention_days=config.flow_log_retention_days,
         )
+        backups = EtcdBackups(
+            self,
+            "backups",
+            cluster_name=config.name,
+            secrets=secrets,
+            writer=roles.roles["control-plane"],
+            readers=config.etcd_backups.readers,
+            retention_days=config.etcd_backups.retention_days,
+        )
+        roles.policies["control-plane"].append(backups.writer_policy)  # a restore at first boot reads the bucket
         nodes = NodeGroup(
             self,
             "nodes",

@@ -222,11 +222,16 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
         files[ADMISSION_CONFIG] = read("admission-configuration.yaml")
         files[AUDIT_POLICY] = read("audit-policy.yaml")
         files[f"{LIB}/control-plane.sh"] = read("control-plane.sh")
-        # The hourly join refresh, the daily certificate check: a script, its service and its timer.
-        for script, unit in (("refresh-join", "join-refresh"), ("renew-certificates", "renew-certificates")):
+        # The hourly join refresh, the daily certificate check, the hourly etcd backup: a script, a service, a timer.
+        for script, unit in (
+            ("refresh-join", "join-refresh"),
+            ("renew-certificates", "renew-certificates"),
+            ("etcd-backup", "etcd-backup"),
+        ):
             files[f"{LIB}/{script}.sh"] = read(f"{script}.sh")
             for suffix in ("service", "timer"):
                 files[f"/etc/systemd/system/spiderpool-rdma-{unit}.{suffix}"] = read(f"spiderpool-rdma-{unit}.{suffix}")
+        files[f"{LIB}/etcd.sh"] = read("etcd.sh")
     if ctx["role"] == "control-plane-init":
         files["/etc/spiderpool-rdma/kubeadm-init.yaml"] = kubeadm_init_config(config, plan, node)
     return files
@@ -234,7 +239,7 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
 
 def render(config: ClusterConfig, plan: IpPlan, node: Node) -> UserData:
     files = node_files(config, plan, node)
-    executable = {f"{LIB}/bootstrap.sh", f"{LIB}/refresh-join.sh", f"{LIB}/renew-certificates.sh"}
+    executable = {f"{LIB}/{s}.sh" for s in ("bootstrap", "refresh-join", "renew-certificates", "etcd-backup")}
     private = {"/etc/spiderpool-rdma/node.env", "/etc/spiderpool-rdma/kubeadm-init.yaml"}
     cloud_config = {
         "hostname": node.name,

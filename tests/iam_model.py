@@ -86,6 +86,10 @@ def resource_arn(stack: dict[str, Any], region: str, rtype: str, name: str) -> s
         return f"arn:aws:ssm:{region}:{ACCOUNT}:parameter{stack['resource'][rtype][name]['name']}"
     if rtype == "aws_kms_key":
         return f"arn:aws:kms:{region}:{ACCOUNT}:key/{name}"
+    if rtype == "aws_s3_bucket":  # its name is chosen at apply (bucket_prefix): the Terraform name stands for it
+        return f"arn:aws:s3:::{name}"
+    if rtype == "aws_iam_role":  # likewise (name_prefix)
+        return f"arn:aws:iam::{ACCOUNT}:role/{name}"
     raise AssertionError(f"no ARN rule for {rtype}")
 
 
@@ -211,11 +215,7 @@ def _matches(st: dict[str, Any], action: str, resource: str, context: Context) -
 def allows(policies: list[dict[str, Any]], action: str, resource: str, context: Context | None = None) -> bool:
     """Whether the policies allow `action` on `resource` in a request with `context` (by default one that carries
     no condition key: a call made directly, not through another service)."""
-    every = [
-        st
-        for doc in policies
-        for st in (doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]])
-    ]
+    every = [st for doc in policies for st in _as_list_of_statements(doc)]
     statements = [st for st in every if _matches(st, action, resource, context or {})]
     return any(st["Effect"] == "Allow" for st in statements) and not any(st["Effect"] == "Deny" for st in statements)
 
@@ -241,3 +241,46 @@ def key_allows(
     if principal in principals or "*" in principals:
         return True
     return f"arn:aws:iam::{ACCOUNT}:root" in principals and allows(identity_policies, action, key_arn, ctx)
+
+
+def _principal_matches(statement: dict[str, Any], principal: str) -> bool:
+    """A resource policy's Principal: `*` (anyone), or `{"AWS": ARN or [ARN...]}` naming this principal ("AWS JSON
+    policy elements: Principal"). NotPrincipal is refused rather than guessed."""
+    if "NotPrincipal" in statement:
+        raise NotImplementedError("NotPrincipal is not evaluated by tests/iam_model.py")
+    named = statement["Principal"]
+    if named == "*":
+        return True
+    return any(p == "*" or arn_like(p, principal) for p in _as_list(named["AWS"]))
+
+
+def allows_in_account(
+    identity: list[dict[str, Any]],
+    resource_policy: dict[str, Any],
+    principal: str,
+    action: str,
+    resource: str,
+    context: Context | None = None,
+) -> bool:
+    """A request of `principal` to a resource of its own account that has a resource-based policy ("Policy evaluation
+    logic", same-account requests): denied by an explicit Deny of either policy that applies; allowed by an Allow of
+    its identity-based policies or of the resource's statements that name it; denied otherwise. The request carries
+    `aws:PrincipalArn` (the role's ARN for any of its sessions) and, over TLS, `aws:SecureTransport`."""
+    full: dict[str, str | list[str]] = {"aws:PrincipalArn": principal, "aws:SecureTransport": "true", **(context or {})}
+    statements = [
+        st
+        for st in resource_policy["Statement"]
+        if _principal_matches(st, principal) and _matches(st, action, resource, full)
+    ]
+    if any(st["Effect"] == "Deny" for st in statements):
+        return False
+    every = [st for doc in identity for st in _as_list_of_statements(doc)]
+    mine = [st for st in every if _matches(st, action, resource, full)]
+    if any(st["Effect"] == "Deny" for st in mine):
+        return False
+    return any(st["Effect"] == "Allow" for st in statements + mine)
+
+
+def _as_list_of_statements(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = doc["Statement"]
+    return statements if isinstance(statements, list) else [statements]

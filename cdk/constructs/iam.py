@@ -134,10 +134,12 @@ class NodeRoles(Construct):
         super().__init__(scope, id_)
         assume = assume_role_policy("ec2.amazonaws.com")
         arns = {name: p.arn for name, p in secrets.parameters.items()}
+        self.roles: dict[Role, IamRole] = {}
         self.profiles: dict[Role, IamInstanceProfile] = {}
-        self.policies: dict[Role, IamRolePolicy] = {}  # the role's inline policy, which instances wait for
+        #: the role's inline policies, which its instances wait for (EtcdBackups adds the control planes' second one)
+        self.policies: dict[Role, list[IamRolePolicy]] = {}
         for role_name, access in PARAMETER_ACCESS.items():
-            role = IamRole(
+            role = self.roles[role_name] = IamRole(
                 self,
                 f"{role_name}-role",
                 name_prefix=role_name_prefix(cluster_name, role_name),
@@ -151,7 +153,9 @@ class NodeRoles(Construct):
                 partition=secrets.partition,
                 pull_efa_plugin=role_name == "worker" and efa_workers,
             )
-            self.policies[role_name] = IamRolePolicy(self, f"{role_name}-node", role=role.id, policy=json.dumps(policy))
+            self.policies[role_name] = [
+                IamRolePolicy(self, f"{role_name}-node", role=role.id, policy=json.dumps(policy))
+            ]
             self.profiles[role_name] = IamInstanceProfile(
                 self,
                 f"{role_name}-profile",

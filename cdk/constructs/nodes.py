@@ -118,7 +118,7 @@ class NodeGroup(Construct):
                 user_data_base64=user_data(node),
                 # The first boot installs packages and reads SSM at once: its route out and its permissions
                 # must exist by then, and nothing else orders them before the instance.
-                depends_on=[*egress_ready, roles.policies[node.role]],
+                depends_on=[*egress_ready, *roles.policies[node.role]],
                 tags={
                     "Name": f"{cluster_name}-{node.name}",
                     names.NODE_TAG: node.name,

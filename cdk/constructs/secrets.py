@@ -57,6 +57,7 @@ class ClusterSecrets(Construct):
         region: str,  # the flow log group's region, whose CloudWatch Logs may use the key
         readers: list[str],  # IAM role or user ARNs that alone may decrypt; empty: the account's IAM decides
         node_roles: list[str],  # the node roles' name prefixes: with readers, they decrypt through SSM only
+        backup_writers: list[str],  # the control planes' role name prefix: with readers, they use the key through S3
     ) -> None:
         super().__init__(scope, id_)
         self.partition = DataAwsPartition(self, "partition").partition
@@ -70,7 +71,7 @@ class ClusterSecrets(Construct):
             description=f"{cluster_name}: VPC flow logs, session logs and SSM parameters",
             enable_key_rotation=True,
             deletion_window_in_days=7,
-            policy=json.dumps(self._key_policy(region, readers, node_roles)),
+            policy=json.dumps(self._key_policy(region, readers, node_roles, backup_writers)),
         )
         alias = KmsAlias(self, "alias", name=names.kms_alias(cluster_name), target_key_id=self.key.key_id)
         self.parameters = {
@@ -93,10 +94,13 @@ class ClusterSecrets(Construct):
             for name, (description, tier) in PARAMETERS.items()
         }
 
-    def _key_policy(self, region: str, readers: list[str], node_roles: list[str]) -> dict[str, object]:
+    def _key_policy(
+        self, region: str, readers: list[str], node_roles: list[str], backup_writers: list[str]
+    ) -> dict[str, object]:
         """Without readers, the account's IAM policies decide who may use the key (the account's root is given
         kms:*, which delegates to them). With readers, the account only administers it and writes with it: decrypting
-        is for the readers, and for the node roles through SSM."""
+        is for the readers, for the node roles through SSM, and for the control planes through S3 (etcd's backups,
+        cdk/constructs/backups.py)."""
         root = f"arn:{self.partition}:iam::{self.account_id}:root"
         account: dict[str, object] = {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": root}}
         statements: list[dict[str, object]] = [{**account, "Action": "kms:*", "Resource": "*"}]
@@ -121,6 +125,23 @@ class ClusterSecrets(Construct):
                         "StringEquals": {"kms:CallerAccount": self.account_id},
                         "StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"},
                         "ArnLike": {"aws:PrincipalArn": roles},
+                    },
+                },
+                {
+                    "Sid": "ControlPlanesThroughS3",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {"kms:CallerAccount": self.account_id},
+                        "StringLike": {"kms:ViaService": "s3.*.amazonaws.com"},
+                        "ArnLike": {
+                            "aws:PrincipalArn": [
+                                f"arn:{self.partition}:iam::{self.account_id}:role/{prefix}*"
+                                for prefix in backup_writers
+                            ]
+                        },
                     },
                 },
             ]

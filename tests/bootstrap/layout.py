@@ -16,13 +16,14 @@ SYSTEMD_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/
 #: Tools of the Ubuntu 24.04 server cloud image that the bootstrap uses as they are: the host's real binaries, linked
 #: at their path in the image (coreutils, bash, sed, mawk, grep, tar, gzip, gnupg, gpgv as apt uses it, python3).
 _IMAGE_TOOLS = """bash sh python3 awk sed grep date mkdir chmod cat touch rm mktemp dirname tail head tr env tar gzip
-gpg gpgv sha256sum cut install cp mv ln id sort tee basename readlink base64 openssl"""
+gpg gpgv sha256sum cut install cp mv ln id sort tee basename readlink base64 openssl wc"""
 REAL_TOOLS = {name: "usr/bin/" + name for name in _IMAGE_TOOLS.split()}
 
 #: Commands of the image that the sandbox replaces by the recording stub (package: path in its .deb or snap).
 IMAGE_STUBS = {
     "apt-get": "usr/bin/apt-get",  # apt
     "apt-mark": "usr/bin/apt-mark",  # apt
+    "apt-cache": "usr/bin/apt-cache",  # apt
     "systemctl": "usr/bin/systemctl",  # systemd (Debian's package lists /bin/systemctl: merged /usr)
     "modprobe": "usr/sbin/modprobe",  # kmod (/sbin/modprobe in the package)
     "sysctl": "usr/sbin/sysctl",  # procps (/sbin/sysctl)
@@ -38,7 +39,7 @@ IMAGE_STUBS = {
 #: The stub of that install creates them; before it, calling one fails as on a fresh node (exit 127).
 PACKAGE_STUBS = {
     # Ubuntu's containerd package; pkgs.k8s.io's kubelet, kubeadm and kubectl debs install to /usr/bin.
-    "containerd": {"containerd": "usr/bin/containerd"},
+    "containerd": {"containerd": "usr/bin/containerd", "ctr": "usr/bin/ctr"},  # Ubuntu's containerd ships ctr
     "kubelet": {"kubelet": "usr/bin/kubelet"},
     # pkgs.k8s.io's kubeadm depends on cri-tools, which brings crictl.
     "kubeadm": {"kubeadm": "usr/bin/kubeadm", "crictl": "usr/bin/crictl"},

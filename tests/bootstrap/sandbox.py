@@ -13,11 +13,12 @@ import io
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cdk import userdata
-from cdk.config import ClusterConfig
+from cdk.config import NEWEST_MINOR, OLDEST_MINOR, ClusterConfig
 from cdk.ipplan import make_plan
 from tests.bootstrap.layout import IMAGE_STUBS, REAL_TOOLS, SYSTEMD_PATH
 from tests.bootstrap.stub import KUBEADM_VERSION, Cluster
@@ -108,10 +109,13 @@ class Sandbox:
     keys: Keys
     tmp: Path = field(repr=False)
 
-    def run(self, script: str = f"{LIB}/bootstrap.sh", **extra_env: str) -> subprocess.CompletedProcess[str]:
-        """Run a script as systemd runs ExecStart: this environment only, stdin from /dev/null."""
+    def run(
+        self, script: str = f"{LIB}/bootstrap.sh", args: Sequence[str] = (), **extra_env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a script as systemd runs ExecStart (and SSM Run Command as root): this environment only, stdin from
+        /dev/null."""
         return subprocess.run(
-            [str(self.root / script)],
+            [str(self.root / script), *args],
             env={**self.env, **extra_env},
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # no controlling terminal, as for a unit
@@ -200,8 +204,8 @@ def make_sandbox(
     sb.set_env("SPR_K8S_KEY_FINGERPRINT", keys.k8s)
     sb.set_env("SPR_EFA_KEY_FINGERPRINT", keys.efa)
     sb.set_env("SPR_JOIN_TIMEOUT", "20")  # a node that never gets a valid join command fails in seconds
-    repo = f"https://pkgs.k8s.io/core:/stable:/v{config.kubernetes_version}/deb/"
-    sb.serve(repo + "Release.key", keys.gpg.export(keys.k8s))
+    for minor in range(OLDEST_MINOR, NEWEST_MINOR + 1):  # one repository per released minor, one signing key
+        sb.serve(f"https://pkgs.k8s.io/core:/stable:/v1.{minor}/deb/Release.key", keys.gpg.export(keys.k8s))
     sb.serve("https://efa-installer.amazonaws.com/aws-efa-installer.key", keys.gpg.export(keys.efa))
     sb.serve_efa_installer(keys.efa)
     sb.set_env("SPR_ECR_PROVIDER_SHA256", hashlib.sha256(ECR_PROVIDER).hexdigest())

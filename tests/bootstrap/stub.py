@@ -23,6 +23,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import etcd_stub
+import upgrade_stub
 from layout import PACKAGE_STUBS
 
 CA_HASH = "sha256:" + "a" * 64
@@ -118,20 +120,39 @@ class Cluster:
 
 
 def install(root: Path, spec: str) -> None:
-    """`apt-get install PACKAGE[=VERSION]`: the package's binaries appear; kubeadm then reports the version installed
-    (a pkgs.k8s.io version such as 1.36.4-1.1, or the `1.36.4-*` glob apt resolves to it; unpinned: the newest,
-    $STUB_KUBEADM_VERSION or KUBEADM_VERSION)."""
+    """`apt-get install PACKAGE[=VERSION]`: the package's binaries appear; a Kubernetes package records the version
+    apt resolved (upgrade_stub.resolve: a pkgs.k8s.io version such as 1.36.4-1.1, or the `1.36.4-*` glob apt resolves
+    to it; unpinned: the configured repository's newest, $STUB_KUBEADM_VERSION or KUBEADM_VERSION)."""
     package, _, version = spec.partition("=")
     for rel in PACKAGE_STUBS.get(package, {}).values():
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             target.symlink_to(Path(__file__).resolve())
-    if package == "kubeadm":
-        newest = os.environ.get("STUB_KUBEADM_VERSION", KUBEADM_VERSION)
-        installed = installed_kubeadm(root)
-        installed.parent.mkdir(parents=True, exist_ok=True)
-        installed.write_text("v" + version.split("-")[0] if version else newest)
+    if package in upgrade_stub.KUBERNETES_PACKAGES:
+        resolved, _ = upgrade_stub.resolve(root, package, version, newest_kubeadm())
+        assert resolved, spec  # apt_get refused it before
+        path = upgrade_stub.dpkg(root, package)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(resolved)
+
+
+def newest_kubeadm() -> str:
+    return os.environ.get("STUB_KUBEADM_VERSION", KUBEADM_VERSION)
+
+
+def apt_get_install(root: Path, specs: list[str]) -> int:
+    """apt resolves every package before it installs any: one it cannot resolve fails the call (exit 100)."""
+    for spec in specs:
+        package, _, version = spec.partition("=")
+        if package in upgrade_stub.KUBERNETES_PACKAGES:
+            resolved, error = upgrade_stub.resolve(root, package, version, newest_kubeadm())
+            if resolved is None:
+                print(error, file=sys.stderr)
+                return 100
+    for spec in specs:
+        install(root, spec)
+    return 0
 
 
 def installed_kubeadm(root: Path) -> Path:
@@ -174,6 +195,8 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
     conf = root / "etc/kubernetes"
     if args[:2] == ["version", "-o"]:
         print(installed_kubeadm(root).read_text())
+    elif args[:1] == ["upgrade"] and not failing:
+        return upgrade_stub.upgrade(args, root, cluster.path, etcd_stub.etcd_image)
     elif args[:1] == ["init"] and not re.search(
         r'^kubernetesVersion: "?v\d+\.\d+\.\d+"?(\s+#.*)?$', read_config(args, root), re.M
     ):
@@ -185,6 +208,10 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         return 1
     elif args[:1] == ["init"] and "phase" not in args:
         config = read_config(args, root)
+        preflight = etcd_stub.init_preflight(root, args)
+        if preflight:
+            print(preflight, file=sys.stderr)
+            return 1
         # kubeadm init's phases (cmd/kubeadm/app/cmd/init.go): certs and kubeconfig come before
         # wait-control-plane, so a failed init leaves admin.conf behind.
         conf.mkdir(parents=True, exist_ok=True)
@@ -195,6 +222,10 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         # The ClusterConfiguration kubeadm stores in the kubeadm-config ConfigMap, which a joining control plane reads.
         (cluster.path / "kubeadm-config.yaml").write_text(config)
         cluster.register(yaml_value(config, "name"), control_plane=True)
+        minor = int(installed_kubeadm(root).read_text().split(".")[1])
+        etcd_stub.init_control_plane(root, cluster.path, yaml_value(config, "name"), minor)
+        upgrade_stub.initialized(root, cluster.path)
+        upgrade_stub.kubelet_started(root, cluster.path)  # kubeadm's kubelet-start phase
         if "--upload-certs" in args:  # init's upload-certs phase (cmd/kubeadm/app/cmd/phases/init/uploadcerts.go)
             print(f"[upload-certs] Using certificate key:\n{cluster.upload_certs()}")
     elif failing:
@@ -231,11 +262,13 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         if key:  # a control plane's join writes the kubeconfigs of its control-plane components, admin.conf too
             (conf / "admin.conf").write_text(f"server: https://{yaml_value(config, 'apiServerEndpoint')}\n")
         cluster.register(yaml_value(config, "name"), control_plane=bool(key))
+        upgrade_stub.kubelet_started(root, cluster.path)  # kubeadm's kubelet-start phase
     elif args[:3] == ["certs", "renew", "all"]:
         renew_certificates(root)
     elif args[:1] == ["reset"]:
         for name in ("admin.conf", "kubelet.conf", "manifests/kube-apiserver.yaml"):
             (conf / name).unlink(missing_ok=True)
+        etcd_stub.reset(root)
     return 0
 
 
@@ -307,6 +340,8 @@ def crictl(args: list[str], root: Path) -> int:
 
 def curl(args: list[str]) -> int:
     url = next(a for a in args if a.startswith("http"))
+    if url.endswith(":6443/livez"):
+        return etcd_stub.livez(Path(os.environ["STUB_CLUSTER"]))
     if url == IMDS + "api/token":
         print("imds-token", end="")
     elif url == IMDS + "meta-data/mac":
@@ -364,7 +399,7 @@ def aws(args: list[str], cluster: Cluster) -> int:
     if args[:2] == ["ssm", "put-parameter"]:
         param.write_text(Path(flag(args, "--value").removeprefix("file://")).read_text())
         return 0
-    polls = cluster.path / f"polls-{name}"
+    polls = Path(os.environ["STUB_DIR"]) / f"polls-{name}"  # this node's reads: STUB_JOIN_READY_AFTER counts them
     count = int(polls.read_text()) + 1 if polls.exists() else 1
     polls.write_text(str(count))
     later = param.with_suffix(".next")  # what control-plane-0's refresh publishes after this read
@@ -399,8 +434,15 @@ def main() -> int:
         print(f"{name}: simulated failure", file=sys.stderr)
         return 1
     if name == "apt-get" and "install" in args:
-        for package in args[args.index("install") + 1 :]:
-            install(root, package)
+        return apt_get_install(root, [a for a in args[args.index("install") + 1 :] if not a.startswith("-")])
+    elif name == "apt-mark":
+        return upgrade_stub.apt_mark(args, root)
+    elif name == "apt-cache" and args[:1] == ["madison"]:
+        return upgrade_stub.madison(root, args[1])
+    elif name == "kubelet" and args == ["--version"]:
+        print(f"Kubernetes {upgrade_stub.installed(root, 'kubelet')}")
+    elif name == "systemctl" and args == ["restart", "kubelet"]:
+        upgrade_stub.kubelet_started(root, cluster.path)
     elif name == "snap" and args[:1] == ["install"]:
         install(root, f"snap:{args[1]}")
     elif name == "containerd" and args[:2] == ["config", "default"]:
@@ -409,8 +451,13 @@ def main() -> int:
         return curl(args)
     elif name == "aws" and args[:1] == ["ssm"]:
         return aws(args, cluster)
+    elif name == "aws" and args[:1] in (["s3"], ["s3api"]):
+        return etcd_stub.s3(args, cluster.path)
+    elif name == "ctr":
+        return etcd_stub.ctr(args, root, cluster.path)
     elif name == "kubectl":
-        return kubectl(args, cluster)
+        answered = upgrade_stub.kubectl(args, root, cluster.path)
+        return kubectl(args, cluster) if answered is None else answered
     elif name == "crictl":
         return crictl(args, root)
     elif name == "systemctl" and args[:1] == ["enable"]:

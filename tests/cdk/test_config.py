@@ -291,7 +291,7 @@ def test_accepted_minors_are_those_whose_kubeadm_reads_the_rendered_configuratio
 
 def test_the_readme_states_the_kubernetes_default_and_the_minors_in_support() -> None:
     readme = (REPO / "README.md").read_text()
-    (row,) = [line for line in readme.splitlines() if line.startswith("| `kubernetes_version` |")]
+    row = next(line for line in readme.splitlines() if line.startswith("| `kubernetes_version` |"))  # Configuration
     assert f'`"{DEFAULT_KUBERNETES_VERSION}"`' in row
     assert all(minor in row for minor in SUPPORTED_MINORS) and f"1.{OLDEST_MINOR}" in row
 

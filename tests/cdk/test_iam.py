@@ -101,8 +101,8 @@ KMS_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncry
 def test_the_cluster_key_is_usable_only_through_ssm(variant: Synthesized, role: str) -> None:
     """kms:ViaService is the endpoint of the service that calls KMS on the principal's behalf (AWS KMS developer
     guide, conditions-kms.html, "kms:ViaService"): with SSM's, the node reads (and a control plane writes) its
-    parameters; a direct call (no such key) or one through another service is refused: a node's credentials alone
-    cannot decrypt what the key protects."""
+    parameters; with S3's, a control plane writes and reads etcd's snapshots; a direct call (no such key) or one through
+    another service is refused: a node's credentials alone cannot decrypt what the key protects."""
     policies = role_policies(variant.stack, variant.config.region, role)
     region = variant.config.region
     (key,) = variant.resources("aws_kms_key")
@@ -114,8 +114,11 @@ def test_the_cluster_key_is_usable_only_through_ssm(variant: Synthesized, role: 
         allows(policies, "kms:Encrypt", key_arn, ssm) == allows(policies, "kms:GenerateDataKey", key_arn, ssm) == writes
     )
     others = [{"kms:ViaService": f"{service}.{region}.amazonaws.com"} for service in ("secretsmanager", "s3")]
+    # A control plane also encrypts and reads back etcd's snapshots in the backup bucket (tests/cdk/test_backups.py).
+    backups = {"kms:GenerateDataKey", "kms:Decrypt"} if writes else set()
     for context in [{}, *others]:
-        assert [a for a in KMS_ACTIONS if allows(policies, a, key_arn, context)] == [], context
+        allowed = {a for a in KMS_ACTIONS if allows(policies, a, key_arn, context)}
+        assert allowed == (backups if context.get("kms:ViaService", "").startswith("s3.") else set()), context
 
 
 #: An account administrator's IAM policy (AdministratorAccess: every action on every resource).
@@ -148,7 +151,10 @@ def test_who_decrypts_the_clusters_secrets(variant: Synthesized) -> None:
         node = f"arn:aws:iam::{ACCOUNT}:role/{role_name_prefix(variant.config.name, role)}20261207000000001"
         node_policies = role_policies(variant.stack, variant.config.region, role)
         assert key_allows(policy, node, node_policies, "kms:Decrypt", arn, ssm)
-        assert not key_allows(policy, node, node_policies, "kms:Decrypt", arn)  # only through SSM
+        assert not key_allows(policy, node, node_policies, "kms:Decrypt", arn)  # only through SSM (and S3, below)
+        s3 = {"kms:ViaService": f"s3.{variant.config.region}.amazonaws.com"}  # etcd's backups (test_backups.py)
+        for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+            assert key_allows(policy, node, node_policies, action, arn, s3) == (role == "control-plane")
 
 
 def test_node_roles_write_session_logs_to_the_session_group_only(variant: Synthesized) -> None:

@@ -77,7 +77,10 @@ def _key_as_arn(synthesized: dict[str, Synthesized]) -> dict[str, Any]:
     is given, so the plan after the node's writes wants `key_id` back."""
     stack = _small_stack(synthesized, {"aws_kms_key", "aws_kms_alias", "aws_ssm_parameter"})
     key = next(iter(stack["resource"]["aws_kms_key"]))
-    for parameter in stack["resource"]["aws_ssm_parameter"].values():
+    parameters = stack["resource"]["aws_ssm_parameter"]
+    for name in [n for n, p in parameters.items() if p["type"] != "SecureString"]:  # the backup bucket's name
+        del parameters[name]
+    for parameter in parameters.values():
         parameter["key_id"] = f"${{aws_kms_key.{key}.arn}}"
     return stack
 
@@ -107,6 +110,21 @@ EXTRA: dict[str, dict[str, Any]] = {
 SCENARIOS = [*VARIANTS, *EXTRA]
 
 
+def _instance(stack: dict[str, Any], node: str) -> str:
+    (name,) = [n for n in stack["resource"]["aws_instance"] if n.startswith(f"nodes_{node}_")]
+    return f"aws_instance.{name}"
+
+
+#: Day-two changes of the "none" scenario (3 workers), each synthesized and planned against its deployed stack, as the
+#: user's next `cdktn deploy` would be (README "What a configuration change does to running nodes"): name ->
+#: (the configuration's change, the plan's options given the deployed stack).
+RECONFIGURATIONS: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], tuple[str, ...]]]] = {
+    "kubernetes-minor": ({"kubernetes_version": "1.37"}, lambda _: ()),
+    "one-worker-fewer": ({"workers": {**VARIANTS["none"]["workers"], "count": 2}}, lambda _: ()),
+    "replace-worker-1": ({}, lambda stack: (f"-replace={_instance(stack, 'worker-1')}",)),
+}
+
+
 @pytest.fixture(scope="module")
 def reports(
     synthesized: dict[str, Synthesized], provider: Provider, tmp_path_factory: pytest.TempPathFactory
@@ -124,6 +142,12 @@ def reports(
         stack = json.loads((base / "cdktf.out" / "stacks" / data["name"] / "cdk.tf.json").read_text())
         runs[name] = (Lifecycle(stack, data["name"], tmp_path_factory.mktemp(f"tf-{name}"), provider), STEPS[-1])
     plain = synthesized["none"]
+    for name, (change, options) in RECONFIGURATIONS.items():
+        base = tmp_path_factory.mktemp(f"synth-{name}")
+        (base / "cluster.yaml").write_text(yaml.safe_dump({**VARIANTS["none"], **change}))
+        assert synthesize(base / "cdktf.out", base / "cluster.yaml") == 0
+        stack = json.loads((base / "cdktf.out" / "stacks" / plain.config.name / "cdk.tf.json").read_text())
+        runs["none"][0].reconfigurations[name] = (stack, options(plain.stack))
     for name, (build, until) in BROKEN.items():
         writes = control_plane_writes(plain.stack) if name == "key-as-arn" else []
         workdir = tmp_path_factory.mktemp(f"tf-broken-{name}")
@@ -181,11 +205,41 @@ def test_burstable_workers_in_a_cluster_group_fail_at_launch(reports: dict[str, 
         reports["burstable-in-cluster-group"].check("apply")
 
 
+def test_a_new_kubernetes_minor_in_the_configuration_changes_nothing_deployed(reports: dict[str, Report]) -> None:
+    """A running cluster is upgraded by `spiderpool-rdma upgrade`, never by Terraform: no node is replaced or stopped
+    (the user data that carries the minor is ignored after creation, cdk/constructs/nodes.py)."""
+    reports["none"].check("reconfigure")
+    assert reports["none"].plans["kubernetes-minor"] == {}
+
+
+def test_one_worker_fewer_removes_that_worker_and_touches_nothing_else(
+    reports: dict[str, Report], synthesized: dict[str, Synthesized]
+) -> None:
+    reports["none"].check("reconfigure")
+    stack = synthesized["none"].stack
+    (eni,) = [n for n in stack["resource"]["aws_network_interface"] if n.startswith("nodes_worker-2-eni_")]
+    assert reports["none"].plans["one-worker-fewer"] == {
+        _instance(stack, "worker-2"): ["delete"],
+        f"aws_network_interface.{eni}": ["delete"],
+    }
+
+
+def test_replacing_one_worker_replaces_its_instance_and_nothing_else(
+    reports: dict[str, Report], synthesized: dict[str, Synthesized]
+) -> None:
+    """Its ENI, fixed address, prefixes and pools stay: the new instance gets them, and joins as worker-1 again."""
+    reports["none"].check("reconfigure")
+    plan = reports["none"].plans["replace-worker-1"]
+    assert list(plan) == [_instance(synthesized["none"].stack, "worker-1")]
+    assert sorted(next(iter(plan.values()))) == ["create", "delete"]
+
+
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_control_plane_publishes_exactly_the_stacks_parameters(name: str, synthesized: dict[str, Synthesized]) -> None:
-    """What the replay writes is what Terraform created (and what the node's IAM policy names)."""
+    """What the replay writes is what Terraform created for the nodes to write (and what the node's IAM policy names);
+    Terraform's own value (the backup bucket's name) is not among them."""
     stack = synthesized[name].stack
-    declared = {p["name"]: p["tier"] for p in stack["resource"]["aws_ssm_parameter"].values()}
+    declared = {p["name"]: p["tier"] for p in stack["resource"]["aws_ssm_parameter"].values() if "value_wo" in p}
     assert {w.name: w.tier for w in control_plane_writes(stack)} == declared
 
 

@@ -117,8 +117,12 @@ def test_every_bootstrap_script_is_shipped() -> None:
         shipped |= {Path(p).name for p in userdata.node_files(config, plan, node)}
     templates = {p.name for p in userdata.BOOTSTRAP_DIR.iterdir()}
     rendered_as = {"rdma-efa.sh": "rdma.sh", "init.sh": "role.sh", "join.sh": "role.sh"}  # templates lose .j2
-    for t in templates - {"start.sh", "rdma-softroce.sh", "rdma-none.sh", "__pycache__"}:
+    # sent to a node through SSM when an operation needs it (ops/ssm.py), never in the user data
+    operations = {"etcd-restore.sh", "upgrade-node.sh"}
+    for t in templates - {"start.sh", "rdma-softroce.sh", "rdma-none.sh", "__pycache__"} - operations:
         assert rendered_as.get(t, t.removesuffix(".j2")) in shipped, t
+    for script in operations:
+        assert f'"{script}"' in "".join(p.read_text() for p in (REPO / "ops").glob("*.py")), script
 
 
 @pytest.mark.parametrize("control_planes", [1, 3])

@@ -149,9 +149,10 @@ class Terraform:
             raise TerraformFailed("terraform validate: " + "\n".join(messages))
         return verdict
 
-    def plan(self, out: str = "tfplan") -> tuple[int, dict[str, Any]]:
-        """Plan into `out`; return the detailed exit code (0 no changes, 2 changes) and the plan as JSON."""
-        code = self.run("plan", "-input=false", "-detailed-exitcode", f"-out={out}", ok=(0, 2)).returncode
+    def plan(self, out: str = "tfplan", *options: str) -> tuple[int, dict[str, Any]]:
+        """Plan into `out` (with `options` such as `-replace=ADDRESS`); return the detailed exit code (0 no changes,
+        2 changes) and the plan as JSON."""
+        code = self.run("plan", "-input=false", "-detailed-exitcode", f"-out={out}", *options, ok=(0, 2)).returncode
         return code, json.loads(self.run("show", "-json", out).stdout)
 
     def apply(self, plan: str = "tfplan") -> None:

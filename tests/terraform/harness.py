@@ -20,16 +20,16 @@ from tests.terraform.cli import Terraform, find_mirror
 from tests.terraform.downgrade import downgrade
 from tests.terraform.emulator import MotoServer
 from tests.terraform.leftovers import LISTERS, client, tagged
-from tests.terraform.node_writes import Write, control_plane_writes
+from tests.terraform.node_writes import Write, backup_upload, control_plane_writes
 
 #: The provider's `endpoints` keys (one per service; the schema also lists aliases such as `cloudwatchlogs`) of every
 #: service the stacks call, STS included for `aws_caller_identity`; `Provider.discover` checks them in the schema.
-SERVICES = ("ec2", "iam", "kms", "ssm", "logs", "route53", "elbv2", "sts")
+SERVICES = ("ec2", "iam", "kms", "ssm", "logs", "route53", "elbv2", "s3", "sts")
 REGION = "us-east-1"
 #: Where an AWS call that no endpoint above covers would go: a closed port on 127.0.0.1, so that no request ever
 #: leaves the machine (the provider's HTTP client honours HTTPS_PROXY; NO_PROXY lets the moto calls through).
 DEAD_PROXY = "http://127.0.0.1:9"
-STEPS = ("validate", "plan", "apply", "publish", "replan", "destroy", "sweep")
+STEPS = ("validate", "plan", "apply", "publish", "replan", "reconfigure", "destroy", "sweep")
 
 
 class NotConverged(AssertionError):
@@ -88,6 +88,8 @@ def overrides(url: str) -> dict[str, Any]:
                 # back-off: fail within seconds instead (moto never throttles; a few retries cover a dropped
                 # keep-alive connection of its development server).
                 "max_retries": 3,
+                # moto serves every bucket at one address: buckets in the path, not in the host name.
+                "s3_use_path_style": True,
             }
         },
     }
@@ -156,6 +158,8 @@ class Report:
 
     seconds: dict[str, float] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
+    #: each reconfiguration's plan against the deployed stack: address -> actions of what it would change
+    plans: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def check(self, step: str) -> None:
         """Raise the step's own failure, or say which earlier step kept it from running."""
@@ -176,6 +180,10 @@ class Lifecycle:
     provider: Provider
     #: what the nodes write after boot; by default control-plane-0's writes as its user data says
     writes: list[Write] | None = None
+    #: name -> (the stack synthesized from a changed configuration, extra `terraform plan` options): each is planned
+    #: against the deployed stack after the replan, as the user's next deploy would be (README "What a configuration
+    #: change does"); the deployed configuration is put back before destroy
+    reconfigurations: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = field(default_factory=dict)
     report: Report = field(default_factory=Report)
     amis: list[dict[str, Any]] = field(default_factory=list)
     _terraform: Terraform | None = field(default=None, init=False)
@@ -205,6 +213,7 @@ class Lifecycle:
                 "apply": lambda: self._apply(terraform, moto.url),
                 "publish": lambda: self._publish(moto.url),
                 "replan": lambda: self._replan(terraform),
+                "reconfigure": lambda: self._reconfigure(terraform),
                 "destroy": lambda: terraform.destroy(),
                 "sweep": lambda: self._sweep(moto.url),
             }
@@ -251,10 +260,12 @@ class Lifecycle:
         assert not unseen, f"after apply the sweep finds nothing tagged {CLUSTER_TAG}={self.cluster} for {unseen}"
 
     def _publish(self, url: str) -> None:
-        """control-plane-0 overwrites its SSM parameters as its bootstrap does."""
+        """control-plane-0 overwrites its SSM parameters as its bootstrap does, and backs etcd up to the bucket."""
         writes = control_plane_writes(self.stack) if self.writes is None else self.writes
         for write in writes:
             write.apply(client("ssm", url, write.region))
+        if self.writes is None and "aws_s3_bucket" in self.stack["resource"]:
+            backup_upload(self.stack, client("ssm", url, REGION), client("s3", url, REGION))
 
     def _replan(self, terraform: Terraform) -> None:
         code, plan = terraform.plan("replan.tfplan")
@@ -265,6 +276,15 @@ class Lifecycle:
                 if r["address"] in changes(plan)
             )
             raise NotConverged(f"the plan after apply is not empty (exit {code}): {changes(plan)}\n{details}")
+
+    def _reconfigure(self, terraform: Terraform) -> None:
+        try:
+            for name, (stack, options) in self.reconfigurations.items():
+                terraform.write("cdk.tf.json", downgrade(stack, self.provider.schema, self.provider.version))
+                _, plan = terraform.plan(f"{name}.tfplan", *options)
+                self.report.plans[name] = changes(plan)
+        finally:
+            terraform.write("cdk.tf.json", downgrade(self.stack, self.provider.schema, self.provider.version))
 
     def _sweep(self, url: str) -> None:
         left = {rtype: items for rtype, items in tagged(url, REGION, CLUSTER_TAG, self.cluster).items() if items}

@@ -108,6 +108,19 @@ def _elbv2(client: Callable[[str], Any], key: str, value: str) -> Iterator[str]:
                 yield f"elbv2 {description['ResourceArn']}"
 
 
+def _s3(client: Callable[[str], Any], key: str, value: str) -> Iterator[str]:
+    s3 = client("s3")
+    for bucket in s3.list_buckets()["Buckets"]:
+        try:
+            tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
+        except s3.exceptions.ClientError as error:  # NoSuchTagSet: a bucket without tags
+            if error.response["Error"]["Code"] != "NoSuchTagSet":
+                raise
+            tags = []
+        if _tags(tags).get(key) == value:
+            yield f"s3 bucket {bucket['Name']}"
+
+
 #: Each lister, by the resource type whose presence in a stack it must see after apply.
 LISTERS: dict[str, Lister] = {
     "aws_vpc": _ec2,
@@ -117,6 +130,7 @@ LISTERS: dict[str, Lister] = {
     "aws_cloudwatch_log_group": _logs,
     "aws_route53_zone": _route53,
     "aws_lb": _elbv2,
+    "aws_s3_bucket": _s3,
 }
 
 

@@ -87,3 +87,34 @@ def control_plane_writes(stack: dict[str, Any]) -> list[Write]:
             for name, tier in sorted(calls.items())
         ]
     raise AssertionError("no instance has SPR_ROLE=control-plane-init")
+
+
+#: The upload of bootstrap/etcd-backup.sh, as this replay performs it: to the bucket whose name Terraform put in SSM.
+UPLOAD_FORM = re.compile(
+    r'"\$\{AWS\}" s3 cp --region "\$\{SPR_REGION\}" --only-show-errors "\$\{work\}/backup.tar.gz" "s3://\$\{bucket\}/\$\{key\}"'
+)
+
+
+def backup_upload(stack: dict[str, Any], ssm: Any, s3: Any) -> None:
+    """What a control plane's hourly backup leaves in the bucket: read the bucket's name from SSM as etcd-backup.sh does
+    and upload one archive twice (two versions), so that destroy has versions to delete.
+
+    moto 5.2 applies a bucket policy's Deny statements without their Principal and Condition (moto/s3/models.py
+    FakeBucket.get_permission, IAMPolicy.is_action_permitted): the policy's conditional denials refuse every writer,
+    the control planes' role too. The replay lifts the policy for its uploads and puts it back as it was; the plan
+    after it shows that it is the stack's. Who may write and read is evaluated with IAM's rule in
+    tests/cdk/test_backups.py instead."""
+    for instance in stack["resource"].get("aws_instance", {}).values():
+        written = files(instance)
+        env = node_env(written[NODE_ENV])
+        if env["SPR_ROLE"] != "control-plane-init":
+            continue
+        assert UPLOAD_FORM.search(written[f"{LIB}/etcd-backup.sh"]), "the upload in etcd-backup.sh changed: update this"
+        bucket = ssm.get_parameter(Name=f"{env['SPR_SSM_PATH']}/etcd-backup-bucket")["Parameter"]["Value"]
+        policy = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+        s3.delete_bucket_policy(Bucket=bucket)
+        for body in (b"first", b"second"):
+            s3.put_object(Bucket=bucket, Key=f"etcd/{env['SPR_NODE_NAME']}/20261207T000000Z.tar.gz", Body=body)
+        s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+        return
+    raise AssertionError("no instance has SPR_ROLE=control-plane-init")

@@ -27,6 +27,9 @@ KUBECONFIG = "kubeconfig"  # read by `spider-validate kubeconfig`
 ENCRYPTION_CONFIG = "encryption-config"
 # The exact Kubernetes version control-plane-0 installed (vX.Y.Z); every later node installs it (bootstrap/common.sh).
 KUBERNETES_VERSION = "kubernetes-version"
+# The name of the S3 bucket of the etcd snapshots, written by Terraform (cdk/constructs/backups.py), read by the control
+# planes (bootstrap/etcd-backup.sh, etcd-restore.sh).
+ETCD_BACKUP_BUCKET = "etcd-backup-bucket"
 # The value until a control plane publishes, and once it withdrew a credential; `spider-validate kubeconfig` names it.
 PLACEHOLDER = "pending"
 
