@@ -38,7 +38,9 @@ backup() {
     -- /usr/local/bin/etcdutl --write-out=json snapshot status /backup/snapshot.db >"${work}/backup/status.json"
   printf '%s\n' "${image}" >"${work}/backup/etcd-image" # the restore's etcdutl: the snapshot's own version
   (cd "${SPR_ROOT}/etc/kubernetes" && cp --parents "${CA_FILES[@]}" "${work}/backup/")
-  (cd "${work}/backup" && sha256sum snapshot.db status.json etcd-image "${CA_FILES[@]}" >SHA256SUMS)
+  # the key of the Secrets in the snapshot: without it they cannot be read (only this node keeps it, init.sh)
+  install -m 0600 "${SPR_ROOT}${SPR_ENCRYPTION_CONFIG}" "${work}/backup/encryption-config.yaml"
+  (cd "${work}/backup" && sha256sum snapshot.db status.json etcd-image encryption-config.yaml "${CA_FILES[@]}" >SHA256SUMS)
   tar -czf "${work}/backup.tar.gz" -C "${work}/backup" .
   key="${BACKUP_PREFIX}${SPR_NODE_NAME}/${stamp}.tar.gz"
   retry 5 30 "${AWS}" s3 cp --region "${SPR_REGION}" --only-show-errors "${work}/backup.tar.gz" "s3://${bucket}/${key}"

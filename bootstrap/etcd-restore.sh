@@ -2,7 +2,8 @@
 # Rebuilds the cluster on a replaced control-plane-0 from a backup of etcd-backup.sh (README "Back up and restore
 # etcd"): run through SSM when its bootstrap stopped because the cluster exists and no control plane answers.
 #   etcd-restore.sh [KEY]   KEY: the archive's object key in the bucket; by default the newest
-# It checks the archive against its digests, puts the certificate authorities back, restores etcd's data directory
+# It checks the archive against its digests, puts the certificate authorities and the Secrets' encryption key back,
+# restores etcd's data directory
 # with etcdutl (a new one-member cluster of this node, revisions moved past the old ones) and starts the bootstrap
 # again, whose kubeadm init then keeps both.
 set -euo pipefail
@@ -44,6 +45,7 @@ restore() {
   (cd "${RESTORE}/backup" && sha256sum --check --strict --quiet SHA256SUMS) || die "${key} does not match its digests"
   kubeadm reset --force # what an earlier init or restore left: its data directory, certificates, manifests
   (cd "${RESTORE}/backup" && cp --parents "${CA_FILES[@]}" "${SPR_ROOT}/etc/kubernetes/")
+  install -D -m 0600 "${RESTORE}/backup/encryption-config.yaml" "${SPR_ROOT}${SPR_ENCRYPTION_CONFIG}"
   # etcdutl of the etcd that took the snapshot: a restore across minor versions is not supported (etcd "Disaster
   # recovery"; Kubernetes "Operating etcd clusters": restore snapshots of the same major.minor).
   image="$(cat "${RESTORE}/backup/etcd-image")"

@@ -39,6 +39,7 @@ record_version() {
 # (--encryption-provider-config-automatic-reload): the README's rotation edits it on every control plane.
 encryption_config() {
   local key
+  [[ ! -e "${SPR_STATE}/etcd-restored" ]] || return 0 # the restored cluster's own key (etcd-restore.sh put it back)
   key="$(head -c 32 /dev/urandom | base64 -w 0)"
   [[ "${key}" =~ ^[A-Za-z0-9+/]{43}=$ ]] || die "no 32-byte key from /dev/urandom"
   write_file "${SPR_ENCRYPTION_CONFIG}" 0600 <<YAML

@@ -14,6 +14,7 @@ from spider_validate import names
 
 from cdk.config import ClusterConfig
 from cdk.userdata import BOOTSTRAP_DIR as BOOTSTRAP
+from cdk.userdata import ENCRYPTION_CONFIG
 from tests.bootstrap import etcd_stub
 from tests.bootstrap.sandbox import LIB, Keys, Sandbox, make_keys, make_sandbox
 
@@ -72,6 +73,7 @@ def test_a_backup_is_the_snapshot_and_the_certificate_authorities_checked_and_up
         members = {m.name.removeprefix("./") for m in tar.getmembers() if m.isfile()}
         tar.extractall(tmp_path / "archive", filter="data")
     assert {"snapshot.db", "status.json", "etcd-image", "SHA256SUMS", "pki/ca.key", "pki/sa.key"} <= members
+    assert "encryption-config.yaml" in members
     check = subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=tmp_path / "archive")
     assert check.returncode == 0
     assert (tmp_path / "archive/etcd-image").read_text().strip() == image
@@ -101,6 +103,8 @@ def test_a_lost_control_plane_is_rebuilt_from_the_newest_backup(tmp_path: Path, 
     cp, _ = cluster(tmp_path, keys)
     assert cp.run(f"{LIB}/etcd-backup.sh").returncode == 0
     ca = (cp.root / "etc/kubernetes/pki/ca.key").read_text()
+    encryption = cp.root / ENCRYPTION_CONFIG.lstrip("/")
+    key = encryption.read_text()
     for name in etcd_stub.KEYSPACE:  # the instance and its disk are gone: etcd's data with them
         (cp.cluster.path / name).unlink(missing_ok=True)
     etcd_stub.stop_api(cp.cluster.path, "control-plane-0")
@@ -124,6 +128,7 @@ def test_a_lost_control_plane_is_rebuilt_from_the_newest_backup(tmp_path: Path, 
     init = next(c for c in new.calls() if c.startswith("kubeadm init --config"))
     assert init.endswith("--ignore-preflight-errors=DirAvailable--var-lib-etcd")
     assert (new.root / "etc/kubernetes/pki/ca.key").read_text() == ca
+    assert (new.root / ENCRYPTION_CONFIG.lstrip("/")).read_text() == key  # the Secrets in etcd stay readable
     assert "worker-0" in new.cluster.nodes()
 
 
