@@ -1,7 +1,8 @@
 """What the stacks need that moto 5.2.1 lacks or gets wrong, implemented minimally after the AWS API reference:
-placement groups (and RunInstances into them), MonitorInstances, an interface's type and IPv4 prefixes, interfaces
-detached at termination, the description of group-referencing rules and of subnet CIDR reservations, a hosted zone
-made private by its VPC. Each function says what moto does instead, and where the real behaviour is written down.
+placement groups (and RunInstances into them), MonitorInstances, an interface's type and IPv4 prefixes (at create,
+and assigned or unassigned later), interfaces detached at termination, the description of group-referencing rules
+and of subnet CIDR reservations, a hosted zone made private by its VPC. Each function says what moto does instead,
+and where the real behaviour is written down.
 
 Installed into the moto server process only (`emulator.serve`). moto 5.2.1 has no placement groups at all (no model,
 `moto/ec2/responses/` has no handler: "The create_placement_group action has not been implemented") and raises
@@ -206,15 +207,66 @@ def create_network_interface(self: Any) -> ActionResult:
     prefixes = [p["Ipv4Prefix"] for p in self._get_param("Ipv4Prefixes", [])]
     if self._get_param("Ipv4PrefixCount") is not None:
         raise EC2ClientError("InvalidParameterValue", "harness: Ipv4PrefixCount is not emulated")
-    subnet = ipaddress.ip_network(self.ec2_backend.get_subnet(self._get_param("SubnetId")).cidr_block)
-    for prefix in prefixes:
-        if not ipaddress.ip_network(prefix).subnet_of(subnet):  # type: ignore[arg-type]
-            raise EC2ClientError("InvalidParameterValue", f"Prefix {prefix} is not within the subnet {subnet}")
+    _in_subnet(self.ec2_backend.get_subnet(self._get_param("SubnetId")), prefixes)
     result = _create_network_interface(self)
     eni = cast(dict[str, Any], result.result)["NetworkInterface"]
     eni.interface_type = self._get_param("InterfaceType") or "interface"
     eni.ipv4_prefixes = [{"Ipv4Prefix": p} for p in prefixes]
     return result
+
+
+def _in_subnet(subnet_of_eni: Any, prefixes: list[str]) -> None:
+    """EC2 delegates a prefix only from the interface's subnet (InvalidParameterValue otherwise)."""
+    subnet = ipaddress.ip_network(subnet_of_eni.cidr_block)
+    for prefix in prefixes:
+        if not ipaddress.ip_network(prefix).subnet_of(subnet):  # type: ignore[arg-type]
+            raise EC2ClientError("InvalidParameterValue", f"Prefix {prefix} is not within the subnet {subnet}")
+
+
+_assign_private_ip_addresses = EC2Response.assign_private_ip_addresses
+
+
+def assign_private_ip_addresses(self: Any) -> ActionResult:
+    """AssignPrivateIpAddresses with Ipv4Prefix.N (API reference: "One or more IPv4 prefixes assigned to the network
+    interface. You can't use this option if you use the Ipv4PrefixCount option"): how a prefix is attached to a
+    running interface (EC2 has no separate AssignIpv4Prefixes action). moto 5.2.1 reads PrivateIpAddress.N and
+    SecondaryPrivateIpAddressCount only (`moto/ec2/responses/elastic_network_interfaces.py`,
+    `assign_private_ip_addresses`) and drops the prefixes. Ipv4PrefixCount (AWS picks) is refused, as on create.
+    A prefix is attached once; the reply lists AssignedIpv4Prefixes ("AssignPrivateIpAddresses" response)."""
+    prefixes = [str(ipaddress.ip_network(p)) for p in self._get_param("Ipv4Prefixes", [])]
+    if self._get_param("Ipv4PrefixCount") is not None:
+        if prefixes:
+            raise EC2ClientError(
+                "InvalidParameterCombination", "Ipv4Prefixes and Ipv4PrefixCount cannot be specified together"
+            )
+        raise EC2ClientError("InvalidParameterValue", "harness: Ipv4PrefixCount is not emulated")
+    if not prefixes:
+        return _assign_private_ip_addresses(self)
+    eni = self.ec2_backend.get_network_interface(self._get_param("NetworkInterfaceId"))
+    _in_subnet(eni.subnet, prefixes)
+    held = [p["Ipv4Prefix"] for p in getattr(eni, "ipv4_prefixes", [])]
+    eni.ipv4_prefixes = [{"Ipv4Prefix": p} for p in [*held, *(p for p in prefixes if p not in held)]]
+    return ActionResult({"NetworkInterfaceId": eni.id, "AssignedIpv4Prefixes": [{"Ipv4Prefix": p} for p in prefixes]})
+
+
+_unassign_private_ip_addresses = EC2Response.unassign_private_ip_addresses
+
+
+def unassign_private_ip_addresses(self: Any) -> ActionResult:
+    """UnassignPrivateIpAddresses with Ipv4Prefix.N (API reference: "The IPv4 prefixes to unassign from the network
+    interface"): a prefix detached from a running interface, which moto 5.2.1 ignores (it reads PrivateIpAddress.N
+    only, `unassign_private_ip_addresses` in the same file). A prefix the interface does not hold is refused
+    (InvalidParameterValue; EC2's exact wording for this case is not documented)."""
+    prefixes = [str(ipaddress.ip_network(p)) for p in self._get_param("Ipv4Prefixes", [])]
+    if not prefixes:
+        return _unassign_private_ip_addresses(self)
+    eni = self.ec2_backend.get_network_interface(self._get_param("NetworkInterfaceId"))
+    held = [p["Ipv4Prefix"] for p in getattr(eni, "ipv4_prefixes", [])]
+    for prefix in prefixes:
+        if prefix not in held:
+            raise EC2ClientError("InvalidParameterValue", f"Prefix {prefix} is not assigned to {eni.id}")
+    eni.ipv4_prefixes = [{"Ipv4Prefix": p} for p in held if p not in prefixes]
+    return EmptyResult()
 
 
 _create_subnet_cidr_reservation = EC2Response.create_subnet_cidr_reservation
@@ -263,6 +315,8 @@ def install() -> None:
         (EC2Response, "unmonitor_instances", unmonitor_instances),
         (EC2Response, "create_network_interface", create_network_interface),
         (EC2Response, "create_subnet_cidr_reservation", create_subnet_cidr_reservation),
+        (EC2Response, "assign_private_ip_addresses", assign_private_ip_addresses),
+        (EC2Response, "unassign_private_ip_addresses", unassign_private_ip_addresses),
         (Instance, "terminate", terminate),
         (SecurityGroupRule, "description", property(_rule_description)),
         (Route53, "create_hosted_zone", create_hosted_zone),
