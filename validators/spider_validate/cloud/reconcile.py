@@ -124,6 +124,12 @@ def _prefix_spans(enis: Iterable[Interface]) -> list[Span]:
     return [_cidr_span(p) for eni in enis for p in eni.prefixes]
 
 
+def _held(enis: Iterable[Interface]) -> list[Span]:
+    """Every address EC2 assigned to these interfaces: their prefixes and private IPs."""
+    enis = list(enis)
+    return _prefix_spans(enis) + [_point(ip) for e in enis for ip in e.private_ips]
+
+
 @dataclass
 class View:
     """What every rule reads, built once: the audited pools, the spans of every pool (audited or not: a prefix
@@ -143,16 +149,13 @@ class View:
 
 def prefix_missing(v: View) -> Iterator[CloudFinding]:
     """A pool pinned to a node whose addresses no interface holds: EC2 routes them nowhere."""
-    held = [_cidr_span(p) for e in v.inv.interfaces for p in e.prefixes]
-    held += [_point(ip) for e in v.inv.interfaces for ip in e.private_ips]
+    held = _held(v.inv.interfaces)
     for p in v.pools:
         for node in p.nodes:
-            enis = v.inv.of_node(node)
-            if node not in v.inv.instances:
-                continue  # a pool pinned to a node not in the cluster: no pod gets its addresses
             lost = _subtract(p.spans, held)
-            if not lost:
+            if not lost or node not in v.inv.instances:  # a node not in the cluster: no pod gets its addresses
                 continue
+            enis = v.inv.of_node(node)
             owned = ", ".join(f"{e.id} {' '.join(e.prefixes) or '(no prefix)'}" for e in enis)
             primary = enis[0].id if enis else "ENI"
             needed = " ".join(_prefixes_of(lost))
@@ -243,8 +246,7 @@ def unused_prefix(v: View) -> Iterator[CloudFinding]:
 
 def unused_reservation(v: View) -> Iterator[CloudFinding]:
     """A subnet CIDR reservation no interface's prefix or address lies in."""
-    held = [_cidr_span(p) for e in v.inv.interfaces for p in e.prefixes]
-    held += [_point(ip) for e in v.inv.interfaces for ip in e.private_ips]
+    held = _held(v.inv.interfaces)
     for r in v.inv.reservations:
         if not any(_intersect([span], _cidr_span(r.cidr)) for span in held):
             yield CloudFinding(
