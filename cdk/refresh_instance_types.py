@@ -19,10 +19,10 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from spider_validate import names
 
 from cdk.ec2_types import DATA_FILE, Arch, DataSource, InstanceTable, InstanceType
 
-NETWORK_FILE = DATA_FILE.parents[2] / "validators" / "spider_validate" / "data" / "instance_network.json"
 #: The Price List API answers only in these regions (AWS Price List API, "Endpoints").
 PRICING_REGION = "us-east-1"
 #: GetProducts filters for the on-demand hourly price of a Linux instance on shared tenancy, as the
@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cdk.refresh_instance_types", description=__doc__.split("\n")[0])
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--output", type=Path, default=DATA_FILE)
-    parser.add_argument("--network-file", type=Path, default=NETWORK_FILE, help="the validator's line-rate file")
+    parser.add_argument(
+        "--network-file", type=Path, default=names.INSTANCE_NETWORK_FILE, help="the validator's line-rate file"
+    )
     parser.add_argument("--no-prices", action="store_true", help="do not call the Price List API")
     args = parser.parse_args(argv)
     previous = InstanceTable.load(args.output) if args.output.is_file() else None

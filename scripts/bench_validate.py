@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spider_validate.context import PodInfo
-from spider_validate.params import Parameters
-from spider_validate.runner import Runner
+from spider_validate.engine.context import PodInfo
+from spider_validate.engine.params import Parameters
+from spider_validate.engine.runner import Runner
 from spider_validate.suites import all_tests
 
 from tests.lab.cluster import LabCluster

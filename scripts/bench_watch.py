@@ -2,7 +2,7 @@
 
     sudo .venv/bin/python scripts/bench_watch.py [--cycles 900] [--interval 1] [--nodes 3]
 
-The double and the watcher share this process (the double is the `kube.Cluster` the watch talks to), so the
+The double and the watcher share this process (the double is the `Cluster` (cluster/api.py) the watch talks to), so the
 process's CPU is the watch's plus the double's: the double's own idle CPU is measured first, for as long, and
 subtracted. The probes' `ping` runs in child processes (as it runs in the probe pods on a cluster): their CPU is
 reported apart. Every 50 cycles a node stops being ready and comes back (node churn: its probe pod and series go
@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prometheus_client import generate_latest
-from spider_validate.params import Parameters
-from spider_validate.watch import Watcher, WatchOptions
+from spider_validate.engine.params import Parameters
+from spider_validate.watch.loop import Watcher, WatchOptions
 
 from tests.lab import netns
 from tests.lab.cluster import LabCluster

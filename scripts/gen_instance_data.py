@@ -18,10 +18,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from spider_validate.names import INSTANCE_NETWORK_FILE as NETWORK_FILE  # noqa: E402
+
 from cdk.ec2_types import DATA_FILE, DataSource, InstanceTable, InstanceType  # noqa: E402
 
 CSV = REPO.parent / "shared" / "upstream" / "aws-ec2-instance-types.csv"
-NETWORK_FILE = REPO / "validators" / "spider_validate" / "data" / "instance_network.json"
 SOURCE = "aws/karpenter-provider-aws v1.14 generated instance-type docs and pricing tables (prices of 2026-07-20)"
 PRICE_DATE = "2026-07-20"  # when the table's us-east-1 on-demand prices were generated (shared/README.md)
 

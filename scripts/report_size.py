@@ -17,9 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spider_validate import cli, environment, report
-from spider_validate.params import Parameters
-from spider_validate.runner import Runner
+from spider_validate.cli import common
+from spider_validate.engine.params import Parameters
+from spider_validate.engine.runner import Runner
+from spider_validate.report import environment
+from spider_validate.report import formats as report
 from spider_validate.suites import all_tests
 
 from tests.lab.cluster import LabCluster
@@ -40,7 +42,7 @@ def measure(nodes: int, keep: Path | None) -> None:
         argv = ["run", "--test", "preflight", "--test", "connectivity", "--nodes", ",".join(lab.node_names)]
         result.environment = environment.collect(lab, params, runner.ctx, argv)
         page = (keep or Path(tmp)) / f"report-{nodes}-nodes.html"
-        cli._write_html(result, str(page))
+        common.write_html(result, str(page))
         if keep:
             (keep / f"result-{nodes}-nodes.json").write_text(report.to_json(result))
         data = page.read_bytes()

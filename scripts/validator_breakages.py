@@ -24,35 +24,35 @@ Breakage = tuple[str, str, str, str, list[str]]
 B: list[Breakage] = [
     (
         "run exits 0 when probes fail",
-        "cli.py",
-        "_exit(EXIT_PASSED if result.passed else code, abandoned=runner.abandoned)",
-        "_exit(EXIT_PASSED, abandoned=runner.abandoned)",
+        "cli/run.py",
+        "exit_now(EXIT_PASSED if result.passed else code, abandoned=runner.abandoned)",
+        "exit_now(EXIT_PASSED, abandoned=runner.abandoned)",
         [T + "validator/test_validate_lab.py::test_cli_end_to_end_to_a_failing_probe_exit_code_junit_and_json"],
     ),
     (
         "JUnit without <failure>",
-        "report.py",
+        "report/formats.py",
         "            case.add_failure_info(message=message)",
         "            pass",
         [T + "validator/test_validate_lab.py::test_cli_end_to_end_to_a_failing_probe_exit_code_junit_and_json"],
     ),
     (
         "JUnit reports a skipped test as passed",
-        "report.py",
+        "report/formats.py",
         "            case.add_skipped_info(message=message)",
         "            pass",
         [T + "validator/test_validate_lab.py::test_a_skipped_test_is_skipped_in_junit_never_passed"],
     ),
     (
         "JSON passed ignoring errors (model)",
-        "model.py",
+        "engine/model.py",
         "all(t.status in {Status.PASS, Status.SKIP} for t in self.tests)",
         "all(t.status is not Status.FAIL for t in self.tests)",
         [T + "validator/test_validate_lab.py::test_an_error_is_not_a_pass_in_the_exit_code_or_the_json"],
     ),
     (
         "JSON passed ignoring errors (report)",
-        "report.py",
+        "report/formats.py",
         '    data["passed"] = result.passed',
         '    data["passed"] = result.counts()["fail"] == 0',
         [T + "validator/test_validate_lab.py::test_an_error_is_not_a_pass_in_the_exit_code_or_the_json"],
@@ -94,7 +94,7 @@ B: list[Breakage] = [
     ),
     (
         "HTTP probe does not check which pod answered (action)",
-        "actions.py",
+        "actions/reach.py",
         "if expect_body is not None and body not in expect_body:",
         "if False:",
         [T + "validator/test_validate_lab.py::test_http_to_a_pod_checks_which_pod_answered"],
@@ -108,7 +108,7 @@ B: list[Breakage] = [
     ),
     (
         "4xx counted as success",
-        "actions.py",
+        "actions/reach.py",
         "if reply.status != 200:",
         "if reply.status >= 500:",
         [T + "validator/test_validate_lab.py::test_an_http_4xx_is_a_failure"],
@@ -122,7 +122,7 @@ B: list[Breakage] = [
     ),
     (
         "RDMA GID chosen without the address (the first RoCE v2 entry)",
-        "rdma_probes.py",
+        "probes/rdma.py",
         "    found = [g for g in table if g.gid == wanted]",
         "    found = [g for g in table if g.type == ROCE_V2]",
         [T + "validator/test_rdma.py::test_each_pod_uses_the_gid_of_its_own_address_at_any_index"],
@@ -136,14 +136,14 @@ B: list[Breakage] = [
     ),
     (
         "perftest without the GID index (EFA's address handle has no destination)",
-        "rdma_probes.py",
+        "probes/rdma.py",
         '"-d", device, "-x", str(gid_index), "-p"',
         '"-d", device, "-p"',
         [T + "validator/test_rdma_verbs.py::test_every_command_agrees_with_the_model_and_the_real_parser"],
     ),
     (
         "EFA verb chosen without the device's capabilities",
-        "rdma_probes.py",
+        "probes/rdma.py",
         "        if verb in EFA_CAPS and not device_caps & EFA_CAPS[verb]:",
         "        if False:",
         [T + "validator/test_rdma_verbs.py::test_the_efa_verb_follows_the_device_and_the_images_perftest"],
@@ -164,7 +164,7 @@ B: list[Breakage] = [
     ),
     (
         "RDMA unknown line rate passes",
-        "discovery.py",
+        "engine/discovery.py",
         '    if unknown:\n        return f"unknown line rate (',
         '    if False:\n        return f"unknown line rate (',
         [T + "validator/test_rdma.py::test_bandwidth_with_an_unknown_line_rate_skips_with_the_reason"],
@@ -199,7 +199,7 @@ B: list[Breakage] = [
     ),
     (
         "audit: unreadable records rule disabled",
-        "audit.py",
+        "ipam/audit.py",
         "        except ValueError:  # json.JSONDecodeError included\n",
         "        except ValueError:  # json.JSONDecodeError included\n            continue\n",
         [
@@ -209,7 +209,7 @@ B: list[Breakage] = [
     ),
     (
         "audit: endpoint mismatch rule disabled",
-        "audit.py",
+        "ipam/audit.py",
         'elif current.get("uid") != r.uid or not any(',
         'elif False and current.get("uid") != r.uid or False and not any(',
         [
@@ -219,7 +219,7 @@ B: list[Breakage] = [
     ),
     (
         "audit: duplicates among running pods disabled",
-        "audit.py",
+        "ipam/audit.py",
         "if len(refs) > 1 and ip in ix.holders and not _held_by_several(ix.holders[ip]):",
         "if False:",
         [
@@ -229,14 +229,14 @@ B: list[Breakage] = [
     ),
     (
         "audit: ended pods not counted as leaks",
-        "audit.py",
+        "ipam/audit.py",
         '            and pod.get("status", {}).get("phase") not in TERMINAL\n',
         "\n",
         [T + "validator/test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[leak-end_pod]"],
     ),
     (
         "proof of fabric passes when only one side's device counted the bytes",
-        "rdma_counters.py",
+        "probes/counters.py",
         "if sent >= need and received >= need:",
         "if sent >= need or received >= need:",
         [
@@ -246,7 +246,7 @@ B: list[Breakage] = [
     ),
     (
         "proof of fabric reads the receiver's traffic on the sender's device",
-        "rdma_fabric.py",
+        "actions/fabric.py",
         "received = rdma_counters.delta(before[receiver], after[receiver], verb)",
         "received = rdma_counters.delta(before[sender], after[sender], verb)",
         [
@@ -256,14 +256,14 @@ B: list[Breakage] = [
     ),
     (
         "exec waits for a command that hangs past its timeout",
-        "kube.py",
+        "cluster/kube.py",
         "        while resp.is_open() and time.monotonic() < deadline:",
         "        while resp.is_open():",
         [T + "validator/test_kube_client.py::test_exec_of_a_command_that_hangs_ends_at_its_timeout"],
     ),
     (
         "a probe whose exec timed out is retried as a lost exit code",
-        "actions.py",
+        "actions/reach.py",
         "    if result.timed_out:\n",
         "    if False:\n",
         [
@@ -273,14 +273,14 @@ B: list[Breakage] = [
     ),
     (
         "watch keeps the probe pod of a node that left or is not ready",
-        "watch.py",
+        "watch/loop.py",
         "            if node not in nodes or ended:",
         "            if ended:",
         [T + "validator/test_watch_lab.py::test_metrics_move_the_right_way_within_one_interval_of_each_fault"],
     ),
     (
         "watch leaves a resolved finding kind at its last count",
-        "watch.py",
+        "watch/loop.py",
         "        for kind in self.kinds:",
         "        for kind in counts:",
         [T + "validator/test_watch_lab.py::test_metrics_move_the_right_way_within_one_interval_of_each_fault"],
@@ -297,14 +297,14 @@ B: list[Breakage] = [
     ),
     (
         "ping loss read without its decimals (33.3333% as 3333%)",
-        "probes.py",
+        "probes/reach.py",
         '_LOSS = re.compile(r"([\\d.]+)% packet loss")',
         '_LOSS = re.compile(r"(\\d+)% packet loss")',
         [T + "validator/test_probes.py::test_iputils_ping_loss_with_decimals_is_a_percentage"],
     ),
     (
         "kubeconfig keeps an existing file's mode",
-        "cli.py",
+        "cli/kubeconfig.py",
         '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)\n        os.replace(tmp, path)',
         '    fd, tmp = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), ""\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)',
         [T + "validator/test_kubeconfig.py::test_an_existing_file_is_replaced_with_mode_0600"],

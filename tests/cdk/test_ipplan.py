@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spider_validate import addresses
+from spider_validate.cluster import addresses
 
 from cdk.config import ClusterConfig, ConfigError, Workers, load_config
 from cdk.ec2_types import InstanceTable

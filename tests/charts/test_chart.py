@@ -15,7 +15,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from spider_validate import addresses
+from spider_validate.cluster import addresses
 
 from cdk.ec2_types import InstanceTable
 from tests import chart

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spider_validate import addresses
+from spider_validate.cluster import addresses
 
 from cdk.ec2_types import InstanceTable
 from tests import chart

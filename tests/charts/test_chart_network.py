@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from spider_validate import discovery
+from spider_validate.engine import discovery
 
 from cdk import userdata
 from cdk.constructs import iam

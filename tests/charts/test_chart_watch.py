@@ -14,7 +14,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from spider_validate.metrics import WatchMetrics
+from spider_validate.watch.metrics import WatchMetrics
 
 from tests import chart
 from tests.charts.test_chart import checkov_failures
@@ -144,9 +144,9 @@ def test_the_deployment_runs_the_watch_with_the_charts_network(rendered: list[ch
     assert svc["spec"]["ports"][0]["port"] == int(args["metrics-port"])
     env = {e["name"]: e for e in container["env"]}
     assert env["SPIDER_VALIDATE_POD"]["value"] == "$(POD_NAME)/$(POD_UID)"  # Kubernetes' dependent variables
-    from spider_validate import cli
+    from spider_validate.cli.watch import watch
 
-    watch_params = {p.name for p in cli.watch.params}
+    watch_params = {p.name for p in watch.params}
     assert {k.replace("-", "_") for k in args} <= watch_params | {"image"}
 
 

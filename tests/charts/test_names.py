@@ -89,7 +89,7 @@ def test_the_checker_sees_a_key_in_each_place_a_chart_writes_one() -> None:
 
 @pytest.mark.parametrize("profile", chart.PROFILES)
 def test_the_network_carries_the_attachment_label_discovery_reads(rendered: dict[str, Any], profile: str) -> None:
-    """validators/spider_validate/discovery.py reads it from the SpiderMultusConfig it picks."""
+    """validators/spider_validate/engine/discovery.py reads it from the SpiderMultusConfig it picks."""
     attachments = [
         o["metadata"].get("labels", {}).get(names.ATTACHMENT_LABEL)
         for o in rendered[profile]

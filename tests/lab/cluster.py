@@ -1,6 +1,6 @@
-"""A test double of spider_validate.kube.Cluster whose pods are real network namespaces, composed of parts:
+"""A test double of spider_validate.cluster.api.Cluster whose pods are real network namespaces, composed of parts:
 
-- `store.py`, the API server's objects (kinds from the validator's own `kube.KINDS`), watch, events, `Faults`;
+- `store.py`, the API server's objects (kinds from the validator's own `cluster.api.KINDS`), watch, events, `Faults`;
 - `kubelet.py`, nodes and pods as namespaces: the real CNI macvlan plugin, real servers, `exec` and `logs`;
 - `ipam.py`, Spiderpool: pools, allocation and release, SpiderEndpoints, the "used out" event;
 - `proxy.py`, kube-proxy: Services as nftables DNAT in the nodes;
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from spider_validate.kube import KINDS, SPIDERPOOL_GROUP, ApiError, ExecResult
+from spider_validate.cluster.api import KINDS, SPIDERPOOL_GROUP, ApiError, ExecResult
 
 from tests.lab import netns
 from tests.lab.controllers import StatefulSets

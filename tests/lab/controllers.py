@@ -10,7 +10,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from spider_validate.kube import ApiError
+from spider_validate.cluster.api import ApiError
 
 from tests.lab.store import Store, api_version
 

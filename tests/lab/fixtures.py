@@ -11,7 +11,7 @@ from unittest import mock
 import click
 import pytest
 from click.testing import CliRunner, Result
-from spider_validate import cli
+from spider_validate.cli import common
 
 from tests.lab import netns
 from tests.lab.cluster import LabCluster
@@ -63,5 +63,5 @@ def entry_point() -> click.Command:
 def invoke(lab: LabCluster, args: list[str], diagnostics: Path | None = None) -> Result:
     """The installed CLI, connected to the lab instead of a kubeconfig's API server."""
     extra = ["--diagnostics-dir", str(diagnostics)] if diagnostics and args[0] == "run" else []
-    with mock.patch.object(cli, "_connect", return_value=lab):
+    with mock.patch.object(common, "connect", return_value=lab):
         return CliRunner().invoke(entry_point(), [*args, *extra], catch_exceptions=False)

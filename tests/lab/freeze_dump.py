@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from spider_validate import manifests
-from spider_validate.params import Parameters
+from spider_validate.engine import manifests
+from spider_validate.engine.params import Parameters
 
 from tests.lab import netns
 from tests.lab.cluster import LabCluster

@@ -22,10 +22,10 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from spider_validate.addresses import expand
-from spider_validate.kube import ApiError
+from spider_validate.cluster.addresses import expand
+from spider_validate.cluster.api import ApiError
+from spider_validate.cluster.spiderpool import USED_OUT, allocated_ips
 from spider_validate.names import ATTACHMENT_LABEL
-from spider_validate.spiderpool import USED_OUT, allocated_ips
 
 from tests.lab.controllers import owner
 from tests.lab.store import Store, api_version

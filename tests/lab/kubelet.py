@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spider_validate.kube import ApiError, ExecResult, unwrap_output, wrap_command
-from spider_validate.spiderpool import NETWORK_STATUS
+from spider_validate.cluster.api import ApiError, ExecResult, unwrap_output, wrap_command
+from spider_validate.cluster.spiderpool import NETWORK_STATUS
 
 from tests.lab import netns
 from tests.lab import server as agnhost

@@ -1,9 +1,9 @@
 """The lab's API server: objects by kind, namespace and name, with resourceVersions, label selectors, a polling
 watch, events, and the failures a test injects at every layer (`Faults`).
 
-What the store knows about kinds is the validator's own table, `spider_validate.kube.KINDS`: a kind it does not
-list fails with KeyError before any API call, as `kube.KubeCluster` fails on it (its `_resource` and `_path` look
-the kind up in KINDS first), so the double never answers a call the real client cannot make.
+What the store knows about kinds is the validator's own table, `spider_validate.cluster.api.KINDS`: a kind it does
+not list fails with KeyError before any API call, as `cluster.kube.KubeCluster` fails on it (its `_resource` and `_path`
+look the kind up in KINDS first), so the double never answers a call the real client cannot make.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from spider_validate.kube import KINDS, ApiError
+from spider_validate.cluster.api import KINDS, ApiError
 
 if TYPE_CHECKING:
     from tests.lab.cluster import LabCluster

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spider_validate.kube import ApiError
-from spider_validate.spiderpool import IPPOOL, IPPOOLS
+from spider_validate.cluster.api import ApiError
+from spider_validate.cluster.spiderpool import IPPOOL, IPPOOLS
 
 from tests.lab.cluster import LabCluster
 from tests.lab.ipam import Ipam

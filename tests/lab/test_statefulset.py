@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from spider_validate.spiderpool import IPPOOL, allocated_ips
+from spider_validate.cluster.spiderpool import IPPOOL, allocated_ips
 
 from tests.lab.controllers import StatefulSets, new_pod
 from tests.lab.ipam import Ipam

@@ -1,4 +1,4 @@
-"""The lab's API store knows the kinds the validator knows (spider_validate.kube.KINDS), and only those.
+"""The lab's API store knows the kinds the validator knows (spider_validate.cluster.api.KINDS), and only those.
 
 No network namespace: a LabCluster that is not started is its API store with nothing running."""
 
@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spider_validate.kube import KINDS, SPIDERPOOL_GROUP, ApiError, Cluster, KubeCluster
+from spider_validate.cluster.api import KINDS, SPIDERPOOL_GROUP, ApiError, Cluster
+from spider_validate.cluster.kube import KubeCluster
 
 from tests.lab.cluster import LabCluster
 from tests.validator.test_kube_client import write_kubeconfig

@@ -1,5 +1,5 @@
 """The namespace double behind Kubernetes' RBAC: each call of the `Cluster` interface is authorized as the request
-KubeCluster makes for it (its path from kube.resource_path and kube.CRD_PATH, its method; the `kubernetes` client's
+KubeCluster makes for it (its path from api.resource_path and api.CRD_PATH, its method; the `kubernetes` client's
 watch is a list with watch=true, its exec a websocket GET of pods/NAME/exec) with tests/upstream/rbac.py's authorizer
 and the given roles; a refused call raises the ApiError 403 KubeCluster raises, and every call is recorded."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from spider_validate.kube import CRD_PATH, RBAC_FILE, ApiError, Cluster, ExecResult, resource_path
+from spider_validate.cluster.api import CRD_PATH, RBAC_FILE, ApiError, Cluster, ExecResult, resource_path
 
 from tests.upstream.rbac import Authorizer, Request, User, request_info
 

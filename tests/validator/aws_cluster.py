@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from spider_validate import addresses
+from spider_validate.cluster import addresses
 
 from cdk import chart_values
 from cdk.config import ClusterConfig

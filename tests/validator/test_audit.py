@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from spider_validate import audit, cli
+from spider_validate import cli
+from spider_validate.ipam import audit
 
 from tests.crds import validate_custom
 from tests.lab import freeze_dump

@@ -12,7 +12,8 @@ import click
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from spider_validate import __version__, cli
+from spider_validate import __version__
+from spider_validate.cli import common
 
 from tests.lab.fixtures import entry_point
 
@@ -27,7 +28,7 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def invoke(args: list[str]) -> Result:
     """The CLI with connecting forbidden: a refusal must come before it."""
-    with mock.patch.object(cli, "_connect", side_effect=AssertionError("connected despite a bad input")):
+    with mock.patch.object(common, "connect", side_effect=AssertionError("connected despite a bad input")):
         return CliRunner().invoke(entry_point(), args)
 
 
@@ -179,7 +180,7 @@ def test_every_image_takes_a_digest(name: str) -> None:
 
 
 def test_the_default_server_image_is_pinned_and_a_mirror_keeps_its_digest() -> None:
-    from spider_validate.params import DEFAULT_IMAGES
+    from spider_validate.engine.params import DEFAULT_IMAGES
 
     assert DEFAULT_IMAGES["server"].endswith("@sha256:99c6b4bb4a1e1df3f0b3752168c89358794d02258ebebc26bf21c29399011a85")
     result = invoke(["images", "--image-registry", "mirror.local/k8s"])

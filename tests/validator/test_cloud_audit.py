@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from spider_validate import audit
 from spider_validate.cloud import ec2 as cloud_ec2
 from spider_validate.cloud import inventory, reconcile
 from spider_validate.cloud.reconcile import CloudRule
+from spider_validate.ipam import audit
 
 from tests.terraform.emulator import MotoServer
 from tests.validator import aws_cluster

@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spider_validate import actions, perf_probes, probes, rdma_counters, rdma_probes
-from spider_validate.context import PodInfo, RunContext
-from spider_validate.kube import ExecResult
-from spider_validate.model import Action, Outcome, Scenario, Status, Test
-from spider_validate.params import Parameters
-from spider_validate.runner import execute, run_test
+from spider_validate.actions import reach as actions
+from spider_validate.cluster.api import ExecResult
+from spider_validate.engine.context import PodInfo, RunContext
+from spider_validate.engine.model import Action, Outcome, Scenario, Status, Test
+from spider_validate.engine.params import Parameters
+from spider_validate.engine.runner import execute, run_test
+from spider_validate.probes import counters as rdma_counters
+from spider_validate.probes import perf as perf_probes
+from spider_validate.probes import rdma as rdma_probes
+from spider_validate.probes import reach as probes
+from spider_validate.probes.output import UnreadableOutput
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 PING = "PING 10.0.0.2\n3 packets transmitted, 3 received, {loss}% packet loss, time 401ms\n"  # iputils' summary
@@ -43,14 +48,14 @@ HOSTILE: list[tuple[Callable[[str], Any], str]] = [
 
 @pytest.mark.parametrize(("parse", "output"), HOSTILE, ids=[f"{p.__module__}.{p.__name__}" for p, _ in HOSTILE])
 def test_every_parser_names_what_it_could_not_read(parse: Callable[[str], Any], output: str) -> None:
-    with pytest.raises(probes.UnreadableOutput) as err:
+    with pytest.raises(UnreadableOutput) as err:
         parse(output)
     assert "could not read the output of" in str(err.value)
     assert repr(output)[1:-1][-40:] in str(err.value)  # the text itself, as it was printed
 
 
 def test_a_long_unreadable_output_is_quoted_by_its_end() -> None:
-    with pytest.raises(probes.UnreadableOutput) as err:
+    with pytest.raises(UnreadableOutput) as err:
         probes.parse_ping("x" * 100_000 + PING.format(loss="1.2.3"))
     assert len(str(err.value)) < 600 and "1.2.3% packet loss" in str(err.value)
 

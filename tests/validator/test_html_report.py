@@ -17,11 +17,16 @@ from typing import Any
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from spider_validate import cli, environment, html, linerate, rdma_probes, report
-from spider_validate.html import view
-from spider_validate.model import ActionResult, RunResult, Status, TestResult
-from spider_validate.params import Parameters
-from spider_validate.runner import Runner
+from spider_validate import cli
+from spider_validate.cli import common
+from spider_validate.engine.model import ActionResult, RunResult, Status, TestResult
+from spider_validate.engine.params import Parameters
+from spider_validate.engine.runner import Runner
+from spider_validate.probes import linerate
+from spider_validate.probes import rdma as rdma_probes
+from spider_validate.report import environment, html
+from spider_validate.report import formats as report
+from spider_validate.report.html import view
 from spider_validate.suites import all_tests, rdma
 
 from tests import chart
@@ -68,7 +73,7 @@ def run_fast(lab: LabCluster, tmp_path: Path, argv: list[str], **overrides: Any)
     result = runner.run()
     result.environment = environment.collect(lab, params, runner.ctx, argv)
     page = tmp_path / "report.html"
-    cli._write_html(result, str(page))
+    common.write_html(result, str(page))
     data = report.to_dict(result)
     jsonschema.validate(json.loads(json.dumps(data, default=str)), SCHEMA)
     return data, page
@@ -379,7 +384,7 @@ def test_html_problems_are_said_before_anything_runs(
     def unreachable(*_: object) -> None:
         raise AssertionError("connected to a cluster")
 
-    monkeypatch.setattr(cli, "_connect", unreachable)
+    monkeypatch.setattr(common, "connect", unreachable)
     unwritable = CliRunner().invoke(cli.main, [*args, str(tmp_path / "missing-dir" / "r.html")])
     assert unwritable.exit_code == 2 and f"Invalid value for {option}: directory " in unwritable.output
     monkeypatch.setattr(html, "missing", lambda: ["altair", "vl-convert-python"])

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spider_validate import addresses, report
-from spider_validate.model import ActionResult, RunResult, Status, TestResult
-from spider_validate.params import Parameters
-from spider_validate.runner import Runner
+from spider_validate.cluster import addresses
+from spider_validate.engine.model import ActionResult, RunResult, Status, TestResult
+from spider_validate.engine.params import Parameters
+from spider_validate.engine.runner import Runner
+from spider_validate.report import formats as report
 from spider_validate.suites import all_tests
 
 from tests.lab.cluster import LabCluster

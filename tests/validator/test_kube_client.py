@@ -27,12 +27,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import yaml
-from spider_validate import actions
-from spider_validate.context import PodInfo, RunContext
-from spider_validate.kube import EXIT_MARKER, ApiError, KubeCluster
-from spider_validate.model import Status
-from spider_validate.params import Parameters
-from spider_validate.runner import execute
+from spider_validate.actions import reach as actions
+from spider_validate.cluster.api import EXIT_MARKER, ApiError
+from spider_validate.cluster.kube import KubeCluster
+from spider_validate.engine.context import PodInfo, RunContext
+from spider_validate.engine.model import Status
+from spider_validate.engine.params import Parameters
+from spider_validate.engine.runner import execute
 
 POD: dict[str, Any] = {
     "apiVersion": "v1",
@@ -308,7 +309,7 @@ def test_exec_keeps_the_last_mebibyte_of_an_output_without_end(exec_api: KubeClu
     twice, in the WSClient's own capture and in exec's list)."""
     import tracemalloc
 
-    from spider_validate.kube import EXEC_OUTPUT_LIMIT
+    from spider_validate.cluster.kube import EXEC_OUTPUT_LIMIT
 
     ExecApi.hang, ExecApi.flood = False, 32
     tracemalloc.start()

@@ -13,11 +13,11 @@ from typing import Any
 
 import jsonschema
 import pytest
-from spider_validate import report
-from spider_validate.html import render, view
-from spider_validate.model import RunResult, Status
-from spider_validate.params import Parameters
-from spider_validate.runner import Runner
+from spider_validate.engine.model import RunResult, Status
+from spider_validate.engine.params import Parameters
+from spider_validate.engine.runner import Runner
+from spider_validate.report import formats as report
+from spider_validate.report.html import render, view
 from spider_validate.suites import all_tests, perf
 
 from tests.lab import netns

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from spider_validate import perf_probes, rdma_counters
-from spider_validate.context import RunContext
-from spider_validate.manifests import Network
-from spider_validate.params import Parameters
+from spider_validate.engine.context import RunContext
+from spider_validate.engine.manifests import Network
+from spider_validate.engine.params import Parameters
+from spider_validate.probes import counters as rdma_counters
+from spider_validate.probes import perf as perf_probes
 from spider_validate.suites import perf
 
 from tests.lab import netns

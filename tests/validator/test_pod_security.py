@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from spider_validate import cli, manifests
-from spider_validate.kube import ApiError
-from spider_validate.params import Parameters
+from spider_validate import cli
+from spider_validate.cluster.api import ApiError
+from spider_validate.engine import manifests
+from spider_validate.engine.params import Parameters
 from spider_validate.suites import all_tests
 
 from tests.lab.cluster import LabCluster

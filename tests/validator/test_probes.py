@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from spider_validate import probes
-from spider_validate.kube import unwrap_output, wrap_command
+from spider_validate.cluster.api import unwrap_output, wrap_command
+from spider_validate.probes import reach as probes
 
 from tests.lab import netns
 from tests.lab.cluster import SERVER

@@ -17,10 +17,12 @@ from typing import Any, cast
 import kubernetes_validate
 import pytest
 import yaml
-from spider_validate import manifests, report
-from spider_validate.kube import ApiError, Cluster, KubeCluster
-from spider_validate.model import Status
-from spider_validate.runner import Runner
+from spider_validate.cluster.api import ApiError, Cluster
+from spider_validate.cluster.kube import KubeCluster
+from spider_validate.engine import manifests
+from spider_validate.engine.model import Status
+from spider_validate.engine.runner import Runner
+from spider_validate.report import formats as report
 from spider_validate.suites import all_tests
 
 from tests.apiserver import KUBECTL

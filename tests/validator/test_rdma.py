@@ -12,12 +12,14 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from spider_validate import discovery, linerate, rdma_probes
-from spider_validate.context import RunContext
-from spider_validate.manifests import Network
-from spider_validate.model import RdmaMode, Status
-from spider_validate.params import Parameters
-from spider_validate.runner import Runner
+from spider_validate.engine import discovery
+from spider_validate.engine.context import RunContext
+from spider_validate.engine.manifests import Network
+from spider_validate.engine.model import RdmaMode, Status
+from spider_validate.engine.params import Parameters
+from spider_validate.engine.runner import Runner
+from spider_validate.probes import linerate
+from spider_validate.probes import rdma as rdma_probes
 from spider_validate.suites import all_tests, rdma
 
 from tests.lab.cluster import LabCluster

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from spider_validate import rdma_fabric
-from spider_validate.context import RunContext
-from spider_validate.kube import ExecResult
-from spider_validate.model import Outcome
-from spider_validate.params import Parameters
-from spider_validate.rdma_probes import Bandwidth
+from spider_validate.actions import fabric as rdma_fabric
+from spider_validate.cluster.api import ExecResult
+from spider_validate.engine.context import RunContext
+from spider_validate.engine.model import Outcome
+from spider_validate.engine.params import Parameters
+from spider_validate.probes.rdma import Bandwidth
 
 from tests.validator.test_perf_probes import DRIVERS, counters_tree
 

@@ -12,7 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from spider_validate import perf_probes, rdma_fabric, rdma_probes
+from spider_validate.actions import fabric as rdma_fabric
+from spider_validate.probes import perf as perf_probes
+from spider_validate.probes import rdma as rdma_probes
 from spider_validate.suites import rdma
 
 from tests.upstream import efa, perftest
@@ -98,7 +100,7 @@ def test_without_srd_in_the_image_no_verb_runs_and_the_reason_says_so() -> None:
 
 def test_the_proof_of_fabric_counts_the_verbs_own_efa_counters() -> None:
     """A read's data leaves the server (read responses) and arrives at the client: each verb's EFA pair first."""
-    from spider_validate import rdma_counters
+    from spider_validate.probes import counters as rdma_counters
 
     before = {f"hw_counters/{n}": 0 for n in ("tx_bytes", "rx_bytes", "rdma_read_bytes", "rdma_read_resp_bytes")}
     after = before | {

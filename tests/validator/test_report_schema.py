@@ -16,8 +16,9 @@ from typing import Any
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from spider_validate import cli, html
-from spider_validate.html import render
+from spider_validate import cli
+from spider_validate.report import html
+from spider_validate.report.html import render
 
 SCHEMA = json.loads((Path(html.__file__).parents[1] / "result_schema.json").read_text())
 EVERY_FIELD = json.loads((Path(__file__).parents[1] / "fixtures" / "results" / "every-field.json").read_text())

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from spider_validate import manifests
-from spider_validate.params import Parameters
-from spider_validate.spiderpool import underlay_ip
+from spider_validate.cluster.spiderpool import underlay_ip
+from spider_validate.engine import manifests
+from spider_validate.engine.params import Parameters
 
 from tests.lab.cluster import LabCluster
 from tests.lab.fixtures import assert_nothing_left

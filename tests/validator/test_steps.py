@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from spider_validate.context import RunContext
-from spider_validate.kube import ApiError
-from spider_validate.model import Outcome, Skip, Status, Test, TestResult
-from spider_validate.params import Parameters
-from spider_validate.runner import Steps, run_test
+from spider_validate.cluster.api import ApiError
+from spider_validate.engine.context import RunContext
+from spider_validate.engine.model import Outcome, Skip, Status, Test, TestResult
+from spider_validate.engine.params import Parameters
+from spider_validate.engine.runner import Steps, run_test
 
 
 def ran(steps: Callable[[RunContext, Steps], None], ctx: RunContext | None = None) -> TestResult:

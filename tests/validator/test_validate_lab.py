@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spider_validate import manifests, names, report
-from spider_validate.model import ActionResult, RunResult, Status
-from spider_validate.params import EXPIRES, Parameters
-from spider_validate.runner import Runner
+from spider_validate import names
+from spider_validate.engine import manifests
+from spider_validate.engine.model import ActionResult, RunResult, Status
+from spider_validate.engine.params import EXPIRES, Parameters
+from spider_validate.engine.runner import Runner
+from spider_validate.report import formats as report
 from spider_validate.suites import all_tests
 
 from tests.lab.cluster import LabCluster

@@ -8,8 +8,9 @@ import kubernetes_validate
 import pytest
 import yaml
 from click.testing import CliRunner
-from spider_validate import cli, manifests
-from spider_validate.params import Parameters
+from spider_validate import cli
+from spider_validate.engine import manifests
+from spider_validate.engine.params import Parameters
 
 from tests.crds import is_custom, validate_custom
 

@@ -11,12 +11,13 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+import spider_validate
 import yaml
 from click.testing import CliRunner
 from prometheus_client import generate_latest
-from spider_validate import cli
-from spider_validate.forecast import Trend, seconds_until_full
-from spider_validate.metrics import WatchMetrics
+from spider_validate.cli import common, main
+from spider_validate.watch.forecast import Trend, seconds_until_full
+from spider_validate.watch.metrics import WatchMetrics
 
 from tests.charts.test_chart_watch import PROMTOOL
 
@@ -100,8 +101,8 @@ def test_metric_names_pass_promtools_linter() -> None:
     ],
 )
 def test_bad_options_are_refused_before_connecting(args: list[str], message: str) -> None:
-    with mock.patch.object(cli, "_connect", side_effect=AssertionError("connected")) as connect:
-        result = CliRunner().invoke(cli.main, ["watch", *args])
+    with mock.patch.object(common, "connect", side_effect=AssertionError("connected")) as connect:
+        result = CliRunner().invoke(main, ["watch", *args])
     assert result.exit_code == 2 and message in result.output, result.output
     connect.assert_not_called()
 
@@ -111,8 +112,8 @@ def test_a_busy_metrics_port_is_a_usage_error() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with mock.patch.object(cli, "_connect", return_value=object()):
-            result = CliRunner().invoke(cli.main, ["watch", "--metrics-port", str(port)])
+        with mock.patch.object(common, "connect", return_value=object()):
+            result = CliRunner().invoke(main, ["watch", "--metrics-port", str(port)])
     assert result.exit_code == 2 and f"cannot serve metrics on 127.0.0.1:{port}" in result.output, result.output
 
 
@@ -131,7 +132,7 @@ def test_the_image_script_passes_shellcheck_and_agrees_with_the_chart() -> None:
     user = re.search(r"^USER_ID=(\d+)", script, re.MULTILINE)
     assert user and f"runAsUser: {user.group(1)}" in deployment
     assert f"--port {values['port']}" in script and "--cmd watch" in script
-    version = re.search(r'^__version__ = "(.+)"', (Path(cli.__file__).parent / "__init__.py").read_text(), re.MULTILINE)
+    version = re.search(r'^__version__ = "(.+)"', Path(spider_validate.__file__).read_text(), re.MULTILINE)
     assert version and values["image"] == {}  # no default: nothing is published, the user pushes this build
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert f"oci-archive:build/image/spider-validate-{version.group(1)}.oci.tar" in readme

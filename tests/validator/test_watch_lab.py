@@ -18,10 +18,10 @@ from typing import Any, cast
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from spider_validate import manifests
-from spider_validate.kube import Cluster
-from spider_validate.params import Parameters
-from spider_validate.watch import Watcher, WatchOptions, serve
+from spider_validate.cluster.api import Cluster
+from spider_validate.engine import manifests
+from spider_validate.engine.params import Parameters
+from spider_validate.watch.loop import Watcher, WatchOptions, serve
 
 from tests import chart
 from tests.charts.test_chart_rbac import RBAC_KINDS

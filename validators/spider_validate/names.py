@@ -8,9 +8,15 @@ import Python writes the literal and a test compares it with this module: the bo
 
 from __future__ import annotations
 
+from pathlib import Path
+
+# The validator's table of EC2 line rates, shipped in its package: written by cdk/refresh_instance_types.py and
+# scripts/gen_instance_data.py (cdk/ec2_types.py network_file), read by spider_validate/probes/linerate.py.
+INSTANCE_NETWORK_FILE = Path(__file__).parent / "data" / "instance_network.json"
+
 # AWS tags. The stack tags every resource with the cluster (cdk/stack.py, the provider's default tags) and each
 # instance with its node and role (cdk/constructs/nodes.py); `spider-validate kubeconfig` finds control-plane-0 by
-# the first two (validators/spider_validate/kubeconfig.py).
+# the first two (validators/spider_validate/cluster/kubeconfig.py).
 CLUSTER_TAG = "spiderpool-rdma/cluster"
 NODE_TAG = "spiderpool-rdma/node"  # the node's name (cdk/ipplan.py node_name)
 ROLE_TAG = "spiderpool-rdma/role"
@@ -53,7 +59,7 @@ def kms_alias(cluster: str) -> str:
 # Node labels, set by the kubelet from the user data's --node-labels (cdk/userdata.py).
 ROLE_LABEL = "spiderpool-rdma/role"  # worker or control-plane: for people and selectors
 RDMA_LABEL = "spiderpool-rdma/rdma"  # the RDMA mode; the chart places its device plugins by it (values-*.yaml)
-NETWORK_GBPS_LABEL = "spiderpool-rdma/network-gbps"  # the line rate; read by validators/spider_validate/linerate.py
+NETWORK_GBPS_LABEL = "spiderpool-rdma/network-gbps"  # the line rate; read by spider_validate/probes/linerate.py
 
 # Labels the chart writes (templates/_network.tpl).
 ATTACHMENT_LABEL = "spiderpool-rdma/attachment"  # on the SpiderMultusConfig; discovery.py picks the network by it

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from spider_validate import addresses
 from spider_validate.cloud.ec2 import Interface
 from spider_validate.cloud.inventory import Inventory
+from spider_validate.cluster import addresses
 
 Span = tuple[int, int]  # first and last address, as integers
 

@@ -1,8 +1,9 @@
-"""The suites: each a list of tests. A new test is one more entry in one of these lists."""
+"""The suites: each a list of tests (a new test is one more entry in one of these lists), and `all_tests`.
+May import actions, ipam, engine, probes, cluster and names."""
 
 from __future__ import annotations
 
-from spider_validate.model import Test
+from spider_validate.engine.model import Test
 from spider_validate.suites import apps, connectivity, ipam, perf, preflight, rdma
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from spider_validate import actions, addresses, spiderpool
-from spider_validate.context import PodInfo, RunContext
-from spider_validate.model import Action, Outcome, Scenario, Skip, Test
+from spider_validate.actions import reach as actions
+from spider_validate.cluster import addresses, spiderpool
+from spider_validate.cluster.spiderpool import underlay_ip
+from spider_validate.engine.context import PodInfo, RunContext
+from spider_validate.engine.model import Action, Outcome, Scenario, Skip, Test
 from spider_validate.names import APP_LABEL
-from spider_validate.spiderpool import underlay_ip
 
 SUITE = "apps"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from spider_validate import actions
-from spider_validate.context import RunContext
-from spider_validate.model import Action, Scenario, Skip, Test
+from spider_validate.actions import reach as actions
+from spider_validate.engine.context import RunContext
+from spider_validate.engine.model import Action, Scenario, Skip, Test
 
 SUITE = "connectivity"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from spider_validate.context import RunContext
-from spider_validate.discovery import NO_NODE
-from spider_validate.kube import ApiError
-from spider_validate.model import Action, Fact, Outcome, Scenario, Test
+from spider_validate.cluster.api import ApiError
+from spider_validate.engine.context import RunContext
+from spider_validate.engine.discovery import NO_NODE
+from spider_validate.engine.model import Action, Fact, Outcome, Scenario, Test
 
 SUITE = "preflight"
 CRDS = (

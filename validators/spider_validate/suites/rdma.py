@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from spider_validate import manifests, rdma_fabric, rdma_probes
-from spider_validate.context import RunContext
-from spider_validate.discovery import EFA_RESOURCE, RESOURCES, SRIOV_DEFAULT
-from spider_validate.model import Outcome, Test
-from spider_validate.rdma_probes import Gid
+from spider_validate.actions import fabric as rdma_fabric
+from spider_validate.engine import manifests
+from spider_validate.engine.context import RunContext
+from spider_validate.engine.discovery import EFA_RESOURCE, RESOURCES, SRIOV_DEFAULT
+from spider_validate.engine.model import Outcome, Test
+from spider_validate.probes import rdma as rdma_probes
+from spider_validate.probes.rdma import Gid
 
 if TYPE_CHECKING:
-    from spider_validate.runner import Steps
+    from spider_validate.engine.runner import Steps
 
 SUITE = "rdma"
 # Of the line rate. EFA: AWS publishes each type's bandwidth but no figure per SRD queue pair; the test runs one, and

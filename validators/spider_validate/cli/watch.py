@@ -1,0 +1,110 @@
+"""`spider-validate watch`: the continuous check, its options and its metrics server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import click
+
+from spider_validate.cli import common, inputs
+from spider_validate.cli.common import (
+    Unreachable,
+    UsageProblem,
+    image_options,
+    placement_options,
+    with_cluster,
+)
+from spider_validate.engine.params import Parameters
+
+if TYPE_CHECKING:
+    pass
+
+
+@click.command()
+@with_cluster
+@click.option(
+    "--namespace",
+    default="spider-validate-watch",
+    show_default=True,
+    type=inputs.NamespacePrefix(),
+    help="Namespace of the probe pods (created, and deleted at the end, when it does not exist).",
+)
+@click.option("--interval", default=60.0, show_default=True, type=inputs.Positive("SECONDS"), help="Seconds per cycle.")
+@click.option(
+    "--forecast-window",
+    default=21600.0,
+    show_default=True,
+    type=inputs.Positive("SECONDS"),
+    help="Seconds of pool usage the exhaustion forecast fits its line to.",
+)
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, help="Address the metrics are served on.")
+@click.option("--metrics-port", default=9477, show_default=True, type=click.IntRange(0, 65535), help="Metrics port.")
+@click.option("--cycles", default=0, type=click.IntRange(0), help="Stop after N cycles [default: run until SIGTERM].")
+@click.option(
+    "--owner-pod", envvar="SPIDER_VALIDATE_POD", metavar="NAME/UID", help="The pod it runs in: owns probe pods."
+)
+@image_options
+@placement_options
+@click.option("--probe-timeout", default=2, show_default=True, type=click.IntRange(1, 60), help="Seconds per ping.")
+def watch(
+    kubeconfig: str | None,
+    kube_context: str | None,
+    api_timeout: float,
+    namespace: str,
+    interval: float,
+    forecast_window: float,
+    metrics_address: str,
+    metrics_port: int,
+    cycles: int,
+    owner_pod: str | None,
+    image_registry: str | None,
+    image_overrides: tuple[str, ...],
+    node_selector: tuple[str, ...],
+    nodes: tuple[str, ...] | None,
+    network: str | None,
+    attach: Literal["auto", "default", "secondary"],
+    probe_timeout: int,
+) -> None:
+    """Check continuously: pings between probe pods on every node, the IPAM audit, pool headroom, as metrics.
+
+    \b
+    Runs until SIGTERM or Ctrl-C, then deletes its probe pods. Metrics: http://ADDRESS:PORT/metrics.
+    \b
+    Examples:
+      spider-validate watch --interval 30
+      spider-validate watch --namespace kube-system --metrics-address 0.0.0.0
+    """
+    import logging
+
+    from spider_validate.cluster.api import ApiError
+    from spider_validate.watch import loop as watcher
+
+    owner = None
+    if owner_pod:
+        name, _, uid = owner_pod.partition("/")
+        if not name or not uid:
+            raise UsageProblem(f"--owner-pod {owner_pod!r}: expected NAME/UID")
+        owner = watcher.Owner(name, uid)
+    params = Parameters(
+        node_selector=inputs.key_values(node_selector, "--node-selector"),
+        image_registry=image_registry,
+        image_overrides=inputs.image_overrides(image_overrides),
+        nodes=nodes or (),
+        network=network,
+        attach=attach,
+        probe_timeout=probe_timeout,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cluster = common.connect(kubeconfig, kube_context, api_timeout)
+    options = watcher.WatchOptions(namespace, interval, forecast_window, owner)
+    w = watcher.Watcher(cluster, params, options)
+    click.echo(f"watch {w.ctx.run_id}: metrics on http://{metrics_address}:{metrics_port}/metrics", err=True)
+    try:
+        removed = watcher.serve(w, metrics_address, metrics_port, cycles)
+    except OSError as exc:
+        raise UsageProblem(f"cannot serve metrics on {metrics_address}:{metrics_port}: {exc.strerror}") from exc
+    except LookupError as exc:
+        raise UsageProblem(str(exc)) from exc
+    except ApiError as exc:  # at start: the network could not be read, the namespace not created
+        raise (Unreachable if exc.transient else UsageProblem)(str(exc)) from exc
+    click.echo(f"stopped; removed {', '.join(removed) or 'nothing'}", err=True)

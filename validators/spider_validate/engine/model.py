@@ -1,0 +1,177 @@
+"""Tests made of scenarios made of actions, or of steps in order, and the one result model every report reads.
+
+A Test names a list of scenarios, each yielding Actions from the run's context, whose probes run concurrently; or,
+when its actions depend on each other, a function of the context and a step handle (runner.Steps) that runs each
+step at once and hands its result to the next line. An Action runs one probe (a command in a pod, or an API read)
+and compares its outcome with what is expected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from spider_validate.engine.context import RunContext
+    from spider_validate.engine.runner import Steps
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"  # the check could not be made (setup or API trouble), as opposed to a wrong answer
+
+
+# Pod Security Admission's level the run's namespace must enforce for a test's pods to be admitted: baseline
+# refuses added capabilities beyond the runtime's defaults (IPC_LOCK for RDMA) and hostNetwork.
+PodSecurity = Literal["baseline", "privileged"]
+# A fact of the cluster a test needs (discovery.Facts); without it the test is skipped before any pod is created.
+# "line-rate" is the line rate of the first two test nodes, needed only without --rdma-min-gbps; "rdma-image" the
+# RDMA tools image, which has no default (--image rdma=REF: scripts/build-rdma-tools-image.sh builds one).
+Requirement = Literal["rdma", "statefulset", "line-rate", "rdma-image"]
+# What discovery finds: what tests may require, and the network and nodes that every test but preflight needs.
+Fact = Literal[Requirement, "network", "nodes"]
+# How the test nodes offer RDMA (discovery.Facts): EFA, a shared HCA, SR-IOV virtual functions, Soft-RoCE (rxe0,
+# which serves the node's address only: its pods run on the host network), or not at all.
+RdmaMode = Literal["efa", "shared", "sriov", "softroce", "none"]
+# What an action runs: an API read, a command in a pod (ping, curl, perftest), a perf figure (iperf3, sockperf).
+Probe = Literal["api", "ping", "http", "rdma", "throughput", "latency"]
+
+
+class Skip(Exception):
+    """Raised by a scenario or test that cannot run here; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one probe observed. `transient` failures (lost exit code, API 5xx) may be retried."""
+
+    ok: bool
+    detail: str
+    transient: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    probe: Probe
+    source: str
+    destination: str
+    run: Callable[[], Outcome]
+    expect_success: bool = True
+    retry: bool = True  # False: the outcome reports what discovery found, already retried; asking again is useless
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    actions: Callable[[RunContext], Iterable[Action]]
+
+
+@dataclass(frozen=True)
+class Test:
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
+    suite: str
+    name: str
+    description: str
+    scenarios: tuple[Scenario, ...] = ()
+    # or, when each step needs what the one before made (create, check, delete): the steps, in order
+    steps: Callable[[RunContext, Steps], None] | None = None
+    labels: tuple[str, ...] = ()
+    requires_nodes: int = 0  # skipped with a reason when the run has fewer schedulable nodes
+    requires: tuple[Requirement, ...] = ()
+    # preflight: the facts this test reports on; it runs after discovery, and also unselected when other tests run
+    # (recorded then only when it does not pass: it says why nothing can be tested)
+    checks: tuple[Fact, ...] = ()
+    pod_security: PodSecurity = "baseline"
+    # the pods the test creates beyond the run's shared ones, for `manifests` and the pod-security check; called
+    # with a context that has no cluster behind it
+    objects: Callable[[RunContext], list[dict[str, Any]]] | None = None
+
+    def __post_init__(self) -> None:
+        assert bool(self.scenarios) != bool(self.steps), f"{self.id}: scenarios or steps, one of them"
+
+    @property
+    def id(self) -> str:
+        return f"{self.suite}/{self.name}"
+
+
+@dataclass
+class ActionResult:
+    scenario: str
+    action: str
+    probe: Probe
+    source: str
+    destination: str
+    expected: Literal["success", "failure"]
+    status: Status
+    detail: str
+    attempts: int
+    seconds: float
+    data: dict[str, Any] = field(default_factory=dict)
+    started: float = 0.0  # epoch seconds (format 2)
+
+
+@dataclass
+class TestResult:
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
+    suite: str
+    name: str
+    description: str
+    status: Status = Status.PASS
+    reason: str = ""
+    actions: list[ActionResult] = field(default_factory=list)
+    seconds: float = 0.0
+    started: float = field(default_factory=time.time)
+
+    @property
+    def id(self) -> str:
+        return f"{self.suite}/{self.name}"
+
+    def finish(self) -> None:
+        self.seconds = time.time() - self.started
+        if self.status is Status.PASS and any(a.status is Status.ERROR for a in self.actions):
+            self.status = Status.ERROR
+        if self.status in {Status.PASS, Status.ERROR} and any(a.status is Status.FAIL for a in self.actions):
+            self.status = Status.FAIL
+
+
+# The JSON result's format (result_schema.json). 2 added the environment, each action's start time and the
+# command and output of probes run in pods (data.exec); format 1 had no format_version.
+FORMAT_VERSION = 2
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    namespace: str
+    cluster: str
+    tests: list[TestResult] = field(default_factory=list)
+    setup_error: str = ""
+    preflight_failed: bool = False
+    interrupted: bool = False
+    timed_out: bool = False
+    diagnostics: str = ""
+    cleanup: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    environment: dict[str, Any] = field(default_factory=dict)  # versions, nodes, pods, pools, flags (environment.py)
+    format_version: int = FORMAT_VERSION
+
+    def counts(self) -> dict[str, int]:
+        return {s.value: sum(t.status is s for t in self.tests) for s in Status}
+
+    @property
+    def passed(self) -> bool:
+        return (
+            not self.setup_error
+            and not self.interrupted
+            and not self.timed_out
+            and all(t.status in {Status.PASS, Status.SKIP} for t in self.tests)
+        )

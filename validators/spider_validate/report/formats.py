@@ -1,0 +1,129 @@
+"""Reports from the one result model: the summary table with the connectivity matrix, JSON and JUnit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+from junit_xml import TestCase, TestSuite, to_xml_report_string
+from rich.console import Console
+from rich.table import Table
+
+from spider_validate.engine.model import RunResult, Status, TestResult
+
+STYLE = {Status.PASS: "green", Status.FAIL: "red", Status.ERROR: "magenta", Status.SKIP: "yellow"}
+
+
+def matrix(result: RunResult) -> list[dict[str, str]]:
+    """source x destination x probe -> status, for every probe that ran between pods."""
+    return [
+        {
+            "source": a.source,
+            "destination": a.destination,
+            "probe": a.probe,
+            "status": a.status.value,
+            "detail": a.detail,
+        }
+        for t in result.tests
+        for a in t.actions
+        if a.probe in {"ping", "http"}
+    ]
+
+
+def to_dict(result: RunResult) -> dict[str, Any]:
+    data = dataclasses.asdict(result)
+    data["counts"] = result.counts()
+    data["passed"] = result.passed
+    data["matrix"] = matrix(result)
+    return data
+
+
+def to_json(result: RunResult) -> str:
+    return json.dumps(to_dict(result), indent=2, default=str)
+
+
+def progress_line(test: TestResult) -> str:
+    reason = f" - {test.reason}" if test.reason else ""
+    return (
+        f"[{STYLE[test.status]}]{test.status.value.upper():5}[/] {test.id} ({len(test.actions)} checks, "
+        f"{test.seconds:.1f}s){reason}"
+    )
+
+
+def table(result: RunResult, width: int = 120) -> str:
+    buf = StringIO()
+    console = Console(file=buf, width=width, force_terminal=False, color_system=None)
+    summary = Table(title=f"spider-validate run {result.run_id}", show_lines=False)
+    for col in ("test", "result", "checks", "seconds", "detail"):
+        summary.add_column(col)
+    for t in result.tests:
+        failing = [a for a in t.actions if a.status is not Status.PASS]
+        detail = t.reason or "; ".join(f"{a.action}: {a.detail}" for a in failing[:3])
+        summary.add_row(t.id, t.status.value, str(len(t.actions)), f"{t.seconds:.1f}", detail)
+    console.print(summary)
+    for t in result.tests:
+        for a in t.actions:
+            if a.status is not Status.PASS and a.probe not in {"ping", "http"}:
+                console.print(f"{a.status.value.upper()} {t.id}: {a.detail}", soft_wrap=True)
+    cells = matrix(result)
+    if cells:
+        probes = sorted({c["probe"] for c in cells})
+        grid = Table(title="connectivity matrix (source -> destination)")
+        grid.add_column("source")
+        grid.add_column("destination")
+        for p in probes:
+            grid.add_column(p)
+        pairs: dict[tuple[str, str], dict[str, str]] = {}
+        for c in cells:
+            pairs.setdefault((c["source"], c["destination"]), {})[c["probe"]] = c["status"]
+        for (src, dst), by_probe in sorted(pairs.items()):
+            grid.add_row(src, dst, *(by_probe.get(p, "-") for p in probes))
+        console.print(grid)
+    counts = result.counts()
+    line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    console.print(f"{counts['pass']} passed, {counts['fail']} failed ({line}) in {result.seconds:.1f}s")
+    if result.preflight_failed:
+        console.print("preflight failed: the cluster is not ready for testing. To fix:", soft_wrap=True)
+        for t in result.tests:
+            for a in t.actions:
+                if t.suite == "preflight" and a.status is not Status.PASS:
+                    console.print(f"  {t.id}: {a.detail}", soft_wrap=True)
+    if result.setup_error:
+        console.print(f"setup failed: {result.setup_error}", soft_wrap=True)
+    if result.diagnostics:
+        console.print(f"diagnostics: {result.diagnostics}")
+    for line in result.cleanup:
+        console.print(f"cleanup: {line}")
+    return buf.getvalue()
+
+
+def junit(result: RunResult) -> str:
+    suites: dict[str, list[TestCase]] = {}
+    for t in result.tests:
+        case = TestCase(
+            t.name,
+            classname=f"spider-validate.{t.suite}",
+            elapsed_sec=t.seconds,
+            stdout="\n".join(f"{a.action}: {a.status.value} - {a.detail} ({a.attempts} attempts)" for a in t.actions),
+        )
+        failing = [a for a in t.actions if a.status is not Status.PASS]
+        message = t.reason or "; ".join(f"{a.action}: {a.detail}" for a in failing)
+        if t.status is Status.FAIL:
+            case.add_failure_info(message=message)
+        elif t.status is Status.ERROR:
+            case.add_error_info(message=message)
+        elif t.status is Status.SKIP:
+            case.add_skipped_info(message=message)
+        suites.setdefault(t.suite, []).append(case)
+    if result.setup_error and not result.tests:
+        setup = TestCase("setup", classname="spider-validate.setup")
+        setup.add_error_info(message=result.setup_error)
+        suites["setup"] = [setup]
+    return to_xml_report_string([TestSuite(f"spider-validate.{name}", cases) for name, cases in suites.items()])
+
+
+def write_junit(result: RunResult, path: str | Path) -> None:
+    Path(path).write_text(junit(result))
