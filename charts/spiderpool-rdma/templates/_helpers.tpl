@@ -7,12 +7,13 @@
 {{/* The prefix of every name: a DNS-1035 label whatever the release name Helm accepted (a-z, 0-9, '-' and '.', a
 digit first allowed), as a Service's name and a namespace's must be: dots become '-', and a leading digit gets an "r"
 before it ("1rdma" -> "r1rdma-spiderpool-rdma", "rdma.v1" -> "rdma-v1-spiderpool-rdma"). 48 characters at most:
-names add a suffix of up to 15 ("-test-apps", "-<app>") and stay DNS labels (63). */}}
+names add a suffix of up to 15 ("-test-apps", "-<app>") and stay DNS labels (63); every '-' the cut leaves at the
+end goes (a name may have a run of them: trimSuffix takes one). */}}
 {{- define "spiderpool-rdma.fullname" -}}
 {{- $name := ternary .Release.Name (printf "%s-%s" .Release.Name .Chart.Name) (contains .Chart.Name .Release.Name) -}}
 {{- $name = replace "." "-" $name -}}
 {{- if regexMatch "^[0-9]" $name }}{{ $name = printf "r%s" $name }}{{ end -}}
-{{- $name | trunc 48 | trimSuffix "-" -}}
+{{- regexReplaceAll "-+$" ($name | trunc 48) "" -}}
 {{- end -}}
 
 {{- define "spiderpool-rdma.labels" -}}
