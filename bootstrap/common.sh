@@ -90,12 +90,27 @@ aws_cli() {
   "${AWS}" --version
 }
 
+# Whether a containerd configuration enables NRI: its section says disable = false.
+nri_enabled() {
+  awk '/^ *\[/ { nri = ($0 ~ /^ *\[plugins\."io\.containerd\.nri\.v1\.nri"\]/) }
+       nri && /^ *disable = false/ { found = 1 } END { exit !found }' "$1"
+}
+
 containerd_runtime() {
   retry 5 10 apt-get update -q
   apt_install containerd
   mkdir -p "${SPR_ROOT}/etc/containerd"
-  containerd config default | sed 's/SystemdCgroup = false/SystemdCgroup = true/' \
-    | write_file /etc/containerd/config.toml 0644
+  local edits=(-e 's/SystemdCgroup = false/SystemdCgroup = true/')
+  if [[ ${SPR_RDMA_DEVICES} == dra ]]; then
+    # aws-dranet acts on pods through NRI (kubernetes-sigs/dranet README; its chart mounts /var/run/nri), which
+    # containerd 1.7, Ubuntu 24.04's, ships disabled: "changing disable = true to disable = false" in this section
+    # (containerd docs/NRI.md, "Enabling NRI Support in Containerd").
+    edits+=(-e '/^ *\[plugins\."io\.containerd\.nri\.v1\.nri"\]/,/^ *\[/ s/disable = true/disable = false/')
+  fi
+  containerd config default | sed "${edits[@]}" | write_file /etc/containerd/config.toml 0644
+  if [[ ${SPR_RDMA_DEVICES} == dra ]] && ! nri_enabled "${SPR_ROOT}/etc/containerd/config.toml"; then
+    die "containerd's configuration has no NRI section to enable: aws-dranet cannot serve EFA claims on this node"
+  fi
   # RDMA needs locked memory in containers (registered memory regions).
   write_file /etc/systemd/system/containerd.service.d/memlock.conf 0644 <<'CONF'
 [Service]

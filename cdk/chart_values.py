@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from cdk.config import ClusterConfig
+from cdk.config import ClusterConfig, RdmaDevices
 from cdk.ipplan import UNDERLAY_INTERFACE, IpPlan
 
 HEADER = (
@@ -16,8 +16,11 @@ HEADER = (
 
 
 def chart_values(config: ClusterConfig, plan: IpPlan) -> dict[str, Any]:
-    """Per-node pools (a general one and one per sample app) that cover exactly each worker's prefixes."""
+    """Per-node pools (a general one and one per sample app) that cover exactly each worker's prefixes, and in DRA mode
+    aws-dranet in place of the EFA device plugin."""
+    dra = config.workers.rdma_devices is RdmaDevices.DRA
     return {
+        **({"install": {"efaDevicePlugin": False, "dranet": True}} if dra else {}),
         "network": {
             "master": [UNDERLAY_INTERFACE],
             "pools": [
@@ -36,6 +39,7 @@ def chart_values(config: ClusterConfig, plan: IpPlan) -> dict[str, Any]:
         "cluster": {
             "name": config.name,
             "rdma": config.workers.rdma.value,
+            "rdmaDevices": config.workers.rdma_devices.value,
             "workerInstanceType": config.workers.instance_type,
         },
     }

@@ -27,6 +27,9 @@ OLDEST_MINOR, NEWEST_MINOR = 31, 37
 #: patch releases behind it and until mid-2027 before it needs an upgrade.
 SUPPORTED_MINORS = ("1.35", "1.36", "1.37")
 DEFAULT_KUBERNETES_VERSION = "1.36"
+#: The oldest minor `rdma_devices: dra` accepts: the aws-dranet chart's README asks for "Kubernetes 1.35+"
+#: (aws/eks-charts stable/aws-dranet/README.md, "Prerequisites"; its DeviceClass is resource.k8s.io/v1, from 1.34).
+DRA_OLDEST_MINOR = 35
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")  # us-east-1, us-gov-west-1, ap-southeast-2
 #: An IAM role or user a key policy can name ("IAM identifiers", IAM user guide: path and name characters).
 _IAM_PRINCIPAL = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(role|user)/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}$")
@@ -61,6 +64,15 @@ class RdmaMode(StrEnum):
     NONE = "none"
 
 
+class RdmaDevices(StrEnum):
+    """How pods get the RDMA device: the device plugin's extended resource, or a ResourceClaim that aws-dranet (a
+    Dynamic Resource Allocation driver) allocates. `plugin` stays the default until DRA mode is proven on a real
+    cluster."""
+
+    PLUGIN = "plugin"
+    DRA = "dra"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,6 +88,7 @@ class Workers(_Strict):
     count: Annotated[int, Field(ge=1, le=64)] = 2
     instance_type: str = "c5n.9xlarge"
     rdma: RdmaMode = RdmaMode.EFA
+    rdma_devices: RdmaDevices = RdmaDevices.PLUGIN
     ipv4_prefixes: Annotated[int, Field(ge=1, le=64, description="/28 prefixes on each worker's ENI")] = 2
     root_volume_gib: Annotated[int, Field(ge=20, le=1024)] = 100
 
@@ -380,6 +393,26 @@ def _backup_reader_problems(c: ClusterConfig) -> list[str]:
     ]
 
 
+def _rdma_devices_problems(c: ClusterConfig) -> list[str]:
+    """DRA mode is aws-dranet's: EFA devices only (its DeviceClass efa.networking.k8s.aws selects the EFA PCI device,
+    its --filter publishes nothing else) on the minors its chart supports."""
+    if c.workers.rdma_devices is not RdmaDevices.DRA:
+        return []
+    problems = []
+    if c.workers.rdma is not RdmaMode.EFA:
+        problems.append(
+            f"workers.rdma_devices: 'dra' serves EFA only (aws-dranet publishes EFA devices and nothing else), but "
+            f"workers.rdma is '{c.workers.rdma}'; use rdma_devices 'plugin' (the default) or rdma 'efa'"
+        )
+    if int(c.kubernetes_version.split(".")[1]) < DRA_OLDEST_MINOR:
+        problems.append(
+            f"workers.rdma_devices: 'dra' needs Kubernetes 1.{DRA_OLDEST_MINOR} or later (the aws-dranet chart's "
+            f"prerequisite), but kubernetes_version is {c.kubernetes_version}; use "
+            f"{', '.join(SUPPORTED_MINORS)} or rdma_devices 'plugin'"
+        )
+    return problems
+
+
 def validate(config: ClusterConfig, table: InstanceTable) -> list[str]:
     """Every semantic problem of a parsed configuration, in the user's terms.
 
@@ -391,6 +424,7 @@ def validate(config: ClusterConfig, table: InstanceTable) -> list[str]:
         + _tag_problems(config.tags)
         + _placement_problems(config, table)
         + _backup_reader_problems(config)
+        + _rdma_devices_problems(config)
     )
 
 

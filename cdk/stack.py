@@ -9,10 +9,16 @@ from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 from spider_validate import names
 
-from cdk.config import ClusterConfig, ControlPlane, RdmaMode, S3State, Workers
+from cdk.config import ClusterConfig, ControlPlane, RdmaDevices, RdmaMode, S3State, Workers
 from cdk.constructs.api_endpoint import ApiEndpoint
 from cdk.constructs.backups import EtcdBackups
-from cdk.constructs.iam import PARAMETER_ACCESS, NodeRoles, role_name_prefix
+from cdk.constructs.iam import (
+    DRANET_REPOSITORY,
+    EFA_PLUGIN_REPOSITORY,
+    PARAMETER_ACCESS,
+    NodeRoles,
+    role_name_prefix,
+)
 from cdk.constructs.network import Network
 from cdk.constructs.nodes import NodeGroup, RoleSpec
 from cdk.constructs.secrets import ClusterSecrets
@@ -61,6 +67,8 @@ class ClusterStack(TerraformStack):
             default_tags=[AwsProviderDefaultTags(tags={**config.tags, names.CLUSTER_TAG: config.name})],
         )
         efa = config.workers.rdma is RdmaMode.EFA
+        dra = config.workers.rdma_devices is RdmaDevices.DRA
+        worker_repository = (DRANET_REPOSITORY if dra else EFA_PLUGIN_REPOSITORY) if efa else None
         secrets = ClusterSecrets(
             self,
             "secrets",
@@ -87,7 +95,7 @@ class ClusterStack(TerraformStack):
         security = ClusterSecurity(
             self, "security", cluster_name=config.name, vpc_id=network.vpc.id, api_clients=api_clients
         )
-        roles = NodeRoles(self, "iam", cluster_name=config.name, secrets=secrets, efa_workers=efa)
+        roles = NodeRoles(self, "iam", cluster_name=config.name, secrets=secrets, worker_repository=worker_repository)
         SessionLogging(
             self,
             "sessions",

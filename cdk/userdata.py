@@ -24,7 +24,7 @@ import jinja2
 import yaml
 from spider_validate import names
 
-from cdk.config import ClusterConfig, RdmaMode
+from cdk.config import ClusterConfig, RdmaDevices, RdmaMode
 from cdk.constructs.api_endpoint import api_dns_name
 from cdk.ec2_types import InstanceTable, InstanceType
 from cdk.ipplan import UNDERLAY_INTERFACE, IpPlan, Node
@@ -159,6 +159,8 @@ def _context(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, objec
         "node": node,
         "role": node_role(node),
         "rdma": config.workers.rdma.value if node.role == "worker" else RdmaMode.NONE.value,
+        # How pods get the RDMA device: with "dra" the node's containerd enables NRI for aws-dranet (common.sh).
+        "rdma_devices": (config.workers.rdma_devices if node.role == "worker" else RdmaDevices.PLUGIN).value,
         "node_labels": node_labels(config, node),
         "api_dns_name": api_dns_name(config.name),
         "k8s_key_fingerprint": K8S_KEY_FINGERPRINT,

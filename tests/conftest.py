@@ -71,7 +71,7 @@ def write_config(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
 
 
 #: Configurations every synthesis-level test covers: each rdma mode, and an HA control plane reached from an
-#: admin network.
+#: admin network whose EFA workers give pods the device through DRA.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default-efa": {},
     "softroce": {"name": "softroce", "workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}},
@@ -80,10 +80,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "workers": {"instance_type": "m7i.large", "rdma": "none", "count": 3},
         "secret_readers": ["arn:aws:iam::123456789012:role/cluster-admins"],  # the account of tests/iam_model.py
     },
-    "ha": {
+    "ha": {  # and EFA through Dynamic Resource Allocation (aws-dranet)
         "name": "ha-cluster",
         "control_plane": {"count": 3},
-        "workers": {"count": 4, "ipv4_prefixes": 4},
+        "workers": {"count": 4, "ipv4_prefixes": 4, "rdma_devices": "dra"},
         "admin_cidr": "10.99.0.0/16",  # a VPN's range outside the VPC (10.42.0.0/16)
     },
 }

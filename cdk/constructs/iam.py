@@ -1,4 +1,4 @@
-"""Instance roles: the SSM agent, exactly the parameters each role needs, and ECR for the EFA device plugin."""
+"""Instance roles: the SSM agent, exactly the parameters each role needs, and ECR for the EFA device's driver."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ SESSION_LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:Descri
 #: Amazon EKS add-ons"). Pulling needs what the EKS node policy grants (AmazonEC2ContainerRegistryReadOnly), here
 #: scoped to that one repository in any region.
 EFA_PLUGIN_REPOSITORY = ("602401143452", "eks/aws-efa-k8s-device-plugin")
+#: In DRA mode (`rdma_devices: dra`) the EFA device plugin is off and aws-dranet serves EFA instead: its image is
+#: `602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/dranet` (aws/eks-charts stable/aws-dranet values.yaml), the
+#: same account's registry.
+DRANET_REPOSITORY = ("602401143452", "eks/dranet")
 ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
 #: Which of the cluster's parameters (cdk/constructs/secrets.py) each role reads and writes: workers read their
 #: join command and the version to install; control planes publish them all and read what joining one needs.
@@ -75,9 +79,10 @@ def node_policy(
     session_log_group: str,
     *,
     partition: str,
-    pull_efa_plugin: bool,
+    pull_repository: tuple[str, str] | None,
 ) -> dict[str, object]:
-    """The SSM agent, the cluster's own parameters through its key, and (EFA workers) the device plugin's image."""
+    """The SSM agent, the cluster's own parameters through its key, and (EFA workers) the one image repository,
+    (account, name), of what gives pods the EFA device: the device plugin or dranet."""
     statements: list[dict[str, object]] = [
         {"Sid": "SsmAgent", "Effect": "Allow", "Action": SSM_AGENT_ACTIONS, "Resource": "*"},
         # A logged session (constructs/sessions.py): the agent checks the group's encryption (DescribeLogGroups takes
@@ -104,13 +109,13 @@ def node_policy(
             "Condition": {"StringLike": {"kms:ViaService": "ssm.*.amazonaws.com"}},
         }
     )
-    if pull_efa_plugin:
-        account, repository = EFA_PLUGIN_REPOSITORY
+    if pull_repository:
+        account, repository = pull_repository
         statements += [
             # GetAuthorizationToken has no resource type: "*" is the only resource it takes.
             {"Sid": "EcrToken", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
             {
-                "Sid": "EfaDevicePluginImage",
+                "Sid": "EfaDriverImage",
                 "Effect": "Allow",
                 "Action": ECR_PULL_ACTIONS,
                 "Resource": f"arn:{partition}:ecr:*:{account}:repository/{repository}",
@@ -129,7 +134,9 @@ class NodeRoles(Construct):
         *,
         cluster_name: str,  # the roles' and profiles' name prefix (its first 20 characters)
         secrets: ClusterSecrets,  # the parameters each role reads or writes, and the key that encrypts them
-        efa_workers: bool,  # workers have EFA (rdma: efa): their role may pull the EFA device plugin's image
+        # The (account, repository) whose images workers pull: EFA_PLUGIN_REPOSITORY or DRANET_REPOSITORY for EFA
+        # workers, by rdma_devices; None for other workers (nothing to pull from a private registry).
+        worker_repository: tuple[str, str] | None,
     ) -> None:
         super().__init__(scope, id_)
         assume = assume_role_policy("ec2.amazonaws.com")
@@ -151,7 +158,7 @@ class NodeRoles(Construct):
                 secrets.key.arn,
                 secrets.log_group_arn(secrets.session_log_group_name),
                 partition=secrets.partition,
-                pull_efa_plugin=role_name == "worker" and efa_workers,
+                pull_repository=worker_repository if role_name == "worker" else None,
             )
             self.policies[role_name] = [
                 IamRolePolicy(self, f"{role_name}-node", role=role.id, policy=json.dumps(policy))

@@ -32,6 +32,23 @@ KUBEADM_VERSION = "v1.36.4"  # a patch of the default minor (cdk.config.DEFAULT_
 IMDS = "http://169.254.169.254/latest/"
 #: Ubuntu 24.04's AWS kernel as `uname -r` prints it: <version>-<ABI>-<flavour> (linux-aws, noble).
 KERNEL = "6.8.0-1015-aws"
+#: The parts of `containerd config default` the bootstrap edits, as containerd 1.7 (Ubuntu 24.04's) prints them: the
+#: CRI runtime's cgroup driver, and the NRI section with NRI disabled (containerd release/1.7 docs/NRI.md, "Enabling
+#: NRI Support in Containerd", which lists the section's keys and defaults).
+CONTAINERD_1_7_DEFAULT = """\
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+    SystemdCgroup = false
+  [plugins."io.containerd.nri.v1.nri"]
+    disable = true
+    disable_connections = false
+    plugin_config_path = "/etc/nri/conf.d"
+    plugin_path = "/opt/nri/plugins"
+    plugin_registration_timeout = "5s"
+    plugin_request_timeout = "2s"
+    socket_path = "/var/run/nri/nri.sock"
+  [plugins."io.containerd.runtime.v1.linux"]
+    no_shim = false
+"""
 
 
 def join_command(server: str, token: str, certificate_key: str = "") -> str:
@@ -446,7 +463,7 @@ def main() -> int:
     elif name == "snap" and args[:1] == ["install"]:
         install(root, f"snap:{args[1]}")
     elif name == "containerd" and args[:2] == ["config", "default"]:
-        print("    SystemdCgroup = false")
+        print(CONTAINERD_1_7_DEFAULT, end="")
     elif name == "curl":
         return curl(args)
     elif name == "aws" and args[:1] == ["ssm"]:

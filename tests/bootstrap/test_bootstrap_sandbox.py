@@ -36,6 +36,7 @@ PUT = "aws ssm put-parameter --region us-east-1 --name /spiderpool-rdma/spiderpo
 EFA = ClusterConfig()
 SOFTROCE = ClusterConfig.model_validate({"workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}})
 HA = ClusterConfig.model_validate({"control_plane": {"count": 3}})
+EFA_DRA = ClusterConfig.model_validate({"workers": {"rdma_devices": "dra"}})
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +164,29 @@ def test_efa_worker_verifies_the_installer_before_running_it_and_joins_last(tmp_
     assert "vm.nr_hugepages" in sysctl and "ptrace_scope" not in sysctl  # Yama stays as Ubuntu sets it
     assert "LimitMEMLOCK=infinity" in (sb.root / "etc/systemd/system/containerd.service.d/memlock.conf").read_text()
     assert "SystemdCgroup = true" in (sb.root / "etc/containerd/config.toml").read_text()
+
+
+def nri_section(config_toml: str) -> str:
+    return config_toml.split('[plugins."io.containerd.nri.v1.nri"]')[1].split("[")[0]
+
+
+def test_a_dra_worker_enables_containerds_nri_for_aws_dranet_and_no_other_node_does(tmp_path: Path, keys: Keys) -> None:
+    """dranet's chart mounts the NRI socket's directory: the socket containerd serves once NRI is enabled."""
+    cp = bootstrapped_control_plane(tmp_path, keys, EFA_DRA)
+    assert "disable = true" in nri_section((cp.root / "etc/containerd/config.toml").read_text())
+    sb = sandbox(tmp_path, keys, EFA_DRA, "worker-1", cp)
+    proc = sb.run()
+    assert proc.returncode == 0, proc.stderr + sb.log()
+    config_toml = (sb.root / "etc/containerd/config.toml").read_text()
+    section = nri_section(config_toml)
+    assert "    disable = false" in section and "disable_connections = false" in section
+    assert 'socket_path = "/var/run/nri/nri.sock"' in section
+    assert "SystemdCgroup = true" in config_toml
+    plugin = sandbox(
+        tmp_path / "plugin", keys, EFA, "worker-1", bootstrapped_control_plane(tmp_path / "plugin", keys, EFA)
+    )
+    assert plugin.run().returncode == 0
+    assert "disable = true" in nri_section((plugin.root / "etc/containerd/config.toml").read_text())
 
 
 def test_fi_info_is_not_found_by_name_in_a_units_environment(tmp_path: Path, keys: Keys) -> None:

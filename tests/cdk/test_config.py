@@ -181,6 +181,17 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["kubernetes_version: 1.38 is newer than this release"],
     ),
     ("kubernetes-patch", {"kubernetes_version": "1.36.2"}, ["kubernetes_version: must be a Kubernetes minor such"]),
+    (
+        "dra-before-its-chart-supports",
+        {"kubernetes_version": "1.34", "workers": {"rdma_devices": "dra"}},
+        ["workers.rdma_devices: 'dra' needs Kubernetes 1.35 or later", "kubernetes_version is 1.34"],
+    ),
+    (
+        "dra-without-efa",
+        {"workers": {"instance_type": "m7i.xlarge", "rdma": "softroce", "rdma_devices": "dra"}},
+        ["workers.rdma_devices: 'dra' serves EFA only", "workers.rdma is 'softroce'"],
+    ),
+    ("dra-misspelt", {"workers": {"rdma_devices": "DRA"}}, ["workers.rdma_devices: Input should be 'plugin' or 'dra'"]),
 ]
 
 
@@ -198,6 +209,13 @@ def test_bad_input_is_reported_and_nothing_is_written(
     for fragment in expected:
         assert fragment in err
     assert not outdir.exists()
+
+
+@pytest.mark.parametrize("minor", SUPPORTED_MINORS)
+def test_dra_mode_is_accepted_for_efa_on_every_minor_in_support(minor: str, table: InstanceTable) -> None:
+    config = ClusterConfig.model_validate({"kubernetes_version": minor, "workers": {"rdma_devices": "dra"}})
+    assert validate(config, table) == []
+    assert ClusterConfig().workers.rdma_devices == "plugin"  # until DRA mode is proven on a real cluster
 
 
 def test_every_problem_is_reported_at_once(write_config: Any, table: InstanceTable) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tarfile
 from typing import Any
 
 import pytest
@@ -31,6 +32,9 @@ EFA_IMAGE = yaml.safe_load((SHARED / "upstream" / "aws-efa-k8s-device-plugin" / 
 PROFILE_IMAGE = yaml.safe_load((REPO / "charts" / "spiderpool-rdma" / "values-aws-efa.yaml").read_text())[
     "aws-efa-k8s-device-plugin"
 ]["image"]["repository"]
+#: The repository of dranet's image, from the aws-dranet chart's own values (aws/eks-charts, the packaged chart).
+with tarfile.open(SHARED / "upstream" / "charts" / "aws-dranet-1.0.0.tgz") as _chart:
+    DRANET_IMAGE = yaml.safe_load(_chart.extractfile("aws-dranet/values.yaml").read())["image"]["repository"]  # type: ignore[union-attr]
 ECR_PULL = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
 
 
@@ -78,18 +82,28 @@ def test_every_node_runs_the_ssm_agent(variant: Synthesized, role: str) -> None:
     assert not variant.resources("aws_iam_role_policy_attachment"), "managed policies grant more than the agent needs"
 
 
-def test_efa_workers_pull_the_device_plugin_image_and_nothing_else(variant: Synthesized) -> None:
+def test_efa_workers_pull_the_image_of_their_device_driver_and_nothing_else(variant: Synthesized) -> None:
+    """The device plugin's image in plugin mode, dranet's in DRA mode: never both, never another repository."""
     worker = role_policies(variant.stack, variant.config.region, "worker")
     efa = variant.config.workers.rdma.value == "efa"
+    dra = variant.config.workers.rdma_devices.value == "dra"
     # GetAuthorizationToken has no resource type: "*" is its only resource (ECR API permissions reference).
     assert allows(worker, "ecr:GetAuthorizationToken", "*") == efa
     for action in ECR_PULL:
         for image in (EFA_IMAGE, PROFILE_IMAGE):
-            assert allows(worker, action, repository_arn(image)) == efa, (action, image)
+            assert allows(worker, action, repository_arn(image)) == (efa and not dra), (action, image)
+        assert allows(worker, action, repository_arn(DRANET_IMAGE)) == (efa and dra), action
         assert not allows(worker, action, "arn:aws:ecr:us-west-2:999999999999:repository/eks/aws-efa-k8s-device-plugin")
+        assert not allows(worker, action, "arn:aws:ecr:us-west-2:999999999999:repository/eks/dranet")
         assert not allows(worker, action, "arn:aws:ecr:us-west-2:602401143452:repository/eks/coredns")
     cp = role_policies(variant.stack, variant.config.region, "control-plane")
     assert not allows(cp, "ecr:BatchGetImage", repository_arn(EFA_IMAGE))
+    assert not allows(cp, "ecr:BatchGetImage", repository_arn(DRANET_IMAGE))
+
+
+def test_a_variant_covers_each_efa_device_mode() -> None:
+    modes = {data.get("workers", {}).get("rdma_devices", "plugin") for data in VARIANTS.values()}
+    assert modes == {"plugin", "dra"}
 
 
 #: The key's uses by SSM for a SecureString (standard tier: Encrypt, Decrypt; advanced: GenerateDataKey, Decrypt,

@@ -21,6 +21,9 @@ from cdk.ec2_types import InstanceTable
 from tests import chart
 
 WATCH = {"watch": {"enabled": True, "image": {"registry": "registry.example.com", "repository": "sv", "tag": "0.2.0"}}}
+#: The sample RDMA pair (fi_pingpong over EFA, hence cluster.rdma efa); no image of it is published.
+RDMA_SAMPLE = {"rdmaSample": {"enabled": True, "image": {"registry": "registry.example.com", "repository": "rdma-tools",
+               "tag": "1"}}, "cluster": {"rdma": "efa"}}  # fmt: skip
 VALUES = yaml.safe_load((chart.CHART / "values.yaml").read_text())
 
 
@@ -62,9 +65,9 @@ def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def base(table: InstanceTable, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """Every image in use: Soft-RoCE (its device plugin), the generated pools (the apps), the watch."""
+    """Every image in use: Soft-RoCE (its device plugin), the generated pools (the apps), the watch, the RDMA pair."""
     generated = chart.generated_values("softroce", table, tmp_path_factory.mktemp("generated"))
-    return [chart.profile_values("aws-softroce"), generated, WATCH]
+    return [chart.profile_values("aws-softroce"), generated, WATCH, RDMA_SAMPLE]
 
 
 def rendered(chart_dir: Path, base: list[dict[str, Any]], *extra: dict[str, Any]) -> list[dict[str, Any]]:
@@ -87,6 +90,7 @@ def ref(image: dict[str, str]) -> str:
 def test_the_images_are_the_values_that_say_so() -> None:
     assert {".".join(p) for p in IMAGES} == {
         "networkApply.image",
+        "rdmaSample.image",
         "sampleApps.image",
         "softroceDevicePlugin.image",
         "tests.image",
