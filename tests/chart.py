@@ -134,3 +134,13 @@ def applied_objects(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def all_objects(rendered: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     yield from rendered
     yield from applied_objects(rendered)
+
+
+def dranet_device_class() -> dict[str, Any]:
+    """The DeviceClass of the packaged aws-dranet chart, rendered by helm from the archive alone."""
+    archive = UPSTREAM_CHARTS / "aws-dranet-1.0.0.tgz"
+    proc = subprocess.run(
+        [HELM, "template", "x", str(archive), "--show-only", "templates/deviceclass.yaml"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return dict(yaml.safe_load(proc.stdout))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -64,17 +63,8 @@ def test_each_mode_installs_one_efa_driver_from_its_real_subchart(rendered: dict
         subcharts = {r.source.split("/")[2] for r in rendered[mode] if r not in chart.own([r])}
         assert subcharts == {"spiderpool", driver}, mode
     (device_class,) = objects(rendered["dra"], "DeviceClass")
-    assert device_class == {**dranet_device_class(), "metadata": device_class["metadata"]}
+    assert device_class == {**chart.dranet_device_class(), "metadata": device_class["metadata"]}
     assert not objects(rendered["plugin"], "DeviceClass")
-
-
-def dranet_device_class() -> dict[str, Any]:
-    """The DeviceClass the subchart's template holds, rendered by helm from the archive alone."""
-    proc = subprocess.run(
-        [chart.HELM, "template", "x", str(DRANET), "--show-only", "templates/deviceclass.yaml"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return dict(yaml.safe_load(proc.stdout))
 
 
 def test_the_generated_values_switch_the_drivers(generated: dict[str, dict[str, Any]]) -> None:

@@ -57,3 +57,16 @@ def schedulable(pod_spec: dict[str, Any], node: Node) -> bool:
     ):
         return False
     return all(_tolerated(t, pod_spec.get("tolerations") or []) for t in node.taints if t["effect"] == "NoSchedule")
+
+
+def selector_matches(selector: dict[str, Any], node: Node) -> bool:
+    """A v1.NodeSelector (nodeaffinity.go, NewNodeSelector and Match): terms ORed; in a term, `matchExpressions` on
+    the labels and `matchFields` on `metadata.name` (the only field supported) ANDed; a term with neither matches no
+    node."""
+    fields = {"metadata.name": node.name}
+    return any(
+        (term.get("matchExpressions") or term.get("matchFields"))
+        and all(_expression(e, node.labels) for e in term.get("matchExpressions", []))
+        and all(_expression(e, fields) for e in term.get("matchFields", []))
+        for term in selector.get("nodeSelectorTerms", [])
+    )
