@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
-CLIENT_TESTS=(tests/validator/test_installed.py tests/validator/test_cli_inputs.py tests/validator/test_kube_client.py)
-LAB_TESTS=(tests/validator/test_validate_lab.py tests/validator/test_ipam_lab.py)
+CLIENT_TESTS=(tests/validator/test_installed.py tests/validator/cli/test_cli_inputs.py tests/validator/cluster/test_kube_client.py)
+LAB_TESTS=(tests/validator/suites/test_validate_lab.py tests/validator/ipam/test_ipam_lab.py)
 
 cp -r validators "${work}/src"                      # build outside the tree: no build/ or egg-info left here
 # a build/ left in the tree by an earlier in-tree build would be reused as it is (cp gives its files new times)

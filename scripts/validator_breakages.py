@@ -27,175 +27,181 @@ B: list[Breakage] = [
         "cli/run.py",
         "exit_now(EXIT_PASSED if result.passed else code, abandoned=runner.abandoned)",
         "exit_now(EXIT_PASSED, abandoned=runner.abandoned)",
-        [T + "validator/test_validate_lab.py::test_cli_end_to_end_to_a_failing_probe_exit_code_junit_and_json"],
+        [T + "validator/suites/test_validate_lab.py::test_cli_end_to_end_to_a_failing_probe_exit_code_junit_and_json"],
     ),
     (
         "JUnit without <failure>",
         "report/formats.py",
         "            case.add_failure_info(message=message)",
         "            pass",
-        [T + "validator/test_validate_lab.py::test_cli_end_to_end_to_a_failing_probe_exit_code_junit_and_json"],
+        [T + "validator/suites/test_validate_lab.py::test_cli_end_to_end_to_a_failing_probe_exit_code_junit_and_json"],
     ),
     (
         "JUnit reports a skipped test as passed",
         "report/formats.py",
         "            case.add_skipped_info(message=message)",
         "            pass",
-        [T + "validator/test_validate_lab.py::test_a_skipped_test_is_skipped_in_junit_never_passed"],
+        [T + "validator/suites/test_validate_lab.py::test_a_skipped_test_is_skipped_in_junit_never_passed"],
     ),
     (
         "JSON passed ignoring errors (model)",
         "engine/model.py",
         "all(t.status in {Status.PASS, Status.SKIP} for t in self.tests)",
         "all(t.status is not Status.FAIL for t in self.tests)",
-        [T + "validator/test_validate_lab.py::test_an_error_is_not_a_pass_in_the_exit_code_or_the_json"],
+        [T + "validator/suites/test_validate_lab.py::test_an_error_is_not_a_pass_in_the_exit_code_or_the_json"],
     ),
     (
         "JSON passed ignoring errors (report)",
         "report/formats.py",
         '    data["passed"] = result.passed',
         '    data["passed"] = result.counts()["fail"] == 0',
-        [T + "validator/test_validate_lab.py::test_an_error_is_not_a_pass_in_the_exit_code_or_the_json"],
+        [T + "validator/suites/test_validate_lab.py::test_an_error_is_not_a_pass_in_the_exit_code_or_the_json"],
     ),
     (
         "apps distinct-IP check disabled",
         "suites/apps.py",
         "if owners[info.ip] != app:",
         "if False:",
-        [T + "validator/test_validate_lab.py::test_chart_apps_have_distinct_ips_from_their_own_pools[shared-ip]"],
+        [
+            T
+            + "validator/suites/test_validate_lab.py::test_chart_apps_have_distinct_ips_from_their_own_pools[shared-ip]"
+        ],
     ),
     (
         "apps own-pool check disabled",
         "suites/apps.py",
         "elif names and not any(",
         "elif False and not any(",
-        [T + "validator/test_validate_lab.py::test_chart_apps_have_distinct_ips_from_their_own_pools[foreign-pool]"],
+        [
+            T
+            + "validator/suites/test_validate_lab.py::test_chart_apps_have_distinct_ips_from_their_own_pools[foreign-pool]"
+        ],
     ),
     (
         "apps owner (asks for a pool of its own) check disabled",
         "suites/apps.py",
         "if pod and not names:",
         "if False:",
-        [T + "validator/test_validate_lab.py::test_chart_apps_have_distinct_ips_from_their_own_pools[no-pool]"],
+        [T + "validator/suites/test_validate_lab.py::test_chart_apps_have_distinct_ips_from_their_own_pools[no-pool]"],
     ),
     (
         "pod-to-node pings the pod's own address",
         "suites/connectivity.py",
         'f"node/{client.node}", client.node_ip)',
         'f"node/{client.node}", client.ip)',
-        [T + "validator/test_validate_lab.py::test_pod_to_node_pings_the_node_not_the_pod_itself"],
+        [T + "validator/suites/test_validate_lab.py::test_pod_to_node_pings_the_node_not_the_pod_itself"],
     ),
     (
         "HTTP probe does not check which pod answered (suite)",
         "suites/connectivity.py",
         "ctx.params.http_port, {server})",
         "ctx.params.http_port, None)",
-        [T + "validator/test_validate_lab.py::test_http_to_a_pod_checks_which_pod_answered"],
+        [T + "validator/suites/test_validate_lab.py::test_http_to_a_pod_checks_which_pod_answered"],
     ),
     (
         "HTTP probe does not check which pod answered (action)",
         "actions/reach.py",
         "if expect_body is not None and body not in expect_body:",
         "if False:",
-        [T + "validator/test_validate_lab.py::test_http_to_a_pod_checks_which_pod_answered"],
+        [T + "validator/suites/test_validate_lab.py::test_http_to_a_pod_checks_which_pod_answered"],
     ),
     (
         "Service's answer not checked",
         "suites/connectivity.py",
         '"service/echo", ctx.service_ip, 80, servers)',
         '"service/echo", ctx.service_ip, 80, None)',
-        [T + "validator/test_validate_lab.py::test_the_services_answer_must_come_from_one_of_its_backends"],
+        [T + "validator/suites/test_validate_lab.py::test_the_services_answer_must_come_from_one_of_its_backends"],
     ),
     (
         "4xx counted as success",
         "actions/reach.py",
         "if reply.status != 200:",
         "if reply.status >= 500:",
-        [T + "validator/test_validate_lab.py::test_an_http_4xx_is_a_failure"],
+        [T + "validator/suites/test_validate_lab.py::test_an_http_4xx_is_a_failure"],
     ),
     (
         "RDMA threshold x8",
         "suites/rdma.py",
         "return rate * fraction, ",
         "return rate * fraction * 8, ",
-        [T + "validator/test_rdma.py::test_bandwidth_is_judged_against_a_fraction_of_the_line_rate"],
+        [T + "validator/suites/test_rdma.py::test_bandwidth_is_judged_against_a_fraction_of_the_line_rate"],
     ),
     (
         "RDMA GID chosen without the address (the first RoCE v2 entry)",
         "probes/rdma.py",
         "    found = [g for g in table if g.gid == wanted]",
         "    found = [g for g in table if g.type == ROCE_V2]",
-        [T + "validator/test_rdma.py::test_each_pod_uses_the_gid_of_its_own_address_at_any_index"],
+        [T + "validator/suites/test_rdma.py::test_each_pod_uses_the_gid_of_its_own_address_at_any_index"],
     ),
     (
         "perftest's own GIDs not checked against the intended ones",
         "suites/rdma.py",
         "        if said.get(side) != path.gid.gid",
         "        if False",
-        [T + "validator/test_rdma.py::test_bandwidth_fails_when_perftest_used_another_gid"],
+        [T + "validator/suites/test_rdma.py::test_bandwidth_fails_when_perftest_used_another_gid"],
     ),
     (
         "perftest without the GID index (EFA's address handle has no destination)",
         "probes/rdma.py",
         '"-d", device, "-x", str(gid_index), "-p"',
         '"-d", device, "-p"',
-        [T + "validator/test_rdma_verbs.py::test_every_command_agrees_with_the_model_and_the_real_parser"],
+        [T + "validator/probes/test_rdma_verbs.py::test_every_command_agrees_with_the_model_and_the_real_parser"],
     ),
     (
         "EFA verb chosen without the device's capabilities",
         "probes/rdma.py",
         "        if verb in EFA_CAPS and not device_caps & EFA_CAPS[verb]:",
         "        if False:",
-        [T + "validator/test_rdma_verbs.py::test_the_efa_verb_follows_the_device_and_the_images_perftest"],
+        [T + "validator/probes/test_rdma_verbs.py::test_the_efa_verb_follows_the_device_and_the_images_perftest"],
     ),
     (
         "Soft-RoCE pods on the pod network (rxe0 answers the node's address only)",
         "suites/rdma.py",
         '    if mode == "softroce":\n        pod["spec"]["hostNetwork"] = True',
         '    if False:\n        pod["spec"]["hostNetwork"] = True',
-        [T + "validator/test_rdma.py::test_rdma_pods_request_what_rdma_needs_and_validate"],
+        [T + "validator/suites/test_rdma.py::test_rdma_pods_request_what_rdma_needs_and_validate"],
     ),
     (
         "RDMA isolation always passing",
         "suites/rdma.py",
         '    if found:\n        return Outcome(False, f"{pod} requests no RDMA device',
         '    if False:\n        return Outcome(False, f"{pod} requests no RDMA device',
-        [T + "validator/test_rdma.py::test_device_and_isolation_outcomes"],
+        [T + "validator/suites/test_rdma.py::test_device_and_isolation_outcomes"],
     ),
     (
         "RDMA unknown line rate passes",
         "engine/discovery.py",
         '    if unknown:\n        return f"unknown line rate (',
         '    if False:\n        return f"unknown line rate (',
-        [T + "validator/test_rdma.py::test_bandwidth_with_an_unknown_line_rate_skips_with_the_reason"],
+        [T + "validator/suites/test_rdma.py::test_bandwidth_with_an_unknown_line_rate_skips_with_the_reason"],
     ),
     (
         "ipam ignores the allocated count",
         "suites/ipam.py",
         "if count != before + 1:",
         "if False:",
-        [T + "validator/test_ipam_lab.py::test_each_ipam_promise_is_checked[stale-count]"],
+        [T + "validator/ipam/test_ipam_lab.py::test_each_ipam_promise_is_checked[stale-count]"],
     ),
     (
         "ipam release ignores the allocated count",
         "suites/ipam.py",
         "            if count != before:\n",
         "            if False:\n",
-        [T + "validator/test_ipam_lab.py::test_each_ipam_promise_is_checked[stale-count-on-release]"],
+        [T + "validator/ipam/test_ipam_lab.py::test_each_ipam_promise_is_checked[stale-count-on-release]"],
     ),
     (
         "ipam ignores the pod UID",
         "suites/ipam.py",
         'if records.get(ip, {}).get("podUid") != uid:',
         "if ip not in records:",
-        [T + "validator/test_ipam_lab.py::test_each_ipam_promise_is_checked[other-uid]"],
+        [T + "validator/ipam/test_ipam_lab.py::test_each_ipam_promise_is_checked[other-uid]"],
     ),
     (
         "ipam ignores a running pod over capacity",
         "suites/ipam.py",
         "        if overcommitted:\n",
         "        if False:\n",
-        [T + "validator/test_ipam_lab.py::test_each_ipam_promise_is_checked[runs-over-capacity]"],
+        [T + "validator/ipam/test_ipam_lab.py::test_each_ipam_promise_is_checked[runs-over-capacity]"],
     ),
     (
         "audit: unreadable records rule disabled",
@@ -204,7 +210,7 @@ B: list[Breakage] = [
         "        except ValueError:  # json.JSONDecodeError included\n            continue\n",
         [
             T
-            + "validator/test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[unreadable-garble_records]"
+            + "validator/ipam/test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[unreadable-garble_records]"
         ],
     ),
     (
@@ -214,7 +220,7 @@ B: list[Breakage] = [
         'elif False and current.get("uid") != r.uid or False and not any(',
         [
             T
-            + "validator/test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[endpoint-mismatch-endpoint_of_another_pod]"
+            + "validator/ipam/test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[endpoint-mismatch-endpoint_of_another_pod]"
         ],
     ),
     (
@@ -224,7 +230,7 @@ B: list[Breakage] = [
         "if False:",
         [
             T
-            + "validator/test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[duplicate-configure_ip_twice]"
+            + "validator/ipam/test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[duplicate-configure_ip_twice]"
         ],
     ),
     (
@@ -232,7 +238,7 @@ B: list[Breakage] = [
         "ipam/audit.py",
         '            and pod.get("status", {}).get("phase") not in TERMINAL\n',
         "\n",
-        [T + "validator/test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[leak-end_pod]"],
+        [T + "validator/ipam/test_audit.py::test_each_inconsistency_is_found_with_names_and_a_fix[leak-end_pod]"],
     ),
     (
         "proof of fabric passes when only one side's device counted the bytes",
@@ -241,7 +247,7 @@ B: list[Breakage] = [
         "if sent >= need or received >= need:",
         [
             T
-            + "validator/test_rdma_fabric.py::test_the_senders_sent_and_the_receivers_received_counters_must_both_have_moved"
+            + "validator/actions/test_rdma_fabric.py::test_the_senders_sent_and_the_receivers_received_counters_must_both_have_moved"
         ],
     ),
     (
@@ -251,7 +257,7 @@ B: list[Breakage] = [
         "received = rdma_counters.delta(before[sender], after[sender], verb)",
         [
             T
-            + "validator/test_rdma_fabric.py::test_the_senders_sent_and_the_receivers_received_counters_must_both_have_moved"
+            + "validator/actions/test_rdma_fabric.py::test_the_senders_sent_and_the_receivers_received_counters_must_both_have_moved"
         ],
     ),
     (
@@ -259,7 +265,7 @@ B: list[Breakage] = [
         "cluster/kube.py",
         "        while resp.is_open() and time.monotonic() < deadline:",
         "        while resp.is_open():",
-        [T + "validator/test_kube_client.py::test_exec_of_a_command_that_hangs_ends_at_its_timeout"],
+        [T + "validator/cluster/test_kube_client.py::test_exec_of_a_command_that_hangs_ends_at_its_timeout"],
     ),
     (
         "a probe whose exec timed out is retried as a lost exit code",
@@ -268,7 +274,7 @@ B: list[Breakage] = [
         "    if False:\n",
         [
             T
-            + "validator/test_kube_client.py::test_a_probe_whose_command_hangs_ends_at_the_exec_timeout_with_that_reason"
+            + "validator/cluster/test_kube_client.py::test_a_probe_whose_command_hangs_ends_at_the_exec_timeout_with_that_reason"
         ],
     ),
     (
@@ -276,14 +282,14 @@ B: list[Breakage] = [
         "watch/loop.py",
         "            if node not in nodes or ended:",
         "            if ended:",
-        [T + "validator/test_watch_lab.py::test_metrics_move_the_right_way_within_one_interval_of_each_fault"],
+        [T + "validator/watch/test_watch_lab.py::test_metrics_move_the_right_way_within_one_interval_of_each_fault"],
     ),
     (
         "watch leaves a resolved finding kind at its last count",
         "watch/loop.py",
         "        for kind in self.kinds:",
         "        for kind in counts:",
-        [T + "validator/test_watch_lab.py::test_metrics_move_the_right_way_within_one_interval_of_each_fault"],
+        [T + "validator/watch/test_watch_lab.py::test_metrics_move_the_right_way_within_one_interval_of_each_fault"],
     ),
     (
         "perf throughput verdict reads the tolerance as the share the pods need",
@@ -292,7 +298,7 @@ B: list[Breakage] = [
         "need, ratio = host_gbps * tolerance,",
         [
             T
-            + "validator/test_perf_probes.py::test_the_throughput_verdict_is_pods_reach_one_minus_the_tolerance_of_the_host"
+            + "validator/probes/test_perf_probes.py::test_the_throughput_verdict_is_pods_reach_one_minus_the_tolerance_of_the_host"
         ],
     ),
     (
@@ -300,14 +306,14 @@ B: list[Breakage] = [
         "probes/reach.py",
         '_LOSS = re.compile(r"([\\d.]+)% packet loss")',
         '_LOSS = re.compile(r"(\\d+)% packet loss")',
-        [T + "validator/test_probes.py::test_iputils_ping_loss_with_decimals_is_a_percentage"],
+        [T + "validator/probes/test_probes.py::test_iputils_ping_loss_with_decimals_is_a_percentage"],
     ),
     (
         "kubeconfig keeps an existing file's mode",
         "cli/kubeconfig.py",
         '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)\n        os.replace(tmp, path)',
         '    fd, tmp = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), ""\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)',
-        [T + "validator/test_kubeconfig.py::test_an_existing_file_is_replaced_with_mode_0600"],
+        [T + "validator/cluster/test_kubeconfig.py::test_an_existing_file_is_replaced_with_mode_0600"],
     ),
 ]
 

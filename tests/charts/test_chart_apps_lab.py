@@ -12,7 +12,7 @@ import pytest
 
 from tests import chart
 from tests.lab.cluster import LabCluster
-from tests.validator.test_servers_lab import NETWORK, ROUTES, answers, client, namespace, running
+from tests.validator.suites.test_servers_lab import NETWORK, ROUTES, answers, client, namespace, running
 
 __all__ = ["namespace"]  # the fixture of a namespace of the double the probes run in
 

@@ -206,8 +206,8 @@ def test_the_dashboard_shows_only_metrics_the_watch_serves(rendered: list[chart.
 
 def test_the_watch_may_start_and_exec_into_pods_only_in_its_own_namespace(rendered: list[chart.Rendered]) -> None:
     """A stolen token of the watch can create pods and exec into them only where Pod Security baseline is enforced:
-    not in the release namespace (kube-system, exempt), nor anywhere else. tests/validator/test_watch_lab.py runs the
-    watch under these roles (nothing refused, nothing granted unused)."""
+    not in the release namespace (kube-system, exempt), nor anywhere else. tests/validator/watch/test_watch_lab.py runs
+    the watch under these roles (nothing refused, nothing granted unused)."""
     objs = watch_objects(rendered)
     (namespace,) = [o for o in objs if o["kind"] == "Namespace"]
     name = namespace["metadata"]["name"]

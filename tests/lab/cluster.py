@@ -32,7 +32,7 @@ from tests.lab.proxy import SERVICE_NET, Proxy
 from tests.lab.store import Faults, Store, namespaced
 from tests.upstream import pod_security
 
-__all__ = ["SERVER", "LabCluster"]  # SERVER: tests/validator/test_probes.py runs the pods' server alone
+__all__ = ["SERVER", "LabCluster"]  # SERVER: tests/validator/probes/test_probes.py runs the pods' server alone
 
 # Spiderpool v1.2.2 installs six CRDs (its chart's crds/spiderpool.spidernet.io_*.yaml): KINDS' four and these.
 OTHER_SPIDERPOOL_CRDS = ("spiderreservedips", "spidersubnets")

@@ -4,7 +4,7 @@ tests/fixtures/audit/consistent.json.
 Three running pods of the double (two nodes), dumped as `kubectl get spiderippools,spiderendpoints,pods -A -o json`
 prints them: a List with four-space indentation, sorted keys and a final newline (kubernetes/cli-runtime
 pkg/printers/json.go:73-78 at 69e8693b, JSONPrinter: `json.MarshalIndent(obj, "", "    ")` then '\n'; Go encodes
-an unstructured object's maps in key order). tests/validator/test_audit.py reads the file without root, and one of
+an unstructured object's maps in key order). tests/validator/ipam/test_audit.py reads the file without root, and one of
 its root tests checks that the lab still dumps the same shape.
 """
 

@@ -12,7 +12,7 @@ from spider_validate.cluster.api import KINDS, SPIDERPOOL_GROUP, ApiError, Clust
 from spider_validate.cluster.kube import KubeCluster
 
 from tests.lab.cluster import LabCluster
-from tests.validator.test_kube_client import write_kubeconfig
+from tests.validator.cluster.test_kube_client import write_kubeconfig
 
 
 def obj(kind: str, name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def test_the_proof_of_fabric_counts_the_verbs_own_efa_counters() -> None:
     assert rdma_probes.data_flow("read") == ("server", "client") and rdma_probes.data_flow("send")[0] == "client"
 
 
-IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-rdma-tools-image.sh"
+IMAGE_SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "build-rdma-tools-image.sh"
 
 
 def test_the_image_script_installs_and_checks_every_tool_the_suite_calls() -> None:

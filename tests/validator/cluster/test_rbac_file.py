@@ -30,9 +30,9 @@ from tests.conftest import REPO
 from tests.lab.cluster import LabCluster
 from tests.lab.fixtures import assert_nothing_left, invoke
 from tests.upstream.rbac import BOOTSTRAP_DISCOVERY, Authorizer, User
-from tests.validator.authorized import Authorized
-from tests.validator.test_ipam_lab import IPAM_RANGE
-from tests.validator.test_validate_lab import params
+from tests.validator.cluster.authorized import Authorized
+from tests.validator.ipam.test_ipam_lab import IPAM_RANGE
+from tests.validator.suites.test_validate_lab import params
 
 NS = "team-validate"
 USER = User("alice", ("system:authenticated",))
@@ -89,7 +89,7 @@ def authorized(lab: LabCluster, commands: list[str], *names: str) -> Authorized:
 
 def test_the_file_is_valid_rbac_and_exec_is_the_websocket_get_the_double_authorizes() -> None:
     """KubeCluster execs with the client's `connect_get_namespaced_pod_exec`: a websocket upgrade of an HTTP GET, as
-    tests/validator/authorized.py authorizes it (`get` and, from Kubernetes 1.35, `create` on pods/exec)."""
+    tests/validator/cluster/authorized.py authorizes it (`get` and, from Kubernetes 1.35, `create` on pods/exec)."""
     for role in ROLES:
         kubernetes_validate.validate(role, "1.33", strict=True)
     assert "connect_get_namespaced_pod_exec" in inspect.getsource(KubeCluster.exec)

@@ -21,7 +21,7 @@ from spider_validate.suites import perf
 
 from tests.lab import netns
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "perf"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "perf"
 
 
 def test_iperf3_json_summary() -> None:

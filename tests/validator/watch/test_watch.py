@@ -117,7 +117,7 @@ def test_a_busy_metrics_port_is_a_usage_error() -> None:
     assert result.exit_code == 2 and f"cannot serve metrics on 127.0.0.1:{port}" in result.output, result.output
 
 
-IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-validator-image.sh"
+IMAGE_SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "build-validator-image.sh"
 
 
 def test_the_image_script_passes_shellcheck_and_agrees_with_the_chart() -> None:
@@ -126,7 +126,7 @@ def test_the_image_script_passes_shellcheck_and_agrees_with_the_chart() -> None:
     proc = subprocess.run(["shellcheck", "--severity=style", str(IMAGE_SCRIPT)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
     script = IMAGE_SCRIPT.read_text()
-    chart_dir = Path(__file__).resolve().parents[2] / "charts" / "spiderpool-rdma"
+    chart_dir = Path(__file__).resolve().parents[3] / "charts" / "spiderpool-rdma"
     deployment = (chart_dir / "templates" / "watch-deployment.yaml").read_text()
     values = yaml.safe_load((chart_dir / "values.yaml").read_text())["watch"]
     user = re.search(r"^USER_ID=(\d+)", script, re.MULTILINE)
@@ -134,5 +134,5 @@ def test_the_image_script_passes_shellcheck_and_agrees_with_the_chart() -> None:
     assert f"--port {values['port']}" in script and "--cmd watch" in script
     version = re.search(r'^__version__ = "(.+)"', Path(spider_validate.__file__).read_text(), re.MULTILINE)
     assert version and values["image"] == {}  # no default: nothing is published, the user pushes this build
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     assert f"oci-archive:build/image/spider-validate-{version.group(1)}.oci.tar" in readme

@@ -20,7 +20,7 @@ from spider_validate.probes import rdma as rdma_probes
 from spider_validate.probes import reach as probes
 from spider_validate.probes.output import UnreadableOutput
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures"
 PING = "PING 10.0.0.2\n3 packets transmitted, 3 received, {loss}% packet loss, time 401ms\n"  # iputils' summary
 
 

@@ -37,8 +37,8 @@ from tests.lab.fixtures import assert_nothing_left, invoke
 SCHEMA = json.loads((Path(html.__file__).parents[1] / "result_schema.json").read_text())
 IPAM_RANGE = "198.18.0.200-198.18.0.239"  # free addresses of the double's subnet (198.18.0.0/24), outside lab-general
 FAIL_FILL, PASS_FILL = "#c62828", "#2e7d32"  # charts.STATUS_RANGE, as the page shows them
-PERFTEST = Path(__file__).parents[1] / "fixtures" / "perftest"
-SHOTS = Path(__file__).parents[1] / "output" / "report-screenshots"  # kept after the run to look at
+PERFTEST = Path(__file__).parents[2] / "fixtures" / "perftest"
+SHOTS = Path(__file__).parents[2] / "output" / "report-screenshots"  # kept after the run to look at
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from cdk.config import ClusterConfig
 from cdk.ec2_types import InstanceTable
 from cdk.ipplan import IpPlan, load_plan
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 FROZEN = REPO / "tests" / "fixtures" / "audit" / "consistent.json"
 

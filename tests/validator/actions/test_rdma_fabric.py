@@ -16,7 +16,7 @@ from spider_validate.engine.model import Outcome
 from spider_validate.engine.params import Parameters
 from spider_validate.probes.rdma import Bandwidth
 
-from tests.validator.test_perf_probes import DRIVERS, counters_tree
+from tests.validator.probes.test_perf_probes import DRIVERS, counters_tree
 
 
 class Pods:

@@ -21,7 +21,7 @@ from spider_validate.report import html
 from spider_validate.report.html import render
 
 SCHEMA = json.loads((Path(html.__file__).parents[1] / "result_schema.json").read_text())
-EVERY_FIELD = json.loads((Path(__file__).parents[1] / "fixtures" / "results" / "every-field.json").read_text())
+EVERY_FIELD = json.loads((Path(__file__).parents[2] / "fixtures" / "results" / "every-field.json").read_text())
 Path_ = tuple[str, ...]  # property names, "[]" for an array's items
 
 

@@ -25,7 +25,7 @@ from spider_validate.suites import all_tests, rdma
 from tests.lab.cluster import LabCluster
 from tests.lab.fixtures import assert_nothing_left
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "perftest"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "perftest"
 RDMA_IMAGE = {"rdma": "registry.example/spiderpool-rdma/rdma-tools:1"}  # the double runs no image
 
 

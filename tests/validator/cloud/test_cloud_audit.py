@@ -1,5 +1,5 @@
 """The cloud side of the IPAM audit against moto's EC2 (the Terraform tests' server, with the project's gap fills)
-and the Kubernetes objects of the shipped configuration (tests/validator/aws_cluster.py).
+and the Kubernetes objects of the shipped configuration (tests/validator/cloud/aws_cluster.py).
 
 Every fault is made where it happens in life: in EC2 through the API (a prefix detached, an extra prefix, a
 secondary address, a reservation), in Kubernetes by editing the objects (a pool's range, a pod's node); each must be
@@ -23,8 +23,8 @@ from spider_validate.cloud.reconcile import CloudRule
 from spider_validate.ipam import audit
 
 from tests.terraform.emulator import MotoServer
-from tests.validator import aws_cluster
-from tests.validator.aws_cluster import REGION
+from tests.validator.cloud import aws_cluster
+from tests.validator.cloud.aws_cluster import REGION
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from tests.lab import netns
 from tests.lab.cluster import LabCluster
 from tests.lab.fixtures import assert_nothing_left, invoke
 from tests.upstream.rbac import Authorizer, service_account
-from tests.validator.authorized import Authorized
+from tests.validator.cluster.authorized import Authorized
 
 INTERVAL = 2.0
 NS = "spider-validate-watch-t"
