@@ -49,7 +49,7 @@ test: install lint
 ## test-unit: the edit-test loop, under a minute: every test that needs no root (network namespaces), no jsii
 ## runtime (synthesis) and no slow real tool (helm with the real subcharts, checkov, the bootstrap sandbox, the wheel)
 test-unit:
-	@scripts/install-tools.sh python
+	@scripts/install-tools.sh python helm
 	pytest -q -m "not root and not synth and not slow"
 
 bench-validate: install

@@ -22,7 +22,6 @@ from cdk.ec2_types import InstanceTable
 from cdk.ipplan import load_plan
 from cdk.stack import ClusterStack
 
-HELM_VALUES = "helm-values.yaml"
 CONFIG_RECORD = "configuration.txt"  # in the output directory: the absolute path of the file it was synthesized from
 CDKTF_JSON = Path(__file__).resolve().parents[1] / "cdktf.json"
 
@@ -43,8 +42,8 @@ def configuration(outdir: Path) -> Path:
             str(outdir),
             [
                 f"synthesized from {previous}, and SPIDERPOOL_RDMA_CONFIG is not set: this run would synthesize (and "
-                f"`cdktn deploy` deploy) the default {DEFAULT_CONFIG} instead. Set SPIDERPOOL_RDMA_CONFIG={previous} "
-                f"for cdktn, or remove {outdir} to start from the default"
+                f"`cdktn deploy` deploy) the default {DEFAULT_CONFIG} instead. Run `spiderpool-rdma up --config "
+                f"{previous}`, set SPIDERPOOL_RDMA_CONFIG={previous} for cdktn, or remove {outdir} to start over"
             ],
         )
     return DEFAULT_CONFIG
@@ -71,10 +70,10 @@ def main() -> int:
     )
     app.synth()
     outdir = Path(app.outdir)
-    (outdir / HELM_VALUES).write_text(chart_values.render(config, plan))
+    (outdir / chart_values.FILE).write_text(chart_values.render(config, plan))
     (outdir / CONFIG_RECORD).write_text(f"{config_path}\n")
     print(cost.render(config, table))
-    print(f"Helm values for the chart: {outdir / HELM_VALUES}")
+    print(f"Helm values for the chart: {outdir / chart_values.FILE}")
     return 0
 
 

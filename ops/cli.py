@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from ops import deploy
 from ops.ssm import Nodes, OperationError, SsmNodes
 from ops.upgrade import Upgrade
 
@@ -20,7 +21,11 @@ RESTORE_TIMEOUT = 1800  # download, image pull, etcdutl: a large keyspace takes 
 
 @click.group()
 def main() -> None:
-    """Day-two operations on a cluster, run on its nodes through SSM Run Command."""
+    """A cluster from its configuration and back (synth, cost, up, status, down), and day-two operations on it
+    run on its nodes through SSM Run Command (upgrade, restore)."""
+
+
+deploy.register(main)
 
 
 def on_cluster(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cdk import chart_values
+from cdk.chart_values import FILE as HELM_VALUES
 from cdk.ec2_types import InstanceTable
-from cdk.main import HELM_VALUES
 from tests import chart
 from tests.conftest import VARIANTS, Synthesized
 

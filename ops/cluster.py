@@ -1,0 +1,112 @@
+"""The cluster phase: wait for control-plane-0 to publish the admin kubeconfig in SSM, reach the private API the way
+the README tells users (an SSM port-forwarding session, or directly from an `admin_cidr` network), and wait until
+every planned node has joined (NotReady is expected: the pod network comes with the chart)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from botocore.exceptions import ClientError
+from spider_validate import names
+from spider_validate.cluster import kubeconfig as kc
+
+POLL = 15.0  # seconds between looks at SSM and the API: each is one request, and bootstrap takes minutes
+
+
+class ClusterNotReady(Exception):
+    """A deadline of the cluster phase passed: the message says what was still missing."""
+
+
+def wait_for_kubeconfig(ssm: Any, cluster: str, region: str, echo: Callable[[str], None], timeout: float) -> Any:
+    """The kubeconfig once control-plane-0 replaced the placeholder the stack created; kc.KubeconfigError at once
+    for what waiting does not fix (access denied, no such parameter)."""
+    name = names.ssm_parameter(cluster, names.KUBECONFIG)
+    start = time.monotonic()
+    while True:
+        try:
+            value = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        except ClientError:
+            value = None  # fetch below raises its own explanation
+        if value is None or value.strip() != names.PLACEHOLDER:
+            return kc.fetch(ssm, cluster, region)
+        waited = time.monotonic() - start
+        if waited > timeout:
+            raise ClusterNotReady(
+                f"{names.FIRST_CONTROL_PLANE} has not published the kubeconfig after {waited:.0f} s: see README, "
+                "Troubleshooting (its bootstrap log: /var/log/spiderpool-rdma/ on the node, through SSM)"
+            )
+        echo(f"  waiting for {names.FIRST_CONTROL_PLANE} to publish the kubeconfig ({waited:.0f} s)")
+        time.sleep(POLL)
+
+
+def write_private(path: Path, config: Any) -> None:
+    """Create or replace `path` with mode 0600 (the admin credential), renamed over whatever was there."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as out:
+        out.write(yaml.safe_dump(config, sort_keys=False))
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def port_forward(region: str, instance_id: str, port: int, timeout: float = 60.0) -> Iterator[None]:
+    """`aws ssm start-session` forwarding localhost:port to the API, for as long as the block runs."""
+    command = shlex.split(kc.port_forward_command(region, instance_id, port))
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _listening(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                errors = process.stderr.read().decode() if process.poll() is not None and process.stderr else ""
+                raise ClusterNotReady(
+                    f"the SSM port forward to {instance_id} did not open localhost:{port} ({errors.strip()}); it needs "
+                    "the AWS CLI's Session Manager plugin (README, Prerequisites)"
+                )
+            time.sleep(0.5)
+        yield
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for_nodes(
+    kubeconfig: Path, expected: list[str], echo: Callable[[str], None], timeout: float
+) -> dict[str, str]:
+    """Every planned node registered with the API (node name -> its Ready condition's status)."""
+    from kubernetes import client, config  # the validator's dependency; imported when a cluster is reached
+
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    start = time.monotonic()
+    while True:
+        response = api.list_node(_request_timeout=10, _preload_content=False)
+        # kubeadm registers each node by its planned name (bootstrap/kubeadm-init.yaml.j2, nodeRegistration.name)
+        joined = {
+            node["metadata"]["name"]: next(
+                (c["status"] for c in node.get("status", {}).get("conditions", []) if c["type"] == "Ready"), "Unknown"
+            )
+            for node in json.loads(response.data)["items"]  # type: ignore[attr-defined]  # not preloaded: raw
+        }
+        missing = sorted(set(expected) - set(joined))
+        if not missing:
+            return joined
+        waited = time.monotonic() - start
+        if waited > timeout:
+            raise ClusterNotReady(f"after {waited:.0f} s these nodes have not joined: {', '.join(missing)}")
+        echo(f"  {len(expected) - len(missing)}/{len(expected)} nodes joined; waiting for {', '.join(missing)}")
+        time.sleep(POLL)

@@ -1,0 +1,249 @@
+"""`spiderpool-rdma synth|cost|up|status|down`: one configuration, named once with --config, from synthesis to a
+validated cluster and back. Every tool a phase runs gets that configuration (ops/infra.py's environment), so no
+step can use another one.
+
+Exit codes: 0 done; 1 a phase failed (it says which tool, and where its output is), or `down` left something
+tagged with the cluster; 2 bad usage or an invalid configuration (every problem listed).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import boto3
+import click
+from spider_validate import names
+from spider_validate.cluster import kubeconfig as kc
+
+from cdk import cost
+from cdk.config import DEFAULT_CONFIG, ClusterConfig, ConfigError
+from cdk.ec2_types import InstanceTable
+from cdk.ipplan import IpPlan, load_plan
+from ops import chart, cluster, leftovers
+from ops.infra import ROOT, ToolFailed
+from ops.up import PHASES, Deployment, run_phases
+
+#: How long the cluster phase waits for the nodes' bootstrap (the EFA installer alone takes about 10 minutes).
+BOOTSTRAP_TIMEOUT = 2400.0
+LOCAL_PORT = 6443  # the forwarded API port on localhost: the API certificate names localhost (README)
+#: What `--keep-backups` keeps out of the destroy: the etcd backup bucket, and the key its snapshots are encrypted
+#: with (cdk/constructs/backups.py: SSE-KMS with the cluster's key), without which they could not be read.
+BACKUP_TYPES = ("aws_s3_bucket", "aws_kms_key", "aws_kms_alias")
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default="cdk/cluster.yaml",
+    help="The cluster's configuration; every step uses this one.",
+)
+outdir_option = click.option(
+    "--output",
+    "outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=ROOT / "cdktf.out",
+    show_default="cdktf.out",
+    help="Where the synthesized stack, the kubeconfig, the report and the state of `up` go.",
+)
+
+
+def _load(config_path: Path) -> tuple[ClusterConfig, IpPlan, InstanceTable]:
+    table = InstanceTable.load()
+    try:
+        config, plan = load_plan(config_path, table)
+    except ConfigError as error:
+        click.echo(f"Error: {error}", err=True)
+        raise click.exceptions.Exit(2) from error
+    return config, plan, table
+
+
+def _deployment(config_path: Path, outdir: Path) -> tuple[Deployment, IpPlan, InstanceTable]:
+    config, plan, table = _load(config_path)
+    outdir.mkdir(parents=True, exist_ok=True)
+    return Deployment(config_path, config, outdir, click.echo), plan, table
+
+
+def _aws(config: ClusterConfig) -> Callable[[str], Any]:
+    """boto3 clients of the configuration's region (credentials and endpoints from the usual chain)."""
+    session = boto3.Session(region_name=config.region)
+    return lambda service: session.client(service)
+
+
+def resource_summary(stack: dict[str, Any]) -> str:
+    """What the stack creates: the count of each resource type, most numerous first."""
+    counts = collections.Counter({t: len(r) for t, r in stack.get("resource", {}).items()})
+    return ", ".join(f"{n} {t.removeprefix('aws_')}" for t, n in counts.most_common())
+
+
+def register(main: click.Group) -> None:
+    """Add the life-cycle commands to the `spiderpool-rdma` group."""
+    for command in (synth, cost_command, up, status, down):
+        main.add_command(command)
+
+
+@click.command()
+@config_option
+@outdir_option
+def synth(config_path: Path, outdir: Path) -> None:
+    """Synthesize the Terraform JSON and the chart's values from the configuration (what `make synth` does)."""
+    deployment, _, table = _deployment(config_path, outdir)
+    deployment.infra.synth()
+    click.echo(cost.render(deployment.config, table))
+    click.echo(f"wrote {deployment.infra.stack_dir}/cdk.tf.json and {outdir}/helm-values.yaml")
+
+
+@click.command(name="cost")
+@config_option
+def cost_command(config_path: Path) -> None:
+    """The configuration's estimated on-demand cost per hour and per day."""
+    config, _, table = _load(config_path)
+    click.echo(cost.render(config, table))
+
+
+class Api:
+    """The cluster's API for the phases that need it: the kubeconfig written once, the SSM port forward opened on
+    first use (not with an `admin_cidr`: that network reaches the API itself) and closed when `up` ends."""
+
+    def __init__(self, deployment: Deployment, aws: Callable[[str], Any], exits: ExitStack) -> None:
+        self.deployment, self.aws, self.exits = deployment, aws, exits
+        self.forwarding = False
+
+    def kubeconfig(self, timeout: float = BOOTSTRAP_TIMEOUT) -> Path:
+        d = self.deployment
+        config = cluster.wait_for_kubeconfig(self.aws("ssm"), d.config.name, d.config.region, click.echo, timeout)
+        if d.config.admin_cidr is None:
+            config = kc.through_local_port(config, LOCAL_PORT)
+        cluster.write_private(d.kubeconfig, config)
+        click.echo(f"  wrote {d.kubeconfig} (mode 0600)")
+        return d.kubeconfig
+
+    def reach(self) -> Path:
+        """The kubeconfig of a reachable API (the forward opened if this run has not yet)."""
+        d = self.deployment
+        if not d.kubeconfig.is_file():
+            self.kubeconfig()
+        if d.config.admin_cidr is None and not self.forwarding:
+            instance = kc.control_plane_instance(self.aws("ec2"), d.config.name, d.config.region)
+            self.exits.enter_context(cluster.port_forward(d.config.region, instance, LOCAL_PORT))
+            self.forwarding = True
+        return d.kubeconfig
+
+
+def phases(deployment: Deployment, plan: IpPlan, api: Api) -> dict[str, Callable[[], Any]]:
+    d = deployment
+    expected = [node.name for node in plan.nodes]
+    return {
+        "infra": d.infra.apply,
+        "cluster": lambda: (api.kubeconfig(), cluster.wait_for_nodes(api.reach(), expected, click.echo, 600)),
+        "chart": lambda: chart.install(api.reach(), d.config.workers.rdma, d.outdir),
+        "validated": lambda: validate(api.reach(), d.report),
+    }
+
+
+def validate(kubeconfig: Path, report: Path) -> None:
+    """`spider-validate run` as users run it, in a process of its own (after a deadline it exits at once, leaving
+    its blocked calls behind); its table on the terminal, its HTML report beside the kubeconfig."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    binary = shutil.which("spider-validate", path=search)
+    if binary is None:
+        raise ToolFailed("spider-validate is not installed: `make synth` installs it into .venv")
+    code = subprocess.run([binary, "run", "--kubeconfig", str(kubeconfig), "--html", str(report)]).returncode
+    if code:
+        raise ToolFailed(f"spider-validate run failed (exit {code}): see its table above and {report}")
+
+
+@click.command()
+@config_option
+@outdir_option
+@click.option(
+    "--until", type=click.Choice(PHASES), default=PHASES[-1], show_default=True, help="Stop after this phase."
+)
+@click.option("--yes", is_flag=True, help="Do not ask before creating resources (for scripts).")
+def up(config_path: Path, outdir: Path, until: str, yes: bool) -> None:
+    """Deploy the configuration's cluster, install the chart and validate it; run again, it resumes."""
+    deployment, plan, table = _deployment(config_path, outdir)
+    click.echo(f"synthesizing {config_path}")
+    stack = deployment.infra.synth()
+    click.echo(cost.render(deployment.config, table))
+    click.echo(f"creates in {deployment.config.region}: {resource_summary(stack)}")
+    if not yes and not deployment.record().done:
+        click.confirm("create them (charged while they run)?", abort=True)
+    with ExitStack() as exits:
+        api = Api(deployment, _aws(deployment.config), exits)
+        try:
+            total = run_phases(deployment, phases(deployment, plan, api), until, click.echo)
+        except (ToolFailed, cluster.ClusterNotReady, kc.KubeconfigError, chart.HelmMissing) as error:
+            click.echo(f"Error: {error}", err=True)
+            click.echo("run `spiderpool-rdma up` again with the same --config to resume", err=True)
+            raise click.exceptions.Exit(1) from error
+    report = f"; report: {deployment.report}" if until == "validated" else ""
+    click.echo(f"up to {until} in {total:.0f} s{report}")
+
+
+@click.command()
+@config_option
+@outdir_option
+def status(config_path: Path, outdir: Path) -> None:
+    """What exists of the configuration's cluster (by its tag), which phases of `up` finished, what it costs."""
+    deployment, _, table = _deployment(config_path, outdir)
+    name = deployment.config.name
+    found = {k: v for k, v in leftovers.tagged(_aws(deployment.config), names.CLUSTER_TAG, name).items() if v}
+    click.echo(f"cluster {name} in {deployment.config.region}:")
+    for items in found.values():
+        for item in items:
+            click.echo(f"  {item}")
+    if not found:
+        click.echo(f"  nothing tagged {names.CLUSTER_TAG}={name}")
+        return
+    done = deployment.record().done
+    click.echo(f"phases of up finished: {', '.join(done) or 'none'}")
+    if "validated" in done:
+        click.echo(f"last validation report: {deployment.report}")
+    click.echo(cost.render(deployment.config, table))
+
+
+@click.command()
+@config_option
+@outdir_option
+@click.option("--keep-backups", is_flag=True, help="Keep the etcd backup bucket and the key that decrypts it.")
+def down(config_path: Path, outdir: Path, keep_backups: bool) -> None:
+    """Uninstall the chart, destroy the stack, then list whatever is still tagged with the cluster (exit 1 if any)."""
+    deployment, _, _ = _deployment(config_path, outdir)
+    aws, record, started = _aws(deployment.config), deployment.record(), time.monotonic()
+    try:
+        if "chart" in record.done:
+            with ExitStack() as exits:
+                kubeconfig = Api(deployment, aws, exits).reach()
+                click.echo("uninstalling the chart" if chart.uninstall(kubeconfig) else "no chart release")
+        infra = deployment.infra
+        infra.synth()
+        kept = [r for r in infra.state() if r["type"].startswith(BACKUP_TYPES)] if keep_backups else []
+        click.echo("destroying the stack" + (f", keeping {', '.join(r['address'] for r in kept)}" if kept else ""))
+        infra.destroy([r["address"] for r in kept])
+    except (ToolFailed, cluster.ClusterNotReady, kc.KubeconfigError, chart.HelmMissing) as error:
+        click.echo(f"Error: {error}", err=True)
+        raise click.exceptions.Exit(1) from error
+    record.clear()
+    kept_ids = {str(r["values"].get("id")) for r in kept}
+    left = [
+        item
+        for items in leftovers.tagged(aws, names.CLUSTER_TAG, deployment.config.name).values()
+        for item in items
+        if item.rsplit(" ", 1)[-1] not in kept_ids
+    ]
+    for item in left:
+        click.echo(f"  still tagged {names.CLUSTER_TAG}={deployment.config.name}: {item}", err=True)
+    if left:
+        click.echo(f"Error: {len(left)} resource(s) left: delete them, or find what created them", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(f"down in {time.monotonic() - started:.0f} s: nothing tagged with the cluster is left")

@@ -1,0 +1,121 @@
+"""The infrastructure phase: the configuration the user named, synthesized by cdktn and applied by Terraform.
+
+`cdktn deploy` synthesizes again from whatever SPIDERPOOL_RDMA_CONFIG says, and calls HashiCorp's checkpoint service
+unless CHECKPOINT_DISABLE is set: both are set here, for every tool, from the one `--config`. Terraform then runs in
+the synthesized stack's directory (the README's plain-Terraform path), which keeps its state beside the output
+directory, so that `up` and `down` resume and undo each other from any terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: The repository (cdktf.json, and the tools `make synth` installs in .tools and .venv).
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Test-only: each is called with the synthesized stack's directory before Terraform reads it (the tests' rewrite
+#: for the only provider their machines have, and their emulated endpoints). Nothing in the product adds one.
+BEFORE_TERRAFORM: list[Callable[[Path], None]] = []
+
+#: Terraform's lines worth a user's attention while it runs; all of its output goes to the phase's log file.
+_PROGRESS = (": Creation complete", ": Destruction complete", "Apply complete!", "Destroy complete!", "Error:")
+
+
+class ToolFailed(Exception):
+    """A tool of a phase failed: the message names it, its exit code and the log holding its output."""
+
+
+def tool_env(config: Path) -> dict[str, str]:
+    """The environment of cdktn and Terraform: the user's configuration, no checkpoint calls, the project's tools."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(ROOT / ".tools/node_modules/.bin"), str(ROOT / ".tools/bin"), env["PATH"]])
+    env["SPIDERPOOL_RDMA_CONFIG"] = str(config.resolve())
+    env["CHECKPOINT_DISABLE"] = "1"
+    env.setdefault("JSII_RUNTIME_PACKAGE_CACHE_ROOT", str(ROOT / ".cache" / "jsii"))
+    env.update(TF_IN_AUTOMATION="1", TF_INPUT="0")
+    return env
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str], log: Path, echo: Callable[[str], None]) -> str:
+    """Run a tool, its output appended to `log` and its progress lines echoed; ToolFailed if it fails."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    with (
+        log.open("a") as out,
+        subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as process,
+    ):
+        out.write(f"$ {' '.join(command)}\n")
+        assert process.stdout is not None
+        for line in process.stdout:
+            out.write(line)
+            out.flush()  # a reader of the log sees progress as it happens
+            lines.append(line)
+            if any(p in line for p in _PROGRESS):
+                echo("  " + line.strip())
+    if process.returncode:
+        tail = "".join(lines[-15:])
+        raise ToolFailed(f"{command[0]} {command[1]} exited {process.returncode} (full output in {log}):\n{tail}")
+    return "".join(lines)
+
+
+@dataclass(frozen=True)
+class Infra:
+    """One configuration's stack: its synthesized directory and its Terraform state."""
+
+    config: Path
+    name: str
+    outdir: Path
+    echo: Callable[[str], None]
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.outdir / "stacks" / self.name
+
+    @property
+    def log(self) -> Path:
+        return self.outdir / f"{self.name}.log"
+
+    def synth(self) -> dict[str, Any]:
+        """cdktn synth of the user's configuration; the stack as Terraform JSON."""
+        run(["cdktn", "synth", "--output", str(self.outdir)], ROOT, tool_env(self.config), self.log, self.echo)
+        stack: dict[str, Any] = json.loads((self.stack_dir / "cdk.tf.json").read_text())
+        return stack
+
+    def terraform(self, *args: str) -> str:
+        return run(["terraform", *args], self.stack_dir, tool_env(self.config), self.log, self.echo)
+
+    def _init(self) -> None:
+        for hook in BEFORE_TERRAFORM:
+            hook(self.stack_dir)
+        self.terraform("init", "-input=false", "-no-color")
+
+    def apply(self) -> None:
+        """Terraform init and apply (run again after an interrupt, it creates what is missing)."""
+        self._init()
+        self.terraform("apply", "-auto-approve", "-input=false", "-no-color")
+
+    def outputs(self) -> dict[str, Any]:
+        values = json.loads(self.terraform("output", "-json", "-no-color"))
+        return {name: value["value"] for name, value in values.items()}
+
+    def state(self) -> list[dict[str, Any]]:
+        """The resources Terraform manages now (address, type, values; none before the first apply)."""
+        self._init()
+        shown = json.loads(self.terraform("show", "-json", "-no-color"))
+        resources = shown.get("values", {}).get("root_module", {}).get("resources", [])
+        return [r for r in resources if r["mode"] == "managed"]
+
+    def destroy(self, keep: list[str]) -> None:
+        """Terraform destroy; the addresses in `keep` are first removed from the state, so they stay."""
+        self._init()
+        for address in keep:
+            self.terraform("state", "rm", "-no-color", address)
+        self.terraform("destroy", "-auto-approve", "-input=false", "-no-color")

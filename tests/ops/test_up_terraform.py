@@ -1,0 +1,133 @@
+"""`spiderpool-rdma up --until infra` and `down` as users run them, against a moto server: the real cdktn, the real
+Terraform and provider (the tests' 5.x rewrite applied through ops.infra.BEFORE_TERRAFORM, the only seam), an
+apply interrupted by Ctrl-C and resumed, and the leftover sweep finding what was created outside Terraform."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from spider_validate.names import CLUSTER_TAG
+
+from ops import infra
+from ops.cli import main
+from tests.terraform.cli import cli_config
+from tests.terraform.downgrade import downgrade
+from tests.terraform.emulator import MotoServer
+from tests.terraform.harness import REGION, Provider, ami_images, overrides, terraform_env
+from tests.terraform.leftovers import client, tagged
+
+pytestmark = [pytest.mark.synth, pytest.mark.slow]
+
+#: A small cluster of the user's own (not the default): one worker without RDMA.
+CONFIG = {"name": "mine", "workers": {"instance_type": "m7i.large", "rdma": "none", "count": 1}}
+
+
+class Emulated:
+    """The moto server a run's Terraform and boto3 calls go to, started at the first synthesis (its EC2 must know
+    the images the stack looks up)."""
+
+    def __init__(self, workdir: Path, provider: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.workdir, self.provider, self.monkeypatch = workdir, provider, monkeypatch
+        self.moto: MotoServer | None = None
+
+    def before_terraform(self, stack_dir: Path) -> None:
+        stack = json.loads((stack_dir / "cdk.tf.json").read_text())
+        if self.moto is None:
+            self.moto = MotoServer.start(self.workdir / "moto", ami_images(stack))
+            self.monkeypatch.setenv("AWS_ENDPOINT_URL", self.moto.url)  # boto3's calls: the sweep, SSM
+        (stack_dir / "cdk.tf.json").write_text(
+            json.dumps(downgrade(stack, self.provider.schema, self.provider.version))
+        )
+        # only the endpoints: the stack's own backend keeps the state beside the output directory
+        endpoints = {k: v for k, v in overrides(self.moto.url).items() if k != "terraform"}
+        (stack_dir / "tests_override.tf.json").write_text(json.dumps(endpoints))
+
+    @property
+    def url(self) -> str:
+        assert self.moto is not None
+        return self.moto.url
+
+
+@pytest.fixture
+def emulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulated]:
+    provider = Provider.discover(tmp_path / "provider")
+    (tmp_path / "cli.tfrc").write_text(cli_config(provider.mirror))
+    for key, value in {**terraform_env(), "TF_CLI_CONFIG_FILE": str(tmp_path / "cli.tfrc")}.items():
+        monkeypatch.setenv(key, value)
+    emulated = Emulated(tmp_path, provider, monkeypatch)
+    monkeypatch.setattr(infra, "BEFORE_TERRAFORM", [emulated.before_terraform])
+    yield emulated
+    if emulated.moto:
+        emulated.moto.stop()
+
+
+def interrupt_terraform_after_first_creation(log: Path, stack_dir: Path, deadline: float) -> None:
+    """Ctrl-C to the running `terraform apply` once it created something (as a terminal sends it)."""
+    while time.monotonic() < deadline:
+        if log.is_file() and ": Creation complete" in log.read_text():
+            for proc in Path("/proc").iterdir():
+                try:
+                    cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+                    cwd = os.readlink(proc / "cwd")
+                except (OSError, ValueError):
+                    continue
+                if cmdline[:2] == [b"terraform", b"apply"] and cwd == str(stack_dir):
+                    os.kill(int(proc.name), signal.SIGINT)
+                    return
+        time.sleep(0.2)
+
+
+def up(args: list[str]) -> Any:
+    return CliRunner().invoke(main, ["up", *args, "--until", "infra", "--yes"], catch_exceptions=False)
+
+
+def test_up_until_infra_resumes_and_down_sweeps_what_terraform_did_not_create(
+    tmp_path: Path, emulated: Emulated
+) -> None:
+    config, outdir = tmp_path / "my.yaml", tmp_path / "out"
+    config.write_text(yaml.safe_dump(CONFIG))
+    args = ["--config", str(config), "--output", str(outdir)]
+    stack_dir = outdir / "stacks" / "mine"
+
+    interrupter = threading.Thread(
+        target=interrupt_terraform_after_first_creation,
+        args=(outdir / "mine.log", stack_dir, time.monotonic() + 600),
+    )
+    interrupter.start()
+    first = up(args)
+    interrupter.join()
+    assert first.exit_code == 1, first.output
+    assert "terraform apply exited" in first.output and "again with the same --config to resume" in first.output
+
+    resumed = up(args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "infra: done in" in resumed.output and resumed.output.splitlines()[-1].startswith("up to infra in ")
+    assert "Estimated on-demand cost" in resumed.output and "USD/day" in resumed.output
+    found = tagged(emulated.url, REGION, CLUSTER_TAG, "mine")
+    assert found["aws_vpc"] and found["aws_iam_role"], found  # the user's configuration is the one deployed
+    assert not any(tagged(emulated.url, REGION, CLUSTER_TAG, "spiderpool-rdma").values())
+    again = up(args)
+    assert "infra: finished before" in again.output and again.exit_code == 0
+
+    ssm = client("ssm", emulated.url, REGION)
+    ssm.put_parameter(Name="/mine/by-hand", Value="x", Type="String", Tags=[{"Key": CLUSTER_TAG, "Value": "mine"}])
+    down = CliRunner().invoke(main, ["down", *args], catch_exceptions=False)
+    assert down.exit_code == 1, down.output
+    assert f"still tagged {CLUSTER_TAG}=mine: ssm parameter /mine/by-hand" in down.output
+    assert "1 resource(s) left" in down.output
+
+    ssm.delete_parameter(Name="/mine/by-hand")
+    clean = CliRunner().invoke(main, ["down", *args], catch_exceptions=False)
+    assert clean.exit_code == 0, clean.output
+    assert "nothing tagged with the cluster is left" in clean.output
+    assert not any(tagged(emulated.url, REGION, CLUSTER_TAG, "mine").values())
