@@ -35,7 +35,7 @@ def test_the_distribution_declares_what_the_cli_imports_and_nothing_of_the_infra
     assert {"kubernetes", "urllib3", "rich", "junit-xml", "click", "pyyaml"} <= runtime
     assert not runtime & {"boto3", "botocore", "cdktn", "cdktn-provider-aws", "constructs", "pydantic", "jinja2"}
     extras = {r.split("extra ==")[1].strip(" '\""): r for r in requires if "extra ==" in r}
-    assert extras["kubeconfig"].startswith("boto3")
+    assert extras["kubeconfig"].startswith("boto3") and extras["aws"].startswith("boto3")
 
 
 @pytest.mark.skipif(not os.environ.get("SPIDER_VALIDATE_KUBERNETES_MAJOR"), reason="a run of one client major only")
@@ -55,13 +55,24 @@ def test_the_entry_point_runs_list_images_manifests_and_version() -> None:
     assert manifests.returncode == 0 and "nodeName: w1" in manifests.stdout
 
 
-def test_the_kubeconfig_command_without_boto3_says_how_to_get_it() -> None:
+def without_boto3() -> None:
     try:
         import boto3  # noqa: F401
     except ImportError:
-        pass
-    else:
-        pytest.skip("boto3 is installed here (the kubeconfig extra)")
+        return
+    pytest.skip("boto3 is installed here (the kubeconfig and aws extras)")
+
+
+def test_the_kubeconfig_command_without_boto3_says_how_to_get_it() -> None:
+    without_boto3()
     result = run("kubeconfig", "--cluster", "demo", "--region", "us-east-1")
     assert result.returncode == 2
     assert "`kubeconfig` needs boto3: pip install 'spider-validate[kubeconfig]'" in result.stderr
+
+
+def test_the_cloud_audit_without_boto3_says_how_to_get_it() -> None:
+    without_boto3()
+    dump = REPO / "tests" / "fixtures" / "audit" / "consistent.json"
+    result = run("audit", "--from-file", str(dump), "--cloud", "aws", "--region", "us-east-1")
+    assert result.returncode == 2
+    assert "--cloud aws needs boto3: pip install 'spider-validate[aws]'" in result.stderr

@@ -50,28 +50,32 @@ class Deployment:
     enis: dict[str, str]  # node name -> its interface's ID
 
 
+def deploy_nodes(
+    ec2: Any, vpc_cidr: str, subnet_cidr: str, nodes: dict[str, tuple[str, list[str]]], reserved: list[str]
+) -> Deployment:
+    """A subnet with `explicit` reservations and, per node (name -> its address and prefixes), an interface and
+    the instance launched on it as device 0, as `cdk/constructs/network.py` and `nodes.py` declare them."""
+    image = ec2.register_image(Name="ubuntu-noble-24.04", RootDeviceName="/dev/sda1")["ImageId"]  # the AMI lookup's
+    vpc = ec2.create_vpc(CidrBlock=vpc_cidr)["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=subnet_cidr)["Subnet"]["SubnetId"]
+    for block in reserved:
+        ec2.create_subnet_cidr_reservation(SubnetId=subnet, Cidr=block, ReservationType="explicit")
+    enis = {}
+    for name, (address, prefixes) in nodes.items():
+        enis[name] = ec2.create_network_interface(
+            SubnetId=subnet,
+            PrivateIpAddresses=[{"PrivateIpAddress": address, "Primary": True}],
+            Ipv4Prefixes=[{"Ipv4Prefix": p} for p in prefixes],
+        )["NetworkInterface"]["NetworkInterfaceId"]
+        interface = [{"NetworkInterfaceId": enis[name], "DeviceIndex": 0}]
+        ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, NetworkInterfaces=interface)
+    return Deployment(vpc, subnet, enis)
+
+
 def deploy(ec2: Any, plan: IpPlan) -> Deployment:
     """What `cdktn deploy` leaves in EC2 for the plan."""
-    image = ec2.register_image(Name="ubuntu-noble-24.04", RootDeviceName="/dev/sda1")["ImageId"]  # the AMI lookup's
-    vpc = ec2.create_vpc(CidrBlock=str(plan.vpc))["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=str(plan.node_subnet))["Subnet"]["SubnetId"]
-    for block in (plan.node_block, plan.pod_block):
-        ec2.create_subnet_cidr_reservation(SubnetId=subnet, Cidr=str(block), ReservationType="explicit")
-    enis = {}
-    for node in plan.nodes:
-        eni = ec2.create_network_interface(
-            SubnetId=subnet,
-            PrivateIpAddresses=[{"PrivateIpAddress": str(node.private_ip), "Primary": True}],
-            Ipv4Prefixes=[{"Ipv4Prefix": str(p)} for p in node.prefixes],
-        )["NetworkInterface"]["NetworkInterfaceId"]
-        ec2.run_instances(
-            ImageId=image,
-            MinCount=1,
-            MaxCount=1,
-            NetworkInterfaces=[{"NetworkInterfaceId": eni, "DeviceIndex": 0}],
-        )
-        enis[node.name] = eni
-    return Deployment(vpc, subnet, enis)
+    nodes = {n.name: (str(n.private_ip), [str(p) for p in n.prefixes]) for n in plan.nodes}
+    return deploy_nodes(ec2, str(plan.vpc), str(plan.node_subnet), nodes, [str(plan.node_block), str(plan.pod_block)])
 
 
 def _frozen(kind: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The cloud side of the IPAM audit against moto's EC2 (the Terraform tests' server, with the project's gap fills)
-and the Kubernetes objects of the shipped configuration (tests/validator/cloud/aws_cluster.py).
+and the Kubernetes objects of the shipped configuration (tests/validator/aws_cluster.py).
 
 Every fault is made where it happens in life: in EC2 through the API (a prefix detached, an extra prefix, a
 secondary address, a reservation), in Kubernetes by editing the objects (a pool's range, a pod's node); each must be
@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from click.testing import CliRunner
+from spider_validate import cli
 from spider_validate.cloud import ec2 as cloud_ec2
-from spider_validate.cloud import inventory, reconcile
-from spider_validate.cloud.reconcile import CloudRule
-from spider_validate.ipam import audit
+from spider_validate.cloud import inventory
+from spider_validate.ipam import audit, cloud
+from spider_validate.ipam.cloud import CloudRule
 
+from tests import iam_model
 from tests.terraform.emulator import MotoServer
 from tests.validator.cloud import aws_cluster
-from tests.validator.cloud.aws_cluster import REGION
+from tests.validator.cloud.aws_cluster import REGION, REPO
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +65,14 @@ class Deployed:
         return next(o for o in self.kind(kind) if o["metadata"]["name"] == name)
 
     def snapshot(self) -> audit.Snapshot:
-        return audit.Snapshot(self.kind("SpiderIPPool"), self.kind("SpiderEndpoint"), self.kind("Pod"))
+        return audit.Snapshot(
+            self.kind("SpiderIPPool"), self.kind("SpiderEndpoint"), self.kind("Pod"), self.kind("Node")
+        )
 
-    def findings(self, reader: cloud_ec2.Ec2 | None = None) -> list[reconcile.CloudFinding]:
-        refs = [inventory.node_ref(n) for n in self.kind("Node")]
-        inv = inventory.gather(reader or cloud_ec2.Boto3Ec2(self.ec2), refs, REGION)
+    def findings(self, reader: cloud_ec2.Ec2 | None = None) -> list[cloud.CloudFinding]:
         snap = self.snapshot()
         assert audit.audit(snap) == []  # the Kubernetes side stays consistent: only the cloud rules may speak
-        return reconcile.reconcile(reconcile.view(audit.index(snap), snap.pools, inv))
+        return cloud.check(reader or cloud_ec2.Boto3Ec2(self.ec2), snap)[0]
 
 
 @pytest.fixture
@@ -158,7 +161,7 @@ def test_each_fault_is_found_by_exactly_its_rule(
 ) -> None:
     fault(cluster)
     findings = cluster.findings()
-    assert [f.rule for f in findings] == [rule], findings
+    assert [f.problem for f in findings] == [rule], findings
     text = " ".join([findings[0].message, findings[0].fix, *findings[0].objects])
     assert all(n in text for n in named), text
     assert findings[0].warning == (rule in {CloudRule.UNUSED_PREFIX, CloudRule.UNUSED_RESERVATION})
@@ -167,7 +170,7 @@ def test_each_fault_is_found_by_exactly_its_rule(
 def test_every_rule_has_a_fault_only_it_finds() -> None:
     """A rule that no fault needs is untested (and a fault no rule needs is a rule missing)."""
     assert {rule for _, rule, _ in FAULTS} == set(CloudRule)
-    assert [r.__name__.replace("_", "-") for r in reconcile.RULES] == [r.value for r in CloudRule]
+    assert [r.__name__.replace("_", "-") for r in cloud.RULES] == [r.value for r in CloudRule]
 
 
 # -- saved AWS CLI output ----------------------------------------------------------------------------------------
@@ -194,7 +197,7 @@ def test_saved_output_audits_as_the_live_api(cluster: Deployed, tmp_path: Path) 
     detach_prefix(cluster)
     idle_reservation(cluster)
     live = cluster.findings()
-    assert [f.rule for f in live] == [CloudRule.PREFIX_MISSING, CloudRule.UNUSED_RESERVATION]
+    assert [f.problem for f in live] == [CloudRule.PREFIX_MISSING, CloudRule.UNUSED_RESERVATION]
     assert cluster.findings(cloud_ec2.SavedEc2(save(cluster, tmp_path))) == live
 
 
@@ -293,7 +296,7 @@ def test_a_region_without_the_instances_says_so(cluster: Deployed, moto: MotoSer
     reader = cloud_ec2.Boto3Ec2(aws_cluster.ec2_client(moto.url, "eu-west-1"))
     refs = [inventory.node_ref(n) for n in cluster.kind("Node")]
     with pytest.raises(cloud_ec2.CloudError) as err:
-        inventory.gather(reader, refs, "eu-west-1")
+        inventory.gather(reader, refs)
     assert "EC2 in eu-west-1 has no instance for node(s) control-plane-0 (address 10.42.4.10), worker-0" in str(
         err.value
     )
@@ -320,8 +323,9 @@ def no_aws_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("us-east-1", {}, "no AWS credentials: --cloud aws looks for them where the AWS CLI does"),
         ("", {}, "--region '' is not an AWS region such as us-east-1"),
         (None, {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}, "no AWS region: pass --region"),
+        (None, {"AWS_REGION": "us east"}, "--region 'us east' is not an AWS region"),
     ],
-    ids=["no-credentials", "empty-region", "no-region"],
+    ids=["no-credentials", "empty-region", "no-region", "aws-region-read"],
 )
 def test_connect_says_what_is_missing(
     no_aws_config: None, monkeypatch: pytest.MonkeyPatch, region: str | None, env: dict[str, str], message: str
@@ -373,28 +377,192 @@ class Throttling(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_throttling_is_retried_then_reported_as_transient(no_aws_config: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
-        monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", f"http://127.0.0.1:{server.server_address[1]}")
-        reader = cloud_ec2.connect("us-east-1", None)
-        with pytest.raises(cloud_ec2.CloudError) as err:
-            inventory.gather(reader, [inventory.NodeRef("worker-0", None, "10.42.4.13")], "us-east-1")
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert err.value.transient
-    assert "EC2 throttled DescribeNetworkInterfaces in us-east-1 even after retries (RequestLimitExceeded)" in str(
-        err.value
-    )
-    assert len(Throttling.requests) == 3 and reader.calls == 1  # botocore's standard mode: 3 attempts, one call
-
-
 def test_the_budget_stops_before_the_call_that_would_exceed_it(cluster: Deployed) -> None:
     reader = cloud_ec2.Boto3Ec2(cluster.ec2, budget=3)
     with pytest.raises(cloud_ec2.BudgetExhausted) as err:
         cluster.findings(reader)
     assert reader.calls == 3 and "budget of 3 calls per cycle is spent" in str(err.value)
+
+
+# -- `spider-validate audit --cloud aws`, end to end -------------------------------------------------------------
+
+
+@pytest.fixture
+def aws_env(no_aws_config: None, moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and the EC2 endpoint as the AWS CLI takes them from the environment (AWS_ENDPOINT_URL_EC2:
+    botocore's service-specific endpoint variable), pointing at the moto server."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", moto.url)
+
+
+def run_audit(c: Deployed, tmp_path: Path, *args: str) -> tuple[int, str]:
+    """The CLI on a dump of `kubectl get spiderippools,spiderendpoints,pods,nodes -A -o json` of the cluster."""
+    dump = tmp_path / "dump.json"
+    dump.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": c.objects}))
+    out = CliRunner().invoke(cli.main, ["audit", "--from-file", str(dump), "--cloud", "aws", *args])
+    assert "Traceback" not in out.output and (out.exception is None or isinstance(out.exception, SystemExit))
+    return out.exit_code, out.output
+
+
+def cloud_test(output: str) -> dict[str, Any]:
+    return next(t for t in json.loads(output)["tests"] if t["name"] == "ipam-cloud")
+
+
+def test_the_cli_reports_a_healthy_cluster_in_every_format(aws_env: None, cluster: Deployed, tmp_path: Path) -> None:
+    junit, html = tmp_path / "audit.xml", tmp_path / "audit.html"
+    code, out = run_audit(cluster, tmp_path, "--region", REGION, "-o", "json", "--junit-file", str(junit))
+    assert code == 0, out
+    test = cloud_test(out)
+    assert test["status"] == "pass" and "3 nodes' instances" in test["actions"][0]["detail"]
+    assert 'name="ipam-cloud"' in junit.read_text() and "<failure" not in junit.read_text()
+    code, out = run_audit(cluster, tmp_path, "--region", REGION, "--html", str(html))
+    assert code == 0 and "2 passed, 0 failed" in out and any("audit/ipam-cloud" in line for line in out.splitlines())
+    assert "ipam-cloud" in html.read_text()
+
+
+def test_the_cli_fails_on_a_fault_and_only_warns_on_waste(aws_env: None, cluster: Deployed, tmp_path: Path) -> None:
+    extra_prefix(cluster)
+    code, out = run_audit(cluster, tmp_path, "--region", REGION, "-o", "json")
+    assert code == 0, out  # a warning does not change the exit code
+    assert [(a["scenario"], a["status"]) for a in cloud_test(out)["actions"]] == [
+        ("unused-prefix", "warn"),
+        ("cloud", "pass"),
+    ]
+    detach_prefix(cluster)
+    junit = tmp_path / "audit.xml"
+    code, out = run_audit(cluster, tmp_path, "--region", REGION, "-o", "json", "--junit-file", str(junit))
+    assert code == 1, out
+    test = cloud_test(out)
+    assert test["status"] == "fail"
+    assert [(a["scenario"], a["status"]) for a in test["actions"]] == [
+        ("prefix-missing", "fail"),
+        ("unused-prefix", "warn"),
+    ]
+    assert "is pinned to node worker-0" in junit.read_text() and 'failures="1"' in junit.read_text()
+    code, out = run_audit(cluster, tmp_path, "--region", REGION)
+    assert code == 1 and "FAIL audit/ipam-cloud" in out and "WARN audit/ipam-cloud" in out
+
+
+def test_the_cli_audits_saved_output_without_credentials(
+    no_aws_config: None, cluster: Deployed, tmp_path: Path
+) -> None:
+    detach_prefix(cluster)
+    files = [arg for path in save(cluster, tmp_path) for arg in ("--cloud-from-file", str(path))]
+    code, out = run_audit(cluster, tmp_path, *files, "-o", "json")
+    assert code == 1, out
+    assert [a["scenario"] for a in cloud_test(out)["actions"]] == ["prefix-missing"]
+    assert "the saved output (enis.json, reservations.json)" in cloud_test(out)["description"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "edit", "code", "message"),
+    [
+        (["--region", REGION], {"AWS_ACCESS_KEY_ID": ""}, None, 2, "no AWS credentials: --cloud aws looks for them"),
+        (["--region", ""], {}, None, 2, "--region '' is not an AWS region such as us-east-1"),
+        (["--region", "eu-west-1"], {}, None, 2, "EC2 in eu-west-1 has no instance for node(s) control-plane-0"),
+        (["--region", REGION], {}, "kind", 2, "node worker-0 is a kind node (providerID kind://docker/kind/kind"),
+        (["--region", REGION], {}, "no-address", 2, "node worker-0 has no providerID and no IPv4 InternalIP"),
+        (["--region", REGION], {}, "no-nodes", 2, "no Node to map to EC2 instances"),
+        (["--cloud-from-file", "README.md"], {}, None, 2, "/README.md: not readable JSON"),
+        (
+            ["--region", REGION],
+            {"AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:9"},
+            None,
+            3,
+            "cannot reach EC2 in us-east-1",
+        ),
+    ],
+    ids=[
+        "no-credentials",
+        "empty-region",
+        "region-without-the-instances",
+        "kind-node",
+        "no-provider-id-no-address",
+        "dump-without-nodes",
+        "not-a-saved-file",
+        "unreachable",
+    ],
+)
+def test_the_cli_says_what_is_wrong_with_an_exit_code(
+    aws_env: None,
+    cluster: Deployed,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    edit: str | None,
+    code: int,
+    message: str,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value) if value else monkeypatch.delenv(key)
+    worker = cluster.get("Node", "worker-0")
+    if edit == "kind":
+        worker["spec"]["providerID"] = "kind://docker/kind/kind-worker"
+    elif edit == "no-address":
+        worker["status"]["addresses"] = [{"type": "Hostname", "address": "worker-0"}]
+    elif edit == "no-nodes":
+        cluster.objects = [o for o in cluster.objects if o["kind"] != "Node"]
+    args = [str(REPO / a) if a.endswith(".md") else a for a in args]
+    got, out = run_audit(cluster, tmp_path, *args)
+    assert got == code and "cannot audit the cloud side: " in out and message in out, out
+
+
+def test_the_cli_reports_throttling_as_exit_3_after_retries(
+    aws_env: None, cluster: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", f"http://127.0.0.1:{server.server_address[1]}")
+        code, out = run_audit(cluster, tmp_path, "--region", REGION)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 3 and "EC2 throttled DescribeNetworkInterfaces in us-east-1 even after retries" in out
+    assert len(Throttling.requests) == 3  # botocore's standard retry mode: three attempts of the one call
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--region", REGION], "--cloud-from-file, --region and --profile belong to the cloud side: add --cloud aws"),
+        (["--cloud", "aws", "--cloud-from-file", "README.md", "--region", REGION], "--cloud-from-file audits saved"),
+    ],
+    ids=["region-without-cloud", "saved-with-region"],
+)
+def test_cloud_options_out_of_place_are_usage_errors(
+    cluster: Deployed, tmp_path: Path, args: list[str], message: str
+) -> None:
+    dump = tmp_path / "dump.json"
+    dump.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": cluster.objects}))
+    args = [str(REPO / a) if a.endswith(".md") else a for a in args]
+    out = CliRunner().invoke(cli.main, ["audit", "--from-file", str(dump), *args])
+    assert out.exit_code == 2 and message in out.output
+
+
+# -- the IAM policy in the README --------------------------------------------------------------------------------
+
+
+def readme_policy() -> dict[str, Any]:
+    """The JSON block of the README's `audit --cloud aws` section."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("#### Against the cloud: `audit --cloud aws`") :]
+    start = section.index("```json\n") + len("```json\n")
+    return dict(json.loads(section[start : section.index("\n```", start)]))
+
+
+def test_the_readme_policy_grants_exactly_the_calls_the_audit_makes(cluster: Deployed) -> None:
+    """The calls recorded at the boto3 layer (botocore's before-call event names each operation) during an audit
+    that takes every path (nodes by address, by instance, the subnets' interfaces, their reservations); IAM's
+    evaluation (tests/iam_model.py) allows each with the README's policy and nothing writes."""
+    called: set[str] = set()
+    cluster.ec2.meta.events.register("before-call.ec2", lambda model, **_: called.add(f"ec2:{model.name}"))
+    assert cluster.findings() == []
+    policy = readme_policy()
+    granted = {action for st in policy["Statement"] for action in st["Action"]}
+    assert called == granted == set(cloud_ec2.ACTIONS)
+    assert all(iam_model.allows([policy], action, "*") for action in called)
+    assert all(st["Effect"] == "Allow" and st["Resource"] == "*" for st in policy["Statement"])
+    assert not any(a.split(":")[1].startswith(("Create", "Delete", "Modify", "Assign", "Unassign")) for a in granted)

@@ -165,3 +165,24 @@ def placement_options(fn: Callable[..., None]) -> Callable[..., None]:
     )(fn)
     fn = click.option("--nodes", type=inputs.NodeNames(), help="Only these nodes.")(fn)
     return click.option("--node-selector", multiple=True, metavar="KEY=VALUE", help="Only nodes with these labels.")(fn)
+
+
+def cloud_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """The cloud side of `audit` and `watch`: which cloud, and the region and profile as the AWS CLI takes them."""
+    fn = click.option(
+        "--profile", envvar="AWS_PROFILE", help="AWS profile [default: $AWS_PROFILE, else the AWS CLI's chain]."
+    )(fn)
+    fn = click.option(
+        "--region", help="AWS region of the nodes [default: $AWS_REGION, else the profile's, as the AWS CLI]."
+    )(fn)
+    return click.option(
+        "--cloud",
+        type=click.Choice(["aws"]),
+        help="Also hold the pools and pods' addresses against the ENI prefixes EC2 routes (read-only EC2 calls; "
+        "needs boto3: pip install 'spider-validate[aws]').",
+    )(fn)
+
+
+def cloud_problem(exc: Exception) -> click.ClickException:
+    """A CloudError as the exit code it deserves: 3 when worth trying again (throttled, unreachable), else 2."""
+    return (Unreachable if getattr(exc, "transient", False) else UsageProblem)(f"cannot audit the cloud side: {exc}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Literal
 
 import click
@@ -10,6 +11,8 @@ from spider_validate.cli import common, inputs
 from spider_validate.cli.common import (
     Unreachable,
     UsageProblem,
+    cloud_options,
+    cloud_problem,
     image_options,
     placement_options,
     with_cluster,
@@ -46,6 +49,14 @@ if TYPE_CHECKING:
 @image_options
 @placement_options
 @click.option("--probe-timeout", default=2, show_default=True, type=click.IntRange(1, 60), help="Seconds per ping.")
+@cloud_options
+@click.option(
+    "--cloud-budget",
+    default=10,
+    show_default=True,
+    type=click.IntRange(3),
+    help="With --cloud aws: the most EC2 calls a cycle makes (3 + one per subnet of the nodes suffice).",
+)
 def watch(
     kubeconfig: str | None,
     kube_context: str | None,
@@ -64,15 +75,22 @@ def watch(
     network: str | None,
     attach: Literal["auto", "default", "secondary"],
     probe_timeout: int,
+    cloud: str | None,
+    region: str | None,
+    profile: str | None,
+    cloud_budget: int,
 ) -> None:
     """Check continuously: pings between probe pods on every node, the IPAM audit, pool headroom, as metrics.
 
     \b
     Runs until SIGTERM or Ctrl-C, then deletes its probe pods. Metrics: http://ADDRESS:PORT/metrics.
+    With --cloud aws, also the audit's cloud side each cycle, with credentials given to it explicitly (a
+    Secret's keys in the environment, a credentials file, a web identity): never the node's or a container's role.
     \b
     Examples:
       spider-validate watch --interval 30
       spider-validate watch --namespace kube-system --metrics-address 0.0.0.0
+      spider-validate watch --cloud aws --region us-east-1 --cloud-budget 10
     """
     import logging
 
@@ -94,9 +112,20 @@ def watch(
         attach=attach,
         probe_timeout=probe_timeout,
     )
+    if (region or profile) and not cloud:
+        raise UsageProblem("--region and --profile belong to the cloud side: add --cloud aws")
+    reader = None  # with --cloud: a reader of EC2 per cycle, each with the cycle's call budget
+    if cloud:
+        from spider_validate.cloud import ec2
+
+        try:
+            client = ec2.connect(region, profile, explicit_credentials=True).client
+        except ec2.CloudError as exc:
+            raise cloud_problem(exc) from exc
+        reader = functools.partial(ec2.Boto3Ec2, client, cloud_budget)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cluster = common.connect(kubeconfig, kube_context, api_timeout)
-    options = watcher.WatchOptions(namespace, interval, forecast_window, owner)
+    options = watcher.WatchOptions(namespace, interval, forecast_window, owner, reader)
     w = watcher.Watcher(cluster, params, options)
     click.echo(f"watch {w.ctx.run_id}: metrics on http://{metrics_address}:{metrics_port}/metrics", err=True)
     try:

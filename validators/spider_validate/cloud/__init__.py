@@ -1,2 +1,2 @@
-"""The cloud side of the IPAM audit: what EC2 routes to the nodes (`ec2.py`, read-only), `inventory.py`, `reconcile.py`.
-May import cluster and names (only `ec2.Boto3Ec2` imports boto3, the validator's `aws` extra)."""
+"""The cloud: EC2's interfaces, prefixes and reservations read only (boto3 or saved AWS CLI output), nodes' instances.
+May import names only (nothing else of spider_validate)."""

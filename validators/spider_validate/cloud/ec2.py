@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-#: Every EC2 action the audit calls: the README's IAM policy grants exactly these (tests/validator/test_cloud_iam.py
-#: holds the two together, and against the calls recorded at the boto3 layer). Neither supports resource-level
-#: permissions (Service Authorization Reference, Amazon EC2, "Actions": no resource type for either), so "*".
+#: Every EC2 action the audit calls: the README's IAM policy grants exactly these (tests/validator/cloud/
+#: test_cloud_audit.py holds the two together, and against the calls recorded at the boto3 layer). Neither supports
+#: resource-level permissions (Service Authorization Reference, Amazon EC2, "Actions": no resource type for either).
 ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:GetSubnetCidrReservations")
 
 #: EC2 refuses more values in one filter: "FilterLimitExceeded: The maximum number of filter values specified on a
@@ -150,9 +151,10 @@ def _members(reply: dict[str, Any], key: str, where: str) -> list[Any]:
 
 
 class Ec2(Protocol):
-    """What the audit asks EC2; `calls` counts the API calls made so far."""
+    """What the audit asks EC2; `calls` counts the API calls made so far, `where` names the source in messages."""
 
     calls: int
+    where: str
 
     def interfaces(self, name: str, values: Sequence[str]) -> list[Interface]: ...
 
@@ -179,6 +181,7 @@ class SavedEc2:
     calls = 0
 
     def __init__(self, paths: Sequence[Path]) -> None:
+        self.where = f"the saved output ({', '.join(p.name for p in paths)})"
         self._interfaces: dict[str, Interface] = {}
         self._reservations: dict[str, Reservation] = {}
         for path in paths:
@@ -221,6 +224,7 @@ class Boto3Ec2:
         self.client = client
         self.calls = 0
         self.budget = budget
+        self.where = f"EC2 in {client.meta.region_name}"
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -304,6 +308,9 @@ def connect(
         from botocore.exceptions import BotoCoreError
     except ImportError as exc:
         raise CloudError("--cloud aws needs boto3: pip install 'spider-validate[aws]'") from exc
+    # The AWS CLI (v2) takes AWS_REGION before AWS_DEFAULT_REGION ("Environment variables to configure the AWS
+    # CLI"); botocore reads only the latter (botocore/configprovider.py, `region`)
+    region = os.environ.get("AWS_REGION") or None if region is None else region
     if region is not None and not REGION.fullmatch(region):
         raise CloudError(f"--region {region!r} is not an AWS region such as us-east-1")
     try:

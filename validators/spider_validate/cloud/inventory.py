@@ -91,7 +91,7 @@ def _is_ipv4(text: str) -> bool:
 class Inventory:
     """The nodes' instances and every interface and reservation of their subnets."""
 
-    region: str
+    where: str  # EC2 in REGION, or the saved output
     instances: dict[str, str]  # node name -> instance ID
     interfaces: list[Interface]
     reservations: list[Reservation]
@@ -113,7 +113,7 @@ class Inventory:
         return next((n for n, i in self.instances.items() if i == eni.instance), None)
 
 
-def gather(ec2: Ec2, nodes: list[NodeRef], region: str) -> Inventory:
+def gather(ec2: Ec2, nodes: list[NodeRef]) -> Inventory:
     """Map every node to its instance and read what the rules need; CloudError naming the nodes EC2 does not know
     (the wrong region, or not EC2 nodes)."""
     instances = {n.name: n.instance for n in nodes if n.instance}
@@ -129,11 +129,11 @@ def gather(ec2: Ec2, nodes: list[NodeRef], region: str) -> Inventory:
     if missing:
         how = {n.name: f"instance {n.instance}" if n.instance else f"address {n.address}" for n in nodes}
         raise CloudError(
-            f"EC2 in {region} has no instance for node(s) {', '.join(f'{m} ({how[m]})' for m in missing)}: is "
+            f"{ec2.where} has no instance for node(s) {', '.join(f'{m} ({how[m]})' for m in missing)}: is "
             "--region the cluster's, and are these EC2 nodes? (a node without providerID is found by its "
             "InternalIP, the primary address of its instance's first interface)"
         )
     subnets = sorted({eni.subnet for eni in attached})
     neighbours = {eni.id: eni for eni in [*attached, *ec2.interfaces("subnet-id", subnets)]}
     reservations = [r for subnet in subnets for r in ec2.reservations(subnet)]
-    return Inventory(region, instances, sorted(neighbours.values(), key=lambda e: e.id), reservations, ec2.calls)
+    return Inventory(ec2.where, instances, sorted(neighbours.values(), key=lambda e: e.id), reservations, ec2.calls)

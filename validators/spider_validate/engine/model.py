@@ -24,6 +24,7 @@ class Status(StrEnum):
     FAIL = "fail"
     SKIP = "skip"
     ERROR = "error"  # the check could not be made (setup or API trouble), as opposed to a wrong answer
+    WARN = "warn"  # worth knowing but not wrong (waste, such as a prefix no pool uses): does not fail the run
 
 
 # Pod Security Admission's level the run's namespace must enforce for a test's pods to be admitted: baseline
@@ -137,9 +138,13 @@ class TestResult:
 
     def finish(self) -> None:
         self.seconds = time.time() - self.started
-        if self.status is Status.PASS and any(a.status is Status.ERROR for a in self.actions):
+        if self.status is Status.PASS and any(a.status is Status.WARN for a in self.actions):
+            self.status = Status.WARN
+        if self.status in {Status.PASS, Status.WARN} and any(a.status is Status.ERROR for a in self.actions):
             self.status = Status.ERROR
-        if self.status in {Status.PASS, Status.ERROR} and any(a.status is Status.FAIL for a in self.actions):
+        if self.status in {Status.PASS, Status.WARN, Status.ERROR} and any(
+            a.status is Status.FAIL for a in self.actions
+        ):
             self.status = Status.FAIL
 
 
@@ -173,5 +178,5 @@ class RunResult:
             not self.setup_error
             and not self.interrupted
             and not self.timed_out
-            and all(t.status in {Status.PASS, Status.SKIP} for t in self.tests)
+            and all(t.status in {Status.PASS, Status.SKIP, Status.WARN} for t in self.tests)
         )

@@ -1,2 +1,2 @@
-"""IPAM: the consistency audit (its index and rules) and the ipam suite's own pools.
-May import engine, probes, cluster and names."""
+"""IPAM: the consistency audit (its index and rules), its reconciliation with the cloud, the ipam suite's pools.
+May import engine, probes, cluster, cloud and names."""

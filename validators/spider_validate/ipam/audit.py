@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ class Snapshot:
     pools: list[dict[str, Any]]
     endpoints: list[dict[str, Any]]
     pods: list[dict[str, Any]]
+    nodes: list[dict[str, Any]] = field(default_factory=list)  # read for the cloud side only (ipam/cloud.py)
 
 
 class Unreadable(ValueError):
@@ -56,10 +57,12 @@ class Unreadable(ValueError):
 
 
 DUMP_HINT = "kubectl get spiderippools,spiderendpoints,pods -A -o json"
+CLOUD_DUMP_HINT = "kubectl get spiderippools,spiderendpoints,pods,nodes -A -o json"
 
 
 def load_dump(path: Path) -> Snapshot:
-    """Read `kubectl get spiderippools,spiderendpoints,pods -A -o json` (a List), one object, or a JSON array."""
+    """Read `kubectl get spiderippools,spiderendpoints,pods -A -o json` (a List), one object, or a JSON array; with
+    `nodes` too for the cloud side."""
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -78,10 +81,10 @@ def load_dump(path: Path) -> Snapshot:
         if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not isinstance(item.get("kind"), str):
             raise Unreadable(f"item {i} is not a Kubernetes object (kind, metadata.name)")
         by_kind[item["kind"]].append(item)
-    unknown = set(by_kind) - {"SpiderIPPool", "SpiderEndpoint", "Pod"}
+    unknown = set(by_kind) - {"SpiderIPPool", "SpiderEndpoint", "Pod", "Node"}
     if unknown:
-        raise Unreadable(f"unexpected kinds {sorted(unknown)}: dump spiderippools,spiderendpoints,pods only")
-    return Snapshot(by_kind["SpiderIPPool"], by_kind["SpiderEndpoint"], by_kind["Pod"])
+        raise Unreadable(f"unexpected kinds {sorted(unknown)}: dump spiderippools,spiderendpoints,pods(,nodes) only")
+    return Snapshot(by_kind["SpiderIPPool"], by_kind["SpiderEndpoint"], by_kind["Pod"], by_kind["Node"])
 
 
 def _malformed(ref: str, what: str) -> Unreadable:
@@ -437,45 +440,46 @@ def audit(snapshot: Snapshot, only_pools: set[str] | None = None) -> list[Findin
     return findings
 
 
+def finding_action(f: Any, status: Status = Status.FAIL) -> ActionResult:
+    """A finding (this module's, or the cloud side's: `problem`, `ip`, `objects`, `message`, `fix`) as an action of
+    the run's result model, so that the same table, JSON, JUnit and HTML report every audit's findings."""
+    return ActionResult(
+        f.problem,
+        f.message,
+        "api",
+        ", ".join(f.objects),
+        f.ip or "-",
+        "success",
+        status,
+        f"{f.message}. Fix: {f.fix}",
+        1,
+        0.0,
+        {"problem": f.problem, "fix": f.fix, "objects": list(f.objects)},
+    )
+
+
+def passed_action(name: str, subject: str, detail: str) -> ActionResult:
+    """The one passing action of an audit without findings, saying what it covered."""
+    return ActionResult(name, subject, "api", "audit", subject, "success", Status.PASS, detail, 1, 0.0)
+
+
 def as_test_result(findings: list[Finding], snapshot: Snapshot, only_pools: set[str] | None = None) -> TestResult:
     """Findings in the run's result model, so the same table, JSON and JUnit report them."""
     result = TestResult("audit", "ipam-consistency", "pools, endpoints and pods agree (Spiderpool's e2e rule)")
-    for f in findings:
-        result.actions.append(
-            ActionResult(
-                f.problem,
-                f.message,
-                "api",
-                ", ".join(f.objects),
-                f.ip or "-",
-                "success",
-                Status.FAIL,
-                f"{f.message}. Fix: {f.fix}",
-                1,
-                0.0,
-                {"problem": f.problem, "fix": f.fix, "objects": list(f.objects)},
-            )
-        )
+    result.actions += [finding_action(f) for f in findings]
     pools = [p for p in snapshot.pools if only_pools is None or p["metadata"]["name"] in only_pools]
     if not findings:
-        result.actions.append(
-            ActionResult(
-                "consistency",
-                f"{len(pools)} pools",
-                "api",
-                "audit",
-                "pools",
-                "success",
-                Status.PASS,
-                f"{len(pools)} pools, {len(snapshot.endpoints)} endpoints, {len(snapshot.pods)} pods consistent",
-                1,
-                0.0,
-            )
-        )
+        detail = f"{len(pools)} pools, {len(snapshot.endpoints)} endpoints, {len(snapshot.pods)} pods consistent"
+        result.actions.append(passed_action("consistency", f"{len(pools)} pools", detail))
     result.finish()
     return result
 
 
-def snapshot(cluster: Any) -> Snapshot:
-    """The same three lists, read live through the cluster interface."""
-    return Snapshot(cluster.list("SpiderIPPool"), cluster.list("SpiderEndpoint"), cluster.list("Pod"))
+def snapshot(cluster: Any, nodes: bool = False) -> Snapshot:
+    """The same three lists, read live through the cluster interface; and the nodes, for the cloud side."""
+    return Snapshot(
+        cluster.list("SpiderIPPool"),
+        cluster.list("SpiderEndpoint"),
+        cluster.list("Pod"),
+        cluster.list("Node") if nodes else [],
+    )

@@ -14,7 +14,13 @@ from rich.table import Table
 
 from spider_validate.engine.model import RunResult, Status, TestResult
 
-STYLE = {Status.PASS: "green", Status.FAIL: "red", Status.ERROR: "magenta", Status.SKIP: "yellow"}
+STYLE = {
+    Status.PASS: "green",
+    Status.FAIL: "red",
+    Status.ERROR: "magenta",
+    Status.SKIP: "yellow",
+    Status.WARN: "cyan",
+}
 
 
 def matrix(result: RunResult) -> list[dict[str, str]]:

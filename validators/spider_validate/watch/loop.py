@@ -2,7 +2,8 @@
 
 Each cycle: one long-lived probe pod per ready node (created at start, reused, recreated when it vanished or
 ended, removed when its node left), a ping between the probe pods of every pair of nodes, the IPAM audit and
-every pool's headroom with a forecast of when it runs out (forecast.py). A failing step is counted and the next
+every pool's headroom with a forecast of when it runs out (forecast.py), and with `--cloud aws` the audit's cloud side
+(ipam/cloud.py) within a budget of EC2 calls per cycle. A failing step is counted and the next
 cycle runs anyway; nothing is created or deleted in a cycle unless a node or a probe pod came or went. SIGTERM
 (or Ctrl-C) ends the loop and deletes what the watch created: its probe pods, and its namespace if it made it.
 """
@@ -14,7 +15,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any, Final
 
 from spider_validate import __version__
 from spider_validate.actions import reach as actions
+from spider_validate.cloud.ec2 import CloudError, Ec2
 from spider_validate.cluster.api import ApiError, Cluster
 from spider_validate.cluster.spiderpool import underlay_ip
 from spider_validate.engine import manifests
@@ -30,7 +32,7 @@ from spider_validate.engine.discovery import discover_network, internal_ip, node
 from spider_validate.engine.model import Status
 from spider_validate.engine.params import RUN_LABEL, Parameters
 from spider_validate.engine.runner import execute, new_run_id
-from spider_validate.ipam import audit
+from spider_validate.ipam import audit, cloud
 from spider_validate.watch.forecast import Trend
 from spider_validate.watch.metrics import WatchMetrics
 
@@ -52,6 +54,7 @@ class WatchOptions:
     interval: float = 60.0
     forecast_window: float = 6 * 3600.0
     owner: Owner | None = None
+    cloud: Callable[[], Ec2] | None = None  # a reader of EC2 per cycle, its call budget fresh (the cloud side)
 
 
 def probe_pod_name(run_id: str, node: str) -> str:
@@ -69,6 +72,8 @@ class Watcher:
         self.pairs: set[tuple[str, str]] = set()
         self.trends: dict[str, Trend] = {}
         self.kinds: set[str] = set()
+        self.rules: set[str] = set()
+        self.snapshot: audit.Snapshot | None = None  # this cycle's, for the cloud side
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -102,13 +107,17 @@ class Watcher:
         """Every step, each on its own: a failing step is counted, the others still run. True when all ran."""
         began = time.monotonic()
         ok = True
-        for step, fn in (("pods", self._reconcile), ("ipam", self._ipam)):
+        self.snapshot = None
+        steps = [("pods", self._reconcile), ("ipam", self._ipam)] + (
+            [("cloud", self._cloud)] if self.options.cloud else []
+        )
+        for step, fn in steps:
             try:
                 fn()
             except Exception as exc:  # a watch outlives any one failure: said, counted, and the next cycle runs
                 ok = False
                 self.metrics.errors.labels(step).inc()
-                expected = isinstance(exc, ApiError | audit.Unreadable | SetupError)  # API, malformed object, stop
+                expected = isinstance(exc, ApiError | audit.Unreadable | SetupError | CloudError)
                 log.warning("%s: %s", step, exc, exc_info=not expected)
         m = self.metrics
         m.cycle_duration.set(time.monotonic() - began)
@@ -192,7 +201,7 @@ class Watcher:
 
     def _ipam(self) -> None:
         """The audit's findings by kind, and each pool's size, used and free addresses and forecast."""
-        snap = audit.snapshot(self.cluster)
+        snap = self.snapshot = audit.snapshot(self.cluster, nodes=self.options.cloud is not None)
         findings = audit.audit(snap)
         counts: dict[str, int] = {}
         pending = _pending(snap.pods)
@@ -221,6 +230,25 @@ class Watcher:
         self.metrics.forget_pools(gone)
         for name in gone:
             del self.trends[name]
+
+    def _cloud(self) -> None:
+        """The cloud side's findings by rule, on this cycle's snapshot (none when the ipam step could not read it),
+        within the reader's call budget: a cycle that would exceed it stops there (BudgetExhausted, counted as an
+        error of the step) and the next one starts afresh."""
+        assert self.options.cloud is not None
+        if self.snapshot is None:
+            raise CloudError("skipped: the ipam step could not read the cluster")
+        reader = self.options.cloud()
+        try:
+            findings, _ = cloud.check(reader, self.snapshot)
+        finally:
+            self.metrics.cloud_calls.set(reader.calls)
+        counts: dict[str, int] = {}
+        for f in findings:
+            counts[f.problem] = counts.get(f.problem, 0) + 1
+        self.rules |= set(counts)
+        for rule in self.rules:  # a rule once seen stays, at 0 when resolved
+            self.metrics.cloud_findings.labels(rule).set(counts.get(rule, 0))
 
 
 #: A pod being started has its address (Spiderpool's IPAM runs within the CNI ADD) before its network-status:

@@ -52,6 +52,13 @@ class WatchMetrics:
         self.findings = Gauge(
             f"{p}_audit_findings", "IPAM audit findings of the last cycle, by kind", ["kind"], registry=r
         )
+        self.cloud_findings = Gauge(
+            f"{p}_cloud_findings",
+            "Findings of the last cycle's cloud side (`--cloud aws`), by rule (warnings included)",
+            ["rule"],
+            registry=r,
+        )
+        self.cloud_calls = Gauge(f"{p}_cloud_calls", "EC2 API calls the last cycle's cloud side made", registry=r)
         self.cycle_duration = Gauge(
             f"{p}_watch_last_cycle_duration_seconds", "How long the last cycle took", registry=r
         )

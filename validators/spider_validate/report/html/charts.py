@@ -15,8 +15,8 @@ import vl_convert
 from spider_validate.report.html.view import Cell
 
 FONT = "DejaVu Sans"  # Debian's fonts-dejavu-core; report.css names it first too
-STATUS_DOMAIN = ["pass", "fail", "error", "skip"]
-STATUS_RANGE = ["#2e7d32", "#c62828", "#8e24aa", "#f9a825"]
+STATUS_DOMAIN = ["pass", "fail", "error", "skip", "warn"]
+STATUS_RANGE = ["#2e7d32", "#c62828", "#8e24aa", "#f9a825", "#00838f"]
 # vl-convert resolves every relative URL, `href` marks included, against this base (vl-convert-rs/src/converter.rs
 # at tag vl-convert@1.9.0, function vegaToView: `let baseURL = 'https://vega.github.io/vega-datasets/'`, then
 # vega-loader's sanitize prepends it to a URL without a protocol). Our hrefs are fragments of this page: the

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from spider_validate.cloud.ec2 import Interface
-from spider_validate.cloud.inventory import Inventory
+from spider_validate.cloud.ec2 import CloudError, Ec2, Interface
+from spider_validate.cloud.inventory import Inventory, gather, node_ref
 from spider_validate.cluster import addresses
+from spider_validate.engine.model import Status, TestResult
+from spider_validate.ipam.audit import Index, Record, Snapshot, finding_action, index, passed_action
 
 Span = tuple[int, int]  # first and last address, as integers
 
@@ -38,7 +40,7 @@ WARNINGS = {CloudRule.UNUSED_PREFIX, CloudRule.UNUSED_RESERVATION}
 
 @dataclass(frozen=True)
 class CloudFinding:
-    rule: CloudRule
+    problem: CloudRule
     ip: str  # the addresses concerned ("a-b" ranges joined by ", "), or "" for a whole pool or reservation
     objects: tuple[str, ...]
     message: str
@@ -47,7 +49,7 @@ class CloudFinding:
     @property
     def warning(self) -> bool:
         """Waste, not breakage: reported, but it does not fail the audit."""
-        return self.rule in WARNINGS
+        return self.problem in WARNINGS
 
 
 @dataclass(frozen=True)
@@ -268,17 +270,22 @@ RULES: list[Callable[[View], Iterable[CloudFinding]]] = [
 ]
 
 
-def view(ix: Any, all_pools: list[dict[str, Any]], inv: Inventory) -> View:
+def _running_on(r: Record) -> str | None:
+    """The node of the record's pod when it is that pod (same UID) and runs."""
+    pod = r.pod if r.live else None
+    if pod is None or pod.get("status", {}).get("phase") != "Running":
+        return None
+    return (pod.get("spec") or {}).get("nodeName") or None
+
+
+def view(ix: Index, all_pools: list[dict[str, Any]], inv: Inventory) -> View:
     """The rules' view of the audit's index (`audit.Index`: the audited pools and their records) and the inventory.
     Allocations are the IPv4 records of pods that run (the records of gone pods are the audit's leaks)."""
     allocations = [
-        Allocation(r.ip, r.pool.name, r.pod_ref, r.pod["spec"]["nodeName"])
+        Allocation(r.ip, r.pool.name, r.pod_ref, node)
         for p in ix.pools
         for r in ix.records(p)
-        if r.live
-        and r.pod.get("status", {}).get("phase") == "Running"
-        and (r.pod.get("spec") or {}).get("nodeName")
-        and ipaddress.ip_address(r.ip).version == 4
+        if (node := _running_on(r)) and ipaddress.ip_address(r.ip).version == 4
     ]
     used = [s for obj in all_pools for s in pool(obj).spans]
     return View([pool(p.pool) for p in ix.pools], used, allocations, inv)
@@ -287,3 +294,31 @@ def view(ix: Any, all_pools: list[dict[str, Any]], inv: Inventory) -> View:
 def reconcile(v: View) -> list[CloudFinding]:
     """Every finding of every rule, failures and warnings, in rule order."""
     return [f for rule in RULES for f in rule(v)]
+
+
+def check(ec2: Ec2, snap: Snapshot, only_pools: set[str] | None = None) -> tuple[list[CloudFinding], Inventory]:
+    """The cloud side of an audit whose Kubernetes side (`audit.audit`) has read `snap`: the nodes' instances and
+    interfaces from EC2, then the rules; CloudError when EC2 cannot be read or a node cannot be found in it."""
+    if not snap.nodes:
+        raise CloudError(
+            "no Node to map to EC2 instances: the cloud side needs the nodes (dump them too: "
+            "`kubectl get spiderippools,spiderendpoints,pods,nodes -A -o json`)"
+        )
+    inv = gather(ec2, [node_ref(n) for n in snap.nodes])
+    return reconcile(view(index(snap, only_pools), snap.pools, inv)), inv
+
+
+def as_test_result(findings: list[CloudFinding], inv: Inventory) -> TestResult:
+    """The cloud side's findings in the run's result model: failures fail the test, warnings only warn."""
+    result = TestResult(
+        "audit", "ipam-cloud", f"pools and pods' addresses are the ones EC2 routes to their nodes ({inv.where})"
+    )
+    result.actions += [finding_action(f, Status.WARN if f.warning else Status.FAIL) for f in findings]
+    if not any(not f.warning for f in findings):
+        detail = (
+            f"{len(inv.instances)} nodes' instances, {len(inv.interfaces)} interfaces, {len(inv.reservations)} "
+            f"reservations: every pool inside its node's prefixes ({inv.calls} EC2 calls)"
+        )
+        result.actions.append(passed_action("cloud", f"{len(inv.instances)} nodes", detail))
+    result.finish()
+    return result
