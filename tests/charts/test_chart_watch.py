@@ -32,6 +32,7 @@ ALL_ON = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "prometheusRule": {"enabled": True},
         "dashboard": {"enabled": True},
+        "cloud": {"credentialsSecret": "spider-validate-aws", "region": "us-east-1"},
     }
 }
 
@@ -148,6 +149,38 @@ def test_the_deployment_runs_the_watch_with_the_charts_network(rendered: list[ch
 
     watch_params = {p.name for p in watch.params}
     assert {k.replace("-", "_") for k in args} <= watch_params | {"image"}
+
+
+def test_the_cloud_side_takes_the_secrets_credentials_file_and_never_the_nodes_role(
+    rendered: list[chart.Rendered], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Deployment's environment and mounted Secret, given to the validator's own credential check: botocore
+    finds the file's identity (`shared-credentials-file`), which the watch accepts; IMDS is off for the process."""
+    from spider_validate.cloud import ec2
+
+    (dep,) = [o for o in watch_objects(rendered) if o["kind"] == "Deployment"]
+    spec = dep["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    (mount,) = container["volumeMounts"]
+    (volume,) = spec["volumes"]
+    assert volume["name"] == mount["name"] and mount["readOnly"]
+    assert volume["secret"] == {
+        "secretName": "spider-validate-aws",
+        "items": [{"key": "credentials", "path": "credentials"}],
+    }
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AWS_EC2_METADATA_DISABLED"] == "true"
+    mounted = tmp_path / "credentials"  # where the kubelet puts the Secret's key, here
+    mounted.write_text("[default]\naws_access_key_id = AKIDWATCH\naws_secret_access_key = secret\n")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value.replace(f"{mount['mountPath']}/", f"{tmp_path}/"))
+    args = dict(a.removeprefix("--").split("=", 1) for a in container["args"][1:])
+    reader = ec2.connect(args["region"], None, budget=int(args["cloud-budget"]), explicit_credentials=True)
+    assert reader.client._request_signer._credentials.access_key == "AKIDWATCH"
+    assert args["cloud"] == "aws" and reader.budget == 10
 
 
 def rules_file(rendered: list[chart.Rendered], dest: Path) -> Path:
