@@ -98,7 +98,10 @@ class Ipam:
             }
         )
         self.configure(self.enable_stateful_set)
-        self.add_pool("lab-general", [f"{NODE_NET.network_address + 100}-{NODE_NET.network_address + 149}"])
+        # 50 addresses (a run's two pods per node up to 24 nodes; the subnet's .200-.239 left for ipam's own pools),
+        # or, for the scale benchmark's 64 nodes (at .10-.73), the rest of the /24: 155
+        last = 149 if nodes <= 24 else 254
+        self.add_pool("lab-general", [f"{NODE_NET.network_address + 100}-{NODE_NET.network_address + last}"])
         store.put(
             {
                 "apiVersion": api_version("SpiderMultusConfig"),

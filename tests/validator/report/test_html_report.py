@@ -130,7 +130,8 @@ def test_healthy_run(fresh: LabCluster, tmp_path: Path, browser: Browser) -> Non
     probes = [a for t in result["tests"] for a in t["actions"] if a["probe"] in {"ping", "http"}]
     assert len(shown) == len(probes) and {c["fill"] for c in shown.values()} == {PASS_FILL}
     ping = shown[("matrix-ping", "ping client-0 → server-1")]
-    assert "kubectl exec -n spider-validate-" in ping["text"] and "client-0 -- ping -c 3" in ping["text"]
+    assert "kubectl exec -n spider-validate-" in ping["text"] and "client-0 -- sh -c" in ping["text"]
+    assert "ping -c 3" in ping["text"] and "it ran 1 probes at once" not in ping["text"]  # one destination: alone
     assert "3 packets transmitted, 3 received" in ping["text"]  # the real ping's output
     ipam = browser.evaluate("document.querySelector('#ipam').innerText")
     assert "lab-general" in ipam and "198.18.0.0/24" in ipam
@@ -196,7 +197,7 @@ def test_blackholed_path_and_server_down(fresh: LabCluster, tmp_path: Path, brow
     }
     blackholed = shown[("matrix-ping", "ping client-1 → server-0")]
     assert blackholed["fill"] == FAIL_FILL and blackholed["open"]  # marked, and its detail is open
-    assert "100% packet loss" in blackholed["text"] and "client-1 -- ping" in blackholed["text"]
+    assert "100% packet loss" in blackholed["text"] and "client-1 -- sh -c" in blackholed["text"]
     assert shown[("matrix-ping", "ping client-0 → server-1")]["fill"] == PASS_FILL  # the pod is there
 
 
@@ -273,7 +274,7 @@ def test_report_command_reads_format_1(tmp_path: Path, browser: Browser) -> None
     [
         ("{", "cannot read"),
         ("[]", "is not a spider-validate JSON result"),
-        ('{"tests": [], "format_version": 99}', "has result format 99; this spider-validate reads formats 1 to 2"),
+        ('{"tests": [], "format_version": 99}', "has result format 99; this spider-validate reads formats 1 to 3"),
     ],
 )
 def test_report_command_refuses_what_it_cannot_read(tmp_path: Path, content: str, message: str) -> None:

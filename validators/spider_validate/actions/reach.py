@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from spider_validate.cluster.api import ApiError
 from spider_validate.engine.context import PodInfo, RunContext
 from spider_validate.engine.model import Action, Outcome
+from spider_validate.probes import batch
 from spider_validate.probes import reach as probes
 from spider_validate.probes.output import UnreadableOutput
 
@@ -47,26 +49,57 @@ def _recorded(run: Callable[[dict[str, Any]], Outcome]) -> Callable[[], Outcome]
     return call
 
 
-def ping(ctx: RunContext, src: PodInfo, dst_name: str, dst_ip: str, expect_success: bool = True) -> Action:
+def _judge_ping(code: int | None, out: str, err: str) -> Outcome:
+    if code is None:
+        return Outcome(False, "the exit code of ping was lost", transient=True)
+    stats = probes.parse_ping(out)
+    if stats is None:
+        return Outcome(False, f"ping did not run (exit {code}): {(err or out).strip()[:200]}")
+    data = {"loss_percent": stats.loss_percent, "rtt_avg_ms": stats.rtt_avg_ms}
+    if stats.received == stats.transmitted and code == 0:
+        return Outcome(True, f"{stats.received}/{stats.transmitted} replies, avg {stats.rtt_avg_ms} ms", data=data)
+    what = "unreachable" if stats.received == 0 else "lossy path"
+    return Outcome(False, f"{what}: {stats.loss_percent:g}% loss ({stats.received}/{stats.transmitted})", data=data)
+
+
+def _judge_http(code: int | None, out: str, err: str, expect_body: set[str] | None) -> Outcome:
+    """Success means status 200 and, when given, a body (the answering pod's name) in expect_body."""
+    if code is None:
+        return Outcome(False, "the exit code of curl was lost", transient=True)
+    reply = probes.parse_curl(out)
+    if code != 0 or reply is None:
+        return Outcome(False, probes.curl_error(code, err), transient=code in {28, 52, 56})
+    body = reply.body.strip()
+    data = {"status": reply.status, "body": body[:100], "seconds": reply.seconds}
+    if reply.status != 200:
+        return Outcome(False, f"HTTP {reply.status}", data=data)
+    if expect_body is not None and body not in expect_body:
+        wanted = next(iter(expect_body)) if len(expect_body) == 1 else f"one of {sorted(expect_body)}"
+        return Outcome(False, f"answered as {body!r}, expected {wanted}", data=data)
+    return Outcome(True, f"HTTP 200 from {body} in {reply.seconds * 1000:.0f} ms", data=data)
+
+
+Judge = Callable[[int | None, str, str], Outcome]
+
+
+def _single(ctx: RunContext, src: PodInfo, command: list[str], judge: Judge) -> Callable[[], Outcome]:
     def run(record: dict[str, Any]) -> Outcome:
         try:
-            code, out, err = _exec(
-                ctx, src, probes.ping_command(dst_ip, timeout_s=max(1, ctx.params.probe_timeout // 2)), record
-            )
+            code, out, err = _exec(ctx, src, command, record)
         except ApiError as exc:
             return Outcome(False, f"exec failed: {exc}", transient=exc.transient)
-        if code is None:
-            return Outcome(False, "the exit code of ping was lost", transient=True)
-        stats = probes.parse_ping(out)
-        if stats is None:
-            return Outcome(False, f"ping did not run (exit {code}): {(err or out).strip()[:200]}")
-        data = {"loss_percent": stats.loss_percent, "rtt_avg_ms": stats.rtt_avg_ms}
-        if stats.received == stats.transmitted and code == 0:
-            return Outcome(True, f"{stats.received}/{stats.transmitted} replies, avg {stats.rtt_avg_ms} ms", data=data)
-        what = "unreachable" if stats.received == 0 else "lossy path"
-        return Outcome(False, f"{what}: {stats.loss_percent:g}% loss ({stats.received}/{stats.transmitted})", data=data)
+        return judge(code, out, err)
 
-    return Action(f"ping {src.name} -> {dst_name}", "ping", src.name, dst_name, _recorded(run), expect_success)
+    return _recorded(run)
+
+
+def _ping_command(ctx: RunContext, ip: str) -> list[str]:
+    return probes.ping_command(ip, timeout_s=max(1, ctx.params.probe_timeout // 2))
+
+
+def ping(ctx: RunContext, src: PodInfo, dst_name: str, dst_ip: str, expect_success: bool = True) -> Action:
+    run = _single(ctx, src, _ping_command(ctx, dst_ip), _judge_ping)
+    return Action(f"ping {src.name} -> {dst_name}", "ping", src.name, dst_name, run, expect_success)
 
 
 def http(
@@ -78,27 +111,80 @@ def http(
     expect_body: set[str] | None = None,
     expect_success: bool = True,
 ) -> Action:
-    """GET /hostname; success means status 200 and, when given, a body (the answering pod's name) in expect_body."""
+    """GET /hostname from `src` (see _judge_http)."""
+    command = probes.http_command(dst_ip, port, timeout_s=ctx.params.probe_timeout)
+    run = _single(ctx, src, command, lambda code, out, err: _judge_http(code, out, err, expect_body))
+    return Action(f"http {src.name} -> {dst_name}", "http", src.name, dst_name, run, expect_success)
 
-    def run(record: dict[str, Any]) -> Outcome:
+
+class Batch:
+    """One exec in `src` that runs the probes of all its pairs at once (probes/batch.py): the API calls of a
+    connectivity matrix grow with the sources, not the pairs. The exec runs once, when the first of its actions
+    runs (transient API errors retried as any call, ctx.api); each action then judges its own part, and records
+    the shared command, its part of the output and how many pairs share it (`exec.shared_by`, result format 3)."""
+
+    def __init__(self, ctx: RunContext, src: PodInfo, commands: list[list[str]]) -> None:
+        self.ctx, self.src, self.count = ctx, src, len(commands)
+        self.command = batch.command(commands)
+        self.lock = threading.Lock()
+        self.done: tuple[dict[str, Any], dict[int, batch.Part]] | Outcome | None = None
+
+    def _run(self) -> tuple[dict[str, Any], dict[int, batch.Part]] | Outcome:
+        record: dict[str, Any] = {}
         try:
-            code, out, err = _exec(
-                ctx, src, probes.http_command(dst_ip, port, timeout_s=ctx.params.probe_timeout), record
-            )
+            _, out, _ = self.ctx.api(lambda: _exec(self.ctx, self.src, self.command, record))
+            return record, batch.parse(out)
         except ApiError as exc:
             return Outcome(False, f"exec failed: {exc}", transient=exc.transient)
-        if code is None:
-            return Outcome(False, "the exit code of curl was lost", transient=True)
-        reply = probes.parse_curl(out)
-        if code != 0 or reply is None:
-            return Outcome(False, probes.curl_error(code, err), transient=code in {28, 52, 56})
-        body = reply.body.strip()
-        data = {"status": reply.status, "body": body[:100], "seconds": reply.seconds}
-        if reply.status != 200:
-            return Outcome(False, f"HTTP {reply.status}", data=data)
-        if expect_body is not None and body not in expect_body:
-            wanted = next(iter(expect_body)) if len(expect_body) == 1 else f"one of {sorted(expect_body)}"
-            return Outcome(False, f"answered as {body!r}, expected {wanted}", data=data)
-        return Outcome(True, f"HTTP 200 from {body} in {reply.seconds * 1000:.0f} ms", data=data)
+        except (ExecTimedOut, UnreadableOutput) as exc:
+            return Outcome(False, str(exc), data={"exec": record})
 
-    return Action(f"http {src.name} -> {dst_name}", "http", src.name, dst_name, _recorded(run), expect_success)
+    def part(self, index: int, judge: Judge) -> Callable[[], Outcome]:
+        def run() -> Outcome:
+            with self.lock:
+                if self.done is None:
+                    self.done = self._run()
+                done = self.done
+            if isinstance(done, Outcome):
+                return done
+            record, parts = done
+            part = parts.get(index)
+            mine = {
+                "command": record["command"],
+                "exit_code": part.exit_code if part else None,
+                "stdout": part.output[-OUTPUT_LIMIT:] if part else "",
+                "stderr": record["stderr"],
+                "shared_by": self.count,
+            }
+            if part is None or part.exit_code is None:
+                outcome = Outcome(False, "the probe printed nothing in its shared exec (it did not end in time)")
+            else:
+                try:
+                    outcome = judge(part.exit_code, part.output, part.output)
+                except UnreadableOutput as exc:
+                    outcome = Outcome(False, str(exc))
+            return dataclasses.replace(outcome, data={**outcome.data, "exec": mine})
+
+        return run
+
+
+def batched(
+    ctx: RunContext, src: PodInfo, probe: Literal["ping", "http"], targets: list[tuple[str, str]], port: int = 0
+) -> list[Action]:
+    """One Action per (name, ip) of `targets`, all run by one exec in `src` (Batch). HTTP expects each target to
+    answer with its own name (the echo server's /hostname)."""
+    if probe == "ping":
+        commands = [_ping_command(ctx, ip) for _, ip in targets]
+        judges: list[Judge] = [_judge_ping] * len(targets)
+    else:
+        commands = [probes.http_command(ip, port, timeout_s=ctx.params.probe_timeout) for _, ip in targets]
+        judges = [_http_judge({name}) for name, _ in targets]
+    shared = Batch(ctx, src, commands)
+    return [
+        Action(f"{probe} {src.name} -> {name}", probe, src.name, name, shared.part(i, judges[i]))
+        for i, (name, _) in enumerate(targets)
+    ]
+
+
+def _http_judge(expect_body: set[str]) -> Judge:
+    return lambda code, out, err: _judge_http(code, out, probes.curl_stderr(err), expect_body)

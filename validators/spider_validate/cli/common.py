@@ -163,6 +163,11 @@ def placement_options(fn: Callable[..., None]) -> Callable[..., None]:
     fn = click.option(
         "--network", metavar="NS/NAME", help="SpiderMultusConfig the pods attach to (default: the only one)."
     )(fn)
+    fn = click.option(
+        "--all-nodes",
+        is_flag=True,
+        help="Every ready, schedulable node (the default, said explicitly; not with --nodes or --node-selector).",
+    )(fn)
     fn = click.option("--nodes", type=inputs.NodeNames(), help="Only these nodes.")(fn)
     return click.option("--node-selector", multiple=True, metavar="KEY=VALUE", help="Only nodes with these labels.")(fn)
 

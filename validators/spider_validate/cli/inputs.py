@@ -135,6 +135,13 @@ class NodeNames(click.ParamType):
         return names
 
 
+def node_choice(all_nodes: bool, nodes: tuple[str, ...] | None, node_selector: tuple[str, ...]) -> tuple[str, ...]:
+    """--nodes (empty: every node), refusing --all-nodes beside a narrower choice it would contradict."""
+    if all_nodes and (nodes or node_selector):
+        raise click.BadParameter("not with --nodes or --node-selector, which narrow it", param_hint="--all-nodes")
+    return nodes or ()
+
+
 def key_values(pairs: tuple[str, ...], what: str, sep: str = "=") -> dict[str, str]:
     out = {}
     for pair in pairs:

@@ -179,6 +179,7 @@ def run(
     output: str,
     node_selector: tuple[str, ...],
     nodes: tuple[str, ...] | None,
+    all_nodes: bool,
     image_registry: str | None,
     image_overrides: tuple[str, ...],
     **options: Any,
@@ -203,7 +204,7 @@ def run(
         node_selector=inputs.key_values(node_selector, "--node-selector"),
         image_registry=image_registry,
         image_overrides=inputs.image_overrides(image_overrides),
-        nodes=nodes or (),
+        nodes=inputs.node_choice(all_nodes, nodes, node_selector),
         **options,
     )
     tests = all_tests()

@@ -87,6 +87,12 @@ def parse_curl(stdout: str) -> HttpReply | None:
     return HttpReply(int(code), head, float(seconds or 0))
 
 
+def curl_stderr(merged: str) -> str:
+    """curl's own messages in its output merged with its stderr (a batch's part): all before the write-out."""
+    head, sep, _ = merged.rpartition(f"\n{CURL_MARK} ")
+    return head if sep else merged
+
+
 def curl_error(exit_code: int | None, stderr: str) -> str:
     message = CURL_ERRORS.get(exit_code or -1, f"curl exit code {exit_code}")
     line = stderr.strip().splitlines()[-1] if stderr.strip() else ""

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from spider_validate.engine.model import RunResult, Status, TestResult
+from spider_validate.report.nodes import NodeRow, by_node, pod_nodes
 
 STYLE = {
     Status.PASS: "green",
@@ -37,6 +38,16 @@ def matrix(result: RunResult) -> list[dict[str, str]]:
         for a in t.actions
         if a.probe in {"ping", "http"}
     ]
+
+
+def node_rows(result: RunResult) -> list[NodeRow]:
+    """The matrix's probes between two of the run's pods, by node (report/nodes.py)."""
+    node_of = pod_nodes(result.environment)
+    return by_node(
+        (node_of[c["source"]], node_of[c["destination"]], c["status"] == Status.PASS.value)
+        for c in matrix(result)
+        if c["source"] in node_of and c["destination"] in node_of
+    )
 
 
 def to_dict(result: RunResult) -> dict[str, Any]:
@@ -74,19 +85,13 @@ def table(result: RunResult, width: int = 120) -> str:
         for a in t.actions:
             if a.status is not Status.PASS and a.probe not in {"ping", "http"}:
                 console.print(f"{a.status.value.upper()} {t.id}: {a.detail}", soft_wrap=True)
-    cells = matrix(result)
-    if cells:
-        probes = sorted({c["probe"] for c in cells})
-        grid = Table(title="connectivity matrix (source -> destination)")
-        grid.add_column("source")
-        grid.add_column("destination")
-        for p in probes:
-            grid.add_column(p)
-        pairs: dict[tuple[str, str], dict[str, str]] = {}
-        for c in cells:
-            pairs.setdefault((c["source"], c["destination"]), {})[c["probe"]] = c["status"]
-        for (src, dst), by_probe in sorted(pairs.items()):
-            grid.add_row(src, dst, *(by_probe.get(p, "-") for p in probes))
+    rows = node_rows(result)
+    if rows:
+        grid = Table(title="connectivity by node (ping and HTTP to and from its pods; JSON and HTML have each pair)")
+        for col in ("node", "passed", "verdict"):
+            grid.add_column(col)
+        for row in rows:
+            grid.add_row(row.node, f"{row.passed}/{row.total}", row.verdict)
         console.print(grid)
     counts = result.counts()
     line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)

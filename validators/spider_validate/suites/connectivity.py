@@ -2,33 +2,49 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from typing import Literal
 
 from spider_validate.actions import reach as actions
-from spider_validate.engine.context import RunContext
+from spider_validate.engine.context import PodInfo, RunContext
 from spider_validate.engine.model import Action, Scenario, Skip, Test
 
 SUITE = "connectivity"
 
 
-def _pairs(ctx: RunContext, same_node: bool) -> Iterator[tuple[str, str, str, str]]:
+def _pairs(ctx: RunContext, same_node: bool) -> Iterator[tuple[PodInfo, PodInfo]]:
     for client in ctx.by_role("client"):
         for server in ctx.by_role("server"):
             if (client.node == server.node) == same_node:
-                yield client.name, server.name, server.ip, server.node
+                yield client, server
 
 
-def pod_to_pod(probe: str, same_node: bool) -> Scenario:
+def pod_to_pod(probe: Literal["ping", "http"], same_node: bool) -> Scenario:
+    """Same node: one probe per pod pair (one pair per node). Across nodes: every client probes every other node's
+    server in one exec (actions.batched), n execs for n(n-1) pairs; the actions are yielded a source at a time
+    in turn, so that the runner's workers start different sources' execs at once."""
+
     def run(ctx: RunContext) -> Iterator[Action]:
         pairs = list(_pairs(ctx, same_node))
         if not pairs:
             raise Skip("needs test pods on two nodes" if not same_node else "no server on a client's node")
-        for client, server, ip, _ in pairs:
-            src = ctx.pods[client]
-            if probe == "ping":
-                yield actions.ping(ctx, src, server, ip)
-            else:
-                yield actions.http(ctx, src, server, ip, ctx.params.http_port, {server})
+        if same_node:
+            for client, server in pairs:
+                if probe == "ping":
+                    yield actions.ping(ctx, client, server.name, server.ip)
+                else:
+                    yield actions.http(ctx, client, server.name, server.ip, ctx.params.http_port, {server.name})
+            return
+        by_source: dict[str, list[tuple[str, str]]] = {}
+        for client, server in pairs:
+            by_source.setdefault(client.name, []).append((server.name, server.ip))
+        batches = [
+            actions.batched(ctx, ctx.pods[src], probe, targets, ctx.params.http_port)
+            for src, targets in by_source.items()
+        ]
+        for turn in itertools.zip_longest(*batches):
+            yield from (a for a in turn if a is not None)
 
     return Scenario(f"{probe}-{'same' if same_node else 'other'}-node", run)
 

@@ -36,6 +36,7 @@ class Cell:
     command: str
     output: str
     exit_code: Any
+    shared_by: int = 1  # format 3: how many probes its command ran at once; output is then this probe's part
 
 
 @dataclass
@@ -107,6 +108,7 @@ def cells(data: dict[str, Any]) -> dict[str, list[Cell]]:
                     run.get("command", ""),
                     "\n".join(s for s in (run.get("stdout", ""), run.get("stderr", "")) if s),
                     run.get("exit_code"),
+                    int(run.get("shared_by") or 1),
                 )
             )
     return by_probe

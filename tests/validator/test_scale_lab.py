@@ -1,0 +1,74 @@
+"""Every node, at a cost linear in the nodes: the API calls of connectivity counted at the Cluster interface on
+doubles of two sizes, and a bad node named by the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from spider_validate.engine.model import RunResult, Status
+from spider_validate.engine.params import Parameters
+from spider_validate.engine.runner import Runner
+from spider_validate.report import environment
+from spider_validate.report import formats as report
+from spider_validate.suites import all_tests
+
+from tests.lab import netns
+from tests.lab.cluster import LabCluster
+from tests.validator.counting import CountingCluster
+
+pytestmark = pytest.mark.root
+CROSS = "connectivity/pod-to-pod-cross-node"
+
+
+def workdir(tmp_path: Path, name: str) -> Path:
+    (tmp_path / name).mkdir()
+    return tmp_path / name
+
+
+def run(cluster: Any, tmp_path: Path, **overrides: Any) -> RunResult:
+    base: dict[str, Any] = {"probe_timeout": 2, "retry_delay": 0.1, "pod_ready_timeout": 60, "timeout": 150}
+    params = Parameters(**(base | {"diagnostics_dir": str(tmp_path), "tests": (CROSS,)} | overrides))
+    runner = Runner(cluster, params, all_tests())
+    result = runner.run()
+    result.environment = environment.collect(cluster, params, runner.ctx, [])  # as the CLI records it
+    return result
+
+
+def test_connectivity_costs_one_exec_per_source_and_probe(tmp_path: Path) -> None:
+    """Every ordered pair of nodes is probed (ping and HTTP), each pair its own result, with one exec per client
+    pod and probe: 2n execs for 2n(n-1) results (one exec per pair made it 12 and 60 at 3 and 6 nodes)."""
+    execs, creates = {}, {}
+    for n in (3, 6):
+        with LabCluster(workdir(tmp_path, f"lab{n}"), nodes=n) as lab:
+            counting = CountingCluster(lab)
+            result = run(counting, tmp_path)
+            (test,) = [t for t in result.tests if t.id == CROSS]
+            assert test.status is Status.PASS, report.table(result)
+            pairs = {(a.probe, a.source, a.destination) for a in test.actions}
+            assert len(pairs) == len(test.actions) == 2 * n * (n - 1)
+            execs[n], creates[n] = counting.calls["exec"], counting.calls["create"]
+    assert execs == {3: 2 * 3, 6: 2 * 6}
+    assert creates == {3: 2 * 3 + 2, 6: 2 * 6 + 2}  # the namespace, a client and a server per node, the Service
+
+
+def test_a_blackholed_node_is_named(tmp_path: Path) -> None:
+    """Node 2's link to the fabric is down after its pods started: every pair with it fails, and the run names it
+    (and no other) as the bad node, in the table's row of that node."""
+    with LabCluster(workdir(tmp_path, "lab"), nodes=4) as lab:
+        fabric = f"{lab.prefix}-fab"
+
+        def blackhole(cluster: LabCluster, namespace: str) -> None:
+            netns.sh("ip", "link", "set", "p2", "down", ns=fabric)
+
+        lab.faults.before_ready = {"client-3": blackhole}  # the last pod created: every pod has its address
+        result = run(lab, tmp_path, tests=("connectivity/pod-to-pod",))
+    rows = {r.node: r for r in report.node_rows(result)}
+    assert [n for n, r in rows.items() if r.bad] == ["lab-node-2"], rows
+    assert rows["lab-node-0"].failing == ["lab-node-2"]
+    table = report.table(result, width=160)
+    assert "lab-node-2 " in table and "bad node: fails with every peer" in table
+    cross = [a for t in result.tests if t.id == CROSS for a in t.actions]
+    failed = {(a.source, a.destination) for a in cross if a.status is not Status.PASS}
+    assert failed == {(a.source, a.destination) for a in cross if "-2" in a.source or "-2" in a.destination}
