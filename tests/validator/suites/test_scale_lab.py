@@ -16,7 +16,7 @@ from spider_validate.suites import all_tests
 
 from tests.lab import netns
 from tests.lab.cluster import LabCluster
-from tests.validator.counting import CountingCluster
+from tests.validator.cluster.counting import CountingCluster
 
 pytestmark = pytest.mark.root
 CROSS = "connectivity/pod-to-pod-cross-node"
