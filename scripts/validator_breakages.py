@@ -315,6 +315,55 @@ B: list[Breakage] = [
         '    fd, tmp = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), ""\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)',
         [T + "validator/cluster/test_kubeconfig.py::test_an_existing_file_is_replaced_with_mode_0600"],
     ),
+    (
+        "cloud audit: rule prefix_missing disabled",
+        "ipam/cloud.py",
+        "    prefix_missing,\n",
+        "",
+        [T + "validator/cloud/test_cloud_audit.py::test_each_fault_is_found_by_exactly_its_rule[detach_prefix]"],
+    ),
+    (
+        "cloud audit: rule cloud_conflict disabled",
+        "ipam/cloud.py",
+        "    cloud_conflict,\n",
+        "",
+        [T + "validator/cloud/test_cloud_audit.py::test_each_fault_is_found_by_exactly_its_rule[secondary_elsewhere]"],
+    ),
+    (
+        "cloud audit: rule pod_not_routed disabled",
+        "ipam/cloud.py",
+        "    pod_not_routed,\n",
+        "",
+        [T + "validator/cloud/test_cloud_audit.py::test_each_fault_is_found_by_exactly_its_rule[pod_on_other_node]"],
+    ),
+    (
+        "cloud audit: rule unused_prefix disabled",
+        "ipam/cloud.py",
+        "    unused_prefix,\n",
+        "",
+        [T + "validator/cloud/test_cloud_audit.py::test_each_fault_is_found_by_exactly_its_rule[extra_prefix]"],
+    ),
+    (
+        "cloud audit: rule unused_reservation disabled",
+        "ipam/cloud.py",
+        "    unused_reservation,\n",
+        "",
+        [T + "validator/cloud/test_cloud_audit.py::test_each_fault_is_found_by_exactly_its_rule[idle_reservation]"],
+    ),
+    (
+        "cloud audit: a warning fails the audit",
+        "engine/model.py",
+        "and all(t.status in {Status.PASS, Status.SKIP, Status.WARN} for t in self.tests)",
+        "and all(t.status in {Status.PASS, Status.SKIP} for t in self.tests)",
+        [T + "validator/cloud/test_cloud_audit.py::test_the_cli_fails_on_a_fault_and_only_warns_on_waste"],
+    ),
+    (
+        "watch: the node's role accepted as the cloud side's credentials",
+        "cloud/ec2.py",
+        'if explicit_credentials and credentials.method in {"iam-role", "container-role"}:',
+        "if False:",
+        [T + "validator/cloud/test_cloud_audit.py::test_the_watch_refuses_the_nodes_role"],
+    ),
 ]
 
 
