@@ -65,3 +65,9 @@ NETWORK_GBPS_LABEL = "spiderpool-rdma/network-gbps"  # the line rate; read by sp
 ATTACHMENT_LABEL = "spiderpool-rdma/attachment"  # on the SpiderMultusConfig; discovery.py picks the network by it
 APP_LABEL = "spiderpool-rdma/app"  # on each sample app's objects; read by the apps suite and the helm test
 GENERATION_LABEL = "spiderpool-rdma/generation"  # what rendered an applied object; the apply job prunes by it
+
+
+def install_hint(extra: str) -> str:
+    """How to add one of spider-validate's extras: from the repository, because the distribution is not published
+    (a PyPI name anyone could register is no install hint)."""
+    return f"pip install './validators[{extra}]' (from the repository's root; spider-validate is not on PyPI)"

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 @click.option(
     "--from-file",
     "dump",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Audit a dump of `kubectl get spiderippools,spiderendpoints,pods -A -o json` instead of the cluster.",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    help="Audit a dump of `kubectl get spiderippools,spiderendpoints,pods -A -o json` instead of the cluster "
+    "(- reads it from stdin).",
 )
 @click.option("--pool", "pools", multiple=True, help="Audit only these pools (repeatable); each must exist.")
 @click.option(
@@ -97,7 +98,7 @@ def audit(
     if html_file:
         require_html(html_file)
     only = set(pools) or None
-    source = str(dump) if dump else "the cluster"
+    source = ("stdin" if str(dump) == "-" else str(dump)) if dump else "the cluster"
     try:
         cluster = None if dump else common.connect(kubeconfig, kube_context, api_timeout)
         snap = ipam_audit.load_dump(dump) if dump else ipam_audit.snapshot(cluster, nodes=bool(cloud))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from spider_validate import names
 from spider_validate.cli import inputs
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def require_html(path: str, option: str = "--html") -> None:
     from spider_validate.report import html
 
     if html.missing():
-        raise UsageProblem(f"{option} needs {', '.join(html.missing())}: pip install 'spider-validate[html]'")
+        raise UsageProblem(f"{option} needs {', '.join(html.missing())}: {names.install_hint('html')}")
     inputs.writable_file(path, option)
 
 
@@ -110,6 +111,7 @@ def write_html(result: RunResult, path: str) -> None:
         html.write(report.to_dict(result), path)
     except OSError as exc:
         raise UsageProblem(f"the results above could not be written to {path}: {exc.strerror}") from exc
+    click.echo(f"HTML report: {os.path.abspath(path)}", err=True)
 
 
 cluster_options = [
@@ -184,7 +186,7 @@ def cloud_options(fn: Callable[..., None]) -> Callable[..., None]:
         "--cloud",
         type=click.Choice(["aws"]),
         help="Also hold the pools and pods' addresses against the ENI prefixes EC2 routes (read-only EC2 calls; "
-        "needs boto3: pip install 'spider-validate[aws]').",
+        f"needs boto3: {names.install_hint('aws')}).",
     )(fn)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 import yaml
 
+from spider_validate import names
 from spider_validate.cli.common import (
     UsageProblem,
 )
@@ -47,7 +48,7 @@ def kubeconfig(cluster: str, region: str, profile: str | None, local_port: int, 
     try:
         from spider_validate.cluster import kubeconfig as kc
     except ImportError as exc:
-        raise UsageProblem("`kubeconfig` needs boto3: pip install 'spider-validate[kubeconfig]'") from exc
+        raise UsageProblem(f"`kubeconfig` needs boto3: {names.install_hint('kubeconfig')}") from exc
 
     path = output or Path(f"kubeconfig-{cluster}")
     if not path.parent.is_dir():

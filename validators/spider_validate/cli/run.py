@@ -67,6 +67,14 @@ def _run_namespace(cluster: Cluster, name: str, tests: list[Test]) -> str:
     return "\n".join(lines)
 
 
+def progress_console(**options: Any) -> Any:
+    """Where a run's progress goes: stderr, without rich's highlighter, which coloured fragments of test names,
+    addresses and numbers."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, **options)
+
+
 @click.command()
 @with_cluster
 @click.option(
@@ -194,8 +202,6 @@ def run(
       spider-validate run --test connectivity --test '!service' --junit-file report.xml
       spider-validate run --image-registry mirror.example.com --network kube-system/ipvlan-ens5
     """
-    from rich.console import Console
-
     from spider_validate.engine.runner import Runner
     from spider_validate.report import formats as report
     from spider_validate.suites import all_tests
@@ -218,7 +224,7 @@ def run(
     if params.in_namespace and _given("namespace_prefix"):
         raise UsageProblem("--namespace (the prefix of a namespace the run creates) excludes --in-namespace")
     cluster = common.connect(kubeconfig, kube_context, api_timeout)
-    console = Console(stderr=True)
+    console = progress_console()
     if params.in_namespace:
         selected = [t for t in tests if params.selects(t.id)]
         console.print(_run_namespace(cluster, params.in_namespace, selected), soft_wrap=True)  # commands to copy

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     help="Seconds of pool usage the exhaustion forecast fits its line to.",
 )
 @click.option("--metrics-address", default="127.0.0.1", show_default=True, help="Address the metrics are served on.")
-@click.option("--metrics-port", default=9477, show_default=True, type=click.IntRange(0, 65535), help="Metrics port.")
+@click.option("--metrics-port", default=9477, show_default=True, type=click.IntRange(1, 65535), help="Metrics port.")
 @click.option("--cycles", default=0, type=click.IntRange(0), help="Stop after N cycles [default: run until SIGTERM].")
 @click.option(
     "--owner-pod", envvar="SPIDER_VALIDATE_POD", metavar="NAME/UID", help="The pod it runs in: owns probe pods."

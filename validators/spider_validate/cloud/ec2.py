@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from spider_validate import names
+
 #: Every EC2 action the audit calls: the README's IAM policy grants exactly these (tests/validator/cloud/
 #: test_cloud_audit.py holds the two together, and against the calls recorded at the boto3 layer). Neither supports
 #: resource-level permissions (Service Authorization Reference, Amazon EC2, "Actions": no resource type for either).
@@ -307,7 +309,7 @@ def connect(
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError
     except ImportError as exc:
-        raise CloudError("--cloud aws needs boto3: pip install 'spider-validate[aws]'") from exc
+        raise CloudError(f"--cloud aws needs boto3: {names.install_hint('aws')}") from exc
     # The AWS CLI (v2) takes AWS_REGION before AWS_DEFAULT_REGION ("Environment variables to configure the AWS
     # CLI"); botocore reads only the latter (botocore/configprovider.py, `region`)
     region = os.environ.get("AWS_REGION") or None if region is None else region

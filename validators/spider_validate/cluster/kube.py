@@ -85,6 +85,8 @@ def read_kubeconfig(path: str) -> dict[str, Any]:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
         raise ConfigProblem(f"kubeconfig {path} is not valid YAML{line}") from exc
+    if data is None:
+        raise ConfigProblem(f"kubeconfig {path} is empty: write one with `spider-validate kubeconfig`, or pass another")
     if not isinstance(data, dict):
         raise ConfigProblem(
             f"kubeconfig {path} holds a {type(data).__name__}, not a kubeconfig (a mapping: clusters, contexts, users)"

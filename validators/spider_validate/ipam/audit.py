@@ -8,6 +8,7 @@ agrees; allocatedIPCount == len(allocatedIPs) <= totalIPCount; and every address
 from __future__ import annotations
 
 import json
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -62,9 +63,11 @@ CLOUD_DUMP_HINT = "kubectl get spiderippools,spiderendpoints,pods,nodes -A -o js
 
 def load_dump(path: Path) -> Snapshot:
     """Read `kubectl get spiderippools,spiderendpoints,pods -A -o json` (a List), one object, or a JSON array; with
-    `nodes` too for the cloud side."""
+    `nodes` too for the cloud side; from stdin when the path is `-` (`kubectl get ... | spider-validate audit
+    --from-file -`)."""
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Unreadable(f"not JSON ({exc}); expected the output of `{DUMP_HINT}`") from exc
     if isinstance(data, dict) and "items" in data:

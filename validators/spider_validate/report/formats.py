@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from rich.table import Table
 from spider_validate.engine.model import RunResult, Status, TestResult
 from spider_validate.report.nodes import NodeRow, by_node, pod_nodes
 
+MATRIX_PROBES = {"ping", "http"}  # the probes between pods, shown as the connectivity matrix
 STYLE = {
     Status.PASS: "green",
     Status.FAIL: "red",
@@ -36,7 +38,7 @@ def matrix(result: RunResult) -> list[dict[str, str]]:
         }
         for t in result.tests
         for a in t.actions
-        if a.probe in {"ping", "http"}
+        if a.probe in MATRIX_PROBES
     ]
 
 
@@ -62,28 +64,48 @@ def to_json(result: RunResult) -> str:
     return json.dumps(to_dict(result), indent=2, default=str)
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def summary_line(result: RunResult) -> str:
+    """What ran, as counts that add up: errors are neither passed nor failed, so they are said, never "0 failed"."""
+    counts = result.counts()
+    parts = [f"{counts['pass']} passed"]
+    parts += [f"{counts['fail']} failed"] if counts["fail"] else []
+    parts += [plural(counts["error"], "error")] if counts["error"] else []
+    parts += [plural(counts["warn"], "warning")] if counts["warn"] else []
+    parts += [f"{counts['skip']} skipped"] if counts["skip"] else []
+    return f"{', '.join(parts)} of {plural(len(result.tests), 'test')} in {result.seconds:.1f}s"
+
+
 def progress_line(test: TestResult) -> str:
     reason = f" - {test.reason}" if test.reason else ""
     return (
-        f"[{STYLE[test.status]}]{test.status.value.upper():5}[/] {test.id} ({len(test.actions)} checks, "
+        f"[{STYLE[test.status]}]{test.status.value.upper():5}[/] {test.id} ({plural(len(test.actions), 'check')}, "
         f"{test.seconds:.1f}s){reason}"
     )
 
 
-def table(result: RunResult, width: int = 120) -> str:
+def table(result: RunResult, width: int | None = None) -> str:
+    """The summary table, as wide as the terminal ($COLUMNS, else the terminal's width, else 80 columns)."""
     buf = StringIO()
-    console = Console(file=buf, width=width, force_terminal=False, color_system=None)
+    width = width or shutil.get_terminal_size().columns
+    console = Console(file=buf, width=width, force_terminal=False, color_system=None, highlight=False)
     summary = Table(title=f"spider-validate run {result.run_id}", show_lines=False)
     for col in ("test", "result", "checks", "seconds", "detail"):
         summary.add_column(col)
     for t in result.tests:
         failing = [a for a in t.actions if a.status is not Status.PASS]
-        detail = t.reason or "; ".join(f"{a.action}: {a.detail}" for a in failing[:3])
+        # a failure between pods is a cell of the matrix below; any other is printed whole under the table, once
+        between_pods = [f"{a.action}: {a.detail}" for a in failing if a.probe in MATRIX_PROBES]
+        below = len(failing) - len(between_pods)
+        detail = t.reason or "; ".join(between_pods[:3]) or (f"{plural(below, 'problem')} below" if below else "")
         summary.add_row(t.id, t.status.value, str(len(t.actions)), f"{t.seconds:.1f}", detail)
     console.print(summary)
     for t in result.tests:
         for a in t.actions:
-            if a.status is not Status.PASS and a.probe not in {"ping", "http"}:
+            if a.status is not Status.PASS and a.probe not in MATRIX_PROBES:
                 console.print(f"{a.status.value.upper()} {t.id}: {a.detail}", soft_wrap=True)
     rows = node_rows(result)
     if rows:
@@ -93,9 +115,7 @@ def table(result: RunResult, width: int = 120) -> str:
         for row in rows:
             grid.add_row(row.node, f"{row.passed}/{row.total}", row.verdict)
         console.print(grid)
-    counts = result.counts()
-    line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    console.print(f"{counts['pass']} passed, {counts['fail']} failed ({line}) in {result.seconds:.1f}s")
+    console.print(summary_line(result))
     if result.preflight_failed:
         console.print("preflight failed: the cluster is not ready for testing. To fix:", soft_wrap=True)
         for t in result.tests:

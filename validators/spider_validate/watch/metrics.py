@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import suppress
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, disable_created_metrics
 
 PREFIX = "spider_validate"
 
 
 class WatchMetrics:
     def __init__(self) -> None:
+        # No `_created` series: a counter's creation time doubles its series and gives a counter named `..._created`
+        # a `..._created_created` one (prometheus_client's switch; this process's metrics are all here)
+        disable_created_metrics()
         self.registry = CollectorRegistry()
         r, p = self.registry, PREFIX
         pair = ("source_node", "destination_node")

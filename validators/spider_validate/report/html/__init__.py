@@ -1,7 +1,7 @@
 """The HTML report: one self-contained file (no script, no request) from a JSON result of any format version.
 
-Rendering needs the `html` extra (altair, vl-convert-python, Jinja2): `pip install 'spider-validate[html]'`;
-this module imports them only when it renders, so that `missing()` can say what to install.
+Rendering needs the `html` extra (altair, vl-convert-python, Jinja2): `pip install './validators[html]'` from the
+repository; this module imports them only when it renders, so that `missing()` can say what to install.
 """
 
 from __future__ import annotations
