@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 from spider_validate import cli
@@ -28,6 +29,7 @@ from tests import iam_model
 from tests.terraform.emulator import MotoServer
 from tests.validator.cloud import aws_cluster
 from tests.validator.cloud.aws_cluster import REGION, REPO
+from tests.validator.report.test_report_schema import SCHEMA
 
 
 @pytest.fixture(scope="module")
@@ -423,8 +425,11 @@ def test_the_cli_reports_a_healthy_cluster_in_every_format(aws_env: None, cluste
 
 def test_the_cli_fails_on_a_fault_and_only_warns_on_waste(aws_env: None, cluster: Deployed, tmp_path: Path) -> None:
     extra_prefix(cluster)
-    code, out = run_audit(cluster, tmp_path, "--region", REGION, "-o", "json")
+    html = tmp_path / "audit.html"
+    code, out = run_audit(cluster, tmp_path, "--region", REGION, "-o", "json", "--html", str(html))
     assert code == 0, out  # a warning does not change the exit code
+    jsonschema.validate(json.loads(out), SCHEMA)  # the result's format knows the status `warn`
+    assert '<span class="status warn">warn</span>' in html.read_text()
     assert [(a["scenario"], a["status"]) for a in cloud_test(out)["actions"]] == [
         ("unused-prefix", "warn"),
         ("cloud", "pass"),
