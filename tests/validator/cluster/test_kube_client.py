@@ -367,6 +367,33 @@ class HtmlPage(BaseHTTPRequestHandler):
         pass
 
 
+class Unauthorized(BaseHTTPRequestHandler):
+    """An API server that rejects the token: what kube-apiserver's authentication filter answers
+    (k8s.io/apiserver/pkg/endpoints/filters/authentication.go, Unauthorized: apierrors.NewUnauthorized
+    ("Unauthorized") written as a Status)."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": "Unauthorized",
+                "reason": "Unauthorized",
+                "code": 401,
+            }
+        ).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @contextmanager
 def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -469,6 +496,17 @@ def test_an_html_page_where_the_api_should_be_is_a_clear_error(tmp_path: Path) -
     assert code == 2
     assert f"http://127.0.0.1:{port} answered get version with something that is not JSON" in err
     assert "'<html><body>Welcome</body></html>'" in err and len(err.splitlines()) == 1
+
+
+def test_rejected_credentials_name_the_server_the_kubeconfig_and_what_to_do(tmp_path: Path) -> None:
+    """It said `Error: 401: Unauthorized`, naming neither the server nor the credentials' file."""
+    with serving(Unauthorized) as port:
+        code, _, err, _ = finish(spider_validate(tmp_path, port, "cleanup"))
+    assert code == 2
+    assert err.startswith(
+        f"Error: the API server http://127.0.0.1:{port} refused the credentials of kubeconfig "
+        f"{tmp_path / 'kubeconfig'} (401: Unauthorized): they are wrong or expired. Fetch the kubeconfig again"
+    ), err
 
 
 def test_the_runs_deadline_holds_while_an_api_call_blocks(tmp_path: Path) -> None:

@@ -56,10 +56,24 @@ def connect(kubeconfig: str | None, context: str | None, api_timeout: float) -> 
     try:
         cluster.server_version()
     except ApiError as exc:
-        if exc.status in {401, 403} or not exc.transient:  # credentials, or not an API server at all
+        if exc.status in ADVICE:  # the credentials: say whose, and what to do
+            raise UsageProblem(f"the API server {cluster.server} {ADVICE[exc.status](cluster.source, exc)}") from exc
+        if not exc.transient:  # not an API server at all
             raise UsageProblem(str(exc)) from exc
         raise Unreachable(str(exc)) from exc
     return cluster
+
+
+#: What a refusal of the first call means, by HTTP status, and what to do about it.
+ADVICE: dict[int, Callable[[str, Exception], str]] = {
+    401: lambda source, exc: (
+        f"refused the credentials of {source} ({exc}): they are wrong or expired. Fetch the kubeconfig again "
+        "(`spider-validate kubeconfig --cluster NAME --region REGION`), or name another with --kubeconfig/--context"
+    ),
+    403: lambda source, exc: (
+        f"denied the identity of {source} reading its version ({exc}): grant it validators/rbac.yaml's permissions"
+    ),
+}
 
 
 HTML_HELP = "Also write the report as one self-contained HTML file (needs the html extra)."

@@ -109,7 +109,10 @@ class KubeCluster:
         self.timeouts = timeouts or Timeouts()
         configuration = client.Configuration()
         paths = [p for p in (kubeconfig or "").split(os.pathsep) if p]
+        #: where the credentials came from, for messages that must say which to fix
+        self.source = f"kubeconfig {os.pathsep.join(paths or [DEFAULT_KUBECONFIG])}"
         if not paths and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            self.source = "the in-cluster service account"
             try:
                 config.load_incluster_config(client_configuration=configuration)
             except config.ConfigException as exc:
