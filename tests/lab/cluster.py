@@ -14,6 +14,7 @@ cascades on delete. Faults can be injected at every layer.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import copy
 import secrets
 import threading
@@ -26,11 +27,12 @@ from spider_validate.cluster.api import KINDS, SPIDERPOOL_GROUP, ApiError, ExecR
 
 from tests.lab import netns
 from tests.lab.controllers import StatefulSets
+from tests.lab.dra import Dra, efa_slice
 from tests.lab.ipam import Ipam
 from tests.lab.kubelet import SERVER, Kubelet, LabPod
 from tests.lab.proxy import SERVICE_NET, Proxy
 from tests.lab.store import Faults, Store, namespaced
-from tests.upstream import pod_security
+from tests.upstream import pod_security, scheduling
 
 __all__ = ["SERVER", "LabCluster"]  # SERVER: tests/validator/probes/test_probes.py runs the pods' server alone
 
@@ -53,6 +55,7 @@ class LabCluster:
             self.store, self.ipam, self.proxy, workdir, self.prefix, self.node_names, self._before_ready
         )
         self.add_pool = self.ipam.add_pool  # a SpiderIPPool as the chart's job applies it, its status counted
+        self.dra = Dra(self.store.find, self.store.of_kind, self.store.put, self.store.event)
         self._workers: builtins.list[threading.Thread] = []  # the controllers' passes, in the background
         self._service_ips = (str(ip) for ip in SERVICE_NET.hosts())
 
@@ -117,7 +120,25 @@ class LabCluster:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def dra_driver(self, device_class: dict[str, Any]) -> Iterator[None]:
+        """aws-dranet installed for the block: its DeviceClass, and every node's EFA published as dranet publishes
+        it; uninstalled after (the lab is shared by a module's tests)."""
+        slices = [efa_slice(node) for node in self.node_names]
+        for obj in (copy.deepcopy(device_class), *slices):
+            self.store.put(obj)
+        try:
+            yield
+        finally:
+            with self.store.lock:
+                self.store.remove("DeviceClass", device_class["metadata"]["name"], None)
+                for s in slices:
+                    self.store.remove("ResourceSlice", s["metadata"]["name"], None)
+
     def _before_ready(self, pod: str, namespace: str) -> None:
+        obj = self.store.find("Pod", pod, namespace)
+        if obj and obj["spec"].get("resourceClaims"):
+            self.dra.prepared(obj)  # dranet's NRI hook, as the sandbox runs
         hook = self.faults.before_ready.pop(pod, None)
         if hook:
             hook(self, namespace)
@@ -172,7 +193,8 @@ class LabCluster:
             obj["status"] = {"phase": "Active"}
         elif kind == "Pod":
             obj["status"] = {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]}
-            self.kubelet.add(obj)
+            if not obj["spec"].get("resourceClaims") or self._schedule_claims(obj):
+                self.kubelet.add(obj)
         elif kind == "Service":
             obj["spec"]["clusterIP"] = next(self._service_ips)
         self.store.put(obj)
@@ -184,6 +206,18 @@ class LabCluster:
             meta = obj["metadata"]
             self._background(lambda: self.stateful_sets.sync(meta["namespace"], meta["name"]))
         return copy.deepcopy(obj)
+
+    def _schedule_claims(self, pod: dict[str, Any]) -> bool:
+        """The claim controller and the scheduler for a pod with claims (tests/lab/dra.py): bound to a node where
+        its claims were allocated, or left Pending with the reason as an event."""
+        nodes = [
+            scheduling.Node(n["metadata"]["name"], n["metadata"].get("labels", {})) for n in self.store.of_kind("Node")
+        ]
+        node = self.dra.schedule(pod, sorted(nodes, key=lambda n: n.name))
+        if node is None:
+            return False
+        pod["spec"]["nodeName"] = node
+        return True
 
     def _background(self, work: Callable[[], None]) -> None:
         """A controller's pass after the API has answered, as the real controllers act on what they watch."""
@@ -216,6 +250,8 @@ class LabCluster:
         if kind in {"Service", "Pod"}:
             self.kubelet.sync_services()
         if gone and kind == "Pod":
+            for claim in self.dra.owned_by(gone):  # the garbage collector, and with the claim its allocation
+                self.store.remove("ResourceClaim", claim["metadata"]["name"], namespace)
             self._background(lambda: self.stateful_sets.pod_gone(gone))
         if gone and kind == "StatefulSet":
             self._background(lambda: self._collect(gone))

@@ -106,6 +106,11 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "SpiderMultusConfig": (f"{SPIDERPOOL_GROUP}/{SPIDERPOOL_VERSION}", "spidermultusconfigs", True),
     "SpiderEndpoint": (f"{SPIDERPOOL_GROUP}/{SPIDERPOOL_VERSION}", "spiderendpoints", True),
     "SpiderCoordinator": (f"{SPIDERPOOL_GROUP}/{SPIDERPOOL_VERSION}", "spidercoordinators", False),
+    # Dynamic Resource Allocation (Kubernetes 1.34+): EFA through aws-dranet's claims
+    "DeviceClass": ("resource.k8s.io/v1", "deviceclasses", False),
+    "ResourceSlice": ("resource.k8s.io/v1", "resourceslices", False),
+    "ResourceClaim": ("resource.k8s.io/v1", "resourceclaims", True),
+    "ResourceClaimTemplate": ("resource.k8s.io/v1", "resourceclaimtemplates", True),
 }
 
 

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from spider_validate.engine.context import RunContext
 
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
+#: DRA mode: aws-dranet (driver dra.net) publishes each node's EFA devices as ResourceSlices; pods claim one through
+#: its DeviceClass (aws/eks-charts stable/aws-dranet templates/deviceclass.yaml).
+EFA_DEVICE_CLASS, DRA_DRIVER = "efa.networking.k8s.aws", "dra.net"
 SHARED_RESOURCE = "spidernet.io/hca_shared_devices"  # Spiderpool's RDMA shared device plugin (RoCE NICs)
 SOFTROCE_RESOURCE = "spidernet.io/softroce"  # the chart's generic device plugin (templates/softroce-device-plugin.yaml)
 #: mode -> the resource a pod of that mode requests (SR-IOV's is the policy's own name, found on the nodes)
@@ -39,6 +42,7 @@ class Facts:
     node_ips: dict[str, str] = field(default_factory=dict)  # every selected node's InternalIP, tested or not
     rdma_mode: RdmaMode = "none"  # --rdma-mode overrides what the nodes offer
     rdma_resource: str = ""  # the extended resource a pod requests for one RDMA device
+    rdma_claim: str = ""  # or, in DRA mode, the DeviceClass a pod's claim names
     line_rate: tuple[float, str] | None = None  # Gb/s of the slower of the first two test nodes, and its source
     missing: dict[Fact, str] = field(default_factory=dict)  # fact -> why the cluster lacks it
     errors: dict[Fact, ApiError] = field(default_factory=dict)  # fact -> the API error that kept it unknown
@@ -116,18 +120,35 @@ def detect_mode(nodes: list[dict[str, Any]]) -> tuple[RdmaMode, str]:
     return "none", ""
 
 
-def rdma_mode(ctx: RunContext, nodes: list[dict[str, Any]]) -> tuple[RdmaMode, str] | str:
-    """(mode, resource) of the test nodes, or why there is no RDMA to test."""
+def dra_published(ctx: RunContext, nodes: list[dict[str, Any]]) -> bool:
+    """Whether aws-dranet serves EFA here: its DeviceClass exists and its driver published devices of a test node."""
+    if ctx.cluster.get("DeviceClass", EFA_DEVICE_CLASS) is None:
+        return False
+    names = {n["metadata"]["name"] for n in nodes}
+    return any(
+        s["spec"].get("driver") == DRA_DRIVER and s["spec"].get("nodeName") in names and s["spec"].get("devices")
+        for s in ctx.cluster.list("ResourceSlice")
+    )
+
+
+def rdma_mode(ctx: RunContext, nodes: list[dict[str, Any]]) -> tuple[RdmaMode, str, str] | str:
+    """(mode, resource, DeviceClass) of the test nodes, or why there is no RDMA to test. EFA comes through the
+    device plugin's resource when the nodes offer it, else through claims when aws-dranet publishes the devices."""
     detected, resource = detect_mode(nodes)
+    claim = ""
+    if detected == "none" and ctx.params.rdma_mode in {"auto", "efa"} and dra_published(ctx, nodes):
+        detected, claim = "efa", EFA_DEVICE_CLASS
     mode = ctx.params.rdma_mode if ctx.params.rdma_mode != "auto" else detected
     if mode == "none":
         return (
-            "no RDMA resource on the test nodes (vpc.amazonaws.com/efa, spidernet.io/...); "
-            "pass --rdma-mode to force one"
+            "no RDMA resource on the test nodes (vpc.amazonaws.com/efa, spidernet.io/..., or EFA devices published "
+            f"by aws-dranet for DeviceClass {EFA_DEVICE_CLASS}); pass --rdma-mode to force one"
         )
+    if claim:
+        return mode, "", claim
     if mode != detected:
         resource = RESOURCES.get(mode, resource or SRIOV_DEFAULT)
-    return mode, resource
+    return mode, resource, ""
 
 
 def line_rate(nodes: list[dict[str, Any]]) -> tuple[float, str] | str:
@@ -184,7 +205,7 @@ def discover(ctx: RunContext, needs: set[Fact]) -> Facts:
         if isinstance(mode, str):
             missing["rdma"] = mode
         else:
-            facts["rdma_mode"], facts["rdma_resource"] = mode
+            facts["rdma_mode"], facts["rdma_resource"], facts["rdma_claim"] = mode
     # a bandwidth threshold given with --rdma-min-gbps needs no line rate: none is read
     if "line-rate" in needs and "line-rate" not in errors and ctx.params.rdma_min_gbps is None:
         by_name = {n["metadata"]["name"]: n for n in tested}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from spider_validate.actions import fabric as rdma_fabric
 from spider_validate.engine import manifests
-from spider_validate.engine.context import RunContext
+from spider_validate.engine.context import RunContext, SetupError
 from spider_validate.engine.discovery import EFA_RESOURCE, RESOURCES, SRIOV_DEFAULT
 from spider_validate.engine.model import Outcome, Test
 from spider_validate.probes import rdma as rdma_probes
@@ -51,27 +51,92 @@ class Path:
         return f"{self.pod} ({self.address}) {self.gid.device} GID index {self.gid.index}"
 
 
+#: The name a pod gives its claim of one RDMA device (DRA mode).
+CLAIM = "rdma"
+
+
 def rdma_pod(ctx: RunContext, name: str, node: str, mode: str, resource: str | None) -> dict[str, Any]:
-    """A pod with the RDMA tools; with `resource` it requests one device, IPC_LOCK and (EFA) hugepages. Soft-RoCE's
-    pods run on the host network: rxe0 answers RoCE only for the node's own addresses."""
+    """A pod with the RDMA tools; unless `resource` is None it holds one device (the resource, or in DRA mode a claim
+    from `claim_template`), IPC_LOCK and (EFA) hugepages. Soft-RoCE's pods run on the host network: rxe0 answers
+    RoCE only for the node's own addresses. A pod with a claim is placed on its node by affinity, not `nodeName`:
+    the scheduler allocates claims, and a pod created with `nodeName` bypasses it (DRA docs, "Pre-scheduled Pods")."""
     assert ctx.network is not None
     pod = manifests.pod(
         name, ctx.namespace, ctx.run_id, "rdma", node, ctx.params.image("rdma"), ctx.network, ctx.params
     )
+    wants = resource is not None
     container = pod["spec"]["containers"][0]
-    container["securityContext"]["capabilities"]["add"] = ["IPC_LOCK"] if resource else []
+    container["securityContext"]["capabilities"]["add"] = ["IPC_LOCK"] if wants else []
     if mode == "softroce":
         pod["spec"]["hostNetwork"] = True
         pod["metadata"]["annotations"] = {}  # no underlay attachment
         pod["spec"].pop("securityContext", None)  # network sysctls are refused with hostNetwork
-    if resource:
-        limits = {resource: "1", "cpu": "2", "memory": "1Gi"}
+    if wants:
+        limits = {"cpu": "2", "memory": "1Gi"} | ({resource: "1"} if resource else {})
         if mode == "efa":
             limits["hugepages-2Mi"] = "512Mi"
             container["volumeMounts"] = [{"name": "hugepages", "mountPath": "/dev/hugepages"}]
             pod["spec"]["volumes"] = [{"name": "hugepages", "emptyDir": {"medium": "HugePages"}}]
         container["resources"] = {"requests": dict(limits), "limits": limits}
+    if wants and ctx.facts.rdma_claim:
+        pod["spec"]["resourceClaims"] = [{"name": CLAIM, "resourceClaimTemplateName": template_name(name)}]
+        container["resources"]["claims"] = [{"name": CLAIM}]
+        del pod["spec"]["nodeName"]
+        on_node = {"key": "metadata.name", "operator": "In", "values": [node]}
+        pod["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchFields": [on_node]}]}}}  # fmt: skip
     return pod
+
+
+def template_name(pod: str) -> str:
+    return f"{pod}-device"
+
+
+def claim_template(ctx: RunContext, pod: str) -> dict[str, Any]:
+    """The ResourceClaimTemplate of `pod`'s claim: one device of the DeviceClass discovery found."""
+    request = {"name": "device", "exactly": {"deviceClassName": ctx.facts.rdma_claim, "count": 1}}
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": {"name": template_name(pod), "namespace": ctx.namespace, "labels": manifests.labels(ctx.run_id)},
+        "spec": {"spec": {"devices": {"requests": [request]}}},
+    }
+
+
+def node_of(spec: dict[str, Any]) -> str:
+    """The node a pod is placed on: `nodeName`, or the one its claim's affinity names."""
+    if "nodeName" in spec:
+        return str(spec["nodeName"])
+    (term,) = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    return str(term["matchFields"][0]["values"][0])
+
+
+def claims_of(ctx: RunContext, pods: list[str]) -> list[dict[str, Any]]:
+    """The claims the resource claim controller made for `pods` (it names them in the pod-claim annotation and owns
+    them by the pod)."""
+    return [
+        c
+        for c in ctx.cluster.list("ResourceClaim", ctx.namespace)
+        if any(o.get("kind") == "Pod" and o.get("name") in pods for o in c["metadata"].get("ownerReferences", []))
+    ]
+
+
+def claim_report(claim: dict[str, Any]) -> dict[str, Any]:
+    """What a claim got: its allocated devices and what the driver said of each (`status.devices`)."""
+    status = claim.get("status") or {}
+    results = ((status.get("allocation") or {}).get("devices") or {}).get("results", [])
+    conditions = {(d["driver"], d["pool"], d["device"]): d.get("conditions", []) for d in status.get("devices", [])}
+    owner = next(o["name"] for o in claim["metadata"].get("ownerReferences", []) if o.get("kind") == "Pod")
+    return {
+        "claim": claim["metadata"]["name"],
+        "pod": owner,
+        "devices": [
+            {"driver": r["driver"], "pool": r["pool"], "device": r["device"],
+             "ready": [c.get("reason", "") for c in conditions.get((r["driver"], r["pool"], r["device"]), [])
+                       if c.get("type") == "Ready" and c.get("status") == "True"]}
+            for r in results
+        ],
+    }  # fmt: skip
 
 
 def _exec(ctx: RunContext, pod: str, script: str | list[str], timeout: float) -> tuple[int | None, str, str]:
@@ -81,20 +146,49 @@ def _exec(ctx: RunContext, pod: str, script: str | list[str], timeout: float) ->
 
 
 def _start(ctx: RunContext, t: Steps, specs: list[dict[str, Any]]) -> dict[str, str]:
-    """Create the test's RDMA pods and wait for them (the run's namespace takes them away): pod -> the address it is
-    meant to use (its underlay address; on the host network, the node's)."""
+    """Create the test's RDMA pods (and, in DRA mode, their claims' templates first) and wait for them (the run's
+    namespace takes them away): pod -> the address it is meant to use (its underlay address; on the host network,
+    the node's). In DRA mode the step names each claim and its allocated device, or the claim not allocated."""
+    claiming = [s["metadata"]["name"] for s in specs if s["spec"].get("resourceClaims")]
 
     def run() -> tuple[dict[str, str], Outcome]:
+        for pod in claiming:
+            ctx.create(claim_template(ctx, pod))
         host = [s["metadata"]["name"] for s in specs if s["spec"].get("hostNetwork")]
-        if host:
-            ctx.create_all(specs)
-            addresses = ctx.wait_host_pods(host)
-        else:
-            addresses = {name: p.ip for name, p in ctx.start_pods(specs).items()}
-        nodes = {s["metadata"]["name"]: s["spec"]["nodeName"] for s in specs}
-        return addresses, Outcome(True, ", ".join(f"{p} on {nodes[p]} ({ip})" for p, ip in addresses.items()))
+        try:
+            if host:
+                ctx.create_all(specs)
+                addresses = ctx.wait_host_pods(host)
+            else:
+                addresses = {name: p.ip for name, p in ctx.start_pods(specs).items()}
+        except SetupError as exc:
+            if not claiming:
+                raise
+            raise SetupError(f"{exc}; {_claims_state(ctx, claiming)}") from exc
+        nodes = {s["metadata"]["name"]: node_of(s["spec"]) for s in specs}
+        summary = ", ".join(f"{p} on {nodes[p]} ({ip})" for p, ip in addresses.items())
+        if not claiming:
+            return addresses, Outcome(True, summary)
+        claims = [claim_report(c) for c in claims_of(ctx, claiming)]
+        return addresses, Outcome(True, f"{summary}; {_claims_state(ctx, claiming)}", data={"claims": claims})
 
     return t.step(f"start {len(specs)} RDMA pod(s)", run, destination="pods")
+
+
+def _claims_state(ctx: RunContext, pods: list[str]) -> str:
+    """Each pod's claim with the device allocated to it, or the claim (and its DeviceClass) left unallocated."""
+    claims = {r["pod"]: r for r in (claim_report(c) for c in claims_of(ctx, pods))}
+    said = []
+    for pod in pods:
+        report = claims.get(pod)
+        if report is None:
+            said.append(f"{pod}: no claim made from ResourceClaimTemplate {template_name(pod)}")
+        elif not report["devices"]:
+            said.append(f"claim {report['claim']} of {pod} (DeviceClass {ctx.facts.rdma_claim}) is not allocated")
+        else:
+            devices = ", ".join(f"{d['driver']}/{d['pool']}/{d['device']}" for d in report["devices"])
+            said.append(f"claim {report['claim']} of {pod}: {devices}")
+    return "; ".join(said)
 
 
 def device(ctx: RunContext, t: Steps) -> None:
@@ -106,11 +200,13 @@ def device(ctx: RunContext, t: Steps) -> None:
         specs.append(rdma_pod(ctx, "rdma-without", node, mode, None))
     _start(ctx, t, specs)
 
+    requested = resource or f"a claim of DeviceClass {ctx.facts.rdma_claim}"
+
     def sees(pod: str, want: bool) -> Outcome:
         code, out, err = _exec(ctx, pod, "ibv_devices", 30)
-        return device_outcome(pod, resource, want, code, out + err)
+        return device_outcome(pod, requested, want, code, out + err)
 
-    t.step("device in the pod that requests it", lambda: sees("rdma-with", True), "rdma", "rdma-with", resource)
+    t.step("device in the pod that requests it", lambda: sees("rdma-with", True), "rdma", "rdma-with", requested)
     if exclusive:
         t.step("no device without a request", lambda: sees("rdma-without", False), "rdma", "rdma-without", "-")
 
