@@ -21,9 +21,9 @@ from tests.lab.cluster import LabCluster
 from tests.lab.dra import EFA_DEVICE
 from tests.lab.fixtures import assert_nothing_left
 from tests.upstream.rbac import BOOTSTRAP_DISCOVERY, Authorizer
-from tests.validator.authorized import Authorized
-from tests.validator.test_rbac_file import NS, ROLES, USER, bindings
-from tests.validator.test_rdma import forced
+from tests.validator.cluster.authorized import Authorized
+from tests.validator.cluster.test_rbac_file import NS, ROLES, USER, bindings
+from tests.validator.suites.test_rdma import forced
 
 
 def device_test(lab: LabCluster, tmp_path: Path, **extra: Any) -> Any:
