@@ -195,7 +195,7 @@ def test_promtool_checks_the_rendered_rules(rendered: list[chart.Rendered], tmp_
         [PROMTOOL, "check", "rules", str(rules_file(rendered, tmp_path))], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 5 rules found" in proc.stdout
+    assert "SUCCESS: 6 rules found" in proc.stdout
 
 
 def test_every_alert_fires_in_its_promtool_test_and_is_silent_on_healthy_series(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import spider_validate
+from spider_validate import names
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("spider-validate")
@@ -67,7 +68,7 @@ def test_the_kubeconfig_command_without_boto3_says_how_to_get_it() -> None:
     without_boto3()
     result = run("kubeconfig", "--cluster", "demo", "--region", "us-east-1")
     assert result.returncode == 2
-    assert "`kubeconfig` needs boto3: pip install 'spider-validate[kubeconfig]'" in result.stderr
+    assert f"`kubeconfig` needs boto3: {names.install_hint('kubeconfig')}" in result.stderr
 
 
 def test_the_cloud_audit_without_boto3_says_how_to_get_it() -> None:
@@ -75,4 +76,4 @@ def test_the_cloud_audit_without_boto3_says_how_to_get_it() -> None:
     dump = REPO / "tests" / "fixtures" / "audit" / "consistent.json"
     result = run("audit", "--from-file", str(dump), "--cloud", "aws", "--region", "us-east-1")
     assert result.returncode == 2
-    assert "--cloud aws needs boto3: pip install 'spider-validate[aws]'" in result.stderr
+    assert f"--cloud aws needs boto3: {names.install_hint('aws')}" in result.stderr
