@@ -3,16 +3,20 @@ doubles of two sizes, and a bad node named by the run."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from prometheus_client import generate_latest
+from spider_validate.cluster.api import Cluster
 from spider_validate.engine.model import RunResult, Status
 from spider_validate.engine.params import Parameters
 from spider_validate.engine.runner import Runner
 from spider_validate.report import environment
 from spider_validate.report import formats as report
 from spider_validate.suites import all_tests
+from spider_validate.watch.loop import Watcher, WatchOptions
 
 from tests.lab import netns
 from tests.lab.cluster import LabCluster
@@ -51,6 +55,30 @@ def test_connectivity_costs_one_exec_per_source_and_probe(tmp_path: Path) -> Non
             execs[n], creates[n] = counting.calls["exec"], counting.calls["create"]
     assert execs == {3: 2 * 3, 6: 2 * 6}
     assert creates == {3: 2 * 3 + 2, 6: 2 * 6 + 2}  # the namespace, a client and a server per node, the Service
+
+
+def test_a_watch_cycle_costs_one_exec_per_probe_pod(tmp_path: Path) -> None:
+    """Once its probe pods run, a cycle of `watch` pings every ordered pair with one exec per probe pod, each pair
+    its own series (one exec per pair made it 6 and 30 at 3 and 6 nodes)."""
+    execs = {}
+    for n in (3, 6):
+        with LabCluster(workdir(tmp_path, f"lab{n}"), nodes=n) as lab:
+            counting = CountingCluster(lab)
+            watcher = Watcher(cast(Cluster, counting), Parameters(probe_timeout=2), WatchOptions("sv-watch-scale"))
+            try:
+                watcher.start()
+                deadline = time.monotonic() + 60
+                while (watcher.metrics.registry.get_sample_value("spider_validate_watch_probe_pods_ready") or 0) < n:
+                    assert time.monotonic() < deadline, "the probe pods were not ready in time"
+                    watcher.cycle()
+                counting.reset()
+                assert watcher.cycle()
+                execs[n] = counting.calls["exec"]
+                series = generate_latest(watcher.metrics.registry).decode().count("spider_validate_probe_success{")
+                assert series == n * (n - 1)
+            finally:
+                watcher.close()
+    assert execs == {3: 3, 6: 6}
 
 
 def test_a_blackholed_node_is_named(tmp_path: Path) -> None:

@@ -341,3 +341,32 @@ def test_a_stop_in_the_middle_of_a_cycle_ends_that_cycle_without_an_exception(la
         watcher.close()
         lab.delete("Namespace", NS)
     assert_nothing_left(lab, run_prefix=NS)
+
+
+def test_a_restarted_watch_forecasts_no_exhaustion_of_a_steady_pool(lab: LabCluster) -> None:
+    """The watch's own probe pods are no growth of their pool: started twice on a pool nothing else draws from,
+    every cycle's forecast is +Inf (their addresses counted as growth, it fell to minutes after each start)."""
+    lab.create(manifests.namespace(NS, "chart"))
+    forecasts = []
+    try:
+        for _ in range(2):
+            watcher = Watcher(lab, Parameters(probe_timeout=2, retry_delay=0.1), WatchOptions(NS, INTERVAL, 600))
+            try:
+                watcher.start()
+                deadline = time.monotonic() + 40
+                while True:  # until both probe pods ping each other, and one cycle more
+                    watcher.cycle()
+                    samples = scrape_registry(watcher)
+                    forecasts.append(
+                        value(samples, "spider_validate_pool_exhaustion_forecast_seconds", pool="lab-general")
+                    )
+                    if value(samples, "spider_validate_watch_probe_pods_ready") == 2 and len(forecasts) > 2:
+                        break
+                    assert time.monotonic() < deadline, "the probe pods were not ready in time"
+                assert value(samples, "spider_validate_pool_used_addresses", pool="lab-general") == 2  # still counted
+            finally:
+                watcher.close()
+    finally:
+        lab.delete("Namespace", NS)
+    assert forecasts and set(forecasts) == {math.inf}, forecasts
+    assert_nothing_left(lab, run_prefix=NS)

@@ -172,7 +172,7 @@ def batched(
     ctx: RunContext, src: PodInfo, probe: Literal["ping", "http"], targets: list[tuple[str, str]], port: int = 0
 ) -> list[Action]:
     """One Action per (name, ip) of `targets`, all run by one exec in `src` (Batch). HTTP expects each target to
-    answer with its own name (the echo server's /hostname)."""
+    answer with its own name (the echo server's /hostname). Not retried one by one: the shared exec was (Batch)."""
     if probe == "ping":
         commands = [_ping_command(ctx, ip) for _, ip in targets]
         judges: list[Judge] = [_judge_ping] * len(targets)
@@ -181,7 +181,7 @@ def batched(
         judges = [_http_judge({name}) for name, _ in targets]
     shared = Batch(ctx, src, commands)
     return [
-        Action(f"{probe} {src.name} -> {name}", probe, src.name, name, shared.part(i, judges[i]))
+        Action(f"{probe} {src.name} -> {name}", probe, src.name, name, shared.part(i, judges[i]), retry=False)
         for i, (name, _) in enumerate(targets)
     ]
 

@@ -1,7 +1,7 @@
 """`spider-validate watch`: a light, bounded subset of the checks every interval, as Prometheus metrics.
 
 Each cycle: one long-lived probe pod per ready node (created at start, reused, recreated when it vanished or
-ended, removed when its node left), a ping between the probe pods of every pair of nodes, the IPAM audit and
+ended, removed when its node left), one exec per probe pod that pings every other one (each pair its own series), the IPAM audit and
 every pool's headroom with a forecast of when it runs out (forecast.py), and with `--cloud aws` the audit's cloud side
 (ipam/cloud.py) within a budget of EC2 calls per cycle. A failing step is counted and the next
 cycle runs anyway; nothing is created or deleted in a cycle unless a node or a probe pod came or went. SIGTERM
@@ -25,11 +25,11 @@ from spider_validate import __version__
 from spider_validate.actions import reach as actions
 from spider_validate.cloud.ec2 import CloudError, Ec2
 from spider_validate.cluster.api import ApiError, Cluster
-from spider_validate.cluster.spiderpool import underlay_ip
+from spider_validate.cluster.spiderpool import allocated_ips, underlay_ip
 from spider_validate.engine import manifests
 from spider_validate.engine.context import PodInfo, RunContext, SetupError
 from spider_validate.engine.discovery import discover_network, internal_ip, node_ready
-from spider_validate.engine.model import Status
+from spider_validate.engine.model import ActionResult, Status
 from spider_validate.engine.params import RUN_LABEL, Parameters
 from spider_validate.engine.runner import execute, new_run_id
 from spider_validate.ipam import audit, cloud
@@ -179,15 +179,22 @@ class Watcher:
         ]
         self.metrics.nodes.set(len(nodes))
         self.metrics.probe_pods_ready.set(len(ready))
-        pairs = {(s.node, d.node): (s, d) for s in ready for d in ready if s.node != d.node}
+        pairs = {(s.node, d.node) for s in ready for d in ready if s.node != d.node}
         self.metrics.forget_pairs(p for p in self.pairs if p[0] not in nodes or p[1] not in nodes)
-        self.pairs = {p for p in self.pairs if p[0] in nodes and p[1] in nodes} | set(pairs)
+        self.pairs = {p for p in self.pairs if p[0] in nodes and p[1] in nodes} | pairs
         if pairs:
             with ThreadPoolExecutor(self.ctx.params.concurrency, "watch-probe") as pool:
-                list(pool.map(lambda sd: self._ping(*sd), pairs.values()))
+                list(pool.map(lambda src: self._probe(src, [d for d in ready if d.node != src.node]), ready))
 
-    def _ping(self, src: PodInfo, dst: PodInfo) -> None:
-        result = execute(self.ctx, "watch", actions.ping(self.ctx, src, dst.name, dst.ip))
+    def _probe(self, src: PodInfo, dsts: list[PodInfo]) -> None:
+        """One exec in `src` pings every other probe pod (actions.batched): n execs a cycle for n nodes, and each
+        pair's result its own series."""
+        for dst, action in zip(
+            dsts, actions.batched(self.ctx, src, "ping", [(d.name, d.ip) for d in dsts]), strict=True
+        ):
+            self._record(src, dst, execute(self.ctx, "watch", action))
+
+    def _record(self, src: PodInfo, dst: PodInfo, result: ActionResult) -> None:
         ok = result.status is Status.PASS
         m = self.metrics
         m.probe_success.labels(src.node, dst.node).set(1 if ok else 0)
@@ -214,13 +221,14 @@ class Watcher:
             self.metrics.findings.labels(kind).set(counts.get(kind, 0))
         now = time.time()
         names = set()
+        probes = _probe_pods(snap.pods)
         for pool in snap.pools:
             name, status = pool["metadata"]["name"], pool.get("status") or {}
             size, used = int(status.get("totalIPCount") or 0), int(status.get("allocatedIPCount") or 0)
             free = max(0, size - used)
             names.add(name)
             trend = self.trends.setdefault(name, Trend(self.options.forecast_window))
-            trend.add(now, used)
+            trend.add(now, used - _held_by(pool, probes))  # the workloads' trend: probe pods come with a start
             m = self.metrics
             m.pool_size.labels(name).set(size)
             m.pool_used.labels(name).set(used)
@@ -256,6 +264,27 @@ class Watcher:
 #: CmdAdd: k8s.SetNetworkStatus). The audit, made for a quiet cluster, names it; the watch, which runs while pods
 #: start, does not count it for a pod that is still Pending.
 SETTLING = "not-in-network-status"
+
+
+def _probe_pods(pods: list[dict[str, Any]]) -> set[str]:
+    """`ns/name` (as allocatedIPs names pods) of every watch's probe pods, this run's or another's."""
+    return {
+        f"{p['metadata'].get('namespace')}/{p['metadata']['name']}"
+        for p in pods
+        if p["metadata"].get("labels", {}).get(manifests.ROLE_LABEL) == ROLE
+    }
+
+
+def _held_by(pool: dict[str, Any], pods: set[str]) -> int:
+    """How many of the pool's addresses `pods` hold. A watch's probe pods arrive all at once when it starts: counted
+    as growth, they made the forecast fall from +Inf to minutes after every restart (and the alert fire on a steady
+    pool with a few free addresses); the pool's used and free gauges still count them. An unreadable allocatedIPs
+    holds none here (the audit reports it)."""
+    try:
+        records = allocated_ips(pool)
+    except ValueError:
+        return 0
+    return sum(1 for record in records.values() if isinstance(record, dict) and record.get("pod") in pods)
 
 
 def _pending(pods: list[dict[str, Any]]) -> set[str]:
