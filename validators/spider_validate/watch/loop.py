@@ -2,8 +2,8 @@
 
 Each cycle: one long-lived probe pod per ready node (created at start, reused, recreated when it vanished or
 ended, removed when its node left), one exec per probe pod that pings every other one (each pair its own series),
-the IPAM audit and every pool's headroom with a forecast of when it runs out (forecast.py), and with `--cloud aws` the audit's cloud side
-(ipam/cloud.py) within a budget of EC2 calls per cycle. A failing step is counted and the next
+the IPAM audit and every pool's headroom with a forecast of when it runs out (forecast.py), and with `--cloud aws`
+the audit's cloud side (ipam/cloud.py) within a budget of EC2 calls per cycle. A failing step is counted and the next
 cycle runs anyway; nothing is created or deleted in a cycle unless a node or a probe pod came or went. SIGTERM
 (or Ctrl-C) ends the loop and deletes what the watch created: its probe pods, and its namespace if it made it.
 """
