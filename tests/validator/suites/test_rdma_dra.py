@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,7 +14,7 @@ from spider_validate.cluster.api import Cluster
 from spider_validate.engine import manifests
 from spider_validate.engine.model import Status
 from spider_validate.engine.runner import Runner
-from spider_validate.suites import all_tests
+from spider_validate.suites import all_tests, rdma
 
 from tests import chart
 from tests.conftest import REPO
@@ -96,3 +97,31 @@ def test_a_dra_run_in_its_namespace_needs_the_dra_role_and_nothing_more(lab: Lab
     finally:
         lab.delete("Namespace", NS)
         assert_nothing_left(lab, run_prefix=NS)
+
+
+P4D = json.loads((REPO / "tests" / "fixtures" / "upstream" / "dranet-resourceslice-p4d.json").read_text())["slice"]
+
+
+def report(pod: str, device: str) -> dict[str, Any]:
+    pool = P4D["spec"]["pool"]["name"]
+    return {"claim": f"{pod}-rdma-abcde", "pod": pod, "devices": [
+        {"driver": "dra.net", "pool": pool, "device": device, "ready": ["RDMAOnlyDeviceReady"]}]}  # fmt: skip
+
+
+def test_the_claimed_device_is_linked_to_the_device_whose_counters_the_proof_reads() -> None:
+    """dranet names each EFA's RDMA device in its slice (dra.net/rdmaDevice): the claim of pci-0000-10-1b-0 is
+    rdmap16s27 (dranet's published p4d slice); a path measured on another device fails, naming both."""
+    reports = [report("rdma-server", "pci-0000-10-1b-0"), report("rdma-client", "pci-0000-20-1b-0")]
+    ok = rdma.claim_links(reports, [P4D], {"rdma-server": "rdmap16s27", "rdma-client": "rdmap32s27"})
+    assert ok.ok, ok.detail
+    assert [(c["pod"], c["device"], c["rdma_device"]) for c in ok.data["claims"]] == [
+        ("rdma-server", "pci-0000-10-1b-0", "rdmap16s27"),
+        ("rdma-client", "pci-0000-20-1b-0", "rdmap32s27"),
+    ]
+    wrong = rdma.claim_links(reports, [P4D], {"rdma-server": "rdmap144s27", "rdma-client": "rdmap32s27"})
+    assert not wrong.ok
+    assert wrong.detail == (
+        "rdma-server's claim rdma-server-rdma-abcde: dra.net/ip-192-168-153-160.ec2.internal/pci-0000-10-1b-0 is "
+        "rdmap16s27, but its path and counters are rdmap144s27"
+    )
+    assert not rdma.claim_links([], [P4D], {}).ok

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from spider_validate.actions import fabric as rdma_fabric
 from spider_validate.engine import manifests
 from spider_validate.engine.context import RunContext, SetupError
-from spider_validate.engine.discovery import EFA_RESOURCE, RESOURCES, SRIOV_DEFAULT
+from spider_validate.engine.discovery import DRA_DRIVER, EFA_RESOURCE, RESOURCES, SRIOV_DEFAULT
 from spider_validate.engine.model import Outcome, Test
 from spider_validate.probes import rdma as rdma_probes
 from spider_validate.probes.rdma import Gid
@@ -175,6 +175,36 @@ def _start(ctx: RunContext, t: Steps, specs: list[dict[str, Any]]) -> dict[str, 
     return t.step(f"start {len(specs)} RDMA pod(s)", run, destination="pods")
 
 
+def claim_links(reports: list[dict[str, Any]], slices: list[dict[str, Any]], measured: dict[str, str]) -> Outcome:
+    """DRA mode: each pod's claimed device is the RDMA device whose counters the proof of fabric reads (`measured`,
+    pod -> the device of its path): the driver names it in the slice's `dra.net/rdmaDevice` attribute
+    (kubernetes-sigs/dranet pkg/apis/attributes.go line 50, AttrRDMADevice), so a pod measured on another device
+    than the one claimed fails."""
+    published = {
+        (s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"]): d.get("attributes", {})
+        for s in slices
+        for d in s["spec"].get("devices", [])
+    }
+    links, wrong = [], []
+    for report in reports:
+        pod = report["pod"]
+        for device in report["devices"]:
+            key = (device["driver"], device["pool"], device["device"])
+            rdma_device = (published.get(key, {}).get(f"{DRA_DRIVER}/rdmaDevice") or {}).get("string", "")
+            links.append({**device, "pod": pod, "claim": report["claim"], "rdma_device": rdma_device})
+            said = f"{pod}'s claim {report['claim']}: {'/'.join(key)} is {rdma_device or 'no RDMA device'}"
+            if rdma_device != measured.get(pod):
+                wrong.append(f"{said}, but its path and counters are {measured.get(pod) or 'none'}")
+    if not links:
+        return Outcome(False, "no claim of the RDMA pods has an allocated device")
+    why = "; ".join(wrong) or "; ".join(
+        f"{x['pod']}'s claim {x['claim']}: {x['driver']}/{x['pool']}/{x['device']} is {x['rdma_device']}, "
+        "whose counters the proof reads"
+        for x in links
+    )
+    return Outcome(not wrong, why, data={"claims": links})
+
+
 def _claims_state(ctx: RunContext, pods: list[str]) -> str:
     """Each pod's claim with the device allocated to it, or the claim (and its DeviceClass) left unallocated."""
     claims = {r["pod"]: r for r in (claim_report(c) for c in claims_of(ctx, pods))}
@@ -320,6 +350,13 @@ def bandwidth(ctx: RunContext, t: Steps) -> None:
     }
     verb = t.step("verb", partial(_verb, ctx, mode, paths), "rdma", client, server)
     devices = {pod: path.gid.device for pod, path in paths.items()}
+    if ctx.facts.rdma_claim:
+
+        def link() -> Outcome:
+            reports = [claim_report(c) for c in claims_of(ctx, [server, client])]
+            return claim_links(reports, ctx.cluster.list("ResourceSlice"), devices)
+
+        t.step("claimed devices are the measured ones", link, "rdma", "pods", "claims")
     before = t.step("RDMA counters before", partial(rdma_fabric.read, ctx, devices), "rdma", "pods", "counters")
 
     seconds = ctx.params.rdma_seconds
