@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from spider_validate.report.html import charts
 from spider_validate.report.html.view import View, anchor, build
@@ -19,6 +21,16 @@ TEMPLATES = jinja2.Environment(
 )
 TEMPLATES.globals["anchor"] = anchor
 TEMPLATES.filters["clock"] = lambda epoch: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def commands(text: object) -> markupsafe.Markup:
+    """Escaped text whose `backticked` spans (commands, as the terminal shows them) become <code>: the page showed
+    the backticks themselves."""
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped))
+
+
+TEMPLATES.filters["commands"] = commands
 
 
 def figures(view: View) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spider_validate.engine.model import Probe
+from spider_validate.report.formats import plural
 
 MATRIX_PROBES: tuple[Probe, ...] = ("ping", "http")
 BAD = ("fail", "error")
@@ -271,11 +272,13 @@ def build(data: dict[str, Any]) -> View:
     found = problems(data, by_probe)
     healthy = bool(data.get("passed")) and not found
     counts = data.get("counts") or {}
+    tests = plural(len(data.get("tests", [])), "test")
+    went_wrong = [f"{counts['fail']} failed"] if counts.get("fail") else []
+    went_wrong += [plural(counts["error"], "error")] if counts.get("error") else []
     verdict = (
-        f"Healthy: {counts.get('pass', 0)} tests passed"
+        f"Healthy: {counts.get('pass', 0)} of {tests} passed"
         if healthy
-        else f"Not healthy: {len(found)} problem(s), {counts.get('fail', 0)} failed and {counts.get('error', 0)} "
-        f"errored of {len(data.get('tests', []))} tests"
+        else f"Not healthy: {plural(len(found), 'problem')}{''.join(f', {w}' for w in went_wrong)} of {tests}"
     )
     notes = []
     if version < 2:
