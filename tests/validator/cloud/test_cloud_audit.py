@@ -227,6 +227,26 @@ def test_a_malformed_saved_file_is_named(tmp_path: Path, content: str, message: 
     assert str(path) in str(err.value) and message in str(err.value)
 
 
+def test_saved_output_answers_the_filters_as_ec2_defines_them(tmp_path: Path) -> None:
+    """`addresses.private-ip-address` matches secondary addresses too (the API reference; moto 5.2.1 matches the
+    primary only, `moto/ec2/models/elastic_network_interfaces.py`, get_filter_value), `attachment.instance-id` only
+    attached interfaces, `subnet-id` the interface's subnet."""
+    eni = {
+        "NetworkInterfaceId": "eni-1",
+        "SubnetId": "subnet-1",
+        "PrivateIpAddress": "10.0.0.10",
+        "PrivateIpAddresses": [{"PrivateIpAddress": "10.0.0.10"}, {"PrivateIpAddress": "10.0.0.20"}],
+        "Attachment": {"InstanceId": "i-1", "DeviceIndex": 0},
+    }
+    loose = {"NetworkInterfaceId": "eni-2", "SubnetId": "subnet-2", "PrivateIpAddress": "10.0.1.10"}
+    (tmp_path / "enis.json").write_text(json.dumps({"NetworkInterfaces": [eni, loose]}))
+    saved = cloud_ec2.SavedEc2([tmp_path / "enis.json"])
+    assert [e.id for e in saved.interfaces("addresses.private-ip-address", ["10.0.0.20"])] == ["eni-1"]
+    assert [e.id for e in saved.interfaces("attachment.instance-id", ["i-1", "i-2"])] == ["eni-1"]
+    assert [e.id for e in saved.interfaces("subnet-id", ["subnet-2"])] == ["eni-2"]
+    assert saved.reservations("subnet-1") == [] and saved.calls == 0
+
+
 # -- nodes and their instances -----------------------------------------------------------------------------------
 
 #: kubernetes v1.10.2 pkg/cloudprovider/providers/aws/aws_instances_test.go, TestMapToAWSInstanceIDs: every case

@@ -34,12 +34,6 @@ FILTER_VALUES = 200
 #: of 1000"); larger pages, fewer calls.
 PAGE = 1000
 
-#: The filters the audit uses, as the DescribeNetworkInterfaces API reference defines them; `SavedEc2` evaluates
-#: them itself over saved output. `addresses.private-ip-address`: "The private IPv4 addresses associated with the
-#: network interface" (every one, primary and secondary); `attachment.instance-id`: "The ID of the instance to which
-#: the network interface is attached"; `subnet-id`: "The ID of the subnet for the network interface".
-FILTERS = ("addresses.private-ip-address", "attachment.instance-id", "subnet-id")
-
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")  # us-east-1, us-gov-west-1, ap-southeast-2
 THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
@@ -74,10 +68,6 @@ class Interface:
     primary_ip: str  # PrivateIpAddress
     private_ips: tuple[str, ...]  # PrivateIpAddresses[].PrivateIpAddress: the primary and every secondary address
     prefixes: tuple[str, ...]  # Ipv4Prefixes[].Ipv4Prefix, the /28s delegated to it
-
-    @property
-    def secondary_ips(self) -> tuple[str, ...]:
-        return tuple(ip for ip in self.private_ips if ip != self.primary_ip)
 
 
 @dataclass(frozen=True)
@@ -164,7 +154,10 @@ class Ec2(Protocol):
 
 
 def _matches(eni: Interface, name: str, values: set[str]) -> bool:
-    """The FILTERS, as the API reference defines them (see above)."""
+    """The filters the audit uses, as the DescribeNetworkInterfaces API reference defines them, for saved output:
+    `addresses.private-ip-address` "The private IPv4 addresses associated with the network interface" (every one,
+    primary and secondary), `attachment.instance-id` "The ID of the instance to which the network interface is
+    attached", `subnet-id` "The ID of the subnet for the network interface"."""
     field: Iterable[str | None] = {
         "addresses.private-ip-address": eni.private_ips,
         "attachment.instance-id": (eni.instance,),
