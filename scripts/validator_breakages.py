@@ -364,6 +364,27 @@ B: list[Breakage] = [
         "if False:",
         [T + "validator/cloud/test_cloud_audit.py::test_the_watch_refuses_the_nodes_role"],
     ),
+    (
+        "DRA mode: aws-dranet's devices not discovered",
+        "engine/discovery.py",
+        '    if detected == "none" and ctx.params.rdma_mode in {"auto", "efa"} and dra_published(ctx, nodes):',
+        '    if False:',
+        [T + "validator/suites/test_rdma_dra.py::test_rdma_device_has_one_verdict_through_a_claim_and_through_the_resource"],
+    ),
+    (
+        "DRA mode: a claiming pod pinned by nodeName (the scheduler never allocates its claim)",
+        "suites/rdma.py",
+        '        del pod["spec"]["nodeName"]',
+        "        pass",
+        [T + "validator/suites/test_rdma_dra.py::test_rdma_device_has_one_verdict_through_a_claim_and_through_the_resource"],
+    ),
+    (
+        "DRA mode: the claimed device not compared with the measured one",
+        "suites/rdma.py",
+        "            if rdma_device != measured.get(pod):",
+        "            if False:",
+        [T + "validator/suites/test_rdma_dra.py::test_the_claimed_device_is_linked_to_the_device_whose_counters_the_proof_reads"],
+    ),
 ]
 
 
