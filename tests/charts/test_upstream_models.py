@@ -22,6 +22,7 @@ from tests.upstream import (
     spiderpool_coordinator,
     spiderpool_ip,
     spiderpool_ippool,
+    selectors,
     sriov_webhook,
 )
 from tests.upstream.cluster import Cluster, CommandFailed, install
@@ -526,3 +527,56 @@ def test_the_ippool_webhook_leaves_affinities_and_networks_to_the_ipam() -> None
     mutated = hook.default(pool)
     assert hook.validate_create(mutated, []) is None
     assert hook.validate_update(mutated, mutated, [mutated]) is None
+
+
+SELECTORS = _cases("selectors-test.json")
+
+
+@pytest.mark.parametrize("case", SELECTORS["labels"]["parser"], ids=[repr(c["in"]) for c in SELECTORS["labels"]["parser"]])
+def test_label_selectors_parse_as_upstreams_set_selector_parser_test(case: dict[str, Any]) -> None:
+    if not case["valid"]:
+        with pytest.raises(selectors.SelectorError):
+            selectors.parse_labels(case["in"])
+        return
+    parsed = selectors.parse_labels(case["in"])
+    if case["out"] is not None:
+        assert [[r.key, r.operator, list(r.values)] for r in parsed] == case["out"]
+
+
+def test_label_and_field_selectors_pass_upstreams_parse_and_match_tests() -> None:
+    for kind, parse, matches in (
+        ("labels", selectors.parse_labels, selectors.labels_match),
+        ("fields", selectors.parse_fields, lambda terms, fields: all(t.matches(fields) for t in terms)),
+    ):
+        cases = SELECTORS[kind]
+        for good in cases["good"]:
+            parse(good)
+        for bad in cases["bad"]:
+            with pytest.raises(selectors.SelectorError):
+                parse(bad)
+        assert all(matches(parse(s), values) for s, values in cases["match"]), kind
+        assert not any(matches(parse(s), values) for s, values in cases["no_match"]), kind
+
+
+def test_selector_errors_are_the_api_servers_messages() -> None:
+    """What a bad selector's 400 says (the parser's and NewRequirement's messages), and the kinds' field labels."""
+    cases = {
+        "x=a||y=b": "unable to parse requirement: values[0][x]: Invalid value: \"a||y\": a valid label must be an "
+        "empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+        "alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is "
+        "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+        "x in": "unable to parse requirement: found '' expected: '('",
+        "x<a": 'unable to parse requirement: values[0]: Invalid value: "a": for \'Gt\', \'Lt\' operators, the value '
+        "must be an integer",
+        ",x": "found ',', expected: !, identifier, or 'end of string'",
+    }
+    for selector, message in cases.items():
+        with pytest.raises(selectors.SelectorError) as err:
+            selectors.parse_labels(selector)
+        assert str(err.value) == message
+    with pytest.raises(selectors.SelectorError, match="^field label not supported: spec.nodeName$"):
+        selectors.field_selector("Node", "spec.nodeName=a")
+    running = selectors.field_selector("Pod", "status.phase=Running,spec.host=n1")
+    assert running({"spec": {"nodeName": "n1"}, "status": {"phase": "Running"}})
+    assert not running({"spec": {"nodeName": "n2"}, "status": {"phase": "Running"}})
+    assert selectors.field_selector("Pod", "spec.hostNetwork=false")({"spec": {}})

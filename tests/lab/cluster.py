@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from spider_validate.cluster.api import KINDS, SPIDERPOOL_GROUP, ApiError, ExecResult
+from spider_validate.cluster.api import KINDS, SPIDERPOOL_GROUP, ExecResult
 
 from tests.lab import netns
 from tests.lab.controllers import StatefulSets
@@ -31,8 +31,9 @@ from tests.lab.dra import Dra, efa_slice
 from tests.lab.ipam import Ipam
 from tests.lab.kubelet import SERVER, Kubelet, LabPod
 from tests.lab.proxy import SERVICE_NET, Proxy
-from tests.lab.store import Faults, Store, namespaced
+from tests.lab.store import Faults, Refused, Store, group_resource, namespaced
 from tests.upstream import pod_security, scheduling
+from tests.upstream.apimachinery import new_already_exists, new_forbidden
 
 __all__ = ["SERVER", "LabCluster"]  # SERVER: tests/validator/probes/test_probes.py runs the pods' server alone
 
@@ -166,10 +167,10 @@ class LabCluster:
         if codes and codes[0] == 409 and self.get(kind, meta["name"], meta.get("namespace")) is None:
             codes.pop(0)
             self._create(self._admit(copy.deepcopy(obj)))  # the create went through, but its answer was lost
-            raise ApiError(409, f"{kind} {meta['name']} already exists")
+            raise Refused(new_already_exists(group_resource(kind), meta["name"]))
         self.faults.take("create", kind)
         if self.get(kind, meta["name"], meta.get("namespace")) is not None:
-            raise ApiError(409, f"{kind} {meta['name']} already exists")
+            raise Refused(new_already_exists(group_resource(kind), meta["name"]))
         return self._create(self._admit(copy.deepcopy(obj)))
 
     def _admit(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -179,10 +180,8 @@ class LabCluster:
             return self.ipam.admit(obj)
         refused = pod_security.admitted(self.get("Namespace", meta["namespace"]), obj) if obj["kind"] == "Pod" else []
         if refused:  # the message as PSA's admission webhook words it (pod-security-admission/admission/admission.go)
-            raise ApiError(
-                403,
-                f'pods "{meta["name"]}" is forbidden: violates PodSecurity "baseline:latest": ' + "; ".join(refused),
-            )
+            reason = 'violates PodSecurity "baseline:latest": ' + "; ".join(refused)
+            raise Refused(new_forbidden("pods", meta["name"], reason))
         return obj
 
     def _create(self, obj: dict[str, Any]) -> dict[str, Any]:

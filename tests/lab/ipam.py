@@ -19,16 +19,16 @@ import builtins
 import ipaddress
 import json
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import yaml
 from spider_validate.cluster.addresses import expand
-from spider_validate.cluster.api import ApiError
 from spider_validate.cluster.spiderpool import USED_OUT, allocated_ips
 from spider_validate.names import ATTACHMENT_LABEL
 
 from tests.lab.controllers import owner
-from tests.lab.store import Store, api_version
+from tests.lab.store import Refused, Store, api_version
 from tests.upstream.spiderpool import PodSpec, pool_candidates
 from tests.upstream.spiderpool_ippool import IPPoolWebhook, admission_denial
 
@@ -151,7 +151,7 @@ class Ipam:
         mutated = hook.default(pool)
         refusal = hook.validate_create(mutated, self.store.of_kind("SpiderIPPool"))
         if refusal:
-            raise ApiError(refusal.code, admission_denial(refusal, pool["metadata"]["name"]))
+            raise Refused(replace(refusal, message=admission_denial(refusal, pool["metadata"]["name"])))
         return mutated
 
     def delete_pool(self, name: str) -> None:
@@ -162,7 +162,7 @@ class Ipam:
         pool = self.store.find("SpiderIPPool", name)
         refusal = self.webhook().validate_delete(pool) if pool else None
         if refusal:
-            raise ApiError(refusal.code, admission_denial(refusal, name))
+            raise Refused(replace(refusal, message=admission_denial(refusal, name)))
         self.store.remove("SpiderIPPool", name, None)
 
     def candidate_pools(self, pod: LabPod, node: str) -> builtins.list[str]:

@@ -89,37 +89,112 @@ def aggregate(errors: Iterable[FieldError]) -> str:
     return messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
 
 
+# util/validation/field/errors.go:120-141: the ErrorType constants a StatusCause's `reason` carries
+CAUSE_TYPES = {INVALID: "FieldValueInvalid", NOT_SUPPORTED: "FieldValueNotSupported", FORBIDDEN: "FieldValueForbidden",
+               REQUIRED: "FieldValueRequired", INTERNAL: "InternalError"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class StatusError:
-    """A webhook's answer (api/errors/errors.go): its reason, HTTP code and message; `errors` for Invalid."""
+    """An API answer that failed (api/errors/errors.go): its reason, HTTP code and message; `errors` for Invalid;
+    `details` as the constructor fills metav1.StatusDetails."""
 
     reason: str
     code: int
     message: str
     errors: tuple[FieldError, ...] = field(default=())
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __str__(self) -> str:
         return self.message
 
+    def status(self) -> dict[str, Any]:
+        """The metav1.Status the API server writes, its fields in Go's order (empty ones omitted)."""
+        body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+        body |= {"message": self.message, "reason": self.reason}
+        return body | ({"details": self.details} if self.details else {}) | {"code": self.code}
+
+
+def _split(qualified: str) -> dict[str, str]:
+    """GroupResource/GroupKind.String() back into StatusDetails' group and kind ("kind.group", or "kind")."""
+    kind, _, group = qualified.partition(".")
+    return {"group": group, "kind": kind} if group else {"kind": kind}
+
+
+def _named(name: str, qualified: str) -> dict[str, Any]:
+    return ({"name": name} if name else {}) | _split(qualified)
+
 
 def new_invalid(group_kind: str, name: str, errors: Iterable[FieldError]) -> StatusError:
-    """NewInvalid (errors.go:282-309)."""
+    """NewInvalid (errors.go:282-309): each error a cause."""
     errs = tuple(errors)
-    return StatusError("Invalid", 422, f"{group_kind} {go_quote(name)} is invalid: {aggregate(errs)}", errs)
+    causes = [{"reason": CAUSE_TYPES[e.type], "message": e.body(), "field": e.field} for e in errs]
+    details = _named(name, group_kind) | {"causes": causes}
+    message = (
+        f"{group_kind} {go_quote(name)} is invalid: {aggregate(errs)}"
+        if errs
+        else f"{group_kind} {go_quote(name)} is invalid"
+    )
+    return StatusError("Invalid", 422, message, errs, details)
 
 
 def new_already_exists(group_resource: str, name: str) -> StatusError:
     """NewAlreadyExists (errors.go:159-171)."""
-    return StatusError("AlreadyExists", 409, f"{group_resource} {go_quote(name)} already exists")
+    message = f"{group_resource} {go_quote(name)} already exists"
+    return StatusError("AlreadyExists", 409, message, details=_named(name, group_resource))
+
+
+def new_not_found(group_resource: str, name: str) -> StatusError:
+    """NewNotFound (errors.go:145-157 at v0.35.2)."""
+    message = f"{group_resource} {go_quote(name)} not found"
+    return StatusError("NotFound", 404, message, details=_named(name, group_resource))
 
 
 def new_forbidden(group_resource: str, name: str, err: str) -> StatusError:
     """NewForbidden (errors.go:208-228): an empty GroupResource says only "forbidden"."""
+    details = _named(name, group_resource) if group_resource else {}
     if not group_resource:
-        return StatusError("Forbidden", 403, f"forbidden: {err}")
+        return StatusError("Forbidden", 403, f"forbidden: {err}", details=details)
     if not name:
-        return StatusError("Forbidden", 403, f"{group_resource} is forbidden: {err}")
-    return StatusError("Forbidden", 403, f"{group_resource} {go_quote(name)} is forbidden: {err}")
+        return StatusError("Forbidden", 403, f"{group_resource} is forbidden: {err}", details=details)
+    return StatusError("Forbidden", 403, f"{group_resource} {go_quote(name)} is forbidden: {err}", details=details)
+
+
+# errors.go at v0.35.2: the answers the lab's API server gives besides a webhook's
+def new_unauthorized(reason: str) -> StatusError:
+    """NewUnauthorized (:195-206): "not authorized" when the reason is empty."""
+    return StatusError("Unauthorized", 401, reason or "not authorized")
+
+
+def new_resource_expired(message: str) -> StatusError:
+    """NewResourceExpired (:274-281): 410 with reason Expired (a watch or list from a compacted resourceVersion)."""
+    return StatusError("Expired", 410, message)
+
+
+def new_bad_request(reason: str) -> StatusError:
+    """NewBadRequest (:315-324)."""
+    return StatusError("BadRequest", 400, reason)
+
+
+def new_method_not_supported(group_resource: str, action: str) -> StatusError:
+    """NewMethodNotSupported (:350-363)."""
+    message = f"{action} is not supported on resources of kind {go_quote(group_resource)}"
+    return StatusError("MethodNotAllowed", 405, message, details=_split(group_resource))
+
+
+def new_internal_error(err: str) -> StatusError:
+    """NewInternalError (:387-399)."""
+    return StatusError("InternalError", 500, f"Internal error occurred: {err}", details={"causes": [{"message": err}]})
+
+
+def new_too_many_requests(message: str, retry_after_seconds: int) -> StatusError:
+    """NewTooManyRequests (:327-338)."""
+    return StatusError("TooManyRequests", 429, message, details={"retryAfterSeconds": retry_after_seconds})
+
+
+def new_service_unavailable(reason: str) -> StatusError:
+    """NewServiceUnavailable (:340-348)."""
+    return StatusError("ServiceUnavailable", 503, reason)
 
 
 # util/validation/validation.go: the label and name formats and their messages
@@ -141,7 +216,7 @@ def _regex_error(msg: str, fmt: str, *examples: str) -> str:
     """RegexError (validation.go:481-494)."""
     if not examples:
         return f"{msg} (regex used for validation is '{fmt}')"
-    return f"{msg} (e.g. " + " or ".join(f"'{e}'" for e in examples) + f", regex used for validation is '{fmt}')"
+    return f"{msg} (e.g. " + " or ".join(f"'{e}', " for e in examples) + f"regex used for validation is '{fmt}')"
 
 
 def dns1123_subdomain_errors(value: str) -> list[str]:
