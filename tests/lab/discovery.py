@@ -1,5 +1,5 @@
 """What the lab's API server says about itself: its version, the resources it serves (discovery, legacy and
-aggregated), and their OpenAPI v3 documents, as kube-apiserver 1.35 says them.
+aggregated), and their OpenAPI v3 documents, as kube-apiserver 1.36 says them (the project's default minor).
 
 - Resources: the validator's kinds (`kube.KINDS`) and the server's own the wire needs (`store.SERVER_KINDS`), with
   the verbs the lab implements. Spiderpool's kinds come from its CRDs in ../shared (the six of v1.2.2: their names,
@@ -18,7 +18,7 @@ aggregated), and their OpenAPI v3 documents, as kube-apiserver 1.35 says them.
   parameter kubectl looks for before it asks the server to validate (cli-runtime
   pkg/resource/query_param_verifier_v3.go:77-131 at v0.35.2) and the patch types the server takes (kubectl
   pkg/cmd/apply/patcher.go:226-253: strategic merge for built-in kinds, not for custom resources); components are
-  the schemas kubernetes-validate ships for Kubernetes 1.35 (built-in kinds) and each CRD's openAPIV3Schema.
+  the schemas kubernetes-validate ships for Kubernetes 1.36 (built-in kinds) and each CRD's openAPIV3Schema.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ import yaml
 
 from tests.lab.store import STORED
 
-VERSION = {"major": "1", "minor": "35", "gitVersion": "v1.35.2", "gitCommit": "lab", "gitTreeState": "clean",
+VERSION = {"major": "1", "minor": "36", "gitVersion": "v1.36.3", "gitCommit": "lab", "gitTreeState": "clean",
            "buildDate": "2026-02-10T00:00:00Z", "goVersion": "go1.25.6", "compiler": "gc",
            "platform": "linux/amd64"}  # fmt: skip
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 CRD_DIR = SHARED / "upstream" / "spiderpool-v1.2.2" / "crds"
-SCHEMAS = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / "v1.35.0-local" / "_definitions.json"
+SCHEMAS = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / "v1.36.0-local" / "_definitions.json"
 VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
 # (short names, categories) of the built-in kinds served: pkg/registry/core/{pod,node,namespace,service,event,
 # configmap}/storage/storage.go and pkg/registry/apps/{deployment,daemonset,statefulset}/storage/storage.go,
@@ -181,7 +181,7 @@ def wants_aggregated(accept: str) -> bool:
 def aggregated(core: bool) -> dict[str, Any]:
     """APIGroupDiscoveryList of /api (core, the group named "") or /apis (every other group)."""
     items = []
-    for prefix, served in group_versions().items():
+    for served in group_versions().values():
         first = served[0]
         if bool(first.group) == core:
             continue
@@ -211,13 +211,15 @@ def aggregated(core: bool) -> dict[str, Any]:
 
 @functools.cache
 def _definitions() -> dict[str, Any]:
-    """kubernetes-validate's 1.35 schemas, their references pointed at OpenAPI's components."""
+    """kubernetes-validate's 1.36 schemas, their references pointed at OpenAPI's components."""
     text = SCHEMAS.read_text().replace('"#/$defs/', '"#/components/schemas/')
     defs: dict[str, Any] = json.loads(text)["$defs"]
     return defs
 
 
-def _reachable(names: list[str], defs: dict[str, Any]) -> dict[str, Any]:
+def _reachable(names: list[str]) -> dict[str, Any]:
+    """The named definitions and every one they refer to."""
+    defs = _definitions()
     out: dict[str, Any] = {}
     todo = list(names)
     while todo:
@@ -231,7 +233,10 @@ def _reachable(names: list[str], defs: dict[str, Any]) -> dict[str, Any]:
 
 def _refs(node: Any) -> list[str]:
     if isinstance(node, dict):
-        return [*([node["$ref"]] if isinstance(node.get("$ref"), str) else []), *(r for v in node.values() for r in _refs(v))]
+        return [
+            *([node["$ref"]] if isinstance(node.get("$ref"), str) else []),
+            *(r for v in node.values() for r in _refs(v)),
+        ]
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
@@ -246,42 +251,60 @@ def schema_name(r: Resource) -> str:
     return next(n for n, d in _definitions().items() if gvk in d.get("x-kubernetes-group-version-kind", []))
 
 
+OBJECT_META = {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
+PATCH = {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"}
+
+
+def crd_schema(r: Resource) -> dict[str, Any]:
+    """A custom resource's openAPIV3Schema with ObjectMeta's schema for its metadata, as the CRD's OpenAPI builder
+    publishes it."""
+    schema = next(v["schema"]["openAPIV3Schema"] for v in r.crd["spec"]["versions"] if v["name"] == r.version)
+    return {**schema, "properties": {**schema.get("properties", {}), "metadata": OBJECT_META}}
+
+
+def _operations(r: Resource) -> dict[str, Any]:
+    """The paths of one resource: list and create on the collection; get, put, patch and delete on an item. The
+    writes take fieldValidation; patch takes the patch types the kind accepts (no strategic merge for a custom
+    resource)."""
+    gvk = {"group": r.group, "version": r.version, "kind": r.kind}
+    ref = {"$ref": f"#/components/schemas/{schema_name(r)}"}
+    patch_types = ["application/json-patch+json", "application/merge-patch+json"]
+    patch_types += [] if r.crd else ["application/strategic-merge-patch+json"]
+    ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
+    validation = [{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}}]
+    whole = {"content": {"application/json": {"schema": ref}}}
+
+    def op(action: str, params: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {"responses": ok, "parameters": params, "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk, **extra}  # fmt: skip
+
+    base = f"/{r.prefix}/" + ("namespaces/{namespace}/" if r.namespaced else "") + r.plural
+    patch = {"content": {t: {"schema": PATCH} for t in patch_types}}
+    return {
+        base: {"get": op("list", []), "post": op("post", validation, requestBody=whole)},
+        base + "/{name}": {
+            "get": op("get", []),
+            "put": op("put", validation, requestBody=whole),
+            "patch": op("patch", validation, requestBody=patch),
+            "delete": op("delete", []),
+        },
+    }
+
+
 @functools.cache
 def openapi_document(prefix: str) -> str:
     """The OpenAPI v3 document of one group version (JSON text; empty when the group version is not served)."""
     served = group_versions().get(prefix)
     if not served:
         return ""
-    defs = _definitions()
-    schemas = _reachable([schema_name(r) for r in served if not r.crd] + ["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "io.k8s.apimachinery.pkg.apis.meta.v1.Patch"], defs)
+    names = [schema_name(r) for r in served if not r.crd]
+    schemas = _reachable([*names, OBJECT_META["$ref"].rsplit("/", 1)[1], PATCH["$ref"].rsplit("/", 1)[1]])
     paths: dict[str, Any] = {}
     for r in served:
-        gvk = {"group": r.group, "version": r.version, "kind": r.kind}
         if r.crd:
-            crd_schema = next(v["schema"]["openAPIV3Schema"] for v in r.crd["spec"]["versions"] if v["name"] == r.version)
-            crd_schema = json.loads(json.dumps(crd_schema))
-            crd_schema.setdefault("properties", {})["metadata"] = {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
-            schemas[schema_name(r)] = crd_schema | {"x-kubernetes-group-version-kind": [gvk]}
-        ref = {"$ref": f"#/components/schemas/{schema_name(r)}"}
-        patch_types = ["application/json-patch+json", "application/merge-patch+json"]
-        if not r.crd:
-            patch_types.append("application/strategic-merge-patch+json")
-        body = {"content": {t: {"schema": {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"}} for t in patch_types}}
-        ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
-        validation = [{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}}]
-
-        def op(action: str, params: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
-            return {"responses": ok, "parameters": params or [], "x-kubernetes-action": action,
-                    "x-kubernetes-group-version-kind": gvk, **extra}  # fmt: skip
-
-        base = f"/{r.prefix}/" + ("namespaces/{namespace}/" if r.namespaced else "") + r.plural
-        paths[base] = {"get": op("list"), "post": op("post", validation, requestBody={"content": {"application/json": {"schema": ref}}})}
-        paths[base + "/{name}"] = {
-            "get": op("get"),
-            "put": op("put", validation, requestBody={"content": {"application/json": {"schema": ref}}}),
-            "patch": op("patch", validation, requestBody=body),
-            "delete": op("delete"),
-        }
+            gvk = {"group": r.group, "version": r.version, "kind": r.kind}
+            schemas[schema_name(r)] = crd_schema(r) | {"x-kubernetes-group-version-kind": [gvk]}
+        paths |= _operations(r)
     document = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]}, "paths": paths,
                 "components": {"schemas": schemas}}  # fmt: skip
     return json.dumps(document)
@@ -300,18 +323,12 @@ def unknown_fields(r: Resource, obj: dict[str, Any]) -> list[str]:
     """The paths of the fields the kind's schema does not declare (what strict decoding refuses and the default
     fieldValidation, Warn, drops): `spec.foo`, `spec.containers[0].bar`. A field under a schema that keeps unknown
     fields (x-kubernetes-preserve-unknown-fields, or a map's additionalProperties) is declared."""
-    if r.crd:
-        schema = next(v["schema"]["openAPIV3Schema"] for v in r.crd["spec"]["versions"] if v["name"] == r.version)
-        schema = {**schema, "properties": {**schema.get("properties", {}), "metadata": {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}}}
-    else:
-        schema = _definitions()[schema_name(r)]
+    schema = crd_schema(r) if r.crd else _definitions()[schema_name(r)]
     return _unknown(schema, obj, "")
 
 
 def _unknown(schema: dict[str, Any], value: Any, path: str) -> list[str]:
-    defs = _definitions()
-    while "$ref" in schema:
-        schema = defs[schema["$ref"].rsplit("/", 1)[1]]
+    schema = _resolve(schema)
     if schema.get("x-kubernetes-preserve-unknown-fields"):
         return []
     if isinstance(value, dict):
@@ -332,3 +349,15 @@ def _unknown(schema: dict[str, Any], value: Any, path: str) -> list[str]:
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [p for i, item in enumerate(value) for p in _unknown(schema["items"], item, f"{path}[{i}]")]
     return []
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = _definitions()[schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def patch_schema(r: Resource) -> tuple[dict[str, Any], Any] | None:
+    """A built-in kind's schema and how to follow its references, for a strategic merge patch (None for a custom
+    resource, which takes none)."""
+    return None if r.crd else (_definitions()[schema_name(r)], _resolve)

@@ -16,6 +16,7 @@ pod recreated under that name gets them back. Cited from spidernet-io/spiderpool
 from __future__ import annotations
 
 import builtins
+import copy
 import ipaddress
 import json
 import re
@@ -150,6 +151,16 @@ class Ipam:
         hook = self.webhook()
         mutated = hook.default(pool)
         refusal = hook.validate_create(mutated, self.store.of_kind("SpiderIPPool"))
+        if refusal:
+            raise Refused(replace(refusal, message=admission_denial(refusal, pool["metadata"]["name"])))
+        return mutated
+
+    def admit_update(self, old: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any]:
+        """A SpiderIPPool's update through the same webhooks (ValidateUpdate), its status kept: a client's update
+        does not write the status subresource."""
+        hook = self.webhook()
+        mutated = hook.default(pool) | {"status": copy.deepcopy(old.get("status", {}))}
+        refusal = hook.validate_update(old, mutated, self.store.of_kind("SpiderIPPool"))
         if refusal:
             raise Refused(replace(refusal, message=admission_denial(refusal, pool["metadata"]["name"])))
         return mutated

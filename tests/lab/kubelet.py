@@ -188,19 +188,8 @@ class Kubelet:
         faults = self.store.faults
         if container["image"] in faults.pull_fails:
             with self.store.lock:
-                pod.obj["status"]["containerStatuses"] = [
-                    {
-                        "name": container["name"],
-                        "image": container["image"],
-                        "ready": False,
-                        "state": {
-                            "waiting": {
-                                "reason": "ImagePullBackOff",
-                                "message": f"Back-off pulling image {container['image']}",
-                            }
-                        },
-                    }
-                ]
+                waiting = {"reason": "ImagePullBackOff", "message": f"Back-off pulling image {container['image']}"}
+                pod.obj["status"]["containerStatuses"] = [container_status(container, {"waiting": waiting})]
                 self.store.put(pod.obj)
             return
         if spec.get("hostNetwork"):  # the node's own namespace and address: no IPAM, no CNI (kubelet skips both)
@@ -234,9 +223,8 @@ class Kubelet:
                 "podIP": pod.ip,
                 "hostIP": self.node_ip[node],
                 "conditions": [{"type": "Ready", "status": "True"}],
-                "containerStatuses": [
-                    {"name": container["name"], "image": container["image"], "ready": True, "state": {"running": {}}}
-                ],
+                "podIPs": [{"ip": pod.ip}],
+                "containerStatuses": [container_status(container, {"running": {}})],
             }
             pod.obj["spec"]["nodeName"] = node
             if not spec.get("hostNetwork"):  # Multus does not attach a hostNetwork pod: no network-status
@@ -331,6 +319,15 @@ CONTAINERD_CAPS = (
     "NET_BIND_SERVICE",
     "KILL",
 )
+
+
+def container_status(container: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """A ContainerStatus with the fields the API requires (core/v1 types.go: name, image, imageID, ready,
+    restartCount; the official client refuses a status without them). imageID is empty until the image is pulled;
+    the lab's images are local, so a running container's ID names its tag."""
+    running = "running" in state
+    return {"name": container["name"], "image": container["image"], "imageID": container["image"] if running else "",
+            "ready": running, "started": running, "restartCount": 0, "state": state}  # fmt: skip
 
 
 def container_process(pod: dict[str, Any]) -> list[str]:

@@ -20,11 +20,11 @@ kubectl: the opening handshake, the channel protocols, and the frames.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import socket
 import struct
 import threading
-from collections.abc import Mapping
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
@@ -54,13 +54,13 @@ def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
 
 
-def handshake_reply(headers: Mapping[str, str], protocol: str) -> bytes:
+def handshake_reply(key: str, protocol: str) -> bytes:
     """The 101 Switching Protocols answer (RFC 6455 4.2.2)."""
     lines = [
         "HTTP/1.1 101 Switching Protocols",
         "Upgrade: websocket",
         "Connection: Upgrade",
-        f"Sec-WebSocket-Accept: {accept_key(headers['Sec-WebSocket-Key'])}",
+        f"Sec-WebSocket-Accept: {accept_key(key)}",
     ]
     if protocol:
         lines.append(f"Sec-WebSocket-Protocol: {protocol}")
@@ -96,14 +96,10 @@ class Channels:
 
     def close(self, code: int = NORMAL_CLOSURE) -> None:
         """A Close frame with the status code, then the connection (x/net/websocket Conn.Close)."""
-        try:
+        with contextlib.suppress(OSError):
             self._frame(OP_CLOSE, struct.pack("!H", code))
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def receive(self) -> None:
         """Read the client's frames until it closes or the connection goes (then `client_closed` is set)."""
