@@ -64,7 +64,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
-from spider_validate.kube import ApiError
+from spider_validate.cluster.api import ApiError
 
 from tests.lab import discovery, websocket
 from tests.lab.cluster import LabCluster

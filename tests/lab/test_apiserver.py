@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from spider_validate.kube import ApiError, KubeCluster, Timeouts
+from spider_validate.cluster.api import ApiError, Timeouts
+from spider_validate.cluster.kube import KubeCluster
 
 from tests.conftest import REPO
 from tests.lab.apiserver import ApiServer, encode_continue

@@ -108,8 +108,10 @@ def test_a_run_in_its_namespace_needs_what_the_file_grants_and_nothing_more(
     assert cluster.refused == []
     statuses = {t.id: t.status for t in result.tests}
     failed = {i for i, s in statuses.items() if s is not Status.PASS and not i.startswith(("rdma/", "perf/"))}
-    down = {"connectivity/pod-to-pod-same-node", "connectivity/pod-to-pod-cross-node", "connectivity/pod-to-service"}
-    assert failed == down, report.table(result)
+    down = {"connectivity/pod-to-pod-same-node", "connectivity/pod-to-pod-cross-node"}
+    # pod-to-service fails only when a client's one request is DNATed to server-1: kube-proxy (and the lab's proxy)
+    # pick a backend at random, so both may land on server-0 (one run in four)
+    assert failed - {"connectivity/pod-to-service"} == down, report.table(result)
     assert result.diagnostics
     privileged = [t for t in all_tests() if t.pod_security == "privileged"]
     assert privileged and all(statuses[t.id] is Status.SKIP for t in privileged)
