@@ -1,8 +1,8 @@
 """What the lab's API server says about itself: its version, the resources it serves (discovery, legacy and
 aggregated), and their OpenAPI v3 documents, as kube-apiserver 1.36 says them (the project's default minor).
 
-- Resources: the validator's kinds (`cluster.api.KINDS`) and the server's own the wire needs (`store.SERVER_KINDS`), with
-  the verbs the lab implements. Spiderpool's kinds come from its CRDs in ../shared (the six of v1.2.2: their names,
+- Resources: the validator's kinds (`cluster.api.KINDS`) and the server's own the wire needs (`store.SERVER_KINDS`),
+  with the verbs the lab implements. Spiderpool's kinds come from its CRDs in ../shared (the six of v1.2.2: their names,
   short names, categories, scope and printer columns), which the lab installs as CustomResourceDefinition objects.
   A built-in kind's short names and categories are its REST storage's (kubernetes pkg/registry/*/storage,
   ShortNames and Categories; cited in BUILTIN_NAMES).
