@@ -77,6 +77,7 @@ def test_healthy_double_passes_with_its_figures(lab: LabCluster, tmp_path: Path)
     assert result.passed, report.table(result)
     assert servers_left(lab, result.run_id) == []
     assert {t.id: t.status for t in result.tests if t.suite == "perf"} == {
+        "perf/bandwidth-ring": Status.PASS,
         "perf/throughput": Status.PASS,
         "perf/latency": Status.PASS,
     }

@@ -100,3 +100,37 @@ def test_a_blackholed_node_is_named(tmp_path: Path) -> None:
     cross = [a for t in result.tests if t.id == CROSS for a in t.actions]
     failed = {(a.source, a.destination) for a in cross if a.status is not Status.PASS}
     assert failed == {(a.source, a.destination) for a in cross if "-2" in a.source or "-2" in a.destination}
+
+
+def test_a_token_bucket_limited_node_is_named_by_the_bandwidth_ring(tmp_path: Path) -> None:
+    """Node 2's link to the fabric is held to 20 Mbit/s by a token bucket: both its pairings on the ring are slow,
+    it is named, and each slow pairing says the other round implicates it (not its healthy neighbour)."""
+    with LabCluster(workdir(tmp_path, "lab"), nodes=4) as lab:
+        fabric = f"{lab.prefix}-fab"
+        for port, ns in (("p2", fabric), ("eth0", lab.node_ns["lab-node-2"])):  # both ways
+            netns.sh(
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                port,
+                "root",
+                "tbf",
+                "rate",
+                "20mbit",
+                "burst",
+                "32kbit",
+                "latency",
+                "50ms",
+                ns=ns,
+            )
+        result = run(lab, tmp_path, tests=("perf/bandwidth-ring",), perf_seconds=2, perf_streams=2)
+    (test,) = result.tests
+    verdicts = {a.action: a for a in test.actions}
+    assert test.status is Status.FAIL, report.table(result)
+    bad = sorted(n for n, a in verdicts.items() if n.startswith("bandwidth of node") and a.status is not Status.PASS)
+    assert bad == ["bandwidth of node lab-node-2"], [(a.action, a.detail) for a in test.actions]
+    assert "bad node: slow in every pairing" in verdicts["bandwidth of node lab-node-2"].detail
+    slow = {n: a.detail for n, a in verdicts.items() if n.startswith("throughput") and a.status is not Status.PASS}
+    assert sorted(slow) == ["throughput lab-node-1 -> lab-node-2", "throughput lab-node-2 -> lab-node-3"]
+    assert all("the other round implicates lab-node-2" in d for d in slow.values()), slow

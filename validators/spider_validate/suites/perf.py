@@ -4,12 +4,14 @@ host (hostNetwork pods), each pod figure judged against the host's within a tole
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shlex
 import threading
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from spider_validate.engine import manifests
 from spider_validate.engine.context import RunContext
 from spider_validate.engine.model import Outcome, Skip, Test
+from spider_validate.engine.runner import StepFailed
 from spider_validate.probes import perf as perf_probes
 
 if TYPE_CHECKING:
@@ -215,6 +218,87 @@ def latency(ctx: RunContext, t: Steps) -> None:
     _measured(t, "latency", paths["pod"], partial(measure, "pod", host))
 
 
+RING_FLOOR = 0.5  # a pairing below this fraction of the median pairing is slow
+
+
+def ring_rounds(nodes: list[str]) -> list[list[tuple[str, str]]]:
+    """Rounds of disjoint pairs in which every node meets both its neighbours on a ring (in the order given): the
+    edges (i, i+1) alternately in two rounds, an odd ring's closing edge in a third; two nodes make one pair. Each
+    round's pairs run at once: 2 or 3 rounds whatever the size, n pairings in all."""
+    n = len(nodes)
+    if n < 2:
+        return []
+    edges = [(nodes[i], nodes[(i + 1) % n]) for i in range(n if n > 2 else 1)]
+    if n % 2 == 0:
+        return [r for r in (edges[0::2], edges[1::2]) if r]
+    return [edges[0 : n - 1 : 2], edges[1 : n - 1 : 2], [edges[-1]]]
+
+
+def bad_nodes(figures: dict[tuple[str, str], float | None]) -> tuple[float, set[str]]:
+    """The floor (RING_FLOOR of the median pairing's Gb/s) and the nodes slow in every pairing they are part of
+    (a pairing that failed is slow): on a ring each node is in two, so one slow link implicates neither of its
+    ends alone, and a slow node makes both its pairings slow."""
+    measured = sorted(g for g in figures.values() if g is not None)
+    floor = measured[len(measured) // 2] * RING_FLOOR if measured else 0.0
+    pairings: dict[str, list[bool]] = {}
+    for (a, b), gbps in figures.items():
+        for node in (a, b):
+            pairings.setdefault(node, []).append(gbps is None or gbps < floor)
+    return floor, {node for node, slow in pairings.items() if len(slow) > 1 and all(slow)}
+
+
+def bandwidth_ring(ctx: RunContext, t: Steps) -> None:
+    """TCP bandwidth on every node without n^2 pairs: iperf3 between the client pods of ring neighbours, a round
+    of disjoint pairs at a time (ring_rounds), then each pairing and each node judged against the floor; a node
+    slow in every pairing is named, and a slow pairing says which of its nodes the other round implicates."""
+    pods = {p.node: p for p in ctx.by_role("client")}
+    seconds, streams = ctx.params.perf_seconds, ctx.params.perf_streams
+    figures: dict[tuple[str, str], float | None] = {}
+    details: dict[tuple[str, str], str] = {}
+
+    def measure(pair: tuple[str, str]) -> None:
+        client, server = pods[pair[0]], pods[pair[1]]
+        port = server_port(ctx.run_id, "ring", "-".join(pair))
+        path = Path("pod", server.name, client.name, server.ip)
+        server_cmd = perf_probes.iperf3_server_command(port, seconds + 30)
+        client_cmd = perf_probes.iperf3_client_command(server.ip, port, streams, seconds)
+        tp = _probe(ctx, path, port, server_cmd, client_cmd, seconds + 30, perf_probes.parse_iperf3)
+        figures[pair] = None if isinstance(tp, Outcome) else tp.gbps
+        details[pair] = tp.detail if isinstance(tp, Outcome) else f"{tp.gbps:.2f} Gb/s with {tp.streams} streams"
+
+    rounds = ring_rounds(sorted(pods))
+    for pairs in rounds:
+        with MEASURING, ThreadPoolExecutor(len(pairs), "ring") as pool:
+            list(pool.map(measure, pairs))
+    floor, bad = bad_nodes(figures)
+    for i, pairs in enumerate(rounds):
+        for pair in pairs:
+            gbps = figures[pair]
+            ok = gbps is not None and gbps >= floor
+            blamed = sorted(set(pair) & bad)
+            why = "" if ok else f"; the other round implicates {' and '.join(blamed) or 'neither node (their link)'}"
+            data = {"transport": "TCP pod to pod", "min_gbps": round(floor, 3)}
+            data |= {"average_gbps": round(gbps, 3)} if gbps is not None else {}
+            outcome = Outcome(ok, f"round {i + 1}: {details[pair]} (floor {floor:.2f} Gb/s){why}", data=data)
+            _judged(t, f"throughput {pair[0]} -> {pair[1]}", outcome, pods[pair[0]].name, pods[pair[1]].name)
+    for node in sorted(pods):
+        mine = {pair: g for pair, g in figures.items() if node in pair}
+        best = max((g for g in mine.values() if g is not None), default=None)
+        seen = ", ".join(
+            f"with {b if a == node else a}: {g:.2f}" if g is not None else "failed" for (a, b), g in mine.items()
+        )
+        verdict = "bad node: slow in every pairing" if node in bad else f"best {best or 0:.2f} Gb/s"
+        data = {"average_gbps": round(best or 0.0, 3), "min_gbps": round(floor, 3), "transport": "TCP pod to pod"}
+        outcome = Outcome(node not in bad and best is not None, f"{verdict} ({seen} Gb/s)", data=data)
+        _judged(t, f"bandwidth of node {node}", outcome, node, "")
+
+
+def _judged(t: Steps, name: str, outcome: Outcome, source: str, destination: str) -> None:
+    """A verdict made from every round's figures, recorded as its own result; a failing one ends nothing."""
+    with contextlib.suppress(StepFailed):
+        t.step(name, lambda: outcome, "throughput", source, destination)
+
+
 def _test(name: str, description: str, steps: Callable[[RunContext, Steps], None]) -> Test:
     """A perf test: its own pods on two nodes, in order; privileged for the hostNetwork pods."""
     return Test(
@@ -230,6 +314,15 @@ def _test(name: str, description: str, steps: Callable[[RunContext, Steps], None
 
 
 TESTS = [
+    Test(
+        SUITE,
+        "bandwidth-ring",
+        "TCP bandwidth of every node: iperf3 between ring neighbours in rounds of disjoint pairs; a node slow in "
+        "every pairing is named",
+        steps=bandwidth_ring,
+        labels=("perf", "cross-node", "every-node"),
+        requires_nodes=2,
+    ),
     _test(
         "throughput",
         "TCP throughput pod to pod over the underlay reaches (1 - tolerance) of host to host on the same nodes",
