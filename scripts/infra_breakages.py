@@ -91,6 +91,20 @@ B: list[Breakage] = [
             + "bootstrap/test_join_timing.py::test_the_refresh_runs_before_the_token_or_the_certificate_key_it_published_expires"
         ],
     ),
+    (
+        "rdma_devices: dra accepted on a minor before aws-dranet's",
+        "cdk/config.py",
+        "    if int(c.kubernetes_version.split(\".\")[1]) < DRA_OLDEST_MINOR:",
+        "    if False:",
+        [T + "cdk/test_config.py::test_bad_input_is_reported_and_nothing_is_written[dra-before-its-chart-supports]"],
+    ),
+    (
+        "a DRA worker's containerd without NRI (dranet cannot act on pods)",
+        "bootstrap/common.sh",
+        '  if [[ ${SPR_RDMA_DEVICES} == dra ]]; then\n    # aws-dranet',
+        '  if false; then\n    # aws-dranet',
+        [T + "bootstrap/test_bootstrap_sandbox.py::test_a_dra_worker_enables_containerds_nri_for_aws_dranet_and_no_other_node_does"],
+    ),
 ]
 
 if __name__ == "__main__":
