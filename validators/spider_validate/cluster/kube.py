@@ -134,14 +134,24 @@ class KubeCluster:
         self.server = configuration.host
         websocket.setdefaulttimeout(self.timeouts.read)  # exec's websocket: kubernetes.stream passes none
         self._api = client.ApiClient(configuration)
+        # exec's own client: kubernetes.stream swaps its client's `request` for a websocket's while an exec connects
+        # (stream.py, _websocket_request), so a call another thread made through a shared client meanwhile would go
+        # out as a websocket handshake ("Handshake status 200 OK")
+        self._exec_api = client.ApiClient(configuration)
 
     @functools.cached_property
     def _core(self) -> Any:
-        """The generated CoreV1Api, for watch, exec and logs only: from client 37 on, its import builds some 250
+        """The generated CoreV1Api, for watch and logs only: from client 37 on, its import builds some 250
         pydantic models (0.6 s here), which a CLI that finds no API server should not wait for."""
         from kubernetes import client
 
         return client.CoreV1Api(self._api)
+
+    @functools.cached_property
+    def _exec_core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self._exec_api)
 
     @property
     def _bounds(self) -> tuple[float, float]:
@@ -297,7 +307,7 @@ class KubeCluster:
         try:
             while True:
                 try:
-                    event = self._call("watch", resource, next, stream, None)
+                    event = self._call("watch", resource, _next_event, stream)
                 except ApiError:
                     raise
                 except Exception as exc:  # a broken stream: the caller lists again
@@ -330,7 +340,7 @@ class KubeCluster:
             "create",
             self._resource("Pod", namespace, "exec"),
             stream,
-            self._core.connect_get_namespaced_pod_exec,
+            self._exec_core.connect_get_namespaced_pod_exec,
             pod,
             namespace,
             command=wrap_command(command),
@@ -351,7 +361,7 @@ class KubeCluster:
                 err.add(resp.read_stderr())
         timed_out = resp.is_open()
         resp.close()
-        status = None if timed_out else resp.returncode
+        status = None if timed_out else _exit_status(resp)
         code, stdout = unwrap_output(out.text(), status)
         stderr = err.text() + out.note("stdout") + err.note("stderr") + ("\n(timed out)" if timed_out else "")
         return ExecResult(code, stdout, stderr, timed_out)
@@ -368,3 +378,24 @@ class KubeCluster:
                 _request_timeout=self._bounds,
             )
         )
+
+
+def _next_event(stream: Iterator[Any]) -> Any:
+    """The watch's next event (None at its end). A stream that breaks once the server answered was dropped, not
+    unreachable: urllib3's ProtocolError ("Response ended prematurely") said as much."""
+    from urllib3.exceptions import ProtocolError
+
+    try:
+        return next(stream, None)
+    except ProtocolError as exc:
+        raise ApiError(0, f"watch dropped: {exc}") from exc
+
+
+def _exit_status(resp: Any) -> int | None:
+    """The exit code the error channel's Status carries, or None when the channel never came (the websocket closed
+    before it: the client's `returncode` then fails on the empty channel) or holds no exit code; the command's exit
+    marker tells it then (unwrap_output)."""
+    try:
+        return int(resp.returncode)
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None
