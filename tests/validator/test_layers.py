@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import graphlib
 import re
+from pathlib import Path
 
 import pytest
 
@@ -87,6 +88,30 @@ def test_every_import_goes_where_its_package_says() -> None:
         for problem in violations(package, path.read_text(), str(path.relative_to(ROOT)))
     ]
     assert found == []
+
+
+def module_name(path: Path) -> str:
+    return ".".join(("spider_validate", *path.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__")
+
+
+def module_imports(source: str, modules: set[str]) -> set[str]:
+    """The modules of `modules` a source imports (`from a import b` is a.b when that is a module, else a)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.update(
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names
+            )
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found & modules
+
+
+def test_no_module_imports_itself_back_through_others() -> None:
+    """Within a package too (the engine's model, context and runner once referred to each other, type-only)."""
+    paths = {module_name(p): p for p in ROOT.rglob("*.py")}
+    graph = {name: module_imports(path.read_text(), set(paths)) - {name} for name, path in paths.items()}
+    graphlib.TopologicalSorter(graph).prepare()  # CycleError names the cycle
 
 
 def test_shared_modules_import_nothing_of_the_packages() -> None:

@@ -33,7 +33,7 @@ from spider_validate.cluster.kube import KubeCluster
 from spider_validate.engine.context import PodInfo, RunContext
 from spider_validate.engine.model import Status
 from spider_validate.engine.params import Parameters
-from spider_validate.engine.runner import execute
+from spider_validate.engine.steps import execute
 
 POD: dict[str, Any] = {
     "apiVersion": "v1",

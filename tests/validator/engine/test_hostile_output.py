@@ -11,9 +11,11 @@ import pytest
 from spider_validate.actions import reach as actions
 from spider_validate.cluster.api import ExecResult
 from spider_validate.engine.context import PodInfo, RunContext
-from spider_validate.engine.model import Action, Outcome, Scenario, Status, Test
+from spider_validate.engine.model import Action, Outcome, Status
 from spider_validate.engine.params import Parameters
-from spider_validate.engine.runner import execute, run_test
+from spider_validate.engine.runner import run_test
+from spider_validate.engine.steps import execute
+from spider_validate.engine.test import Scenario, Test
 from spider_validate.probes import counters as rdma_counters
 from spider_validate.probes import perf as perf_probes
 from spider_validate.probes import rdma as rdma_probes

@@ -1,4 +1,4 @@
-"""A test of steps (runner.Steps): each step runs at once, hands back what it made, and the first that does not
+"""A test of steps (steps.Steps): each step runs at once, hands back what it made, and the first that does not
 pass ends the test; skips, API errors and a stopped run end it as a test of scenarios would."""
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ from collections.abc import Callable
 import pytest
 from spider_validate.cluster.api import ApiError
 from spider_validate.engine.context import RunContext
-from spider_validate.engine.model import Outcome, Skip, Status, Test, TestResult
+from spider_validate.engine.model import Outcome, Skip, Status, TestResult
 from spider_validate.engine.params import Parameters
-from spider_validate.engine.runner import Steps, run_test
+from spider_validate.engine.runner import run_test
+from spider_validate.engine.steps import Steps
+from spider_validate.engine.test import Test
 
 
 def ran(steps: Callable[[RunContext, Steps], None], ctx: RunContext | None = None) -> TestResult:

@@ -75,7 +75,7 @@ def manifests_cmd(
     run_id = new_run_id()
     offline = RunContext(cast("Cluster", None), params, run_id, params.run_namespace(run_id))
     offline.network, offline.nodes = manifests.Network(ns or "kube-system", name, attach), list(nodes)
-    level = manifests.pod_security(selected)
+    level = manifests.pod_security(t.pod_security for t in selected)
     objs = manifests.run_objects(run_id, offline.namespace, offline.nodes, offline.network, params, level)
     objs += [obj for t in selected if t.objects for obj in t.objects(offline)]
     click.echo(yaml.safe_dump_all(objs, sort_keys=False), nl=False)

@@ -27,7 +27,7 @@ from spider_validate.names import NETWORK_GBPS_LABEL
 
 if TYPE_CHECKING:
     from spider_validate.cluster.api import Cluster
-    from spider_validate.engine.model import Test
+    from spider_validate.engine.test import Test
 
 
 def _given(param: str) -> bool:

@@ -11,7 +11,7 @@ from typing import Any, cast
 from spider_validate.cluster.api import ApiError, Cluster
 from spider_validate.cluster.spiderpool import underlay_ip
 from spider_validate.engine import manifests
-from spider_validate.engine.discovery import Facts
+from spider_validate.engine.facts import Facts
 from spider_validate.engine.manifests import Network, Role
 from spider_validate.engine.model import PodSecurity
 from spider_validate.engine.params import EXPIRES, RUN_LABEL, Parameters

@@ -10,7 +10,7 @@ from spider_validate.cluster import spiderpool
 from spider_validate.engine.params import MANAGED_BY, RUN_LABEL, Parameters
 
 if TYPE_CHECKING:
-    from spider_validate.engine.model import PodSecurity, Test
+    from spider_validate.engine.model import PodSecurity
 
 ROLE_LABEL = "spider-validate/role"
 APP_LABEL = "spider-validate/app"
@@ -52,9 +52,9 @@ PSA_LEVELS = ("restricted", "baseline", "privileged")  # each admits all the one
 PING_SYSCTL = {"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}
 
 
-def pod_security(tests: Iterable[Test]) -> PodSecurity:
+def pod_security(needed: Iterable[PodSecurity]) -> PodSecurity:
     """The level the run's namespace enforces: baseline unless a test's pods need more (IPC_LOCK, hostNetwork)."""
-    return "privileged" if any(t.pod_security == "privileged" for t in tests) else "baseline"
+    return "privileged" if "privileged" in needed else "baseline"
 
 
 def admits(enforced: str | None, needed: PodSecurity) -> bool:

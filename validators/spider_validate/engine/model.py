@@ -1,22 +1,16 @@
-"""Tests made of scenarios made of actions, or of steps in order, and the one result model every report reads.
+"""What a test is made of and the one result model every report reads: an Action runs one probe (a command in a
+pod, or an API read) and compares its outcome with what is expected; its ActionResult, a TestResult, a RunResult.
 
-A Test names a list of scenarios, each yielding Actions from the run's context, whose probes run concurrently; or,
-when its actions depend on each other, a function of the context and a step handle (runner.Steps) that runs each
-step at once and hands its result to the next line. An Action runs one probe (a command in a pod, or an API read)
-and compares its outcome with what is expected.
+The Test that gathers actions (`test.py`) sits above the context it reads; this module imports nothing of the engine.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
-
-if TYPE_CHECKING:
-    from spider_validate.engine.context import RunContext
-    from spider_validate.engine.runner import Steps
+from typing import Any, ClassVar, Literal
 
 
 class Status(StrEnum):
@@ -30,13 +24,13 @@ class Status(StrEnum):
 # Pod Security Admission's level the run's namespace must enforce for a test's pods to be admitted: baseline
 # refuses added capabilities beyond the runtime's defaults (IPC_LOCK for RDMA) and hostNetwork.
 PodSecurity = Literal["baseline", "privileged"]
-# A fact of the cluster a test needs (discovery.Facts); without it the test is skipped before any pod is created.
+# A fact of the cluster a test needs (facts.Facts); without it the test is skipped before any pod is created.
 # "line-rate" is the line rate of the first two test nodes, needed only without --rdma-min-gbps; "rdma-image" the
 # RDMA tools image, which has no default (--image rdma=REF: scripts/build-rdma-tools-image.sh builds one).
 Requirement = Literal["rdma", "statefulset", "line-rate", "rdma-image"]
 # What discovery finds: what tests may require, and the network and nodes that every test but preflight needs.
 Fact = Literal[Requirement, "network", "nodes"]
-# How the test nodes offer RDMA (discovery.Facts): EFA, a shared HCA, SR-IOV virtual functions, Soft-RoCE (rxe0,
+# How the test nodes offer RDMA (facts.Facts): EFA, a shared HCA, SR-IOV virtual functions, Soft-RoCE (rxe0,
 # which serves the node's address only: its pods run on the host network), or not at all.
 RdmaMode = Literal["efa", "shared", "sriov", "softroce", "none"]
 # What an action runs: an API read, a command in a pod (ping, curl, perftest), a perf figure (iperf3, sockperf).
@@ -66,41 +60,6 @@ class Action:
     run: Callable[[], Outcome]
     expect_success: bool = True
     retry: bool = True  # False: the outcome reports what discovery found, already retried; asking again is useless
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    actions: Callable[[RunContext], Iterable[Action]]
-
-
-@dataclass(frozen=True)
-class Test:
-    __test__: ClassVar[bool] = False  # not a pytest test class
-
-    suite: str
-    name: str
-    description: str
-    scenarios: tuple[Scenario, ...] = ()
-    # or, when each step needs what the one before made (create, check, delete): the steps, in order
-    steps: Callable[[RunContext, Steps], None] | None = None
-    labels: tuple[str, ...] = ()
-    requires_nodes: int = 0  # skipped with a reason when the run has fewer schedulable nodes
-    requires: tuple[Requirement, ...] = ()
-    # preflight: the facts this test reports on; it runs after discovery, and also unselected when other tests run
-    # (recorded then only when it does not pass: it says why nothing can be tested)
-    checks: tuple[Fact, ...] = ()
-    pod_security: PodSecurity = "baseline"
-    # the pods the test creates beyond the run's shared ones, for `manifests` and the pod-security check; called
-    # with a context that has no cluster behind it
-    objects: Callable[[RunContext], list[dict[str, Any]]] | None = None
-
-    def __post_init__(self) -> None:
-        assert bool(self.scenarios) != bool(self.steps), f"{self.id}: scenarios or steps, one of them"
-
-    @property
-    def id(self) -> str:
-        return f"{self.suite}/{self.name}"
 
 
 @dataclass

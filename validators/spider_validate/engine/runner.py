@@ -14,26 +14,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from functools import partial
 from types import FrameType
-from typing import Any, TypeVar, overload
+from typing import TypeVar
 
 from spider_validate.cluster.api import ApiError, Cluster
 from spider_validate.engine import diagnostics, manifests
 from spider_validate.engine.context import RunContext, SetupError
 from spider_validate.engine.discovery import discover
-from spider_validate.engine.model import (
-    Action,
-    ActionResult,
-    Fact,
-    Outcome,
-    Probe,
-    RunResult,
-    Skip,
-    Status,
-    Test,
-    TestResult,
-)
+from spider_validate.engine.model import Action, ActionResult, Fact, RunResult, Skip, Status, TestResult
 from spider_validate.engine.params import Parameters
-from spider_validate.probes.output import UnreadableOutput
+from spider_validate.engine.steps import StepFailed, Steps, execute
+from spider_validate.engine.test import Test
 
 Progress = Callable[[TestResult], None]
 T = TypeVar("T")
@@ -104,97 +94,6 @@ def bounded(fn: Callable[[], object], seconds: float) -> BaseException | None:
     return errors[0] if errors else None
 
 
-def execute(ctx: RunContext, scenario: str, action: Action) -> ActionResult:
-    """Run one probe; retry a transient failure (bounded), never a probe that is expected to fail."""
-    start, started = time.monotonic(), time.time()
-    attempts = 0
-    delay = ctx.params.retry_delay
-    while True:
-        attempts += 1
-        try:
-            outcome = action.run()
-        except ApiError as exc:
-            outcome = Outcome(False, f"API error: {exc}", transient=exc.transient)
-        except UnreadableOutput as exc:  # a hostile or broken output fails this action, never the run
-            outcome = Outcome(False, str(exc))
-        if outcome.ok == action.expect_success:
-            status = Status.PASS
-            break
-        retry = action.retry and action.expect_success and outcome.transient and attempts <= ctx.params.retries
-        if not retry or ctx.stop.is_set():
-            status = Status.ERROR if outcome.transient else Status.FAIL
-            break
-        time.sleep(delay)
-        delay *= 2
-    return ActionResult(
-        scenario,
-        action.name,
-        action.probe,
-        action.source,
-        action.destination,
-        "success" if action.expect_success else "failure",
-        status,
-        outcome.detail,
-        attempts,
-        time.monotonic() - start,
-        outcome.data,
-        started,
-    )
-
-
-class StepFailed(Exception):
-    """A step did not pass: its result is recorded, and the test stops (the steps after it need what it made)."""
-
-
-class Steps:
-    """The handle a test of steps gets: each step runs at once through `execute` (retries, timing, result), is
-    recorded, and hands back what it made; one that does not pass stops the test."""
-
-    def __init__(self, ctx: RunContext, test: Test, results: list[ActionResult]) -> None:
-        self.ctx, self.test, self.results = ctx, test.name, results
-
-    @overload
-    def step(
-        self, name: str, fn: Callable[[], Outcome], probe: Probe = "api", source: str = "", destination: str = ""
-    ) -> None: ...
-
-    @overload
-    def step(
-        self,
-        name: str,
-        fn: Callable[[], tuple[T, Outcome] | Outcome],
-        probe: Probe = "api",
-        source: str = "",
-        destination: str = "",
-    ) -> T: ...
-
-    def step(
-        self,
-        name: str,
-        fn: Callable[[], Any],
-        probe: Probe = "api",
-        source: str = "",
-        destination: str = "",
-    ) -> Any:
-        """Run `fn` as the step `name`: it returns its Outcome, or (what it made, its Outcome) when it passes;
-        `source` defaults to the test's name."""
-        made: list[Any] = [None]
-
-        def run() -> Outcome:
-            made[0] = None  # what this attempt made: a retried step's is its last attempt's
-            outcome = fn()
-            if isinstance(outcome, tuple):
-                made[0], outcome = outcome
-            return outcome
-
-        if self.ctx.stop.is_set():
-            raise Skip("the run was stopped")
-        self.results.append(execute(self.ctx, self.test, Action(name, probe, source or self.test, destination, run)))
-        if self.results[-1].status is not Status.PASS:
-            raise StepFailed(name)
-        return made[0]
-
-
 def too_few_nodes(ctx: RunContext, test: Test) -> str:
     """Why the test cannot run on the run's nodes (empty: it can)."""
     if len(ctx.nodes) >= test.requires_nodes:
@@ -246,7 +145,7 @@ def _run_steps(
     """The steps in order; the first that does not pass ends the test. A Skip before any step skips it, after
     some it is the reason beside their results."""
     try:
-        steps(ctx, Steps(ctx, test, result.actions))
+        steps(ctx, Steps(ctx, test.name, result.actions))
     except StepFailed:
         pass
     except Skip as skip:
@@ -378,7 +277,7 @@ class Runner:
             runnable = self._admitted(runnable)
             if not runnable:
                 return  # each one skipped, said why: no pod is needed
-            self.ctx.pod_security = manifests.pod_security(runnable)
+            self.ctx.pod_security = manifests.pod_security(t.pod_security for t in runnable)
             objects = manifests.run_objects(
                 self.ctx.run_id,
                 self.ctx.namespace,

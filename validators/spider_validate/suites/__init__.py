@@ -3,7 +3,7 @@ May import actions, ipam, engine, probes, cluster and names."""
 
 from __future__ import annotations
 
-from spider_validate.engine.model import Test
+from spider_validate.engine.test import Test
 from spider_validate.suites import apps, connectivity, ipam, perf, preflight, rdma
 
 

@@ -9,7 +9,8 @@ from spider_validate.actions import reach as actions
 from spider_validate.cluster import addresses, spiderpool
 from spider_validate.cluster.spiderpool import underlay_ip
 from spider_validate.engine.context import PodInfo, RunContext
-from spider_validate.engine.model import Action, Outcome, Scenario, Skip, Test
+from spider_validate.engine.model import Action, Outcome, Skip
+from spider_validate.engine.test import Scenario, Test
 from spider_validate.names import APP_LABEL
 
 SUITE = "apps"

@@ -8,7 +8,8 @@ from typing import Literal
 
 from spider_validate.actions import reach as actions
 from spider_validate.engine.context import PodInfo, RunContext
-from spider_validate.engine.model import Action, Scenario, Skip, Test
+from spider_validate.engine.model import Action, Skip
+from spider_validate.engine.test import Scenario, Test
 
 SUITE = "connectivity"
 

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from spider_validate.cluster import addresses
 from spider_validate.cluster.spiderpool import USED_OUT, underlay_ip
 from spider_validate.engine.context import NotReady, PodInfo, RunContext
-from spider_validate.engine.model import Outcome, Requirement, Skip, Test
+from spider_validate.engine.model import Outcome, Requirement, Skip
+from spider_validate.engine.test import Test
 from spider_validate.ipam import pools as ipam_pools
 from spider_validate.ipam.pools import Pool
 
 if TYPE_CHECKING:
-    from spider_validate.engine.runner import Steps
+    from spider_validate.engine.steps import Steps
 
 SUITE = "ipam"
 STAYS_PENDING = 2.0  # seconds the pod one too many must stay without an address after Spiderpool's event

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from spider_validate.engine import manifests
 from spider_validate.engine.context import RunContext
-from spider_validate.engine.model import Outcome, Skip, Test
-from spider_validate.engine.runner import StepFailed
+from spider_validate.engine.model import Outcome, Skip
+from spider_validate.engine.steps import StepFailed
+from spider_validate.engine.test import Test
 from spider_validate.probes import perf as perf_probes
 
 if TYPE_CHECKING:
-    from spider_validate.engine.runner import Steps
+    from spider_validate.engine.steps import Steps
 
 SUITE = "perf"
 RESOURCES = {"requests": {"cpu": "1", "memory": "64Mi"}, "limits": {"cpu": "2", "memory": "256Mi"}}

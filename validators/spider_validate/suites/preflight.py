@@ -8,7 +8,8 @@ from typing import Any
 from spider_validate.cluster.api import ApiError
 from spider_validate.engine.context import RunContext
 from spider_validate.engine.discovery import NO_NODE
-from spider_validate.engine.model import Action, Fact, Outcome, Scenario, Test
+from spider_validate.engine.model import Action, Fact, Outcome
+from spider_validate.engine.test import Scenario, Test
 
 SUITE = "preflight"
 CRDS = (

@@ -16,12 +16,13 @@ from spider_validate.actions import fabric as rdma_fabric
 from spider_validate.engine import manifests
 from spider_validate.engine.context import RunContext, SetupError
 from spider_validate.engine.discovery import DRA_DRIVER, EFA_RESOURCE, RESOURCES, SRIOV_DEFAULT
-from spider_validate.engine.model import Outcome, Test
+from spider_validate.engine.model import Outcome
+from spider_validate.engine.test import Test
 from spider_validate.probes import rdma as rdma_probes
 from spider_validate.probes.rdma import Gid
 
 if TYPE_CHECKING:
-    from spider_validate.engine.runner import Steps
+    from spider_validate.engine.steps import Steps
 
 SUITE = "rdma"
 # Of the line rate. EFA: AWS publishes each type's bandwidth but no figure per SRD queue pair; the test runs one, and

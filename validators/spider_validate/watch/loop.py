@@ -31,7 +31,8 @@ from spider_validate.engine.context import PodInfo, RunContext, SetupError
 from spider_validate.engine.discovery import discover_network, internal_ip, node_ready
 from spider_validate.engine.model import ActionResult, Status
 from spider_validate.engine.params import RUN_LABEL, Parameters
-from spider_validate.engine.runner import execute, new_run_id
+from spider_validate.engine.runner import new_run_id
+from spider_validate.engine.steps import execute
 from spider_validate.ipam import audit, cloud
 from spider_validate.watch.forecast import Trend
 from spider_validate.watch.metrics import WatchMetrics
