@@ -427,8 +427,13 @@ def run_audit(c: Deployed, tmp_path: Path, *args: str) -> tuple[int, str]:
     return out.exit_code, out.output
 
 
+def result(output: str) -> dict[str, Any]:
+    """The JSON result on stdout (what follows it, such as where --html wrote, is stderr's)."""
+    return dict(json.JSONDecoder().raw_decode(output)[0])
+
+
 def cloud_test(output: str) -> dict[str, Any]:
-    return next(t for t in json.loads(output)["tests"] if t["name"] == "ipam-cloud")
+    return next(t for t in result(output)["tests"] if t["name"] == "ipam-cloud")
 
 
 def test_the_cli_reports_a_healthy_cluster_in_every_format(aws_env: None, cluster: Deployed, tmp_path: Path) -> None:
@@ -448,7 +453,7 @@ def test_the_cli_fails_on_a_fault_and_only_warns_on_waste(aws_env: None, cluster
     html = tmp_path / "audit.html"
     code, out = run_audit(cluster, tmp_path, "--region", REGION, "-o", "json", "--html", str(html))
     assert code == 0, out  # a warning does not change the exit code
-    jsonschema.validate(json.loads(out), SCHEMA)  # the result's format knows the status `warn`
+    jsonschema.validate(result(out), SCHEMA)  # the result's format knows the status `warn`
     assert '<span class="status warn">warn</span>' in html.read_text()
     assert [(a["scenario"], a["status"]) for a in cloud_test(out)["actions"]] == [
         ("unused-prefix", "warn"),
