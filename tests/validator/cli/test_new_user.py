@@ -73,3 +73,19 @@ def test_the_watch_metrics_carry_no_created_series() -> None:
     exposition = generate_latest(metrics.registry).decode()
     assert "_created " not in exposition and "_created{" not in exposition, exposition
     assert "spider_validate_watch_probe_pods_created_total 1.0" in exposition
+
+
+def test_the_watch_counters_have_series_before_their_first_event() -> None:
+    """A pair's failure counter and a step's error counter appeared only at the first failure: `rate()` and the
+    alerts on them saw no 0 before it."""
+    metrics = WatchMetrics()
+    metrics.expect_steps(["pods", "ipam"])
+    metrics.count_probe("node-a", "node-b", ok=True)
+    exposition = generate_latest(metrics.registry).decode()
+    for series in (
+        'spider_validate_probes_total{destination_node="node-b",result="failure",source_node="node-a"} 0.0',
+        'spider_validate_probes_total{destination_node="node-b",result="success",source_node="node-a"} 1.0',
+        'spider_validate_watch_errors_total{step="pods"} 0.0',
+        'spider_validate_watch_errors_total{step="ipam"} 0.0',
+    ):
+        assert series in exposition, exposition

@@ -112,6 +112,7 @@ class Watcher:
         steps = [("pods", self._reconcile), ("ipam", self._ipam)] + (
             [("cloud", self._cloud)] if self.options.cloud else []
         )
+        self.metrics.expect_steps(step for step, _ in steps)
         for step, fn in steps:
             try:
                 fn()
@@ -199,7 +200,7 @@ class Watcher:
         ok = result.status is Status.PASS
         m = self.metrics
         m.probe_success.labels(src.node, dst.node).set(1 if ok else 0)
-        m.probes.labels(src.node, dst.node, "success" if ok else "failure").inc()
+        m.count_probe(src.node, dst.node, ok)
         rtt = (result.data or {}).get("rtt_avg_ms")
         if ok and rtt is not None:
             m.probe_rtt.labels(src.node, dst.node).set(rtt / 1000)

@@ -14,6 +14,7 @@ from contextlib import suppress
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, disable_created_metrics
 
 PREFIX = "spider_validate"
+PROBE_RESULTS = ("success", "failure")
 
 
 class WatchMetrics:
@@ -77,6 +78,18 @@ class WatchMetrics:
         self.errors = Counter(f"{p}_watch_errors", "Steps of a cycle that failed, by step", ["step"], registry=r)
         for result in ("ok", "error"):
             self.cycles.labels(result)
+
+    def count_probe(self, src: str, dst: str, ok: bool) -> None:
+        """One ping of the pair, with both results' series present from the first (a counter without a series is
+        no 0: `rate()` and an alert on failures see nothing until the first failure)."""
+        for result in PROBE_RESULTS:
+            self.probes.labels(src, dst, result)
+        self.probes.labels(src, dst, PROBE_RESULTS[0] if ok else PROBE_RESULTS[1]).inc()
+
+    def expect_steps(self, steps: Iterable[str]) -> None:
+        """Each step's error series at 0 before its first failure (same reason)."""
+        for step in steps:
+            self.errors.labels(step)
 
     def forget_rtt(self, src: str, dst: str) -> None:
         """No latency for a pair whose last ping failed: a stale value would look like a working path."""
