@@ -17,12 +17,14 @@ from cdk.constructs import iam
 from cdk.ec2_types import InstanceTable
 from tests import chart
 from tests.charts.test_chart import checkov_failures, flatten_keys, upstream_keys
+from tests.charts.test_chart_lifecycle import RELEASES
 from tests.charts.test_chart_network import registry_matches
 from tests.conftest import REPO
 from tests.crds import is_custom
-from tests.upstream import pod_security, scheduling
+from tests.upstream import names, pod_security, scheduling
 
 MODES = {"plugin": "default-efa", "dra": "ha"}
+ROLE = "spiderpool-rdma/rdma-sample"  # the pair's label: server or client
 DRANET = chart.UPSTREAM_CHARTS / "aws-dranet-1.0.0.tgz"
 #: The sample pair's image: none is published, the user names theirs.
 SAMPLE = {"rdmaSample": {"enabled": True, "image": {"registry": "registry.example.com", "repository": "rdma-tools",
@@ -87,8 +89,10 @@ def test_builtin_objects_pass_kubernetes_validate_strict_on_a_minor_with_resourc
 
 
 def sample_pods(rendered: list[chart.Rendered]) -> dict[str, dict[str, Any]]:
-    return {j["spec"]["template"]["metadata"]["labels"]["spiderpool-rdma/rdma-sample"]: j["spec"]["template"]
-            for j in objects(rendered, "Job") if "rdma-sample" in j["metadata"]["name"]}  # fmt: skip
+    """The pair's pod templates by role (the label the Service selects the server by)."""
+    templates = [j["spec"]["template"] for j in objects(rendered, "Job")]
+    roles = {t.get("metadata", {}).get("labels", {}).get(ROLE): t for t in templates}
+    return {role: t for role, t in roles.items() if role}
 
 
 def test_the_sample_pair_requests_efa_through_a_claim_in_dra_mode_and_the_resource_in_plugin_mode(
@@ -118,7 +122,9 @@ def test_the_sample_pair_requests_efa_through_a_claim_in_dra_mode_and_the_resour
             assert pod_security.baseline_violations(pod["spec"]) == []  # the apps' namespace enforces baseline
         server = sample_pods(rendered[mode])["server"]["spec"]["containers"][0]["command"]
         client = sample_pods(rendered[mode])["client"]["spec"]["containers"][0]["command"]
-        (service,) = [s for s in objects(rendered[mode], "Service") if "rdma-sample" in s["metadata"]["name"]]
+        (service,) = [
+            s for s in objects(rendered[mode], "Service") if "spiderpool-rdma/rdma-sample" in s["spec"]["selector"]
+        ]
         port = str(service["spec"]["ports"][0]["port"])
         assert server[server.index("-B") + 1] == port == client[client.index("-P") + 1]
         assert client[-1] == f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
@@ -207,3 +213,14 @@ def test_checkov_findings_of_aws_dranet_are_listed(
     summary = ", ".join(f"{check} {resource}" for check, resource in sorted(failed))
     record_property("aws_dranet_checkov_failed", summary)
     warnings.warn(f"checkov on aws-dranet: {len(failed)} failed: {summary}", stacklevel=1)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_dra_mode_renders_objects_the_api_server_takes_whatever_the_release_name(
+    release: str, chart_dir: Path, generated: dict[str, dict[str, Any]]
+) -> None:
+    """The release names the lifecycle tests use (a digit first, a dot, Helm's longest): aws-dranet's objects and
+    the sample pair's, each name and label as the API server checks it."""
+    rendered = chart.render(chart_dir, chart.profile_values("aws-efa"), generated["dra"], SAMPLE, release=release)
+    assert {o["kind"] for o in rendered} >= {"DeviceClass", "ResourceClaimTemplate"}
+    assert [error for obj in chart.all_objects(rendered) for error in names.invalid(obj)] == []
