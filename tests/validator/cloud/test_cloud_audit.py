@@ -554,6 +554,22 @@ def test_the_cli_reports_throttling_as_exit_3_after_retries(
     assert len(Throttling.requests) == 3  # botocore's standard retry mode: three attempts of the one call
 
 
+def test_an_aws_profile_in_the_environment_is_no_cloud_option(
+    no_aws_config: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """AWS_PROFILE exported for other tools neither asks for --cloud nor conflicts with saved output."""
+    monkeypatch.setenv("AWS_PROFILE", "elsewhere")
+    dump = REPO / "tests" / "fixtures" / "audit" / "consistent.json"
+    out = CliRunner().invoke(cli.main, ["audit", "--from-file", str(dump)])
+    assert out.exit_code == 0, out.output
+    saved = tmp_path / "enis.json"
+    saved.write_text('{"NetworkInterfaces": []}')
+    out = CliRunner().invoke(
+        cli.main, ["audit", "--from-file", str(dump), "--cloud", "aws", "--cloud-from-file", str(saved)]
+    )
+    assert out.exit_code == 2 and "no Node to map to EC2 instances" in out.output  # the frozen dump has no nodes
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -191,7 +191,7 @@ def placement_options(fn: Callable[..., None]) -> Callable[..., None]:
 def cloud_options(fn: Callable[..., None]) -> Callable[..., None]:
     """The cloud side of `audit` and `watch`: which cloud, and the region and profile as the AWS CLI takes them."""
     fn = click.option(
-        "--profile", envvar="AWS_PROFILE", help="AWS profile [default: $AWS_PROFILE, else the AWS CLI's chain]."
+        "--profile", help="AWS profile [default: $AWS_PROFILE, else the AWS CLI's chain, as boto3 reads them]."
     )(fn)
     fn = click.option(
         "--region", help="AWS region of the nodes [default: $AWS_REGION, else the profile's, as the AWS CLI]."
