@@ -90,9 +90,10 @@ aws_cli() {
   "${AWS}" --version
 }
 
-# Whether a containerd configuration enables NRI: its section says disable = false.
+# Whether a containerd configuration enables NRI: its section says disable = false. The section's name is quoted
+# "..." by containerd 1.7 and '...' by 2.x (configuration version 3), which enables NRI by default.
 nri_enabled() {
-  awk '/^ *\[/ { nri = ($0 ~ /^ *\[plugins\."io\.containerd\.nri\.v1\.nri"\]/) }
+  awk '/^ *\[/ { nri = ($0 ~ /^ *\[plugins\..io\.containerd\.nri\.v1\.nri.\]/) }
        nri && /^ *disable = false/ { found = 1 } END { exit !found }' "$1"
 }
 
@@ -105,7 +106,7 @@ containerd_runtime() {
     # aws-dranet acts on pods through NRI (kubernetes-sigs/dranet README; its chart mounts /var/run/nri), which
     # containerd 1.7, Ubuntu 24.04's, ships disabled: "changing disable = true to disable = false" in this section
     # (containerd docs/NRI.md, "Enabling NRI Support in Containerd").
-    edits+=(-e '/^ *\[plugins\."io\.containerd\.nri\.v1\.nri"\]/,/^ *\[/ s/disable = true/disable = false/')
+    edits+=(-e '/^ *\[plugins\..io\.containerd\.nri\.v1\.nri.\]/,/^ *\[/ s/disable = true/disable = false/')
   fi
   containerd config default | sed "${edits[@]}" | write_file /etc/containerd/config.toml 0644
   if [[ ${SPR_RDMA_DEVICES} == dra ]] && ! nri_enabled "${SPR_ROOT}/etc/containerd/config.toml"; then
