@@ -70,3 +70,20 @@ def test_progress_colours_the_status_only() -> None:
     test = TestResult("connectivity", "ping-10.0.0.12", "", Status.PASS, "", [action(Status.PASS)] * 12, 3.25)
     console.print(formats.progress_line(test))
     assert re.findall(r"\x1b\[[0-9;]*m", out.getvalue()) == ["\x1b[32m", "\x1b[0m"], repr(out.getvalue())
+
+
+def test_progress_counts_the_tests_and_shows_failures_as_they_happen() -> None:
+    """Only a status per test went by; which check failed was in the table at the end (cilium-cli shows `[k/N]`
+    and the failures inline)."""
+    out = io.StringIO()
+    console = run_command.progress_console(file=out, width=200)
+    failing = [action(Status.FAIL, f"no reply from [10.0.0.{i}]") for i in range(5)]
+    test = TestResult("connectivity", "ping", "", Status.FAIL, "", [action(Status.PASS), *failing], 2.0)
+    console.print(formats.progress_line(test, 3, 12))
+    assert out.getvalue().splitlines() == [
+        "[3/12] FAIL  connectivity/ping (6 checks, 2.0s)",
+        "      fail: a: no reply from [10.0.0.0]",
+        "      fail: a: no reply from [10.0.0.1]",
+        "      fail: a: no reply from [10.0.0.2]",
+        "      and 2 more (the table below)",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -228,7 +229,13 @@ def run(
     if params.in_namespace:
         selected = [t for t in tests if params.selects(t.id)]
         console.print(_run_namespace(cluster, params.in_namespace, selected), soft_wrap=True)  # commands to copy
-    runner = Runner(cluster, params, tests, progress=lambda t: console.print(report.progress_line(t)))
+    finished = itertools.count(1)  # the runner reports each selected test once, from whichever thread ran it
+    runner = Runner(
+        cluster,
+        params,
+        tests,
+        progress=lambda t: console.print(report.progress_line(t, next(finished), len(runner.tests)), soft_wrap=True),
+    )
     console.print(f"run {runner.ctx.run_id}: namespace {runner.ctx.namespace}")
     result = runner.run()
     from spider_validate.engine.runner import bounded

@@ -11,6 +11,7 @@ from typing import Any
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from spider_validate.engine.model import RunResult, Status, TestResult
@@ -79,12 +80,19 @@ def summary_line(result: RunResult) -> str:
     return f"{', '.join(parts)} of {plural(len(result.tests), 'test')} in {result.seconds:.1f}s"
 
 
-def progress_line(test: TestResult) -> str:
-    reason = f" - {test.reason}" if test.reason else ""
-    return (
-        f"[{STYLE[test.status]}]{test.status.value.upper():5}[/] {test.id} ({plural(len(test.actions), 'check')}, "
-        f"{test.seconds:.1f}s){reason}"
-    )
+def progress_line(test: TestResult, done: int = 0, total: int = 0) -> str:
+    """A finished test as the run goes: `[k/N]` of the tests selected, and what failed in it, at once (as
+    cilium-cli reports a connectivity test), rather than only in the table at the end."""
+    position = f"[{done}/{total}] " if total else ""
+    reason = f" - {escape(test.reason)}" if test.reason else ""
+    lines = [
+        f"{position}[{STYLE[test.status]}]{test.status.value.upper():5}[/] {test.id} "
+        f"({plural(len(test.actions), 'check')}, {test.seconds:.1f}s){reason}"
+    ]
+    failing = [a for a in test.actions if a.status in (Status.FAIL, Status.ERROR)]
+    lines += [f"      {a.status.value}: {escape(a.action)}: {escape(a.detail)}" for a in failing[:3]]
+    lines += [f"      and {len(failing) - 3} more (the table below)"] if len(failing) > 3 else []
+    return "\n".join(lines)
 
 
 def table(result: RunResult, width: int | None = None) -> str:
