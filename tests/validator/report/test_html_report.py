@@ -393,3 +393,104 @@ def test_html_problems_are_said_before_anything_runs(
     assert no_extra.exit_code == 2
     assert f"{option} needs altair, vl-convert-python: pip install 'spider-validate[html]'" in no_extra.output
     assert not (tmp_path / "r.html").exists()
+
+
+EVERY_NODE = json.loads((Path(__file__).parents[2] / "fixtures" / "results" / "every-field.json").read_text())[
+    "environment"
+]["nodes"][0]
+
+
+def sixty_four_nodes(bad: int) -> dict[str, Any]:
+    """A saved result of 64 nodes whose node `bad` answers no ping: 4,032 cross-node pings, each its own action with
+    its part of its source's shared exec, as a run of this version records them."""
+    nodes = [f"node-{i:02d}" for i in range(64)]
+    pods = [
+        {"name": f"{role}-{i}", "role": role, "node": n, "ip": f"10.1.{i}.{role == 'server'}", "app": ""}
+        for i, n in enumerate(nodes)
+        for role in ("client", "server")
+    ]
+    actions = []
+    for s in range(64):
+        for d in range(64):
+            if s == d:
+                continue
+            ok = bad not in (s, d)
+            actions.append(
+                {
+                    "scenario": "ping-other-node",
+                    "action": f"ping client-{s} -> server-{d}",
+                    "probe": "ping",
+                    "source": f"client-{s}",
+                    "destination": f"server-{d}",
+                    "expected": "success",
+                    "status": "pass" if ok else "fail",
+                    "attempts": 1,
+                    "seconds": 0.5,
+                    "started": 1.7e9,
+                    "detail": "3/3 replies, avg 0.06 ms" if ok else "unreachable: 100% loss (0/3)",
+                    "data": {
+                        "loss_percent": 0.0 if ok else 100.0,
+                        "rtt_avg_ms": 0.06 if ok else None,
+                        "exec": {
+                            "command": f"kubectl exec -n sv client-{s} -- sh -c '... ping ... wait'",
+                            "exit_code": 0 if ok else 1,
+                            "stdout": "3 packets transmitted",
+                            "stderr": "",
+                            "shared_by": 63,
+                        },
+                    },
+                }
+            )
+    test = {
+        "suite": "connectivity",
+        "name": "pod-to-pod-cross-node",
+        "description": "",
+        "status": "fail",
+        "reason": "",
+        "actions": actions,
+        "seconds": 30.0,
+        "started": 1.7e9,
+    }
+    return {
+        "format_version": 3,
+        "run_id": "r",
+        "namespace": "sv",
+        "cluster": "",
+        "tests": [test],
+        "passed": False,
+        "counts": {"pass": 0, "fail": 1, "skip": 0, "error": 0},
+        "seconds": 60.0,
+        "environment": {"pods": pods, "nodes": [dict(EVERY_NODE, name=n) for n in nodes], "test_nodes": nodes},
+    }
+
+
+def test_a_64_node_matrix_names_its_bad_node(tmp_path: Path, browser: Browser) -> None:
+    """At 64x64 the page leads with a row per node (the bad one marked and linked to its first failing probe), the
+    matrix marks the failing rows and columns, and every one of its 4,032 cells links to its own detail."""
+    saved, page = tmp_path / "r.json", tmp_path / "r.html"
+    saved.write_text(json.dumps(sixty_four_nodes(bad=37)))
+    outcome = CliRunner().invoke(cli.main, ["report", str(saved), "-o", str(page)])
+    assert outcome.exit_code == 0, outcome.output
+    browser.open(page)  # (a full-page screenshot of 4,032 probes' details is taller than Chromium draws in time)
+    assert browser.requests == [page.resolve().as_uri()]
+    browser.evaluate("document.getElementById('connectivity').scrollIntoView()")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.screenshot(SHOTS / "sixty-four-connectivity.png")
+    browser.evaluate("document.getElementById('matrix-ping').scrollIntoView()")
+    browser.screenshot(SHOTS / "sixty-four-matrix.png")
+    rows = browser.evaluate(
+        "[...document.querySelectorAll('#by-node tr')].slice(1).map(r => [r.className, r.innerText])"
+    )
+    assert len(rows) == 64
+    assert [text.split("\t")[0] for cls, text in rows if cls == "fail"] == ["node-37"]
+    assert rows[0][1].startswith("node-37\t0/126\tbad node: fails with every peer")  # first
+    assert rows[1][1] == "node-00\t124/126\tfails with node-37"
+    link = browser.evaluate("document.querySelector('#by-node tr.fail a').getAttribute('href')")
+    assert browser.evaluate(f"document.getElementById({json.dumps(link[1:])}).tagName") == "DETAILS"
+    red = browser.evaluate(
+        "[...document.querySelectorAll('figure.matrix text')].filter(t => t.getAttribute('fill') === '#c62828')"
+        ".map(t => t.textContent)"
+    )
+    assert sorted(red) == ["client-37", "server-37"]  # the rows and columns that mostly fail
+    assert len(cells(browser)) == 64 * 63
+    assert page.stat().st_size < 12_000_000

@@ -121,10 +121,11 @@ class Batch:
     """One exec in `src` that runs the probes of all its pairs at once (probes/batch.py): the API calls of a
     connectivity matrix grow with the sources, not the pairs. The exec runs once, when the first of its actions
     runs (transient API errors retried as any call, ctx.api); each action then judges its own part, and records
-    the shared command, its part of the output and how many pairs share it (`exec.shared_by`, result format 3)."""
+    its job of the shared command, its part of the output and how many pairs share it (`exec.shared_by`, result
+    format 3)."""
 
     def __init__(self, ctx: RunContext, src: PodInfo, commands: list[list[str]]) -> None:
-        self.ctx, self.src, self.count = ctx, src, len(commands)
+        self.ctx, self.src, self.commands = ctx, src, commands
         self.command = batch.command(commands)
         self.lock = threading.Lock()
         self.done: tuple[dict[str, Any], dict[int, batch.Part]] | Outcome | None = None
@@ -150,11 +151,13 @@ class Batch:
             record, parts = done
             part = parts.get(index)
             mine = {
-                "command": record["command"],
+                # its own job of the shared command (all of it, for each of n pairs, was n^2 in size)
+                "command": f"kubectl exec -n {self.ctx.namespace} {self.src.name} -- "
+                + shlex.join(["sh", "-c", f"... {batch.job(index, self.commands[index])} ... wait"]),
                 "exit_code": part.exit_code if part else None,
                 "stdout": part.output[-OUTPUT_LIMIT:] if part else "",
                 "stderr": record["stderr"],
-                "shared_by": self.count,
+                "shared_by": len(self.commands),
             }
             if part is None or part.exit_code is None:
                 outcome = Outcome(False, "the probe printed nothing in its shared exec (it did not end in time)")

@@ -110,7 +110,7 @@ class TestResult:
 # The JSON result's format (result_schema.json). 2 added the environment, each action's start time and the
 # command and output of probes run in pods (data.exec); format 1 had no format_version. 3: a cross-node ping or HTTP
 # is one part of a command its source pod runs for all its destinations (actions.reach.Batch): data.exec.command is
-# that shared command, stdout its own part of the output (stderr merged into it), shared_by how many pairs share it.
+# its own job of that shared command, stdout its part of the output (stderr merged in), shared_by how many share it.
 FORMAT_VERSION = 3
 
 

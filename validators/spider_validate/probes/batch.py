@@ -23,14 +23,17 @@ class Part:
     output: str
 
 
+def job(index: int, probe: list[str]) -> str:
+    """The sh of probe `index` in a batch: run in the background, its lines and exit code prefixed."""
+    return (
+        f"(out=$({shlex.join(probe)} 2>&1); rc=$?; [ -z \"$out\" ] || printf '%s\\n' \"$out\" | sed 's/^/{index}| /'; "
+        f'echo "{index}|= $rc") &'
+    )
+
+
 def command(probes: list[list[str]]) -> list[str]:
     """sh running `probes` concurrently, each line of probe i's output prefixed `i| `, its exit code `i|= N`."""
-    jobs = [
-        f"(out=$({shlex.join(probe)} 2>&1); rc=$?; [ -z \"$out\" ] || printf '%s\\n' \"$out\" | sed 's/^/{i}| /'; "
-        f'echo "{i}|= $rc") &'
-        for i, probe in enumerate(probes)
-    ]
-    return ["sh", "-c", " ".join([*jobs, "wait"])]
+    return ["sh", "-c", " ".join([*(job(i, probe) for i, probe in enumerate(probes)), "wait"])]
 
 
 @reads("a batch of probes")

@@ -6,8 +6,9 @@ its probe's detail). Data is inline; vl-convert is told to load nothing (`allowe
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 import altair as alt
 import vl_convert
@@ -66,23 +67,41 @@ def matrix(probe: str, cells: list[Cell]) -> str:
     sources = sorted({r["source"] for r in rows}, key=natural)
     destinations = sorted({r["destination"] for r in rows}, key=lambda d: (d == own_node, natural(d)))
     base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("destination:N", sort=destinations, title="destination", axis=alt.Axis(labelAngle=-35, orient="top")),
-        y=alt.Y("source:N", sort=sources, title="source"),
+        x=alt.X("destination:N", sort=destinations, title="destination", axis=_axis(rows, "destination", -35, "top")),
+        y=alt.Y("source:N", sort=sources, title="source", axis=_axis(rows, "source", 0, "left")),
         href="href:N",
     )
-    rect = base.mark_rect(stroke="white", strokeWidth=2).encode(
-        color=status_color(), tooltip=["source:N", "target:N", "status:N"]
+    rect = base.mark_rect(stroke="white", strokeWidth=1 if len(destinations) > LABELLED else 2).encode(
+        color=status_color(), tooltip=["source:N", "target:N", "status:N", "label:N"]
     )
-    small = len(destinations) > 12
-    text = base.mark_text(fontSize=9 if small else 11, fontWeight="bold", color="white", aria=False).encode(
-        text="label:N"
+    if len(destinations) > LABELLED:  # 64 nodes: colour alone, the latency in the tooltip and the detail
+        chart = rect.properties(width=alt.Step(14), height=alt.Step(14))
+    else:
+        small = len(destinations) > 12
+        text = base.mark_text(fontSize=9 if small else 11, fontWeight="bold", color="white", aria=False).encode(
+            text="label:N"
+        )
+        chart = (rect + text).properties(width=alt.Step(46 if small else 76), height=alt.Step(22 if small else 30))
+    return svg(chart.properties(title=f"{probe}: source → destination"))
+
+
+LABELLED = 24  # destinations up to which each cell carries its latency as text
+
+
+def _axis(rows: list[dict[str, Any]], key: str, angle: int, orient: Literal["top", "left"]) -> alt.Axis:
+    """The axis of `key`, a source or destination whose probes mostly fail in red and bold: at 64 rows and columns
+    the broken node's row and column are found at a glance (every other row fails one cell: to that node)."""
+    counts: dict[str, list[int]] = {}
+    for r in rows:
+        counts.setdefault(r[key], [0, 0])[r["status"] in ("fail", "error")] += 1
+    failing = sorted(name for name, (good, bad) in counts.items() if bad > good)
+    test = f"indexof({json.dumps(failing)}, datum.value) >= 0"
+    return alt.Axis(
+        labelAngle=angle,
+        orient=orient,
+        labelColor={"condition": {"test": test, "value": "#c62828"}, "value": "black"},
+        labelFontWeight={"condition": {"test": test, "value": "bold"}, "value": "normal"},
     )
-    chart = (rect + text).properties(
-        width=alt.Step(46 if small else 76),
-        height=alt.Step(22 if small else 30),
-        title=f"{probe}: source → destination",
-    )
-    return svg(chart)
 
 
 def bandwidth(rows: list[dict[str, Any]]) -> str:

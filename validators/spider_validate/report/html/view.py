@@ -14,6 +14,7 @@ from typing import Any
 
 from spider_validate.engine.model import Probe
 from spider_validate.report.formats import plural
+from spider_validate.report.nodes import NodeRow, by_node
 
 MATRIX_PROBES: tuple[Probe, ...] = ("ping", "http")
 BAD = ("fail", "error")
@@ -64,8 +65,32 @@ class View:
     findings: list[dict[str, Any]]
     timeline: list[dict[str, Any]]
     environment: dict[str, Any]
+    by_node: list[NodeLine] = field(default_factory=list)
     started: float | None = None  # epoch seconds of the first test
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NodeLine:
+    """A node's row of the connectivity summary: its figures (report/nodes.py) and where its first failure is."""
+
+    row: NodeRow
+    first_failure: str  # the anchor of its first failing probe, "" when none failed
+
+
+def node_lines(by_probe: dict[str, list[Cell]], pods: dict[str, dict[str, Any]]) -> list[NodeLine]:
+    """The matrix by node, read at 64 nodes (4,032 cells a probe) before any cell: which node fails, with whom;
+    a bad node first, then those failing with some peer."""
+    node_of = {name: p["node"] for name, p in pods.items() if p.get("node")}
+    between = [c for cs in by_probe.values() for c in cs if c.source in node_of and c.destination in node_of]
+    first: dict[str, str] = {}
+    for c in between:
+        if c.status in BAD:
+            for node in (node_of[c.source], node_of[c.destination]):
+                first.setdefault(node, c.anchor)
+    rows = by_node((node_of[c.source], node_of[c.destination], c.status == "pass") for c in between)
+    worst_first = sorted(rows, key=lambda r: (not r.bad, not r.failing))  # stable: node order within each
+    return [NodeLine(r, first.get(r.node, "")) for r in worst_first]
 
 
 def anchor(*parts: object) -> str:
@@ -301,6 +326,7 @@ def build(data: dict[str, Any]) -> View:
         findings=findings(data),
         timeline=timeline(data),
         environment=env,
+        by_node=node_lines(by_probe, pods),
         started=min(starts)
         if (starts := [t["started"] for t in data.get("tests", []) if _is_time(t.get("started"))])
         else None,
