@@ -9,12 +9,14 @@ from typing import Any, cast
 
 import pytest
 from prometheus_client import generate_latest
+from spider_validate.cli import common
 from spider_validate.cluster.api import Cluster
 from spider_validate.engine.model import RunResult, Status
 from spider_validate.engine.params import Parameters
 from spider_validate.engine.runner import Runner
 from spider_validate.report import environment
 from spider_validate.report import formats as report
+from spider_validate.report.html import view
 from spider_validate.suites import all_tests
 from spider_validate.watch.loop import Watcher, WatchOptions
 
@@ -97,6 +99,10 @@ def test_a_blackholed_node_is_named(tmp_path: Path) -> None:
     assert rows["lab-node-0"].failing == ["lab-node-2"]
     table = report.table(result, width=160)
     assert "lab-node-2 " in table and "bad node: fails with every peer" in table
+    page = tmp_path / "report.html"
+    common.write_html(result, str(page))  # as `run --html` writes it: the bad node's row first, marked
+    assert '<tr class="fail"><td>lab-node-2</td>' in page.read_text()
+    assert [line.row.node for line in view.build(report.to_dict(result)).by_node if line.row.bad] == ["lab-node-2"]
     cross = [a for t in result.tests if t.id == CROSS for a in t.actions]
     failed = {(a.source, a.destination) for a in cross if a.status is not Status.PASS}
     assert failed == {(a.source, a.destination) for a in cross if "-2" in a.source or "-2" in a.destination}
