@@ -7,7 +7,7 @@ export JSII_RUNTIME_PACKAGE_CACHE_ROOT ?= $(ROOT)/.cache/jsii
 export CHECKPOINT_DISABLE := 1
 export SPIDERPOOL_RDMA_CONFIG := $(abspath $(CONFIG))
 
-.PHONY: synth test test-unit test-installed-validator lint bench-synth bench-validate bench-watch install clean instance-data \
+.PHONY: synth test test-unit test-installed-validator lint bench-synth bench-validate bench-watch bench-scale install clean instance-data \
 	pin-ecr-credential-provider
 
 install:
@@ -57,6 +57,10 @@ bench-validate: install
 
 bench-synth: install
 	python scripts/bench_synth.py
+
+## bench-scale: API calls, time and memory of `run --all-nodes` and 20 watch cycles on 4, 16 and 64 nodes of the double (root)
+bench-scale: install
+	python scripts/bench_scale.py
 
 ## bench-watch: memory and CPU of `spider-validate watch` over 900 cycles against the namespace double (root)
 bench-watch: install
