@@ -4,9 +4,11 @@ every planned node has joined (NotReady is expected: the pod network comes with 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -28,9 +30,17 @@ class ClusterNotReady(Exception):
     """A deadline of the cluster phase passed: the message says what was still missing."""
 
 
-def wait_for_kubeconfig(ssm: Any, cluster: str, region: str, echo: Callable[[str], None], timeout: float) -> Any:
-    """The kubeconfig once control-plane-0 replaced the placeholder the stack created; kc.KubeconfigError at once
-    for what waiting does not fix (access denied, no such parameter)."""
+def wait_for_kubeconfig(
+    ssm: Any,
+    cluster: str,
+    region: str,
+    echo: Callable[[str], None],
+    timeout: float,
+    progress: Callable[[], dict[str, str]] = dict,
+) -> Any:
+    """The kubeconfig once control-plane-0 replaced the placeholder the stack created, saying meanwhile which step
+    each node's bootstrap is at (`progress`); kc.KubeconfigError at once for what waiting does not fix (access
+    denied, no such parameter)."""
     name = names.ssm_parameter(cluster, names.KUBECONFIG)
     start = time.monotonic()
     while True:
@@ -47,6 +57,8 @@ def wait_for_kubeconfig(ssm: Any, cluster: str, region: str, echo: Callable[[str
                 "Troubleshooting (its bootstrap log: /var/log/spiderpool-rdma/ on the node, through SSM)"
             )
         echo(f"  waiting for {names.FIRST_CONTROL_PLANE} to publish the kubeconfig ({waited:.0f} s)")
+        for node, step in sorted(progress().items()):
+            echo(f"    {node}: {step}")
         time.sleep(POLL)
 
 
@@ -110,3 +122,37 @@ def wait_for_nodes(
             raise ClusterNotReady(f"after {waited:.0f} s these nodes have not joined: {', '.join(missing)}")
         echo(f"  {len(expected) - len(missing)}/{len(expected)} nodes joined; waiting for {', '.join(missing)}")
         time.sleep(POLL)
+
+
+#: A bootstrap step's line as bootstrap/lib.sh's `log` writes it to the unit's stderr, which
+#: spiderpool-rdma-bootstrap.service sends to the console too (StandardError=journal+console): the serial console
+#: that ec2:GetConsoleOutput returns, so that progress needs no write right on the nodes.
+STEP_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) \[([\w.-]+)\] (start|done|already done|FAILED: .*)$")
+
+
+def bootstrap_step(console: str) -> str:
+    """Where a node's bootstrap is, from its console output: its last step line, or "not started"."""
+    last = None
+    for line in console.splitlines():
+        if match := STEP_LINE.search(line.rstrip()):
+            last = match
+    if last is None:
+        return "not started"
+    at, step, what = last.groups()
+    return f"{step} {'failed' + what.removeprefix('FAILED') if what.startswith('FAILED') else what} ({at[11:19]})"
+
+
+def bootstrap_progress(ec2: Any, cluster: str) -> dict[str, str]:
+    """Each running node of the cluster (by its name tag) -> its bootstrap step, from the console's latest output."""
+    reply = ec2.describe_instances(
+        Filters=[
+            {"Name": f"tag:{names.CLUSTER_TAG}", "Values": [cluster]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )
+    progress = {}
+    for instance in (i for r in reply["Reservations"] for i in r["Instances"]):
+        node = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get(names.NODE_TAG, instance["InstanceId"])
+        output = ec2.get_console_output(InstanceId=instance["InstanceId"], Latest=True).get("Output") or ""
+        progress[node] = bootstrap_step(base64.b64decode(output).decode("utf-8", "replace") if output else "")
+    return progress

@@ -120,7 +120,14 @@ class Api:
 
     def kubeconfig(self, timeout: float = BOOTSTRAP_TIMEOUT) -> Path:
         d = self.deployment
-        config = cluster.wait_for_kubeconfig(self.aws("ssm"), d.config.name, d.config.region, click.echo, timeout)
+        config = cluster.wait_for_kubeconfig(
+            self.aws("ssm"),
+            d.config.name,
+            d.config.region,
+            click.echo,
+            timeout,
+            lambda: cluster.bootstrap_progress(self.aws("ec2"), d.config.name),
+        )
         if d.config.admin_cidr is None:
             config = kc.through_local_port(config, LOCAL_PORT)
         cluster.write_private(d.kubeconfig, config)
