@@ -63,19 +63,44 @@ ${control_plane}
 YAML
 }
 
-# kubeadm_join PARAMETER: join; on failure reset what the attempt left, fetch a newer value and retry.
+# joined: a worker whose kubelet finished its TLS bootstrap (kubelet.conf, kubelet-start: kubeadm join's last phase).
+# Not a control plane: kubeadm writes kubelet.conf before its etcd member is added (control-plane-join comes after
+# kubelet-start, cmd/kubeadm/app/cmd/join.go), so one killed halfway through is reset and joins again.
+joined() {
+  [[ "${SPR_ROLE}" == worker && -e "${SPR_ROOT}/etc/kubernetes/kubelet.conf" ]]
+}
+
+# kubeadm_join PARAMETER: join, each attempt bounded by kubeadm's own worst case. A failed attempt is reset (what it
+# left would fail the next one's preflight) and retried with the same value after 30, 60, 120 and 240 s (an API not
+# ready yet), or at once with a newer value published meanwhile; then the node waits for a newer value (an expired
+# token or certificate key: the control planes refresh them hourly).
 kubeadm_join() {
-  local parameter="$1" failed
-  if [[ -e "${SPR_ROOT}/etc/kubernetes/kubelet.conf" ]]; then
+  local parameter="$1" failed delay=30
+  if joined; then
     log "node already joined (kubelet.conf exists)"
     return 0
   fi
-  write_join_config
-  until kubeadm join --config "${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-join.yaml"; do
-    failed="$(cat "${JOIN_FILE}")"
-    log "kubeadm join failed; resetting and waiting for a newer ${parameter} (the control planes refresh it hourly)"
+  # What an interrupted join left fails the next one's preflight (RunJoinNodeChecks: kubelet.conf, the CA, manifests).
+  local k="${SPR_ROOT}/etc/kubernetes"
+  if compgen -G "${k}/manifests/*" >/dev/null || [[ -e "${k}/kubelet.conf" || -e "${k}/bootstrap-kubelet.conf" || -e "${k}/pki/ca.crt" ]]; then
+    log "an earlier kubeadm join did not complete: resetting before joining again"
     kubeadm reset --force
-    wait_for_join "${parameter}" "${failed}"
+  fi
+  write_join_config
+  until timeout --kill-after=30 "${SPR_JOIN_ATTEMPT_SECONDS}" \
+    kubeadm join --config "${SPR_ROOT}/etc/spiderpool-rdma/kubeadm-join.yaml"; do
+    failed="$(cat "${JOIN_FILE}")"
+    kubeadm reset --force
+    if ((delay <= 240 && $(date +%s) + delay <= SPR_JOIN_DEADLINE)); then
+      log "kubeadm join failed; trying again in ${delay}s"
+      sleep "${delay}"
+      delay=$((delay * 2))
+      wait_for_join "${parameter}"
+    else
+      log "kubeadm join failed again; waiting for a newer ${parameter} (the control planes refresh it hourly)"
+      wait_for_join "${parameter}" "${failed}"
+    fi
+    [[ "$(cat "${JOIN_FILE}")" == "${failed}" ]] || delay=30 # a new value gets its own retries
     write_join_config
   done
   rm -f "${JOIN_FILE}"

@@ -33,7 +33,7 @@ BOOTSTRAP_DIR = Path(__file__).resolve().parents[1] / "bootstrap"
 LIB = "/usr/local/lib/spiderpool-rdma"
 EC2_USER_DATA_LIMIT = 16 * 1024
 K8S_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436"  # pkgs.k8s.io (isv:kubernetes OBS)
-EFA_VERSION = "1.50.0"
+EFA_VERSION = "1.51.0"  # the current release (AWS's EFA changelog, docs.aws.amazon.com/AWSEC2/latest/UserGuide)
 EFA_KEY_FINGERPRINT = "4E9091BCBB97A96B26B15E59A05480B1DD2D3CCC"  # AWS EFA installer signing key
 # The kubelet's ECR credential provider (kubernetes/cloud-provider-aws): its version and each architecture's
 # SHA-256 as artifacts.k8s.io serves them, written by scripts/pin_ecr_credential_provider.py from kubernetes/k8s.io's
@@ -59,7 +59,11 @@ AUDIT_LOG = {"maxsize": 100, "maxbackup": 20, "maxage": 90}
 HUGEPAGES = 5128  # 2 MiB pages; the amount the EFA documentation sets for libfabric
 JOIN_TIMEOUT_SECONDS = 3600  # waiting for the join parameter and retrying a failed join, together
 INSTALL_SECONDS = 2400  # packages, and the EFA installer (about 20 minutes)
-JOIN_ATTEMPT_SECONDS = 600  # one kubeadm join: discovery and the kubelet's TLS bootstrap (kubeadm: 5 + 4 min)
+#: One kubeadm join at most, ended by `timeout` (join.sh) and then retried: kubeadm's own waits one after another,
+#: at v1beta4's default timeouts, are 14 min for a worker (discovery, kubelet health, TLS bootstrap) and 24 min for a
+#: control plane (also its etcd member's addition, promotion and health, the control-plane label, its components'
+#: health): tests/bootstrap/test_join_retries.py. The rest leaves room for a control plane's image pulls.
+JOIN_ATTEMPT_SECONDS = 1800
 JOIN_PATTERN = (
     r"^kubeadm join ([a-z0-9.-]+:[0-9]+) --token ([a-z0-9]{6}\.[a-z0-9]{16}) "
     r"--discovery-token-ca-cert-hash (sha256:[a-f0-9]{64})"

@@ -116,6 +116,13 @@ def init_control_plane(root: Path, cluster_path: Path, node: str, minor: int) ->
     serve_api(cluster_path, node)
 
 
+def add_member(cluster_path: Path, node: str) -> None:
+    """A control plane's join adds its etcd member (kubeadm's control-plane-join phase), then serves the API."""
+    with (cluster_path / "etcd-members").open("a") as fh:
+        fh.write(node + "\n")
+    serve_api(cluster_path, node)
+
+
 def serve_api(cluster_path: Path, node: str) -> None:
     """The node's kube-apiserver answers behind the cluster's endpoint (after a kubeadm init or control-plane join)."""
     with (cluster_path / "apiservers").open("a") as fh:

@@ -16,7 +16,7 @@ SYSTEMD_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/
 #: Tools of the Ubuntu 24.04 server cloud image that the bootstrap uses as they are: the host's real binaries, linked
 #: at their path in the image (coreutils, bash, sed, mawk, grep, tar, gzip, gnupg, gpgv as apt uses it, python3).
 _IMAGE_TOOLS = """bash sh python3 awk sed grep date mkdir chmod cat touch rm mktemp dirname tail head tr env tar gzip
-gpg gpgv sha256sum cut install cp mv ln id sort tee basename readlink base64 openssl wc"""
+gpg gpgv sha256sum cut install cp mv ln id sort tee basename readlink base64 openssl wc timeout"""
 REAL_TOOLS = {name: "usr/bin/" + name for name in _IMAGE_TOOLS.split()}
 
 #: Commands of the image that the sandbox replaces by the recording stub (package: path in its .deb or snap).

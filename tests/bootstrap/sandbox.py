@@ -27,6 +27,10 @@ STUB = Path(__file__).resolve().parent / "stub.py"
 LIB = "usr/local/lib/spiderpool-rdma"
 MAC = "0e:12:34:56:78:9a"
 
+#: The EFA installer's current release (AWS's EFA changelog, "Amazon EFA installer release notes", EC2 user guide): the
+#: only one the sandbox serves, so a node pinned to another fails its download.
+EFA_RELEASE = "1.51.0"
+
 #: The EFA installer's stand-in: records its call and leaves what the real installer leaves where the
 #: bootstrap looks (libfabric's tools in /opt/amazon/efa/bin, the PATH addition in /etc/profile.d/efa.sh).
 EFA_INSTALLER = f"""#!/bin/sh
@@ -148,7 +152,7 @@ class Sandbox:
         path.write_bytes(data)
 
     def serve_efa_installer(self, signer: str, tamper: bool = False) -> None:
-        base = f"https://efa-installer.amazonaws.com/aws-efa-installer-{userdata.EFA_VERSION}.tar.gz"
+        base = f"https://efa-installer.amazonaws.com/aws-efa-installer-{EFA_RELEASE}.tar.gz"
         tarball = efa_tarball()
         self.serve(base, tarball + (b"\0" if tamper else b""))
         self.serve(base + ".sig", self.keys.gpg.sign(signer, tarball, self.tmp))

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -257,6 +258,10 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         key = flag(args, "--certificate-key") if "--certificate-key" in args else ""
         sys.stdout.write(join_command(server, cluster.new_token(), key))
     elif args[:1] == ["join"]:
+        hung = Path(os.environ["STUB_DIR"]) / "join-hung"
+        if os.environ.get("STUB_JOIN_HANG_ONCE") and not hung.exists():
+            hung.touch()  # an attempt that never ends by itself (kubeadm's waits add up to 14-24 min)
+            time.sleep(100)
         config = read_config(args, root)
         token = yaml_value(config, "token")
         if not cluster.token_valid(token):
@@ -274,12 +279,29 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         if key and api_server_cannot_start((cluster.path / "kubeadm-config.yaml").read_text(), root):
             print("[wait-control-plane] timed out waiting for the condition", file=sys.stderr)
             return 1
-        conf.mkdir(parents=True, exist_ok=True)
-        (conf / "kubelet.conf").write_text("stub\n")
-        if key:  # a control plane's join writes the kubeconfigs of its control-plane components, admin.conf too
+        preflight = join_preflight(root, control_plane=bool(key))
+        if preflight:
+            print(preflight, file=sys.stderr)
+            return 1
+        # kubeadm join's phases in order (cmd/kubeadm/app/cmd/join.go, newCmdJoin): preflight, control-plane-prepare (a
+        # control plane's kubeconfigs, admin.conf among them, and its manifests), check-etcd, kubelet-start (the CA,
+        # then kubelet.conf once the kubelet's TLS bootstrap is done: phases/join/kubelet.go), control-plane-join (the
+        # etcd member, the control-plane label: phases/join/controlplanejoin.go).
+        if key:
+            (conf / "manifests").mkdir(parents=True, exist_ok=True)
+            (conf / "manifests/kube-apiserver.yaml").write_text("stub\n")
             (conf / "admin.conf").write_text(f"server: https://{yaml_value(config, 'apiServerEndpoint')}\n")
-        cluster.register(yaml_value(config, "name"), control_plane=bool(key))
-        upgrade_stub.kubelet_started(root, cluster.path)  # kubeadm's kubelet-start phase
+            killed_after("control-plane-prepare")
+        (conf / "pki").mkdir(parents=True, exist_ok=True)
+        (conf / "pki/ca.crt").write_text("the cluster's CA\n")
+        (conf / "kubelet.conf").write_text("stub\n")
+        name = yaml_value(config, "name")
+        cluster.register(name, control_plane=False)  # the kubelet registers its Node
+        upgrade_stub.kubelet_started(root, cluster.path)
+        killed_after("kubelet-start")
+        if key:
+            etcd_stub.add_member(cluster.path, name)
+            cluster.set_node(name, control_plane=True)  # mark-control-plane
     elif args[:3] == ["certs", "renew", "all"]:
         renew_certificates(root)
     elif args[:1] == ["reset"]:
@@ -287,6 +309,32 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
             (conf / name).unlink(missing_ok=True)
         etcd_stub.reset(root)
     return 0
+
+
+def join_preflight(root: Path, control_plane: bool) -> str | None:
+    """kubeadm join's preflight (cmd/kubeadm/app/preflight/checks.go, RunJoinNodeChecks): the manifests directory
+    absent or empty (DirAvailableCheck), kubelet.conf and bootstrap-kubelet.conf absent (FileAvailableCheck), and on a
+    worker the CA certificate too; each check is named after its path with every / as - (FileAvailableCheck.Name)."""
+    conf, errors = root / "etc/kubernetes", []
+    manifests = conf / "manifests"
+    if manifests.is_dir() and any(manifests.iterdir()):
+        errors.append("DirAvailable--etc-kubernetes-manifests]: /etc/kubernetes/manifests is not empty")
+    for name in ("kubelet.conf", "bootstrap-kubelet.conf", *(() if control_plane else ("pki/ca.crt",))):
+        if (conf / name).exists():
+            path = f"/etc/kubernetes/{name}"
+            errors.append(f"FileAvailable-{path.replace('/', '-')}]: {path} already exists")
+    if not errors:
+        return None
+    return "[preflight] Some fatal errors occurred:\n" + "".join(f"\t[ERROR {e}\n" for e in errors)
+
+
+def killed_after(phase: str) -> None:
+    """STUB_JOIN_KILLED_AFTER=PHASE: the node dies right after that phase of kubeadm join (a power loss, systemd
+    stopping the unit): the bootstrap (the sandbox's session leader) and its whole process group, then this process's
+    own group (`timeout` runs kubeadm in a group of its own)."""
+    if os.environ.get("STUB_JOIN_KILLED_AFTER") == phase:
+        os.killpg(os.getsid(0), signal.SIGKILL)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 #: What kubeadm makes and `certs renew all` renews (cmd/kubeadm/app/phases/certs/renewal/manager.go): the leaf
@@ -429,6 +477,20 @@ def aws(args: list[str], cluster: Cluster) -> int:
     return 0
 
 
+def mirror_down(name: str, args: list[str], stub: Path) -> bool:
+    """STUB_MIRRORS_DOWN_UNTIL=T: the package mirrors, the snap store and every download site do not answer until T
+    seconds of the virtual clock (tests/bootstrap/clock.py); the instance metadata service and the API still do."""
+    until = os.environ.get("STUB_MIRRORS_DOWN_UNTIL")
+    clock = stub / "clock"
+    if not until or (clock.exists() and float(clock.read_text()) >= float(until)):
+        return False
+    if name == "curl":
+        return any(a.startswith("https://") and not a.endswith(":6443/livez") for a in args)
+    return (name == "apt-get" and bool({"update", "install"} & set(args))) or (
+        name == "snap" and args[:1] == ["install"]
+    )
+
+
 def main() -> int:
     name = Path(sys.argv[0]).name.replace("aws-cli.aws", "aws")  # the snap's app, called by its path
     args = sys.argv[1:]
@@ -445,6 +507,9 @@ def main() -> int:
         failures = int(counter.read_text()) if counter.exists() else 0
         failing = failures < int(os.environ.get("STUB_FAIL_TIMES", "1000000"))
         counter.write_text(str(failures + 1))
+    if mirror_down(name, args, stub):
+        print(f"{name}: the mirror does not answer (an outage)", file=sys.stderr)
+        return 100 if name == "apt-get" else 1  # apt-get's exit code on a failed fetch
     if name == "kubeadm":
         return kubeadm(args, root, cluster, failing)
     if failing:
