@@ -21,6 +21,7 @@ from typing import Any
 
 import boto3
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 from spider_validate import names
 from spider_validate.cluster import kubeconfig as kc
 
@@ -83,6 +84,18 @@ def resource_summary(stack: dict[str, Any]) -> str:
     """What the stack creates: the count of each resource type, most numerous first."""
     counts = collections.Counter({t: len(r) for t, r in stack.get("resource", {}).items()})
     return ", ".join(f"{n} {t.removeprefix('aws_')}" for t, n in counts.most_common())
+
+
+class AwsCommand(click.Command):
+    """A command that calls AWS: the SDK's failures (no credentials, an expired session, access denied) end it with
+    one line saying so, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (BotoCoreError, ClientError) as error:
+            click.echo(f"Error: AWS: {error} (the AWS CLI's credentials and region, README: Prerequisites)", err=True)
+            raise click.exceptions.Exit(1) from error
 
 
 def register(main: click.Group) -> None:
@@ -169,7 +182,7 @@ def validate(kubeconfig: Path, report: Path) -> None:
         raise ToolFailed(f"spider-validate run failed (exit {code}): see its table above and {report}")
 
 
-@click.command()
+@click.command(cls=AwsCommand)
 @config_option
 @outdir_option
 @click.option(
@@ -197,7 +210,7 @@ def up(config_path: Path, outdir: Path, until: str, yes: bool) -> None:
     click.echo(f"up to {until} in {total:.0f} s{report}")
 
 
-@click.command()
+@click.command(cls=AwsCommand)
 @config_option
 @outdir_option
 def status(config_path: Path, outdir: Path) -> None:
@@ -219,7 +232,7 @@ def status(config_path: Path, outdir: Path) -> None:
     click.echo(cost.render(deployment.config, table))
 
 
-@click.command()
+@click.command(cls=AwsCommand)
 @config_option
 @outdir_option
 @click.option("--keep-backups", is_flag=True, help="Keep the etcd backup bucket and the key that decrypts it.")

@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from cdk import chart_values
 from cdk.config import RdmaMode
 from cdk.ec2_types import InstanceTable
 from cdk.ipplan import load_plan
 from ops import chart
+from ops.cli import main
 from ops.up import PHASES, Deployment, run_phases
 from tests import chart as chart_tests
 from tests.charts.test_chart import documented_timeouts
@@ -125,3 +127,17 @@ def test_every_rdma_mode_has_the_profile_the_chart_names_for_it() -> None:
         if profile:
             assert re.search(rf"-f charts/spiderpool-rdma/{profile} -f cdktf.out/helm-values.yaml", readme), mode
     assert set(chart.PROFILES) == set(RdmaMode)
+
+
+def test_without_aws_credentials_status_and_down_say_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3's NoCredentialsError ended them in a traceback."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    out = CliRunner().invoke(main, ["status", "--output", str(tmp_path)])
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.exception
+    assert out.output.splitlines()[-1].startswith("Error: AWS: Unable to locate credentials"), out.output
