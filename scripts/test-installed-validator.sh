@@ -12,6 +12,10 @@ work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
 CLIENT_TESTS=(tests/validator/test_installed.py tests/validator/cli/test_cli_inputs.py tests/validator/cluster/test_kube_client.py)
 LAB_TESTS=(tests/validator/suites/test_validate_lab.py tests/validator/ipam/test_ipam_lab.py)
+# What the tests need beside the wheel, at requirements.lock's versions: pytest; the lab double's own imports,
+# cel-python (tests/upstream/dra_allocator.py evaluates DeviceClass selectors) and kubernetes-validate (the OpenAPI
+# schemas tests/lab/discovery.py serves).
+TEST_DEPS=(pytest cel-python kubernetes-validate)
 
 cp -r validators "${work}/src"                      # build outside the tree: no build/ or egg-info left here
 # a build/ left in the tree by an earlier in-tree build would be reused as it is (cp gives its files new times)
@@ -25,7 +29,7 @@ installed_run() {
   shift
   "${PYTHON}" -m venv "${venv}"
   "${venv}/bin/pip" install -q "${work}"/dist/spider_validate-*.whl ${major:+"kubernetes==${major}.*"}
-  "${venv}/bin/pip" install -q -c requirements.lock pytest
+  "${venv}/bin/pip" install -q -c requirements.lock "${TEST_DEPS[@]}"
   "${venv}/bin/spider-validate" --version
   # --noconftest: tests/conftest.py serves the infrastructure's tests (it imports cdk, not installed here);
   # the lab's fixtures are loaded directly. The repository root is on sys.path for `tests` only.
