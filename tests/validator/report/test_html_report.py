@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from spider_validate import cli
+from spider_validate import cli, names
 from spider_validate.cli import common
 from spider_validate.engine.model import ActionResult, RunResult, Status, TestResult
 from spider_validate.engine.params import Parameters
@@ -391,7 +391,7 @@ def test_html_problems_are_said_before_anything_runs(
     monkeypatch.setattr(html, "missing", lambda: ["altair", "vl-convert-python"])
     no_extra = CliRunner().invoke(cli.main, [*args, str(tmp_path / "r.html")])
     assert no_extra.exit_code == 2
-    assert f"{option} needs altair, vl-convert-python: pip install 'spider-validate[html]'" in no_extra.output
+    assert f"{option} needs altair, vl-convert-python: {names.install_hint('html')}" in no_extra.output
     assert not (tmp_path / "r.html").exists()
 
 
