@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI: spider-validate as users install it. Build its wheel from validators/, install it into a fresh virtual
 # environment (its declared dependencies only, plus pytest), and run the CLI and lab suites there: every
-# command goes through the installed `spider-validate` entry point, against the namespace double.
+# command goes through the installed `spider-validate` entry point, a process of its own, against the namespace
+# double served as a Kubernetes API (tests/lab/apiserver.py) with a kubeconfig.
 # Then once more per older major of the `kubernetes` client the distribution accepts (from its lower bound in
 # validators/pyproject.toml up to the newest, which the first install picked), each in a fresh environment with
 # that major installed, running the suites that go through the client (the lab double does not).
@@ -14,8 +15,8 @@ CLIENT_TESTS=(tests/validator/test_installed.py tests/validator/cli/test_cli_inp
 LAB_TESTS=(tests/validator/suites/test_validate_lab.py tests/validator/ipam/test_ipam_lab.py)
 # What the tests need beside the wheel, at requirements.lock's versions: pytest; the lab double's own imports,
 # cel-python (tests/upstream/dra_allocator.py evaluates DeviceClass selectors) and kubernetes-validate (the OpenAPI
-# schemas tests/lab/discovery.py serves).
-TEST_DEPS=(pytest cel-python kubernetes-validate)
+# schemas tests/lab/discovery.py serves), cryptography (the CA of tests/lab/apiserver.py, which the CLI runs against).
+TEST_DEPS=(pytest cel-python kubernetes-validate cryptography)
 
 cp -r validators "${work}/src"                      # build outside the tree: no build/ or egg-info left here
 # a build/ left in the tree by an earlier in-tree build would be reused as it is (cp gives its files new times)

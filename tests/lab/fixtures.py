@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from unittest import mock
 
 import click
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 from spider_validate.cli import common
 
 from tests.lab import netns
+from tests.lab.apiserver import ApiServer
 from tests.lab.cluster import LabCluster
 from tests.lab.store import Faults
 
@@ -23,6 +28,8 @@ def lab_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabCluster
     netns.sweep_dead()  # what an interrupted earlier run left; never what a live one uses
     with LabCluster(tmp_path_factory.mktemp("lab")) as cluster:
         yield cluster
+        if id(cluster) in _WIRES:
+            _WIRES.pop(id(cluster))[0].stop()
     assert netns.lab_namespaces(cluster.prefix) == []
 
 
@@ -60,8 +67,48 @@ def entry_point() -> click.Command:
     return command
 
 
-def invoke(lab: LabCluster, args: list[str], diagnostics: Path | None = None) -> Result:
-    """The installed CLI, connected to the lab instead of a kubeconfig's API server."""
+@dataclass(frozen=True)
+class Outcome:
+    """What a run of the installed CLI left: its exit code, and what it printed (`output`: stderr, then stdout)."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stderr + self.stdout
+
+
+KUBECONFIG_COMMANDS = {"run", "audit", "cleanup", "watch"}  # the commands that connect (--kubeconfig)
+_WIRES: dict[int, tuple[ApiServer, Path]] = {}
+
+
+def wire(lab: LabCluster) -> Path:
+    """The lab's API server (tests/lab/apiserver.py), started on first use for the session, and its kubeconfig."""
+    if id(lab) not in _WIRES:
+        workdir = lab.workdir / "wire"
+        workdir.mkdir(exist_ok=True)
+        api = ApiServer(lab).start(workdir)
+        path = workdir / "kubeconfig"
+        path.write_text(yaml.safe_dump(api.kubeconfig()))
+        _WIRES[id(lab)] = (api, path)
+    return _WIRES[id(lab)][1]
+
+
+def invoke(lab: LabCluster, args: list[str], diagnostics: Path | None = None) -> Outcome:
+    """The installed `spider-validate`, a process of its own, with a kubeconfig of the lab's API server: the code
+    users run (the `kubernetes` client over TLS, watch and exec over the wire), not the in-process double."""
+    extra = ["--diagnostics-dir", str(diagnostics)] if diagnostics and args[0] == "run" else []
+    extra += ["--kubeconfig", str(wire(lab))] if args[0] in KUBECONFIG_COMMANDS else []
+    script = Path(sys.executable).parent / "spider-validate"
+    proc = subprocess.run([str(script), *args, *extra], capture_output=True, text=True, timeout=900)
+    return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+
+def invoke_in_process(lab: LabCluster, args: list[str], diagnostics: Path | None = None) -> Result:
+    """The CLI in this process, connected to the double itself: for a test whose fault lives inside the double's
+    parts, not on the wire (an exec's lost exit code, a garbled output), or not yet run over the wire."""
     extra = ["--diagnostics-dir", str(diagnostics)] if diagnostics and args[0] == "run" else []
     with mock.patch.object(common, "connect", return_value=lab):
         return CliRunner().invoke(entry_point(), [*args, *extra], catch_exceptions=False)

@@ -28,7 +28,7 @@ from spider_validate.suites import all_tests
 from tests.apiserver import KUBECTL
 from tests.conftest import REPO
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left, invoke
+from tests.lab.fixtures import assert_nothing_left, invoke_in_process
 from tests.upstream.rbac import BOOTSTRAP_DISCOVERY, Authorizer, User
 from tests.validator.cluster.authorized import Authorized
 from tests.validator.ipam.test_ipam_lab import IPAM_RANGE
@@ -57,7 +57,7 @@ def bindings(commands: list[str]) -> list[dict[str, Any]]:
 
 def setup_commands(lab: LabCluster) -> list[str]:
     """What `run --in-namespace` tells a user to ask an administrator for, when the namespace is missing."""
-    outcome = invoke(lab, ["run", "--in-namespace", NS, "--test", "preflight"])
+    outcome = invoke_in_process(lab, ["run", "--in-namespace", NS, "--test", "preflight"])
     assert outcome.exit_code == 2, outcome.output
     assert f"namespace {NS} does not exist" in outcome.output
     return [line.strip() for line in outcome.output.splitlines() if line.strip().startswith("kubectl ")]
@@ -122,7 +122,7 @@ def test_a_run_in_its_namespace_needs_what_the_file_grants_and_nothing_more(
         time.sleep(0.1)
     assert left == []
     for command in (["audit"], ["cleanup", "--in-namespace", NS]):
-        outcome = invoke(cast(LabCluster, cluster), command)
+        outcome = invoke_in_process(cast(LabCluster, cluster), command)
         assert outcome.exit_code == 0, outcome.output
     assert cluster.refused == []
     assert cluster.unused() == set()
@@ -133,7 +133,7 @@ def test_privileged_tests_are_skipped_naming_the_label_an_administrator_sets(
 ) -> None:
     cluster = authorized(lab, admin, "spider-validate-read", "spider-validate-run")
     selected = ["--test", "perf/", "--test", "rdma/"]
-    outcome = invoke(cast(LabCluster, cluster), ["run", "--in-namespace", NS, *selected], tmp_path)
+    outcome = invoke_in_process(cast(LabCluster, cluster), ["run", "--in-namespace", NS, *selected], tmp_path)
     command = manifests.label_command(NS, "privileged")
     assert f"namespace {NS}: Pod Security enforce=baseline" in outcome.output
     assert f"need privileged (skipped): {command}" in outcome.output
@@ -167,7 +167,7 @@ def test_a_run_in_a_namespace_of_its_own_is_refused_nothing_with_the_files_names
     cluster = authorized(lab, commands, "spider-validate-read", "spider-validate-run", "spider-validate-namespaces")
     result = Runner(cast(Cluster, cluster), params(tmp_path, tests=("connectivity/",)), all_tests()).run()
     assert result.passed, report.table(result)
-    outcome = invoke(cast(LabCluster, cluster), ["cleanup", "--all"])
+    outcome = invoke_in_process(cast(LabCluster, cluster), ["cleanup", "--all"])
     assert outcome.exit_code == 0, outcome.output
     assert cluster.refused == []
     assert_nothing_left(lab)

@@ -23,7 +23,7 @@ from spider_validate.report import formats as report
 from spider_validate.suites import all_tests
 
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left, invoke
+from tests.lab.fixtures import assert_nothing_left, invoke, invoke_in_process
 
 
 @pytest.fixture(autouse=True)
@@ -378,7 +378,7 @@ def test_a_skipped_test_is_skipped_in_junit_never_passed(lab: LabCluster, tmp_pa
 
 def test_an_error_is_not_a_pass_in_the_exit_code_or_the_json(lab: LabCluster, tmp_path: Path) -> None:
     lab.faults.lose_exit_code = 1000  # every probe's exit code is lost: retried, then an error, never a pass
-    outcome = invoke(lab, ["run", "-o", "json", "--test", "connectivity/pod-to-node"], tmp_path / "diag")
+    outcome = invoke_in_process(lab, ["run", "-o", "json", "--test", "connectivity/pod-to-node"], tmp_path / "diag")
     assert outcome.exit_code == 1, outcome.output
     data = json.loads(outcome.output[outcome.output.index("{") :])
     (test,) = [t for t in data["tests"] if t["name"] == "pod-to-node"]
@@ -391,7 +391,7 @@ def test_a_hostile_ping_output_fails_its_probe_and_the_run_still_reports_and_cle
 ) -> None:
     """Before: `1.2.3% packet loss` raised ValueError in parse_ping and the run ended in a traceback."""
     lab.faults.garble = lambda out: out.replace("% packet loss", ".2.3% packet loss")
-    outcome = invoke(lab, ["run", "-o", "json", "--test", "connectivity/pod-to-node"], tmp_path / "diag")
+    outcome = invoke_in_process(lab, ["run", "-o", "json", "--test", "connectivity/pod-to-node"], tmp_path / "diag")
     assert outcome.exit_code == 1, outcome.output
     data = json.loads(outcome.output[outcome.output.index("{") :])
     (test,) = [t for t in data["tests"] if t["name"] == "pod-to-node"]

@@ -28,7 +28,7 @@ from tests.charts.test_chart_rbac import RBAC_KINDS
 from tests.charts.test_chart_watch import IMAGE
 from tests.lab import netns
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left, invoke
+from tests.lab.fixtures import assert_nothing_left, invoke_in_process
 from tests.upstream.rbac import Authorizer, service_account
 from tests.validator.cluster.authorized import Authorized
 
@@ -278,7 +278,7 @@ def test_sigterm_stops_the_cli_and_removes_what_it_created(lab: LabCluster) -> N
 
     threading.Thread(target=terminate_after_a_cycle, daemon=True).start()
     args = ["watch", "--namespace", NS, "--interval", "1", "--metrics-port", str(port), "--probe-timeout", "1"]
-    result = invoke(lab, args)
+    result = invoke_in_process(lab, args)
     assert result.exit_code == 0, result.output
     assert len(seen["pods"]) == 2
     assert f"removed namespace {NS}" in result.output

@@ -168,7 +168,7 @@ class KubeCluster:
                 raise ApiError(
                     403, f"forbidden to {verb} {resource}: grant what {RBAC_FILE} lists (kubectl apply -f {RBAC_FILE})"
                 ) from exc
-            raise ApiError(exc.status or 0, exc.reason or str(exc)) from exc
+            raise ApiError(exc.status or 0, _status_message(exc) or exc.reason or str(exc)) from exc
         except NewConnectionError as exc:  # first: urllib3 makes it a ConnectTimeoutError too
             reason = "connection refused" if "refused" in str(exc).lower() else str(exc).split(": ", 1)[-1]
             raise ApiError(0, f"cannot reach the API server {self.server}: {reason}") from exc
@@ -399,3 +399,14 @@ def _exit_status(resp: Any) -> int | None:
         return int(resp.returncode)
     except (TypeError, KeyError, IndexError, ValueError):
         return None
+
+
+def _status_message(exc: Any) -> str:
+    """The message of the metav1.Status an API server answers a failed call with (an admission webhook's denial, a
+    validation error), which the client's ApiException keeps in `body` and its `reason` (the HTTP reason phrase,
+    "Internal Server Error") leaves out; empty when the body is not a Status."""
+    try:
+        body = json.loads(exc.body or b"")
+    except (TypeError, ValueError):
+        return ""
+    return str(body.get("message", "")) if isinstance(body, dict) and body.get("kind") == "Status" else ""
