@@ -322,8 +322,10 @@ def test_cli_run_json_output_and_exit_code(lab: LabCluster, tmp_path: Path) -> N
 
 
 def test_run_timeout_stops_the_tests_and_still_cleans_up(lab: LabCluster, tmp_path: Path) -> None:
-    lab.faults.before_ready = break_path("ip daddr {server-1} drop")  # probes to server-1 hang until they time out
-    result = run(lab, tmp_path, timeout=4, probe_timeout=3, tests=("connectivity/pod-to-pod",))
+    # probes to server-1 hang for their timeout (30 s), far beyond the run's (4 s): only the run's timeout ends them,
+    # however fast or slow the machine (with 3 s, the batched probes could end before the run's 4 s did)
+    lab.faults.before_ready = break_path("ip daddr {server-1} drop")
+    result = run(lab, tmp_path, timeout=4, probe_timeout=30, tests=("connectivity/pod-to-pod",))
     assert result.timed_out and not result.passed
     assert any("timeout (4s) expired" in t.reason for t in result.tests)
     assert result.cleanup == [f"removed namespace {result.namespace}"]
