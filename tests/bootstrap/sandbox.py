@@ -8,6 +8,7 @@ image are linked from the host; everything else is the recording stub, at the pa
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import shutil
@@ -56,6 +57,13 @@ class Gpg:
     def __init__(self, home: Path) -> None:
         self.home = home
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # gpg starts a gpg-agent for this home that outlives it: ended when the test process ends (a failure and
+        # Ctrl-C included), so no run leaves agents behind
+        atexit.register(self.stop_agent)
+
+    def stop_agent(self) -> None:
+        kill = ["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"]
+        subprocess.run(kill, check=False, capture_output=True)
 
     def _gpg(self, *args: str) -> bytes:
         return subprocess.run(
