@@ -6,8 +6,6 @@ that the client sends what the API expects (methods, paths, label selectors, bod
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import select
 import signal
@@ -34,6 +32,8 @@ from spider_validate.engine.context import PodInfo, RunContext
 from spider_validate.engine.model import Status
 from spider_validate.engine.params import Parameters
 from spider_validate.engine.steps import execute
+
+from tests.lab import websocket
 
 POD: dict[str, Any] = {
     "apiVersion": "v1",
@@ -162,31 +162,23 @@ def test_forbidden_names_the_verb_and_resource_and_the_rbac_file(cluster: KubeCl
 
 # -- exec over a real websocket on 127.0.0.1 ---------------------------------------------------------------------------
 
-WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 PING_HEADER = b"PING 198.18.0.2 (198.18.0.2) 56(84) bytes of data.\n"
-FLOOD_FRAME = 65535 - 1  # the largest payload the 16-bit length of ExecApi._send carries, less the channel byte
+FLOOD_FRAME = 65535 - 1  # the largest payload a 16-bit frame length carries, less the channel byte
 
 
 class ExecApi(BaseHTTPRequestHandler):
-    """The API server's side of an exec: the websocket upgrade (RFC 6455 section 4.2.2, the subprotocol the client
-    asks for echoed), the empty stdout message sent once connected, then the command's output as binary messages of
-    a channel byte and data (kubernetes staging/src/k8s.io/kubelet/pkg/cri/streaming/remotecommand/websocket.go,
-    createWebSocketStreams: channels 1 stdout, 2 stderr, 3 the status, which the v4 protocol writes as a JSON
-    metav1.Status, v4WriteStatusFunc). With `hang` the command prints its first line and never ends; otherwise it
-    prints and exits 0 (the Success status, then a close frame)."""
+    """The API server's side of an exec: the websocket upgrade (RFC 6455 section 4.2.2), with the subprotocol
+    negotiated and the frames written by the lab's websocket module (tests/lab/websocket.py, which cites both
+    servers); the empty stdout message sent once connected, then the command's output on channel 1 and the
+    metav1.Status on channel 3 (kubelet pkg/cri/streaming/remotecommand/websocket.go, createWebSocketStreams;
+    v4WriteStatusFunc). With `hang` the command prints its first line and never ends; otherwise it prints and exits 0
+    (the Success status, then a close frame)."""
 
     rbufsize = 0  # unbuffered: select() on the socket sees every frame the client sent
     hang: ClassVar[bool] = True
     flood: ClassVar[int] = 0  # MiB of stdout the command prints before it ends (in frames of FLOOD_FRAME bytes)
     release: ClassVar[threading.Event] = threading.Event()  # the test is over: a hanging command's stream ends
     commands: ClassVar[list[list[str]]] = []
-
-    def _send(self, payload: bytes, opcode: int = 0x2) -> None:
-        """One unmasked, final frame from the server (RFC 6455 section 5.2)."""
-        size = len(payload)
-        length = bytes([size]) if size < 126 else bytes([126]) + size.to_bytes(2, "big")
-        self.wfile.write(bytes([0x80 | opcode]) + length + payload)
-        self.wfile.flush()
 
     def _read(self, n: int) -> bytes:
         data = b""
@@ -210,30 +202,31 @@ class ExecApi(BaseHTTPRequestHandler):
             mask = self._read(4)
             payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self._read(size)))
             if head[0] & 0x0F == 0x8:
-                self._send(payload[:2], opcode=0x8)
+                self.channels.close(int.from_bytes(payload[:2], "big"))  # answered with its status code
                 return
 
     def do_GET(self) -> None:
         self.close_connection = True
         ExecApi.commands.append(parse_qs(urlparse(self.path).query)["command"])
-        key = self.headers["Sec-WebSocket-Key"]
-        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+        protocol = websocket.negotiate(self.headers.get("Sec-WebSocket-Protocol", ""))
+        assert protocol is not None, self.headers["Sec-WebSocket-Protocol"]
         self.send_response(101, "Switching Protocols")
         self.send_header("Upgrade", "websocket")
         self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", accept)
-        self.send_header("Sec-WebSocket-Protocol", self.headers["Sec-WebSocket-Protocol"])
+        self.send_header("Sec-WebSocket-Accept", websocket.accept_key(self.headers["Sec-WebSocket-Key"]))
+        self.send_header("Sec-WebSocket-Protocol", protocol)
         self.end_headers()
-        self._send(b"\x01")
+        self.channels = websocket.Channels(self.connection, protocol)
+        self.channels.write(websocket.STDOUT, b"")
         if ExecApi.hang:
-            self._send(b"\x01" + PING_HEADER)
+            self.channels.write(websocket.STDOUT, PING_HEADER)
             self._until_closed()
             return
         for _ in range(ExecApi.flood_bytes() // FLOOD_FRAME):
-            self._send(b"\x01" + b"y" * FLOOD_FRAME)
-        self._send(b"\x01" + f"done\n{EXIT_MARKER}0\n".encode())
-        self._send(b'\x03{"metadata":{},"status":"Success"}')
-        self._send((1000).to_bytes(2, "big"), opcode=0x8)
+            self.channels.write(websocket.STDOUT, b"y" * FLOOD_FRAME)
+        self.channels.write(websocket.STDOUT, f"done\n{EXIT_MARKER}0\n".encode())
+        self.channels.write(websocket.ERROR, b'{"metadata":{},"status":"Success"}')
+        self.channels.close()
 
     @staticmethod
     def flood_bytes() -> int:
