@@ -17,6 +17,7 @@ import yaml
 from cdk.config import ClusterConfig
 from cdk.ec2_types import InstanceTable
 from cdk.ipplan import IpPlan, load_plan
+from tests.bootstrap.sandbox import Keys, make_keys
 
 pytest_plugins = ["tests.lab.fixtures"]
 
@@ -181,3 +182,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
         if set(getattr(item, "fixturenames", ())) & SYNTH_FIXTURES:
             item.add_marker(pytest.mark.synth)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    """The stand-ins for the pkgs.k8s.io and EFA signing keys (real gpg), a home per test module: the bootstrap
+    sandbox's tests and the upgrade's."""
+    return make_keys(tmp_path_factory.mktemp("gnupg"))

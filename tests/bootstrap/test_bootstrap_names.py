@@ -17,15 +17,10 @@ from spider_validate import names
 from cdk.config import ClusterConfig
 from cdk.constructs import iam, secrets
 from cdk.ipplan import Role
-from tests.bootstrap.sandbox import Keys, Sandbox, make_keys, make_sandbox
+from tests.bootstrap.sandbox import Keys, Sandbox, make_sandbox
 
 pytestmark = pytest.mark.slow  # the bootstrap sandbox, as tests/bootstrap/test_bootstrap_sandbox.py
 HA = ClusterConfig.model_validate({"name": "names-ha", "control_plane": {"count": 3}})
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return make_keys(tmp_path_factory.mktemp("gnupg"))
 
 
 @pytest.fixture(scope="module")

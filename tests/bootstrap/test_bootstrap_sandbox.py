@@ -21,7 +21,6 @@ from tests.bootstrap.sandbox import (
     MAC,
     Keys,
     Sandbox,
-    make_keys,
     make_sandbox,
     serve_ecr_provider,
 )
@@ -37,11 +36,6 @@ EFA = ClusterConfig()
 SOFTROCE = ClusterConfig.model_validate({"workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}})
 HA = ClusterConfig.model_validate({"control_plane": {"count": 3}})
 EFA_DRA = ClusterConfig.model_validate({"workers": {"rdma_devices": "dra"}})
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return make_keys(tmp_path_factory.mktemp("gnupg"))
 
 
 def index_of(calls: list[str], prefix: str) -> int:

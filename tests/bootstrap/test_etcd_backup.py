@@ -16,16 +16,11 @@ from cdk.config import ClusterConfig
 from cdk.userdata import BOOTSTRAP_DIR as BOOTSTRAP
 from cdk.userdata import ENCRYPTION_CONFIG
 from tests.bootstrap import etcd_stub
-from tests.bootstrap.sandbox import LIB, Keys, Sandbox, make_keys, make_sandbox
+from tests.bootstrap.sandbox import LIB, Keys, Sandbox, make_sandbox
 
 pytestmark = pytest.mark.slow  # the bootstrap sandbox
 ONE = ClusterConfig.model_validate({"name": "backups", "workers": {"instance_type": "m7i.xlarge", "rdma": "none"}})
 BUCKET = "backups-etcd-20261207000000000000000001"
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return make_keys(tmp_path_factory.mktemp("gnupg"))
 
 
 def cluster(tmp_path: Path, keys: Keys) -> tuple[Sandbox, Sandbox]:

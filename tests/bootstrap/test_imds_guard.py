@@ -27,7 +27,7 @@ import pytest
 
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
-from tests.bootstrap.sandbox import Keys, Sandbox, make_keys, make_sandbox
+from tests.bootstrap.sandbox import Keys, Sandbox, make_sandbox
 from tests.lab import netns
 
 IMDS = "169.254.169.254"
@@ -67,11 +67,6 @@ class Network:
             return 0
         rules = [item["rule"] for item in json.loads(listing.stdout)["nftables"] if "rule" in item]
         return sum(e["counter"]["packets"] for r in rules for e in r["expr"] if "counter" in e)
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return make_keys(tmp_path_factory.mktemp("gnupg"))
 
 
 @pytest.fixture

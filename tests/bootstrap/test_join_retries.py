@@ -14,7 +14,7 @@ from cdk import userdata
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
 from tests.bootstrap.clock import advance, now, seconds, unit_settings, use_virtual_clock
-from tests.bootstrap.sandbox import Keys, Sandbox, make_keys, make_sandbox
+from tests.bootstrap.sandbox import Keys, Sandbox, make_sandbox
 
 WORKERS = ClusterConfig.model_validate({"workers": {"instance_type": "m7i.xlarge", "rdma": "softroce"}})
 HA = ClusterConfig.model_validate({"control_plane": {"count": 3}})
@@ -42,11 +42,6 @@ KUBEADM_JOIN_WAITS = {
         "control-plane components healthy": 240,
     },
 }
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return make_keys(tmp_path_factory.mktemp("gnupg"))
 
 
 def first_control_plane(tmp_path: Path, keys: Keys, config: ClusterConfig) -> Sandbox:

@@ -15,15 +15,10 @@ from cdk import userdata
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
 from tests.bootstrap.clock import seconds, unit_settings, use_virtual_clock
-from tests.bootstrap.sandbox import LIB, Keys, Sandbox, make_keys, make_sandbox
+from tests.bootstrap.sandbox import LIB, Keys, Sandbox, make_sandbox
 
 HA = ClusterConfig.model_validate({"control_plane": {"count": 3}})
 HOUR = 3600.0
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return make_keys(tmp_path_factory.mktemp("gnupg"))
 
 
 def go_duration(text: str) -> float:

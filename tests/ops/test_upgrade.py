@@ -15,7 +15,7 @@ from cdk.config import ClusterConfig
 from ops.ssm import OperationError, Result
 from ops.upgrade import StepFailed, Upgrade
 from tests.bootstrap import upgrade_stub
-from tests.bootstrap.sandbox import Keys, Sandbox, make_keys, make_sandbox
+from tests.bootstrap.sandbox import Keys, Sandbox, make_sandbox
 
 pytestmark = pytest.mark.slow  # the bootstrap sandbox
 CONFIG = ClusterConfig.model_validate(
@@ -51,11 +51,6 @@ class SandboxNodes:
         self.steps.append((node, tuple(args)))
         proc = sb.run(str(target.relative_to(sb.root)), args, **self.env.get(node, {}))
         return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return make_keys(tmp_path_factory.mktemp("gnupg"))
 
 
 def cluster(tmp_path: Path, keys: Keys, config: ClusterConfig) -> SandboxNodes:
