@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -17,7 +17,9 @@ import yaml
 from cdk.config import ClusterConfig
 from cdk.ec2_types import InstanceTable
 from cdk.ipplan import IpPlan, load_plan
-from tests.bootstrap.sandbox import Keys, make_keys
+
+if TYPE_CHECKING:
+    from tests.bootstrap.sandbox import Keys
 
 pytest_plugins = ["tests.lab.fixtures"]
 
@@ -187,5 +189,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     """The stand-ins for the pkgs.k8s.io and EFA signing keys (real gpg), a home per test module: the bootstrap
-    sandbox's tests and the upgrade's."""
+    sandbox's tests and the upgrade's. Imported here, not above: the sandbox loads cdk's synthesis (the jsii
+    runtime), which the tests without it must not start."""
+    from tests.bootstrap.sandbox import make_keys
+
     return make_keys(tmp_path_factory.mktemp("gnupg"))
