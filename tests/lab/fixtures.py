@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from spider_validate.cli import common
 
 from tests.lab import netns
-from tests.lab.apiserver import ApiServer
+from tests.lab.apiserver import ApiServer, HttpFaults
 from tests.lab.cluster import LabCluster
 from tests.lab.store import Faults
 
@@ -38,6 +38,9 @@ def lab(lab_session: LabCluster) -> Iterator[LabCluster]:
     lab_session.faults = Faults()
     yield lab_session
     lab_session.faults = Faults()
+    if id(lab_session) in _WIRES:  # the wire's faults too: a test's unused fault must not hit the next test
+        api = _WIRES[id(lab_session)][0]
+        api.http_faults, api.revoked = HttpFaults(), set()
 
 
 def assert_nothing_left(lab: LabCluster, run_prefix: str = "spider-validate-") -> None:
@@ -96,13 +99,25 @@ def wire(lab: LabCluster) -> Path:
     return _WIRES[id(lab)][1]
 
 
+def api_server(lab: LabCluster) -> ApiServer:
+    """The wire's server, for the faults at its HTTP layer (`http_faults`, `revoked`); the `lab` fixture resets
+    them after each test."""
+    wire(lab)
+    return _WIRES[id(lab)][0]
+
+
+def command(lab: LabCluster, args: list[str], diagnostics: Path | None = None) -> list[str]:
+    """The installed `spider-validate` script with `args`, and a kubeconfig of the lab's API server for the
+    commands that connect."""
+    extra = ["--diagnostics-dir", str(diagnostics)] if diagnostics and args[0] == "run" else []
+    extra += ["--kubeconfig", str(wire(lab))] if args[0] in KUBECONFIG_COMMANDS else []
+    return [str(Path(sys.executable).parent / "spider-validate"), *args, *extra]
+
+
 def invoke(lab: LabCluster, args: list[str], diagnostics: Path | None = None) -> Outcome:
     """The installed `spider-validate`, a process of its own, with a kubeconfig of the lab's API server: the code
     users run (the `kubernetes` client over TLS, watch and exec over the wire), not the in-process double."""
-    extra = ["--diagnostics-dir", str(diagnostics)] if diagnostics and args[0] == "run" else []
-    extra += ["--kubeconfig", str(wire(lab))] if args[0] in KUBECONFIG_COMMANDS else []
-    script = Path(sys.executable).parent / "spider-validate"
-    proc = subprocess.run([str(script), *args, *extra], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(command(lab, args, diagnostics), capture_output=True, text=True, timeout=900)
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -22,7 +22,7 @@ from spider_validate.engine.params import Parameters
 from spider_validate.watch.loop import Watcher, WatchOptions
 
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left, invoke_in_process
+from tests.lab.fixtures import assert_nothing_left, invoke
 from tests.terraform.emulator import MotoServer
 from tests.validator.cloud import aws_cluster
 
@@ -89,23 +89,23 @@ def test_audit_on_the_double_against_moto(lab: LabCluster, both: dict[str, str],
     """Healthy, then the two faults the double and EC2 can each make: a pod the double schedules on a node whose
     interface lacks its address's prefix (lab-general has no nodeName), and a prefix detached from an interface."""
     args = ["audit", "--cloud", "aws", "--region", aws_cluster.REGION, "-o", "json"]
-    out = invoke_in_process(lab, args)
-    assert out.exit_code == 0 and cloud_actions(out.output) == [("cloud", "pass")], out.output
+    out = invoke(lab, args)
+    assert out.exit_code == 0 and cloud_actions(out.stdout) == [("cloud", "pass")], out.output
     net = manifests.Network("kube-system", "macvlan-eth0", "default")
     stray = manifests.pod(
         "stray", NS, "cloud", "client", "lab-node-1", "img", net, Parameters(), pools=("lab-general",)
     )
     lab.create(stray)
     wait(lambda: (lab.get("Pod", "stray", NS) or {}).get("status", {}).get("phase") == "Running")
-    out = invoke_in_process(lab, args)
-    assert out.exit_code == 1 and cloud_actions(out.output) == [("pod-not-routed", "fail")], out.output
+    out = invoke(lab, args)
+    assert out.exit_code == 1 and cloud_actions(out.stdout) == [("pod-not-routed", "fail")], out.output
     assert f"pod {NS}/stray runs on node lab-node-1" in out.output and "routes" in out.output
     lab.delete("Pod", "stray", NS)
     wait(lambda: lab.get("Pod", "stray", NS) is None)
     ec2 = aws_cluster.ec2_client(moto.url)
     ec2.unassign_private_ip_addresses(NetworkInterfaceId=both["lab-node-1"], Ipv4Prefixes=[PREFIXES["lab-node-1"]])
-    out = invoke_in_process(lab, args)
-    assert out.exit_code == 1 and cloud_actions(out.output) == [("prefix-missing", "fail")], out.output
+    out = invoke(lab, args)
+    assert out.exit_code == 1 and cloud_actions(out.stdout) == [("prefix-missing", "fail")], out.output
     assert "SpiderIPPool/aws-lab-node-1 is pinned to node lab-node-1" in out.output
 
 

@@ -28,7 +28,7 @@ from spider_validate.suites import all_tests
 from tests.apiserver import KUBECTL
 from tests.conftest import REPO
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left, invoke_in_process
+from tests.lab.fixtures import assert_nothing_left, invoke, invoke_in_process
 from tests.upstream.rbac import BOOTSTRAP_DISCOVERY, Authorizer, User
 from tests.validator.cluster.authorized import Authorized
 from tests.validator.ipam.test_ipam_lab import IPAM_RANGE
@@ -57,7 +57,7 @@ def bindings(commands: list[str]) -> list[dict[str, Any]]:
 
 def setup_commands(lab: LabCluster) -> list[str]:
     """What `run --in-namespace` tells a user to ask an administrator for, when the namespace is missing."""
-    outcome = invoke_in_process(lab, ["run", "--in-namespace", NS, "--test", "preflight"])
+    outcome = invoke(lab, ["run", "--in-namespace", NS, "--test", "preflight"])
     assert outcome.exit_code == 2, outcome.output
     assert f"namespace {NS} does not exist" in outcome.output
     return [line.strip() for line in outcome.output.splitlines() if line.strip().startswith("kubectl ")]

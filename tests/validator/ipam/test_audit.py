@@ -22,7 +22,7 @@ from spider_validate.ipam import audit
 from tests.crds import validate_custom
 from tests.lab import freeze_dump
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import entry_point, invoke_in_process
+from tests.lab.fixtures import entry_point, invoke
 
 Dump = dict[str, Any]
 NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"  # as Multus writes it
@@ -351,5 +351,5 @@ def test_huge_pools_are_audited_by_their_bounds_at_once(dump: Dump, tmp_path: Pa
 
 
 def test_live_audit_through_the_cluster_interface(lab: LabCluster, live_dump: Dump) -> None:
-    out = invoke_in_process(lab, ["audit"])
+    out = invoke(lab, ["audit"])
     assert out.exit_code == 0, out.output

@@ -32,7 +32,7 @@ from spider_validate.suites import all_tests, rdma
 from tests import chart
 from tests.browser import CHROMIUM, Browser
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left, invoke_in_process
+from tests.lab.fixtures import assert_nothing_left, invoke
 
 SCHEMA = json.loads((Path(html.__file__).parents[1] / "result_schema.json").read_text())
 IPAM_RANGE = "198.18.0.200-198.18.0.239"  # free addresses of the double's subnet (198.18.0.0/24), outside lab-general
@@ -58,7 +58,7 @@ def fresh(lab: LabCluster) -> Iterator[LabCluster]:
 def run_cli(lab: LabCluster, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], Path]:
     """`spider-validate run ... -o json --html FILE` on the double: exit code, the JSON printed, the page."""
     page = tmp_path / "report.html"
-    outcome = invoke_in_process(lab, ["run", "-o", "json", "--html", str(page), *args], tmp_path)
+    outcome = invoke(lab, ["run", "-o", "json", "--html", str(page), *args], tmp_path)
     result = json.loads(outcome.stdout)
     jsonschema.validate(result, SCHEMA)
     return outcome.exit_code, result, page
@@ -211,7 +211,7 @@ def test_audit_of_a_leak(fresh: LabCluster, tmp_path: Path, browser: Browser) ->
         result, _ = run_fast(fresh, tmp_path, ["run"], tests=("ipam/allocate",), pool="lab-general")
         assert not result["passed"]
         page = tmp_path / "audit.html"
-        outcome = invoke_in_process(fresh, ["audit", "--pool", "lab-general", "--html", str(page)])
+        outcome = invoke(fresh, ["audit", "--pool", "lab-general", "--html", str(page)])
         assert outcome.exit_code == 1, outcome.output
     finally:
         pool["status"] = saved

@@ -7,12 +7,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -28,7 +29,7 @@ from tests.charts.test_chart_rbac import RBAC_KINDS
 from tests.charts.test_chart_watch import IMAGE
 from tests.lab import netns
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left, invoke_in_process
+from tests.lab.fixtures import assert_nothing_left, command
 from tests.upstream.rbac import Authorizer, service_account
 from tests.validator.cluster.authorized import Authorized
 
@@ -43,6 +44,14 @@ def scrape(port: int) -> Samples:
     """Every sample of /metrics, parsed with prometheus_client's own parser of the text format."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
         return parse(reply.read().decode())
+
+
+def scrape_or_nothing(port: int) -> Samples:
+    """A scrape, or no samples while the server is not up yet."""
+    try:
+        return scrape(port)
+    except OSError:
+        return {}
 
 
 def parse(text: str) -> Samples:
@@ -96,10 +105,7 @@ class Running:
         raise AssertionError("no cycle completed")
 
     def _scrape(self) -> Samples:
-        try:
-            return scrape(self.port)
-        except OSError:
-            return {}
+        return scrape_or_nothing(self.port)
 
     def stop(self) -> None:
         self.watcher.stop.set()
@@ -258,30 +264,29 @@ def test_metrics_move_the_right_way_within_one_interval_of_each_fault(lab: LabCl
     assert running.cluster.unused() == set()
 
 
-def test_sigterm_stops_the_cli_and_removes_what_it_created(lab: LabCluster) -> None:
+def test_sigterm_stops_the_cli_and_removes_what_it_created(lab: LabCluster, tmp_path: Path) -> None:
+    """The installed CLI, a process of its own over the lab's API server: SIGTERM once its probes answer."""
     port = free_port()
-    seen: dict[str, Any] = {}
-
-    def terminate_after_a_cycle() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                s = scrape(port)
-            except OSError:
-                s = {}
-            if value(s, "spider_validate_probe_success", source_node="lab-node-0", destination_node="lab-node-1"):
-                seen["pods"] = sorted(name for (ns, name) in lab.pods if ns == NS)
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            time.sleep(0.1)
-        os.kill(os.getpid(), signal.SIGINT)  # never seen working: stop it all the same (the test fails below)
-
-    threading.Thread(target=terminate_after_a_cycle, daemon=True).start()
     args = ["watch", "--namespace", NS, "--interval", "1", "--metrics-port", str(port), "--probe-timeout", "1"]
-    result = invoke_in_process(lab, args)
-    assert result.exit_code == 0, result.output
-    assert len(seen["pods"]) == 2
-    assert f"removed namespace {NS}" in result.output
+    out, err = tmp_path / "stdout", tmp_path / "stderr"  # files: a pipe nobody reads could fill and block it
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(command(lab, args), stdout=stdout, stderr=stderr, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        pair = {"source_node": "lab-node-0", "destination_node": "lab-node-1"}
+        while not value(scrape_or_nothing(port), "spider_validate_probe_success", **pair):
+            assert proc.poll() is None, err.read_text()
+            assert time.monotonic() < deadline, "the watch's probes never answered"
+            time.sleep(0.1)
+        pods = sorted(name for (ns, name) in lab.pods if ns == NS)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, err.read_text()
+    finally:
+        if proc.poll() is None:  # the test failed before the signal: stop it all the same
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    assert len(pods) == 2
+    assert f"removed namespace {NS}" in err.read_text() + out.read_text()
     with pytest.raises(OSError):
         scrape(port)  # the metrics server is closed
     assert_nothing_left(lab, run_prefix=NS)
