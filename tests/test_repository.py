@@ -90,3 +90,14 @@ def test_install_tools_says_what_it_installs_before_it_starts(tmp_path: Path) ->
     )
     assert run.returncode != 0
     assert run.stderr.startswith("install-tools: the Python environment .venv"), run.stderr
+
+
+#: The longest README line a reader scrolls sideways for, in a terminal or a diff; prose wraps, a table's long
+#: cells move to docs/.
+README_LINE_LIMIT = 400
+
+
+def test_no_readme_line_is_over_the_limit() -> None:
+    lines = (REPO / "README.md").read_text().splitlines()
+    long = [f"line {n}: {len(line)} characters" for n, line in enumerate(lines, 1) if len(line) > README_LINE_LIMIT]
+    assert long == []
