@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
+import threading
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -28,6 +28,7 @@ from spider_validate.names import NETWORK_GBPS_LABEL
 
 if TYPE_CHECKING:
     from spider_validate.cluster.api import Cluster
+    from spider_validate.engine.model import ActionResult, TestResult
     from spider_validate.engine.test import Test
 
 
@@ -74,6 +75,39 @@ def progress_console(**options: Any) -> Any:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, **options)
+
+
+class Progress:
+    """What a run prints as it goes, as cilium-cli's connectivity test does: a dot per check as it finishes (a red
+    `x` for one that did not pass), then each test's `[k/N]` line with what failed in it when it ends. Tests run
+    concurrently, so the marks of several may share a line; they wrap at the console's width. Called from the
+    run's threads: one lock keeps a line whole."""
+
+    def __init__(self, console: Any) -> None:
+        self.console, self.total = console, 0
+        self._column, self._finished, self._lock = 0, 0, threading.Lock()
+
+    def action(self, result: ActionResult) -> None:
+        from spider_validate.engine.model import Status
+
+        with self._lock:
+            if self._column >= self.console.width:
+                self._end_line()
+            self.console.print("." if result.status in (Status.PASS, Status.WARN) else "[red]x[/]", end="")
+            self._column += 1
+
+    def test(self, result: TestResult) -> None:
+        from spider_validate.report import formats
+
+        with self._lock:
+            if self._column:
+                self._end_line()
+            self._finished += 1
+            self.console.print(formats.progress_line(result, self._finished, self.total))
+
+    def _end_line(self) -> None:
+        self.console.print()
+        self._column = 0
 
 
 @click.command()
@@ -204,7 +238,6 @@ def run(
       spider-validate run --image-registry mirror.example.com --network kube-system/ipvlan-ens5
     """
     from spider_validate.engine.runner import Runner
-    from spider_validate.report import formats as report
     from spider_validate.suites import all_tests
 
     params = Parameters(
@@ -229,13 +262,9 @@ def run(
     if params.in_namespace:
         selected = [t for t in tests if params.selects(t.id)]
         console.print(_run_namespace(cluster, params.in_namespace, selected), soft_wrap=True)  # commands to copy
-    finished = itertools.count(1)  # the runner reports each selected test once, from whichever thread ran it
-    runner = Runner(
-        cluster,
-        params,
-        tests,
-        progress=lambda t: console.print(report.progress_line(t, next(finished), len(runner.tests)), soft_wrap=True),
-    )
+    progress = Progress(console)
+    runner = Runner(cluster, params, tests, progress=progress.test, on_action=progress.action)
+    progress.total = len(runner.tests)
     console.print(f"run {runner.ctx.run_id}: namespace {runner.ctx.namespace}")
     result = runner.run()
     from spider_validate.engine.runner import bounded

@@ -13,7 +13,7 @@ from spider_validate.cluster.spiderpool import underlay_ip
 from spider_validate.engine import manifests
 from spider_validate.engine.facts import Facts
 from spider_validate.engine.manifests import Network, Role
-from spider_validate.engine.model import PodSecurity
+from spider_validate.engine.model import ActionResult, PodSecurity
 from spider_validate.engine.params import EXPIRES, RUN_LABEL, Parameters
 
 STUCK_REASONS = {
@@ -69,6 +69,8 @@ class RunContext:
     stop: threading.Event = field(default_factory=threading.Event)
     finalizers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)  # the run's probe workers
+    # called with each check's result as it finishes, from the thread that ran it (the CLI's dots)
+    on_action: Callable[[ActionResult], None] = lambda result: None
 
     def track_thread(self) -> None:
         self.threads.append(threading.current_thread())

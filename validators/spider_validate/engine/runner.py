@@ -166,6 +166,7 @@ class Runner:
         tests: list[Test],
         progress: Progress | None = None,
         run_id: str | None = None,
+        on_action: Callable[[ActionResult], None] | None = None,
     ) -> None:
         self.params = params
         self.known = tests
@@ -173,6 +174,8 @@ class Runner:
         self.progress = progress or (lambda result: None)
         run_id = run_id or new_run_id()
         self.ctx = RunContext(cluster, params, run_id, params.run_namespace(run_id))
+        if on_action:
+            self.ctx.on_action = on_action
         self.result = RunResult(run_id, self.ctx.namespace, "")
         self._lock = threading.Lock()
         self._closed = False  # set once the deadline or Ctrl-C ended the run: late results are dropped
@@ -321,8 +324,15 @@ class Runner:
         return admitted
 
     def _preflight(self, test: Test, selected: bool = True) -> None:
-        """Run a preflight test; one that was not selected is recorded only when it does not pass."""
-        result = run_test(self.ctx, test)
+        """Run a preflight test; one that was not selected is recorded only when it does not pass (its checks are
+        not reported as they finish either: preflight runs alone, before the tests)."""
+        on_action = self.ctx.on_action
+        if not selected:
+            self.ctx.on_action = lambda action: None
+        try:
+            result = run_test(self.ctx, test)
+        finally:
+            self.ctx.on_action = on_action
         if selected or result.status is not Status.PASS:
             self._record(result)
         if result.status is not Status.PASS and result.status is not Status.SKIP:

@@ -38,7 +38,7 @@ def execute(ctx: RunContext, scenario: str, action: Action) -> ActionResult:
             break
         time.sleep(delay)
         delay *= 2
-    return ActionResult(
+    result = ActionResult(
         scenario,
         action.name,
         action.probe,
@@ -52,6 +52,8 @@ def execute(ctx: RunContext, scenario: str, action: Action) -> ActionResult:
         outcome.data,
         started,
     )
+    ctx.on_action(result)
+    return result
 
 
 class StepFailed(Exception):
