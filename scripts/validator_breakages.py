@@ -309,6 +309,20 @@ B: list[Breakage] = [
         [T + "validator/probes/test_probes.py::test_iputils_ping_loss_with_decimals_is_a_percentage"],
     ),
     (
+        "ping probe without a deadline: a reply later than 2 x RTT after the last probe counted lost",
+        "probes/reach.py",
+        '"-w", str(deadline), "-W"',
+        '"-W"',
+        [T + "validator/probes/test_probes.py::test_iputils_ping_counts_a_reply_that_comes_late_but_within_the_timeout"],
+    ),
+    (
+        "ping judged by its summary's replies, also those to probes sent after the judged ones",
+        "actions/reach.py",
+        "answered = count - stats.unanswered(count)",
+        "answered = min(stats.received, count)",
+        [T + "validator/probes/test_probes.py::test_ping_partial_loss_is_of_the_probes_not_of_the_summary"],
+    ),
+    (
         "kubeconfig keeps an existing file's mode",
         "cli/kubeconfig.py",
         '    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates it 0600\n    try:\n        with os.fdopen(fd, "w") as fh:\n            fh.write(text)\n        os.replace(tmp, path)',

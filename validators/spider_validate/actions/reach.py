@@ -50,16 +50,20 @@ def _recorded(run: Callable[[dict[str, Any]], Outcome]) -> Callable[[], Outcome]
 
 
 def _judge_ping(code: int | None, out: str, err: str) -> Outcome:
+    """Success means a reply to each of the probe's PING_COUNT probes within its deadline (probes/reach.py,
+    ping_command); the loss is of those probes, not ping's summary, which counts probes still in flight."""
     if code is None:
         return Outcome(False, "the exit code of ping was lost", transient=True)
     stats = probes.parse_ping(out)
     if stats is None:
         return Outcome(False, f"ping did not run (exit {code}): {(err or out).strip()[:200]}")
-    data = {"loss_percent": stats.loss_percent, "rtt_avg_ms": stats.rtt_avg_ms}
-    if stats.received == stats.transmitted and code == 0:
-        return Outcome(True, f"{stats.received}/{stats.transmitted} replies, avg {stats.rtt_avg_ms} ms", data=data)
+    count = probes.PING_COUNT
+    answered = count - stats.unanswered(count)
+    data = {"loss_percent": round(100 * (count - answered) / count, 1), "rtt_avg_ms": stats.rtt_avg_ms}
+    if answered == count and code == 0:
+        return Outcome(True, f"{answered}/{count} replies, avg {stats.rtt_avg_ms} ms", data=data)
     what = "unreachable" if stats.received == 0 else "lossy path"
-    return Outcome(False, f"{what}: {stats.loss_percent:g}% loss ({stats.received}/{stats.transmitted})", data=data)
+    return Outcome(False, f"{what}: {data['loss_percent']:g}% loss ({answered}/{count})", data=data)
 
 
 def _judge_http(code: int | None, out: str, err: str, expect_body: set[str] | None) -> Outcome:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spider_validate.probes.output import reads
 
+PING_COUNT = 3  # probes a ping action judges
+PING_INTERVAL = 0.2  # seconds between probes: the shortest interval iputils allows without root
 CURL_MARK = "__curl__"
 CURL_ERRORS = {
     6: "could not resolve host",
@@ -24,6 +27,12 @@ class PingStats:
     loss_percent: float
     rtt_avg_ms: float | None
     errors: int = 0
+    replied: frozenset[int] = field(default_factory=frozenset)  # the probes answered, numbered from 0
+
+    def unanswered(self, count: int = PING_COUNT) -> int:
+        """How many of the first `count` probes got no reply. Not the summary's loss: with -w, iputils goes on
+        sending until `count` replies have come, and its summary counts the probes still in flight at its exit."""
+        return count - len({n for n in self.replied if n < count})
 
 
 @dataclass(frozen=True)
@@ -33,9 +42,22 @@ class HttpReply:
     seconds: float
 
 
-def ping_command(ip: str, count: int = 3, timeout_s: int = 2) -> list[str]:
-    """iputils and busybox both take -c and -W; -i 0.2 is the shortest interval iputils allows without root."""
-    return ["ping", "-c", str(count), "-i", "0.2", "-W", str(timeout_s), ip]
+def ping_command(ip: str, count: int = PING_COUNT, timeout_s: int = 2) -> list[str]:
+    """`count` probes, each given `timeout_s` seconds for its reply, and ping ends by a deadline of that plus the
+    time to send them (-w, whole seconds in both pings). Rules read in iputils 20221126 and busybox 1.35:
+
+    - iputils with -c alone: once a reply has come, it waits only max(2 x max RTT, interval) after its last probe
+      (ping/ping_common.c:255-279 __schedule_exit; -W counts only while no reply has come): a reply a busy node
+      sent late was counted lost.
+    - iputils with -c and -w: no such wait (ping/ping.h:329); it sends on past `count` probes (ping_common.c:318)
+      until `count` replies (or errors) have come (:587), an error comes (:589) or the deadline passes, and exits 1
+      when fewer than `count` replies came (:935), 0 otherwise.
+    - busybox ping (an image without iputils; the client image, netshoot, has iputils) stops at `count` probes and
+      reads -w only when it sends, then waits -W seconds while no reply has come, else max(1 s, about 2 x max RTT)
+      (networking/ping.c:532-557 sendping_tail): a reply later than that still counts as lost there. Its exit code
+      follows the same rule (:509)."""
+    deadline = timeout_s + math.ceil(PING_INTERVAL * (count - 1))
+    return ["ping", "-c", str(count), "-i", str(PING_INTERVAL), "-w", str(deadline), "-W", str(timeout_s), ip]
 
 
 def http_command(ip: str, port: int, path: str = "/hostname", timeout_s: int = 5) -> list[str]:
@@ -54,6 +76,9 @@ def http_command(ip: str, port: int, path: str = "/hostname", timeout_s: int = 5
 _TX = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received(?:, \+(\d+) errors)?")
 _LOSS = re.compile(r"([\d.]+)% packet loss")
 _RTT = re.compile(r"(?:rtt|round-trip) min/avg/max(?:/mdev)? = [\d.]+/([\d.]+)/")
+# a reply's line: iputils numbers its probes from 1 (`icmp_seq=1`, ping/ping.c ping4_send_probe: ntransmitted + 1),
+# busybox from 0 (`seq=0`, networking/ping.c sendping4: ntransmitted)
+_REPLY = re.compile(r"^\d+ bytes from .*? (icmp_)?seq=(\d+) ", re.MULTILINE)
 
 
 @reads("ping")
@@ -69,6 +94,7 @@ def parse_ping(output: str) -> PingStats | None:
         float(loss.group(1)),
         float(rtt.group(1)) if rtt else None,
         int(tx.group(3) or 0),
+        frozenset(int(seq) - bool(iputils) for iputils, seq in _REPLY.findall(output)),
     )
 
 
