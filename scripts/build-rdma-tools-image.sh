@@ -8,7 +8,7 @@
 #   ibverbs-utils       ibv_devices;  ibverbs-providers: the rxe, mlx5 and efa providers
 #   libfabric-bin       fi_pingpong (libfabric 1.17 with its efa provider)
 #   python3-pyverbs     rdma-core's binding, to read an EFA's capabilities (efadv_query_device)
-#   iproute2, procps    ss (the server listens), pkill (it stops)
+#   iproute2            ss (the server listens; it is stopped by the PID its start printed)
 #   scripts/build-rdma-tools-image.sh [OUT_DIR]     (root: mmdebstrap's root mode and buildah's storage)
 # Writes OUT_DIR/rdma-tools-<suite>.oci.tar (default OUT_DIR: build/image) after checking, in a chroot of its root,
 # that every tool the suite calls is there and that its perftest takes SRD. Push it and pass its digest:
@@ -21,13 +21,13 @@ cd "$(dirname "$0")/.."
 OUT="${1:-build/image}"
 # shellcheck source=lib/oci-image.sh
 source scripts/lib/oci-image.sh
-PACKAGES=perftest,ibverbs-utils,ibverbs-providers,libfabric-bin,python3-pyverbs,iproute2,procps
+PACKAGES=perftest,ibverbs-utils,ibverbs-providers,libfabric-bin,python3-pyverbs,iproute2
 IMAGE="rdma-tools-${SUITE}.oci.tar"
 
 image_rootfs "${PACKAGES}"
 
 echo "== every tool the rdma suite calls, in its own root"
-for tool in ib_write_bw ib_read_bw ib_send_bw ibv_devices fi_pingpong python3 ss pkill timeout nohup; do
+for tool in ib_write_bw ib_read_bw ib_send_bw ibv_devices fi_pingpong python3 ss timeout nohup; do
   chroot "${WORK}/rootfs" sh -c "command -v ${tool}" >/dev/null || { echo "no ${tool} in the image" >&2; exit 1; }
 done
 chroot "${WORK}/rootfs" python3 -c "from pyverbs.providers.efa.efadv import EfaContext" || exit 1

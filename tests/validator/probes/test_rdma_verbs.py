@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from spider_validate.actions import fabric as rdma_fabric
+from spider_validate.actions import servers
 from spider_validate.probes import perf as perf_probes
 from spider_validate.probes import rdma as rdma_probes
 from spider_validate.suites import rdma
@@ -124,12 +125,12 @@ def test_the_image_script_installs_and_checks_every_tool_the_suite_calls() -> No
     assert proc.returncode == 0, proc.stdout
     script = IMAGE_SCRIPT.read_text()
     checked = set(re.search(r"for tool in ([^;]+); do", script).group(1).split())  # type: ignore[union-attr]
-    suite = " ".join(inspect.getsource(m) for m in (rdma, rdma_probes, rdma_fabric, perf_probes))
+    suite = " ".join(inspect.getsource(m) for m in (rdma, rdma_probes, rdma_fabric, servers, perf_probes))
     used = {f"ib_{v}_bw" for v in rdma_probes.VERBS} | {"python3", *rdma_probes.efa_caps_command("d")[:1]}
     used |= {tool for tool in ("ibv_devices", "fi_pingpong", "ss", "pkill", "timeout", "nohup") if tool in suite}
     assert used == checked
     packages = set(re.search(r"^PACKAGES=(\S+)", script, re.M).group(1).split(","))  # type: ignore[union-attr]
-    for tool in ("ib_write_bw", "fi_pingpong", "ss", "pkill"):
+    for tool in ("ib_write_bw", "fi_pingpong", "ss"):
         paths = [shutil.which(tool) or tool] + [f"{d}/{tool}" for d in ("/bin", "/sbin", "/usr/sbin")]  # usrmerge
         owners = [subprocess.run(["dpkg", "-S", p], capture_output=True, text=True).stdout for p in paths]
         assert next(o for o in owners if o).split(":")[0] in packages, (tool, owners)

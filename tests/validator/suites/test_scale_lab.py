@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import generate_latest
 from spider_validate.cli import common
 from spider_validate.cluster.api import Cluster
-from spider_validate.engine.model import RunResult, Status
+from spider_validate.engine.model import RunResult, Status, TestResult
 from spider_validate.engine.params import Parameters
 from spider_validate.engine.runner import Runner
 from spider_validate.report import environment
@@ -22,6 +22,7 @@ from spider_validate.watch.loop import Watcher, WatchOptions
 
 from tests.lab import netns
 from tests.lab.cluster import LabCluster
+from tests.lab.rdma import LabRdma
 from tests.validator.cluster.counting import CountingCluster
 
 pytestmark = pytest.mark.root
@@ -131,12 +132,37 @@ def test_a_token_bucket_limited_node_is_named_by_the_bandwidth_ring(tmp_path: Pa
                 ns=ns,
             )
         result = run(lab, tmp_path, tests=("perf/bandwidth-ring",), perf_seconds=2, perf_streams=2)
+    assert_ring_names(result, "throughput", "lab-node-2")
+
+
+def test_a_slow_rdma_node_is_named_by_the_rdma_bandwidth_ring(tmp_path: Path) -> None:
+    """perftest between ring neighbours on 4 nodes, each pod on its RDMA path (its address's RoCE v2 GID), judged
+    against --rdma-min-gbps: node 2's figure is 5 Gb/s, the others' perftest's README run (50.6 Gb/s). The lab's
+    perftest is a stub (tests/lab/perftest_stub.py: this kernel has no RDMA) printing perftest's own output."""
+    with LabCluster(workdir(tmp_path, "lab"), nodes=4) as lab:
+        LabRdma(lab, [f"rdma-ring-{i}" for i in range(4)], slow={"lab-node-2": 5.0})
+        image = {"rdma": "registry.example/spiderpool-rdma/rdma-tools:1"}  # the double runs no image
+        ring = ("rdma/bandwidth-ring",)
+        result = run(
+            lab, tmp_path, tests=ring, rdma_mode="shared", rdma_min_gbps=20, rdma_seconds=2, image_overrides=image
+        )
+    test = assert_ring_names(result, "rdma", "lab-node-2")
+    healthy = [a for a in test.actions if a.action == "rdma lab-node-0 -> lab-node-1"]
+    assert [a.data["average_gbps"] for a in healthy] == [pytest.approx(50.61, abs=0.01)], healthy
+    assert healthy[0].data["verb"] == "write" and healthy[0].data["min_gbps"] == 20
+
+
+def assert_ring_names(result: RunResult, probe: str, bad: str) -> TestResult:
+    """The ring's test failed naming `bad` alone as the bad node, and each of its two slow pairings says the other
+    rounds implicate it (not its healthy neighbour)."""
     (test,) = result.tests
     verdicts = {a.action: a for a in test.actions}
     assert test.status is Status.FAIL, report.table(result)
-    bad = sorted(n for n, a in verdicts.items() if n.startswith("bandwidth of node") and a.status is not Status.PASS)
-    assert bad == ["bandwidth of node lab-node-2"], [(a.action, a.detail) for a in test.actions]
-    assert "bad node: slow in every pairing" in verdicts["bandwidth of node lab-node-2"].detail
-    slow = {n: a.detail for n, a in verdicts.items() if n.startswith("throughput") and a.status is not Status.PASS}
-    assert sorted(slow) == ["throughput lab-node-1 -> lab-node-2", "throughput lab-node-2 -> lab-node-3"]
-    assert all("the other round implicates lab-node-2" in d for d in slow.values()), slow
+    named = sorted(n for n, a in verdicts.items() if n.startswith("bandwidth of node") and a.status is not Status.PASS)
+    assert named == [f"bandwidth of node {bad}"], [(a.action, a.detail) for a in test.actions]
+    assert "bad node: slow in every pairing" in verdicts[f"bandwidth of node {bad}"].detail
+    slow = {n: a.detail for n, a in verdicts.items() if n.startswith(probe) and a.status is not Status.PASS}
+    n = int(bad.rsplit("-", 1)[1])
+    assert sorted(slow) == [f"{probe} lab-node-{n - 1} -> {bad}", f"{probe} {bad} -> lab-node-{n + 1}"]
+    assert all(f"the other rounds implicate {bad}" in d for d in slow.values()), slow
+    return test

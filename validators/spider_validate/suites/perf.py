@@ -4,24 +4,20 @@ host (hostNetwork pods), each pod figure judged against the host's within a tole
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import shlex
-import threading
-import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from spider_validate.actions import servers
 from spider_validate.engine import manifests
 from spider_validate.engine.context import RunContext
 from spider_validate.engine.model import Outcome, Skip
-from spider_validate.engine.steps import StepFailed
 from spider_validate.engine.test import Test
 from spider_validate.probes import perf as perf_probes
+from spider_validate.suites import ring
 
 if TYPE_CHECKING:
     from spider_validate.engine.steps import Steps
@@ -29,7 +25,6 @@ if TYPE_CHECKING:
 SUITE = "perf"
 RESOURCES = {"requests": {"cpu": "1", "memory": "64Mi"}, "limits": {"cpu": "2", "memory": "256Mi"}}
 TOOLS = {"throughput": "iperf3", "latency": "sockperf"}  # what each test runs from the perf image
-MEASURING = threading.Lock()  # one measurement at a time: iperf3 filling the link would spoil sockperf's figures
 Figure = Literal["throughput", "latency"]
 T = TypeVar("T")
 
@@ -96,20 +91,16 @@ def _start(ctx: RunContext, t: Steps, test: str, tool: str) -> dict[str, Path]:
 def _exchange(
     ctx: RunContext, path: Path, port: int, server: list[str], client: list[str], timeout: float
 ) -> Outcome | str:
-    """Start the server in the background, run the client once it listens, stop the server (by the PID its start
-    printed: a hostNetwork server would otherwise outlive the pod's test in the node's network); the client's
-    output, or an Outcome when the server never listened."""
-    _, pid, _ = _exec(ctx, path.server, f"nohup {shlex.join(server)} >/dev/null 2>&1 & echo $!", 15)
+    """The server started in the background, the client run once it listens, the server stopped (actions/servers.py):
+    the client's output, or an Outcome when the server never listened."""
+    pid = servers.start(ctx, path.server, server, port)
+    if isinstance(pid, Outcome):
+        return dataclasses.replace(pid, detail=f"{pid.detail} (at {path.ip})")
     try:
-        for _ in range(50):
-            if f":{port}" in _exec(ctx, path.server, f"ss -ltnH 'sport = :{port}'", 10)[1]:
-                _, out, err = _exec(ctx, path.client, client, timeout)
-                return out + err
-            time.sleep(0.2)
-        return Outcome(False, f"{server[2]} did not listen on {path.ip}:{port} in {path.server}")
+        _, out, err = _exec(ctx, path.client, client, timeout)
+        return out + err
     finally:
-        if pid.strip().isdigit():
-            _exec(ctx, path.server, f"kill {pid.strip()} 2>/dev/null || true", 10)
+        servers.stop(ctx, path.server, pid)
 
 
 def _probe(
@@ -178,10 +169,10 @@ def throughput_verdict(gbps: float, host_gbps: float, tolerance: float, summary:
 
 
 def _measured(t: Steps, figure: Figure, path: Path, measure: Callable[[], tuple[T, Outcome] | Outcome]) -> T:
-    """One measurement on `path`, alone (MEASURING): what it measured."""
+    """One measurement on `path`, alone (ring.MEASURING): what it measured."""
 
     def run() -> tuple[T, Outcome] | Outcome:
-        with MEASURING:
+        with ring.MEASURING:
             return measure()
 
     return t.step(f"{figure} {path.kind} to {path.kind}", run, figure, path.client, path.server)
@@ -222,82 +213,29 @@ def latency(ctx: RunContext, t: Steps) -> None:
 RING_FLOOR = 0.5  # a pairing below this fraction of the median pairing is slow
 
 
-def ring_rounds(nodes: list[str]) -> list[list[tuple[str, str]]]:
-    """Rounds of disjoint pairs in which every node meets both its neighbours on a ring (in the order given): the
-    edges (i, i+1) alternately in two rounds, an odd ring's closing edge in a third; two nodes make one pair. Each
-    round's pairs run at once: 2 or 3 rounds whatever the size, n pairings in all."""
-    n = len(nodes)
-    if n < 2:
-        return []
-    edges = [(nodes[i], nodes[(i + 1) % n]) for i in range(n if n > 2 else 1)]
-    if n % 2 == 0:
-        return [r for r in (edges[0::2], edges[1::2]) if r]
-    return [edges[0 : n - 1 : 2], edges[1 : n - 1 : 2], [edges[-1]]]
-
-
-def bad_nodes(figures: dict[tuple[str, str], float | None]) -> tuple[float, set[str]]:
-    """The floor (RING_FLOOR of the median pairing's Gb/s) and the nodes slow in every pairing they are part of
-    (a pairing that failed is slow): on a ring each node is in two, so one slow link implicates neither of its
-    ends alone, and a slow node makes both its pairings slow."""
-    measured = sorted(g for g in figures.values() if g is not None)
-    floor = measured[len(measured) // 2] * RING_FLOOR if measured else 0.0
-    pairings: dict[str, list[bool]] = {}
-    for (a, b), gbps in figures.items():
-        for node in (a, b):
-            pairings.setdefault(node, []).append(gbps is None or gbps < floor)
-    return floor, {node for node, slow in pairings.items() if len(slow) > 1 and all(slow)}
-
-
 def bandwidth_ring(ctx: RunContext, t: Steps) -> None:
     """TCP bandwidth on every node without n^2 pairs: iperf3 between the client pods of ring neighbours, a round
-    of disjoint pairs at a time (ring_rounds), then each pairing and each node judged against the floor; a node
-    slow in every pairing is named, and a slow pairing says which of its nodes the other round implicates."""
+    of disjoint pairs at a time (suites/ring.py), each pairing and each node judged against half the median
+    pairing (TCP has no threshold of its own)."""
     pods = {p.node: p for p in ctx.by_role("client")}
     seconds, streams = ctx.params.perf_seconds, ctx.params.perf_streams
-    figures: dict[tuple[str, str], float | None] = {}
-    details: dict[tuple[str, str], str] = {}
 
-    def measure(pair: tuple[str, str]) -> None:
+    def measure(pair: ring.Pair) -> ring.Measured:
         client, server = pods[pair[0]], pods[pair[1]]
         port = server_port(ctx.run_id, "ring", "-".join(pair))
         path = Path("pod", server.name, client.name, server.ip)
         server_cmd = perf_probes.iperf3_server_command(port, seconds + 30)
         client_cmd = perf_probes.iperf3_client_command(server.ip, port, streams, seconds)
         tp = _probe(ctx, path, port, server_cmd, client_cmd, seconds + 30, perf_probes.parse_iperf3)
-        figures[pair] = None if isinstance(tp, Outcome) else tp.gbps
-        details[pair] = tp.detail if isinstance(tp, Outcome) else f"{tp.gbps:.2f} Gb/s with {tp.streams} streams"
-
-    rounds = ring_rounds(sorted(pods))
-    for pairs in rounds:
-        with MEASURING, ThreadPoolExecutor(len(pairs), "ring") as pool:
-            list(pool.map(measure, pairs))
-    floor, bad = bad_nodes(figures)
-    for i, pairs in enumerate(rounds):
-        for pair in pairs:
-            gbps = figures[pair]
-            ok = gbps is not None and gbps >= floor
-            blamed = sorted(set(pair) & bad)
-            why = "" if ok else f"; the other round implicates {' and '.join(blamed) or 'neither node (their link)'}"
-            data = {"transport": "TCP pod to pod", "min_gbps": round(floor, 3)}
-            data |= {"average_gbps": round(gbps, 3)} if gbps is not None else {}
-            outcome = Outcome(ok, f"round {i + 1}: {details[pair]} (floor {floor:.2f} Gb/s){why}", data=data)
-            _judged(t, f"throughput {pair[0]} -> {pair[1]}", outcome, pods[pair[0]].name, pods[pair[1]].name)
-    for node in sorted(pods):
-        mine = {pair: g for pair, g in figures.items() if node in pair}
-        best = max((g for g in mine.values() if g is not None), default=None)
-        seen = ", ".join(
-            f"with {b if a == node else a}: {g:.2f}" if g is not None else "failed" for (a, b), g in mine.items()
+        if isinstance(tp, Outcome):
+            return ring.Measured(None, tp.detail)
+        return ring.Measured(
+            tp.gbps, f"{tp.gbps:.2f} Gb/s with {tp.streams} streams", {"average_gbps": round(tp.gbps, 3)}
         )
-        verdict = "bad node: slow in every pairing" if node in bad else f"best {best or 0:.2f} Gb/s"
-        data = {"average_gbps": round(best or 0.0, 3), "min_gbps": round(floor, 3), "transport": "TCP pod to pod"}
-        outcome = Outcome(node not in bad and best is not None, f"{verdict} ({seen} Gb/s)", data=data)
-        _judged(t, f"bandwidth of node {node}", outcome, node, "")
 
-
-def _judged(t: Steps, name: str, outcome: Outcome, source: str, destination: str) -> None:
-    """A verdict made from every round's figures, recorded as its own result; a failing one ends nothing."""
-    with contextlib.suppress(StepFailed):
-        t.step(name, lambda: outcome, "throughput", source, destination)
+    figures = ring.measure(sorted(pods), measure)
+    floor = ring.median_floor(figures, RING_FLOOR)
+    ring.judge(t, figures, floor, "throughput", {n: p.name for n, p in pods.items()}, {"transport": "TCP pod to pod"})
 
 
 def _test(name: str, description: str, steps: Callable[[RunContext, Steps], None]) -> Test:

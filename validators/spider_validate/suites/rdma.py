@@ -5,14 +5,13 @@ the host network), or the EFA device's GID with the verb the device and the imag
 
 from __future__ import annotations
 
-import shlex
-import time
 import zlib
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from spider_validate.actions import fabric as rdma_fabric
+from spider_validate.actions import servers
 from spider_validate.engine import manifests
 from spider_validate.engine.context import RunContext, SetupError
 from spider_validate.engine.discovery import DRA_DRIVER, EFA_RESOURCE, RESOURCES, SRIOV_DEFAULT
@@ -20,6 +19,7 @@ from spider_validate.engine.model import Outcome
 from spider_validate.engine.test import Test
 from spider_validate.probes import rdma as rdma_probes
 from spider_validate.probes.rdma import Gid
+from spider_validate.suites import ring
 
 if TYPE_CHECKING:
     from spider_validate.engine.steps import Steps
@@ -337,14 +337,54 @@ def used_the_paths(output: str, client: Path, server: Path) -> str:
     return "perftest used " + "; ".join(wrong) if wrong else ""
 
 
+def threshold(ctx: RunContext, mode: str) -> tuple[float, str]:
+    """The Gb/s a pairing must reach and where that comes from: --rdma-min-gbps, else the line rate's fraction."""
+    if ctx.params.rdma_min_gbps is not None:
+        return ctx.params.rdma_min_gbps, "--rdma-min-gbps"
+    rate, source = ctx.facts.line_rate or (0.0, "")  # none with --rdma-min-gbps
+    need, how = required_gbps(rate, mode)
+    return need, f"{how}, {source}"
+
+
+def perftest(ctx: RunContext, verb: str, mode: str, path: Path, port: int, server: Path | None = None) -> list[str]:
+    """ib_<verb>_bw on `path`'s device and GID: the server, or (given the `server`'s path) the client; bounded."""
+    seconds = ctx.params.rdma_seconds
+    peer = server.address if server else None
+    command = rdma_probes.bw_command(verb, mode, path.gid.device, path.gid.index, port, seconds, peer)
+    return ["timeout", str(seconds + 30), *command]
+
+
+def port_of(ctx: RunContext, key: str = "") -> int:
+    """A port unique to the run (and to `key`: a pairing of the ring)."""
+    return 20000 + zlib.crc32(f"{ctx.run_id}{key}".encode()) % 20000
+
+
+def measure(
+    ctx: RunContext, verb: str, mode: str, client: Path, server: Path, port: int
+) -> tuple[rdma_probes.Bandwidth, Outcome] | Outcome:
+    """The client's run against the listening server: its figure judged against the threshold, over the GIDs
+    perftest itself says it used."""
+    need, how = threshold(ctx, mode)
+    command = perftest(ctx, verb, mode, client, port, server)
+    _code, out, err = _exec(ctx, client.pod, command, ctx.params.rdma_seconds + 40)
+    data = {"verb": verb, "client": client.data(), "server": server.data()}
+    measured = f"{verb}: {client.describe()} -> {server.describe()}"
+    try:
+        bw = rdma_probes.parse_perftest(out + err)
+    except rdma_probes.PerftestError as exc:
+        return Outcome(False, f"ib_{verb}_bw failed ({measured}): {exc}", data=data)
+    if wrong := used_the_paths(out, client, server):
+        return Outcome(False, f"{measured}: {wrong}", data=data | {"perftest_gids": rdma_probes.perftest_gids(out)})
+    outcome = judge(bw, need, how)
+    return bw, Outcome(outcome.ok, f"{measured}: {outcome.detail}", data=data | outcome.data)
+
+
 def bandwidth(ctx: RunContext, t: Steps) -> None:
     mode, resource = ctx.facts.rdma_mode, ctx.facts.rdma_resource
-    min_gbps = ctx.params.rdma_min_gbps
-    rate, source = ctx.facts.line_rate or (0.0, "")  # none with --rdma-min-gbps
     server, client = "rdma-server", "rdma-client"
     nodes = {server: ctx.nodes[0], client: ctx.nodes[1]}
     addresses = _start(ctx, t, [rdma_pod(ctx, pod, node, mode, resource) for pod, node in nodes.items()])
-    port = 20000 + zlib.crc32(ctx.run_id.encode()) % 20000  # unique to the run
+    port = port_of(ctx)
     paths: dict[str, Path] = {
         pod: t.step(f"RDMA path of {pod}", partial(_path, ctx, mode, pod, nodes[pod], addresses[pod]), "rdma", pod)
         for pod in (server, client)
@@ -360,54 +400,23 @@ def bandwidth(ctx: RunContext, t: Steps) -> None:
         t.step("claimed devices are the measured ones", link, "rdma", "pods", "claims")
     before = t.step("RDMA counters before", partial(rdma_fabric.read, ctx, devices), "rdma", "pods", "counters")
 
-    seconds = ctx.params.rdma_seconds
-    deadline = seconds + 30
-    tool = f"ib_{verb}_bw"
+    def start_server() -> tuple[str, Outcome] | Outcome:
+        command = perftest(ctx, verb, mode, paths[server], port)
+        pid = servers.start(ctx, server, command, port)
+        if isinstance(pid, Outcome):
+            return pid
+        return pid, Outcome(True, f"ib_{verb}_bw listens on {addresses[server]}:{port} (killed after {command[1]}s)")
 
-    def command(pod: str, peer: str | None = None) -> list[str]:
-        gid = paths[pod].gid
-        return [
-            "timeout",
-            str(deadline),
-            *rdma_probes.bw_command(verb, mode, gid.device, gid.index, port, seconds, peer),
-        ]
-
-    def start_server() -> Outcome:
-        _code, _, err = _exec(ctx, server, f"nohup {shlex.join(command(server))} >/tmp/sv-server.log 2>&1 &", 15)
-        for _ in range(50):  # the client starts only once the server listens on its port
-            _, out, _ = _exec(ctx, server, f"ss -ltnH 'sport = :{port}' || netstat -ltn", 10)
-            if f":{port}" in out:
-                return Outcome(True, f"{tool} listens on {addresses[server]}:{port} (killed after {deadline}s)")
-            time.sleep(0.2)
-        return Outcome(False, f"server did not listen on {port}: {err.strip()[:120]}")
-
-    t.step("start the server", start_server, "rdma", server, f"port {port}")
-
-    def measure() -> tuple[rdma_probes.Bandwidth, Outcome] | Outcome:
-        if min_gbps is not None:
-            threshold, how = min_gbps, "--rdma-min-gbps"
-        else:
-            threshold, how = required_gbps(rate, mode)
-            how = f"{how}, {source}"
-        _code, out, err = _exec(ctx, client, command(client, addresses[server]), deadline + 10)
-        data = {"verb": verb, "client": paths[client].data(), "server": paths[server].data()}
-        measured = f"{verb}: {paths[client].describe()} -> {paths[server].describe()}"
-        try:
-            bw = rdma_probes.parse_perftest(out + err)
-        except rdma_probes.PerftestError as exc:
-            return Outcome(False, f"{tool} failed ({measured}): {exc}", data=data)
-        if wrong := used_the_paths(out, paths[client], paths[server]):
-            return Outcome(False, f"{measured}: {wrong}", data=data | {"perftest_gids": rdma_probes.perftest_gids(out)})
-        outcome = judge(bw, threshold, how)
-        return bw, Outcome(outcome.ok, f"{measured}: {outcome.detail}", data=data | outcome.data)
-
-    measured = t.step(f"bandwidth {client} -> {server}", measure, "rdma", client, server)
+    pid = t.step("start the server", start_server, "rdma", server, f"port {port}")
+    measure_ = partial(measure, ctx, verb, mode, paths[client], paths[server], port)
+    measured = t.step(f"bandwidth {client} -> {server}", measure_, "rdma", client, server)
     sender, receiver = (client, server) if rdma_probes.data_flow(verb)[0] == "client" else (server, client)
+    seconds = ctx.params.rdma_seconds
     proof = partial(rdma_fabric.proof, ctx, sender, receiver, devices, before, measured, seconds, verb)
     t.step("traffic crossed the RDMA devices", proof, "rdma", sender, receiver)
 
     def stop() -> Outcome:
-        _exec(ctx, server, f"pkill {tool} || true", 10)
+        servers.stop(ctx, server, pid)
         return Outcome(True, "server stopped")
 
     t.step("stop the server", stop, "rdma", server, "-")
@@ -416,12 +425,60 @@ def bandwidth(ctx: RunContext, t: Steps) -> None:
         t.step(f"fi_pingpong {client} -> {server}", pingpong, "rdma", client, server)
 
 
-def objects(ctx: RunContext) -> list[dict[str, Any]]:
-    """The pods an RDMA test creates (EFA's, the fullest: a device, IPC_LOCK, hugepages), for `manifests`."""
-    node = ctx.nodes[0]
+def ring_pods(ctx: RunContext) -> dict[str, str]:
+    """node -> the ring's RDMA pod on it."""
+    return {node: f"rdma-ring-{i}" for i, node in enumerate(sorted(ctx.nodes))}
+
+
+def bandwidth_ring(ctx: RunContext, t: Steps) -> None:
+    """RDMA bandwidth on every node without n^2 pairs: an RDMA pod per node, each pod's path and the verb chosen as
+    rdma/bandwidth chooses them (for all the pods' devices at once), then perftest between ring neighbours a round
+    of disjoint pairs at a time (suites/ring.py), each pairing and node judged against the RDMA threshold. The proof
+    of fabric (counters) stays with rdma/bandwidth: a ring is about which node is slow."""
+    mode, resource = ctx.facts.rdma_mode, ctx.facts.rdma_resource
+    pods = ring_pods(ctx)
+    addresses = _start(ctx, t, [rdma_pod(ctx, pod, node, mode, resource) for node, pod in pods.items()])
+    paths: dict[str, Path] = {
+        pod: t.step(f"RDMA path of {pod}", partial(_path, ctx, mode, pod, node, addresses[pod]), "rdma", pod)
+        for node, pod in pods.items()
+    }
+    verb = t.step("verb", partial(_verb, ctx, mode, paths), "rdma", "pods", "-")
+
+    def one(pair: ring.Pair) -> ring.Measured:
+        client, server = paths[pods[pair[0]]], paths[pods[pair[1]]]
+        port = port_of(ctx, "/".join(pair))
+        pid = servers.start(ctx, server.pod, perftest(ctx, verb, mode, server, port), port)
+        if isinstance(pid, Outcome):
+            return ring.Measured(None, pid.detail)
+        try:
+            measured = measure(ctx, verb, mode, client, server, port)
+        finally:
+            servers.stop(ctx, server.pod, pid)
+        if isinstance(measured, Outcome):
+            return ring.Measured(None, measured.detail, measured.data)
+        bw, outcome = measured
+        return ring.Measured(bw.average_gbps, outcome.detail, outcome.data)
+
+    figures = ring.measure(sorted(pods), one)
+    ring.judge(t, figures, threshold(ctx, mode)[0], "rdma", pods, {"transport": f"RDMA {verb}"})
+
+
+def _mode(ctx: RunContext) -> tuple[str, str]:
+    """The mode and resource `manifests` shows the pods in (EFA's, the fullest: a device, IPC_LOCK, hugepages)."""
     mode, resource = (ctx.params.rdma_mode, "") if ctx.params.rdma_mode != "auto" else ("efa", EFA_RESOURCE)
-    resource = resource or RESOURCES.get(mode, SRIOV_DEFAULT)
+    return mode, resource or RESOURCES.get(mode, SRIOV_DEFAULT)
+
+
+def objects(ctx: RunContext) -> list[dict[str, Any]]:
+    """The pods an RDMA test of two nodes creates, for `manifests`."""
+    node, (mode, resource) = ctx.nodes[0], _mode(ctx)
     return [rdma_pod(ctx, "rdma-with", node, mode, resource), rdma_pod(ctx, "rdma-without", node, mode, None)]
+
+
+def ring_objects(ctx: RunContext) -> list[dict[str, Any]]:
+    """The ring's pods, one with a device on every node, for `manifests`."""
+    mode, resource = _mode(ctx)
+    return [rdma_pod(ctx, pod, node, mode, resource) for node, pod in ring_pods(ctx).items()]
 
 
 TESTS = [
@@ -446,5 +503,17 @@ TESTS = [
         requires=("rdma", "rdma-image", "line-rate"),
         pod_security="privileged",
         objects=objects,
+    ),
+    Test(
+        SUITE,
+        "bandwidth-ring",
+        "RDMA bandwidth of every node: perftest between ring neighbours in rounds of disjoint pairs, each judged "
+        "against the minimum; a node slow in every pairing is named",
+        steps=bandwidth_ring,
+        labels=("rdma", "cross-node", "every-node"),
+        requires_nodes=2,
+        requires=("rdma", "rdma-image", "line-rate"),
+        pod_security="privileged",
+        objects=ring_objects,
     ),
 ]
