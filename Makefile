@@ -8,7 +8,7 @@ export CHECKPOINT_DISABLE := 1
 export SPIDERPOOL_RDMA_CONFIG := $(abspath $(CONFIG))
 
 .PHONY: synth test test-unit test-installed-validator lint bench-synth bench-validate bench-watch bench-scale install clean instance-data \
-	pin-ecr-credential-provider
+	pin-ecr-credential-provider pin-kubectl
 
 install:
 	scripts/install-tools.sh python node checkov helm apt
@@ -25,6 +25,12 @@ synth:
 pin-ecr-credential-provider:
 	@scripts/install-tools.sh python
 	python scripts/pin_ecr_credential_provider.py $(VERSION)
+
+## pin-kubectl: pin the chart's kubectl image per Kubernetes minor, newest release and digest, from kubernetes/k8s.io's
+## image promotion manifest (network), into charts/spiderpool-rdma/files/kubectl-images.json
+pin-kubectl:
+	@scripts/install-tools.sh python
+	python scripts/pin_kubectl_images.py
 
 ## instance-data: refresh cdk/data/instance_types.json from the EC2 API (AWS credentials; REGION=us-east-1)
 instance-data:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from cdk import chart_values, userdata
-from cdk.config import ClusterConfig
+from cdk.config import DEFAULT_KUBERNETES_VERSION, ClusterConfig
 from cdk.ec2_types import InstanceTable
 from cdk.ipplan import IpPlan, load_plan
 from tests.conftest import REPO, SHARED, VARIANTS
@@ -30,7 +30,10 @@ PROFILES = sorted(p.stem.removeprefix("values-") for p in CHART.glob("values-*.y
 HELM = str(REPO / ".tools" / "bin" / "helm")
 NAMESPACE = "kube-system"
 UPSTREAM_CHARTS = SHARED / "upstream" / "charts"
-KUBE_VERSION = "1.33.0"
+#: The Kubernetes a new cluster gets by default (cdk/config.py): what `helm template` renders for, and what the rendered
+#: objects are validated against.
+KUBE_MINOR = DEFAULT_KUBERNETES_VERSION
+KUBE_VERSION = f"{KUBE_MINOR}.0"
 
 
 def dependencies() -> list[dict[str, Any]]:
@@ -93,11 +96,17 @@ _SOURCE = re.compile(r"^# Source: (\S+)$", re.MULTILINE)
 
 
 def helm_template(
-    chart_dir: Path, *values: dict[str, Any], release: str = "rdma", upgrade: bool = False, tmp: Path | None = None
+    chart_dir: Path,
+    *values: dict[str, Any],
+    release: str = "rdma",
+    upgrade: bool = False,
+    tmp: Path | None = None,
+    kube_version: str = KUBE_VERSION,
 ) -> list[Rendered]:
-    """Every object helm renders (hooks and tests included), with its source template."""
+    """Every object helm renders (hooks and tests included), with its source template, for a cluster of
+    `kube_version` (what Helm reads from the server's /version on install)."""
     workdir = tmp or chart_dir.parent
-    args = [HELM, "template", release, str(chart_dir), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+    args = [HELM, "template", release, str(chart_dir), "--namespace", NAMESPACE, "--kube-version", kube_version]
     if upgrade:
         args.append("--is-upgrade")
     for i, data in enumerate(values):

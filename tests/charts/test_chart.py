@@ -82,7 +82,7 @@ def test_builtin_objects_pass_kubernetes_validate_strict(case: tuple[str, bool],
     builtins = [o for o in chart.all_objects(rendered[case]) if not is_custom(o)]
     assert {o["kind"] for o in builtins} >= {"Job", "Pod", "ConfigMap", "ClusterRole", "Role", "ServiceAccount"}
     for obj in builtins:
-        kubernetes_validate.validate(obj, "1.33", strict=True)
+        kubernetes_validate.validate(obj, chart.KUBE_MINOR, strict=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)

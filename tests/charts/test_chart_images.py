@@ -8,6 +8,7 @@ import copy
 import hashlib
 import json
 import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +18,22 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from cdk.config import NEWEST_MINOR, OLDEST_MINOR
 from cdk.ec2_types import InstanceTable
 from tests import chart
+from tests.conftest import REPO
 
 WATCH = {"watch": {"enabled": True, "image": {"registry": "registry.example.com", "repository": "sv", "tag": "0.2.0"}}}
 #: The sample RDMA pair (fi_pingpong over EFA, hence cluster.rdma efa); no image of it is published.
 RDMA_SAMPLE = {"rdmaSample": {"enabled": True, "image": {"registry": "registry.example.com", "repository": "rdma-tools",
                "tag": "1"}}, "cluster": {"rdma": "efa"}}  # fmt: skip
 VALUES = yaml.safe_load((chart.CHART / "values.yaml").read_text())
+sys.path.insert(0, str(REPO / "scripts"))
+import pin_kubectl_images  # noqa: E402
+
+KUBECTL_PINS = json.loads((chart.CHART / "files" / "kubectl-images.json").read_text())
+#: kubernetes/k8s.io's promotion manifest of registry.k8s.io/kubectl, its kubectl entry as copied (commit in line 1).
+PROMOTION_MANIFEST = REPO / "tests" / "fixtures" / "upstream" / "k8s-staging-kubernetes-images-kubectl.yaml"
 
 
 def image_values(schema: dict[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -112,7 +121,7 @@ def test_a_digest_in_every_image_value_is_what_every_container_runs(
     assert {c["imagePullPolicy"] for c in containers(objs)} == {"IfNotPresent"}
     for obj in objs:
         if obj.get("kind") in {"Deployment", "DaemonSet", "Job", "Pod"}:
-            kubernetes_validate.validate(obj, "1.33", strict=True)
+            kubernetes_validate.validate(obj, chart.KUBE_MINOR, strict=True)
             assert "CKV_K8S_43" not in str(obj["metadata"].get("annotations", {}))
 
 
@@ -123,7 +132,10 @@ def test_by_default_pinned_images_pull_if_not_present_and_the_others_always(
     policies = {c["image"]: c["imagePullPolicy"] for c in containers(objs)}
     assert policies == {image: "IfNotPresent" if "@sha256:" in image else "Always" for image in policies}
     pinned = {image.split("@")[0] for image in policies if "@sha256:" in image}
-    assert pinned == {"registry.k8s.io/e2e-test-images/agnhost:2.53", "registry.k8s.io/kubectl:v1.33.0"}
+    kubectl = KUBECTL_PINS["releases"][chart.KUBE_MINOR]
+    assert pinned == {"registry.k8s.io/e2e-test-images/agnhost:2.53"} | (
+        {f"registry.k8s.io/kubectl:{kubectl['tag']}"} if kubectl["digest"] else set()
+    )
     unpinned = [o for o in objs if any("@" not in c["image"] for c in containers([o]))]
     for obj in unpinned:  # the skip says which value pins the image; the pinned ones carry none
         skips = [v for k, v in obj["metadata"].get("annotations", {}).items() if v.startswith("CKV_K8S_43=")]
@@ -181,3 +193,50 @@ def test_a_digest_pins_every_subchart_image_too(chart_dir: Path, tmp_path: Path)
         images = {c["image"] for c in containers(rendered)}
         assert [image for image in images if "@sha256:" not in image] == [], profile
         assert {c.get("imagePullPolicy", "IfNotPresent") for c in containers(rendered)} == {"IfNotPresent"}, profile
+
+
+def kubectl_images(chart_dir: Path, base: list[dict[str, Any]], kube_version: str) -> set[str]:
+    """The images of the network apply and delete jobs, rendered for a cluster of `kube_version`."""
+    objs = [r.obj for r in chart.own(chart.helm_template(chart_dir, *base, kube_version=kube_version))]
+    jobs = [o for o in objs if o["kind"] == "Job" and o["spec"]["template"]["metadata"]["labels"].get(
+        "app.kubernetes.io/component") in {"network-apply", "network-delete"}]  # fmt: skip
+    assert len(jobs) == 2
+    return {c["image"] for c in containers(jobs)}
+
+
+@pytest.mark.parametrize("minor", range(OLDEST_MINOR, NEWEST_MINOR + 1))
+def test_the_jobs_run_the_kubectl_of_the_clusters_own_minor(
+    chart_dir: Path, base: list[dict[str, Any]], minor: int
+) -> None:
+    """kubectl supports one minor of skew (kubernetes.io/releases/version-skew-policy): the chart's jobs run the
+    cluster's own, by the digest kubernetes/k8s.io's promotion manifest records where the copy here has it. A
+    provider's version string ("v1.36.2-eks-1", Minor "36+") names the same minor."""
+    promoted = pin_kubectl_images.promoted(PROMOTION_MANIFEST.read_text())
+    for version in (f"1.{minor}.0", f"v1.{minor}.2-eks-1"):
+        (image,) = kubectl_images(chart_dir, base, version)
+        reference, _, digest = image.partition("@")
+        assert reference.startswith(f"registry.k8s.io/kubectl:v1.{minor}.")
+        assert digest == (promoted[f"1.{minor}"][1] if f"1.{minor}" in promoted else "")
+
+
+def test_a_cluster_minor_without_a_kubectl_release_is_refused_by_name(
+    chart_dir: Path, base: list[dict[str, Any]]
+) -> None:
+    with pytest.raises(RuntimeError, match=rf"pins no kubectl for Kubernetes 1\.{NEWEST_MINOR + 1} "):
+        kubectl_images(chart_dir, base, f"1.{NEWEST_MINOR + 1}.0")
+    # the chart accepts the minors the configuration accepts (cdk/config.py), no older
+    with pytest.raises(RuntimeError, match="chart requires kubeVersion"):
+        kubectl_images(chart_dir, base, f"1.{OLDEST_MINOR - 1}.0")
+    pinned = {"registry": "mirror.example.com", "repository": "kubectl", "tag": "v1.99.0", "digest": ""}
+    assert kubectl_images(chart_dir, [*base, {"networkApply": {"image": pinned}}], f"1.{NEWEST_MINOR + 1}.0") == {
+        "mirror.example.com/kubectl:v1.99.0"
+    }
+
+
+def test_the_kubectl_pins_are_the_promotion_manifests() -> None:
+    """files/kubectl-images.json is what scripts/pin_kubectl_images.py writes from the manifest's copy, the minors it
+    lacks named by tag; every minor a cluster may have is in it."""
+    by_tag = {minor: pin["tag"] for minor, pin in KUBECTL_PINS["releases"].items() if not pin["digest"]}
+    source = str(PROMOTION_MANIFEST.relative_to(REPO))
+    assert pin_kubectl_images.pins(PROMOTION_MANIFEST.read_text(), source, by_tag) == KUBECTL_PINS
+    assert set(KUBECTL_PINS["releases"]) == {f"1.{m}" for m in range(OLDEST_MINOR, NEWEST_MINOR + 1)}

@@ -77,7 +77,7 @@ def test_every_object_is_rendered(rendered: list[chart.Rendered]) -> None:
 def test_builtin_objects_pass_kubernetes_validate_strict(rendered: list[chart.Rendered]) -> None:
     for obj in watch_objects(rendered):
         if not obj["apiVersion"].startswith("monitoring.coreos.com/"):
-            kubernetes_validate.validate(obj, "1.33", strict=True)
+            kubernetes_validate.validate(obj, chart.KUBE_MINOR, strict=True)
 
 
 def test_servicemonitor_and_prometheusrule_pass_the_crd_fields(rendered: list[chart.Rendered]) -> None:

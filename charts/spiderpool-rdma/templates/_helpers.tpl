@@ -68,6 +68,26 @@ then only for the reader. */}}
 {{- $ref -}}
 {{- end -}}
 
+{{/* The kubectl image of the apply and delete jobs, as JSON: networkApply.image as set, or, while its tag and digest
+are empty, the release files/kubectl-images.json pins for the cluster's own minor (kubectl supports one minor of skew
+either way: kubernetes.io/releases/version-skew-policy; the file is written by scripts/pin_kubectl_images.py). The
+minor is read from the server's gitVersion: Helm passes the server's /version as .Capabilities.KubeVersion (helm
+pkg/action/action.go, getCapabilities), whose Minor is the raw field ("36+" on some providers). */}}
+{{- define "spiderpool-rdma.kubectlImage" -}}
+{{- $image := .Values.networkApply.image -}}
+{{- if not (or $image.tag $image.digest) -}}
+{{- $version := semver .Capabilities.KubeVersion.Version -}}
+{{- $minor := printf "%d.%d" $version.Major $version.Minor -}}
+{{- $releases := (.Files.Get "files/kubectl-images.json" | fromJson).releases -}}
+{{- $release := get $releases $minor -}}
+{{- if not $release -}}
+{{- fail (printf "networkApply.image: the chart pins no kubectl for Kubernetes %s (files/kubectl-images.json: %s); set networkApply.image.tag and .digest to a kubectl of %s" $minor (keys $releases | sortAlpha | join ", ") $minor) -}}
+{{- end -}}
+{{- $image = dict "registry" $image.registry "repository" $image.repository "tag" $release.tag "digest" $release.digest -}}
+{{- end -}}
+{{- toJson $image -}}
+{{- end -}}
+
 {{/* checkov's CKV_K8S_43 (an image by digest) skipped only while the image has none, saying why and what to set:
 {{ include "spiderpool-rdma.unpinned" (dict "image" .Values.x.image "value" "x.image" "why" "..." "n" 3) }} */}}
 {{- define "spiderpool-rdma.unpinned" -}}

@@ -198,7 +198,7 @@ spec:
 {{ include "spiderpool-rdma.kubectl" (dict "root" $ "name" "x" "command" (list "kubectl" ...) "mounts" (list ...)) }} */}}
 {{- define "spiderpool-rdma.kubectl" -}}
 - name: {{ .name }}
-  {{- include "spiderpool-rdma.containerImage" .root.Values.networkApply.image | nindent 2 }}
+  {{- include "spiderpool-rdma.containerImage" (include "spiderpool-rdma.kubectlImage" .root | fromJson) | nindent 2 }}
   command: {{ toJson .command }}
   {{- with .mounts }}
   volumeMounts: {{ toJson . }}
