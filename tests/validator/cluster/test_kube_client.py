@@ -7,7 +7,6 @@ that the client sends what the API expects (methods, paths, label selectors, bod
 from __future__ import annotations
 
 import json
-import select
 import signal
 import socket
 import subprocess
@@ -171,39 +170,15 @@ class ExecApi(BaseHTTPRequestHandler):
     negotiated and the frames written by the lab's websocket module (tests/lab/websocket.py, which cites both
     servers); the empty stdout message sent once connected, then the command's output on channel 1 and the
     metav1.Status on channel 3 (kubelet pkg/cri/streaming/remotecommand/websocket.go, createWebSocketStreams;
-    v4WriteStatusFunc). With `hang` the command prints its first line and never ends; otherwise it prints and exits 0
-    (the Success status, then a close frame)."""
+    v4WriteStatusFunc). With `hang` the command prints its first line and never ends until the client closes (its
+    frames read by the lab's Channels.receive); otherwise it prints and exits 0 (the Success status, then a close
+    frame)."""
 
-    rbufsize = 0  # unbuffered: select() on the socket sees every frame the client sent
+    rbufsize = 0  # unbuffered: the client's frames after the handshake stay in the socket for Channels.receive
     hang: ClassVar[bool] = True
     flood: ClassVar[int] = 0  # MiB of stdout the command prints before it ends (in frames of FLOOD_FRAME bytes)
     release: ClassVar[threading.Event] = threading.Event()  # the test is over: a hanging command's stream ends
     commands: ClassVar[list[list[str]]] = []
-
-    def _read(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.rfile.read(n - len(data))
-            if not chunk:
-                raise ConnectionError("the client closed the connection")
-            data += chunk
-        return data
-
-    def _until_closed(self) -> None:
-        """Read the client's frames (masked, RFC 6455 section 5.3) until its Close, answered with a Close (section
-        5.5.1); or until the test is over."""
-        while not ExecApi.release.is_set():
-            if not select.select([self.connection], [], [], 0.2)[0]:
-                continue
-            head = self._read(2)
-            size = head[1] & 0x7F
-            if size >= 126:
-                size = int.from_bytes(self._read(2 if size == 126 else 8), "big")
-            mask = self._read(4)
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(self._read(size)))
-            if head[0] & 0x0F == 0x8:
-                self.channels.close(int.from_bytes(payload[:2], "big"))  # answered with its status code
-                return
 
     def do_GET(self) -> None:
         self.close_connection = True
@@ -218,9 +193,12 @@ class ExecApi(BaseHTTPRequestHandler):
         self.end_headers()
         self.channels = websocket.Channels(self.connection, protocol)
         self.channels.write(websocket.STDOUT, b"")
-        if ExecApi.hang:
+        if ExecApi.hang:  # the stream ends when the client closes it (its exec timed out) or the test is over
             self.channels.write(websocket.STDOUT, PING_HEADER)
-            self._until_closed()
+            threading.Thread(target=self.channels.receive, daemon=True).start()
+            while not (self.channels.client_closed.wait(0.1) or ExecApi.release.is_set()):
+                continue
+            self.channels.close()
             return
         for _ in range(ExecApi.flood_bytes() // FLOOD_FRAME):
             self.channels.write(websocket.STDOUT, b"y" * FLOOD_FRAME)
