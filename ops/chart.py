@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyhelm3
@@ -58,6 +59,28 @@ def install(kubeconfig: Path, rdma: RdmaMode, outdir: Path) -> None:
         )
 
     asyncio.run(steps())
+
+
+@dataclass(frozen=True)
+class Release:
+    """The release as `helm status` reports it."""
+
+    name: str
+    revision: int
+    status: str
+    chart: str
+    chart_version: str
+
+
+def release(kubeconfig: Path) -> Release | None:
+    """The chart's release (`helm status -o json`: its revision, status and chart), None when there is none."""
+    command = _command(kubeconfig)
+    try:
+        shown = asyncio.run(command.status(RELEASE, namespace=NAMESPACE))
+    except ReleaseNotFoundError:
+        return None
+    chart = shown["chart"]["metadata"]
+    return Release(shown["name"], shown["version"], shown["info"]["status"], chart["name"], chart["version"])
 
 
 def uninstall(kubeconfig: Path) -> bool:

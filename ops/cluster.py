@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import re
 import shlex
@@ -15,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ import yaml
 from botocore.exceptions import ClientError
 from spider_validate import names
 from spider_validate.cluster import kubeconfig as kc
+from spider_validate.cluster.api import Timeouts
+from spider_validate.cluster.kube import KubeCluster
 
 POLL = 15.0  # seconds between looks at SSM and the API: each is one request, and bootstrap takes minutes
 
@@ -97,23 +99,38 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+@dataclass(frozen=True)
+class NodeState:
+    """A registered node as the API reports it: its Ready condition's status and its kubelet's version."""
+
+    name: str
+    ready: str
+    version: str
+
+
+def node_states(kubeconfig: Path) -> list[NodeState]:
+    """Every registered node, through the validator's client (each call bounded, failures as ApiError naming the
+    server: a dead port forward is one line, in seconds)."""
+    api = KubeCluster(str(kubeconfig), None, Timeouts(5.0, 10.0))
+    return [
+        NodeState(
+            node["metadata"]["name"],
+            next((c["status"] for c in status.get("conditions", []) if c["type"] == "Ready"), "Unknown"),
+            (status.get("nodeInfo") or {}).get("kubeletVersion", "unknown"),
+        )
+        for node in api.list("Node")
+        for status in [node.get("status", {})]
+    ]
+
+
 def wait_for_nodes(
     kubeconfig: Path, expected: list[str], echo: Callable[[str], None], timeout: float
 ) -> dict[str, str]:
     """Every planned node registered with the API (node name -> its Ready condition's status)."""
-    from kubernetes import client, config  # the validator's dependency; imported when a cluster is reached
-
-    api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
     start = time.monotonic()
     while True:
-        response = api.list_node(_request_timeout=10, _preload_content=False)
         # kubeadm registers each node by its planned name (bootstrap/kubeadm-init.yaml.j2, nodeRegistration.name)
-        joined = {
-            node["metadata"]["name"]: next(
-                (c["status"] for c in node.get("status", {}).get("conditions", []) if c["type"] == "Ready"), "Unknown"
-            )
-            for node in json.loads(response.data)["items"]  # type: ignore[attr-defined]  # not preloaded: raw
-        }
+        joined = {node.name: node.ready for node in node_states(kubeconfig)}
         missing = sorted(set(expected) - set(joined))
         if not missing:
             return joined

@@ -21,9 +21,11 @@ from typing import Any
 
 import boto3
 import click
+import pyhelm3.errors
 from botocore.exceptions import BotoCoreError, ClientError
 from spider_validate import names
 from spider_validate.cluster import kubeconfig as kc
+from spider_validate.cluster.api import ApiError, ConfigProblem
 
 from cdk import cost
 from cdk.config import DEFAULT_CONFIG, ClusterConfig, ConfigError
@@ -202,7 +204,7 @@ def up(config_path: Path, outdir: Path, until: str, yes: bool) -> None:
         api = Api(deployment, _aws(deployment.config), exits)
         try:
             total = run_phases(deployment, phases(deployment, plan, api), until, click.echo)
-        except (ToolFailed, cluster.ClusterNotReady, kc.KubeconfigError, chart.HelmMissing) as error:
+        except (ToolFailed, cluster.ClusterNotReady, kc.KubeconfigError, chart.HelmMissing, ApiError) as error:
             click.echo(f"Error: {error}", err=True)
             click.echo("run `spiderpool-rdma up` again with the same --config to resume", err=True)
             raise click.exceptions.Exit(1) from error
@@ -214,10 +216,11 @@ def up(config_path: Path, outdir: Path, until: str, yes: bool) -> None:
 @config_option
 @outdir_option
 def status(config_path: Path, outdir: Path) -> None:
-    """What exists of the configuration's cluster (by its tag), which phases of `up` finished, what it costs."""
+    """What exists of the configuration's cluster: what carries its tag, its nodes and chart release, the phases
+    of `up` that finished, the last validation, and what it costs."""
     deployment, _, table = _deployment(config_path, outdir)
-    name = deployment.config.name
-    found = {k: v for k, v in leftovers.tagged(_aws(deployment.config), names.CLUSTER_TAG, name).items() if v}
+    name, aws = deployment.config.name, _aws(deployment.config)
+    found = {k: v for k, v in leftovers.tagged(aws, names.CLUSTER_TAG, name).items() if v}
     click.echo(f"cluster {name} in {deployment.config.region}:")
     for items in found.values():
         for item in items:
@@ -227,9 +230,46 @@ def status(config_path: Path, outdir: Path) -> None:
         return
     done = deployment.record().done
     click.echo(f"phases of up finished: {', '.join(done) or 'none'}")
-    if "validated" in done:
-        click.echo(f"last validation report: {deployment.report}")
+    with ExitStack() as exits:
+        show_cluster(Api(deployment, aws, exits))
+    if deployment.report.is_file():
+        verdict = "passed" if "validated" in done else "did not pass"
+        written = time.strftime("%Y-%m-%d %H:%M", time.localtime(deployment.report.stat().st_mtime))
+        click.echo(f"last validation ({written}): {verdict}, report {deployment.report}")
     click.echo(cost.render(deployment.config, table))
+
+
+def show_cluster(api: Api) -> None:
+    """The nodes as the API reports them (kubectl's STATUS and VERSION) and the chart's release as helm does; an
+    API that cannot be reached is said, and the rest of `status` still shown."""
+    d = api.deployment
+    if not d.kubeconfig.is_file():
+        click.echo(f"nodes: no kubeconfig yet (up's cluster phase writes {d.kubeconfig})")
+        return
+    try:
+        kubeconfig = api.reach()
+        nodes = cluster.node_states(kubeconfig)
+    except (ApiError, ConfigProblem, cluster.ClusterNotReady) as error:
+        click.echo(f"nodes and chart: the API of {d.kubeconfig} cannot be reached: {error}")
+        return
+    click.echo(f"nodes ({len(nodes)}):")
+    width = max((len(n.name) for n in nodes), default=0)
+    for node in nodes:
+        # kubectl's STATUS: the Ready condition True is Ready, False or Unknown NotReady
+        ready = "Ready" if node.ready == "True" else "NotReady"
+        click.echo(f"  {node.name:{width}}  {ready:8}  {node.version}")
+    try:
+        release = chart.release(kubeconfig)
+    except (chart.HelmMissing, pyhelm3.errors.Error) as error:
+        click.echo(f"chart release: helm failed: {error}")
+        return
+    if release is None:
+        click.echo(f"chart release: none ({chart.RELEASE} in {chart.NAMESPACE} is not installed)")
+    else:
+        click.echo(
+            f"chart release {release.name} in {chart.NAMESPACE}: revision {release.revision}, {release.status}, "
+            f"chart {release.chart} {release.chart_version}"
+        )
 
 
 @click.command(cls=AwsCommand)

@@ -31,6 +31,8 @@ from tests.lab.proxy import SERVICE_NET, Proxy
 from tests.lab.store import Store, api_version
 
 SERVER = Path(agnhost.__file__)
+#: The version the lab's nodes report: the minor of the kubectl and API schemas the lab is checked with (1.36).
+KUBELET_VERSION = "v1.36.0"
 
 
 @dataclass
@@ -104,6 +106,8 @@ class Kubelet:
                     "status": {
                         "conditions": [{"type": "Ready", "status": "True"}],
                         "addresses": [{"type": "InternalIP", "address": ip}],
+                        # the kubelet's own version (kubernetes pkg/kubelet/nodestatus/setters.go, VersionInfo)
+                        "nodeInfo": {"kubeletVersion": KUBELET_VERSION},
                     },
                 }
             )

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from ops.cli import main
 from ops.up import PHASES, Deployment, run_phases
 from tests import chart as chart_tests
 from tests.charts.test_chart import documented_timeouts
+from tests.ops import helm
 
 
 def deployment(tmp_path: Path, table: InstanceTable, data: dict[str, Any]) -> Deployment:
@@ -70,26 +69,10 @@ def test_up_interrupted_in_any_phase_continues_with_it(interrupted: str, tmp_pat
     assert ran == list(PHASES)  # another configuration: from the start
 
 
-#: A stand-in for helm on PATH (pyhelm3 runs `helm` as a shell command): it records each command line with the
-#: contents of every -f file as it was when helm would have read it, and succeeds.
-FAKE_HELM = """#!{python}
-import json, os, sys
-args = sys.argv[1:]
-files = {{a: open(a).read() for p, a in zip(args, args[1:]) if p == "-f"}}
-with open(os.environ["HELM_RECORD"], "a") as out:
-    out.write(json.dumps({{"args": args, "files": files}}) + "\\n")
-"""
-
-
 def test_the_chart_phase_installs_what_the_chart_tests_render(
     tmp_path: Path, table: InstanceTable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bin_dir, record = tmp_path / "bin", tmp_path / "helm.jsonl"
-    bin_dir.mkdir()
-    (bin_dir / "helm").write_text(FAKE_HELM.format(python=sys.executable))
-    (bin_dir / "helm").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("HELM_RECORD", str(record))
+    record = helm.install(tmp_path, monkeypatch)
     d = deployment(tmp_path, table, chart_tests.VARIANTS["default-efa"])
     d.outdir.mkdir()
     config, plan = load_plan(d.config_path, table)
