@@ -281,6 +281,7 @@ class Kubelet:
             if lab_pod is None or not lab_pod.ns or lab_pod.obj["status"]["phase"] != "Running":
                 raise ApiError(404 if lab_pod is None else 400, f"pod {namespace}/{pod} is not running")
             ns = lab_pod.ns
+        self.proxy.apply()  # the Services' rules as the pods now are, before the command's traffic
         try:
             proc = netns.sh(
                 *container_process(lab_pod.obj),

@@ -1,8 +1,15 @@
-"""The lab's kube-proxy: each Service's ClusterIP DNATed to its ready backends with nftables, in every node."""
+"""The lab's kube-proxy: each Service's ClusterIP DNATed to its ready backends with nftables, in every node.
+
+As kube-proxy, it rewrites the nodes' rules when they change, not at every pod: `sync` (at each pod's start or
+removal) only computes them; `apply` writes changed rules into every node before any pod's traffic can meet them
+(the kubelet's exec calls it). Writing them at every sync cost each pod start an nft run per node under the store's
+lock: about 130 at 64 nodes, a second or more a pod, every API call waiting meanwhile.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -26,13 +33,15 @@ class Proxy:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.node_namespaces: list[str] = []
+        self.wanted = self.applied = rules_script([])  # what the last sync computed; what every node has
+        self._applying = threading.Lock()
 
     def add_node(self, ns: str) -> None:
         netns.sh("nft", "-f", "-", ns=ns, stdin=NODE_TABLE)
         self.node_namespaces.append(ns)
 
     def sync(self, pods: Iterable[LabPod]) -> None:
-        """Rewrite every node's DNAT rules from the Services and the running pods they select."""
+        """The nodes' DNAT rules from the Services and the running pods they select (written by `apply`)."""
         with self.store.lock:
             running = [p for p in pods if p.ip and p.obj["status"]["phase"] == "Running"]
             rules = []
@@ -52,6 +61,17 @@ class Proxy:
                         f"add rule ip lab pre ip daddr {svc['spec']['clusterIP']} tcp dport {port['port']} "
                         f"dnat to numgen random mod {len(backends)} map {{ {mapping} }} : {port['targetPort']}"
                     )
-            script = "flush chain ip lab pre\n" + "\n".join(rules) + "\n"
-            for ns in self.node_namespaces:
-                netns.sh("nft", "-f", "-", ns=ns, stdin=script)
+            self.wanted = rules_script(rules)
+
+    def apply(self) -> None:
+        """Every node's rules made the last sync's, when they differ (before a pod's traffic: an exec)."""
+        with self._applying:
+            script = self.wanted
+            if script != self.applied:
+                for ns in self.node_namespaces:
+                    netns.sh("nft", "-f", "-", ns=ns, stdin=script)
+                self.applied = script
+
+
+def rules_script(rules: list[str]) -> str:
+    return "flush chain ip lab pre\n" + "\n".join(rules) + "\n"
