@@ -194,14 +194,15 @@ class ApiServer:
 
     def serve(self, h: BaseHTTPRequestHandler) -> None:
         try:
-            self._serve(h)
-        except Answer as answer:
-            reply(h, answer.error.code, answer.error.status())
-        except ApiError as exc:
-            error = status_of(exc)
-            reply(h, error.code, error.status())
+            try:
+                self._serve(h)
+            except Answer as answer:
+                reply(h, answer.error.code, answer.error.status())
+            except ApiError as exc:
+                error = status_of(exc)
+                reply(h, error.code, error.status())
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-            pass
+            pass  # the client went (it gave up waiting for a held answer): nobody to answer, also with an error
 
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         self.requests.append(f"{h.command} {h.path}")

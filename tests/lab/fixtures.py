@@ -44,14 +44,14 @@ def lab(lab_session: LabCluster) -> Iterator[LabCluster]:
 
 
 def assert_nothing_left(lab: LabCluster, run_prefix: str = "spider-validate-") -> None:
-    """No pod namespace and no object of a run survives it. Deletion is asynchronous, as in Kubernetes
-    (a pod being started finishes, then goes): allow it a few seconds."""
+    """No pod namespace and no object of a run (its namespace, what is in it, a pool it made) survives it. Deletion
+    is asynchronous, as in Kubernetes (a pod being started finishes, then goes): allow it a few seconds."""
     expected = {f"{lab.prefix}-fab", *lab.node_ns.values()}
 
     def leftovers() -> list[object]:
         return [
             *sorted(set(netns.lab_namespaces(lab.prefix)) - expected),
-            *[k for k in lab.objects if k[1].startswith(run_prefix)],
+            *[k for k in lab.objects if any(part.startswith(run_prefix) for part in k[1:])],  # in it, or named so
             *lab.pods,
         ]
 

@@ -510,7 +510,7 @@ def test_rejected_credentials_name_the_server_the_kubeconfig_and_what_to_do(tmp_
     assert code == 2
     assert err.startswith(
         f"Error: the API server http://127.0.0.1:{port} refused the credentials of kubeconfig "
-        f"{tmp_path / 'kubeconfig'} (401: Unauthorized): they are wrong or expired. Fetch the kubeconfig again"
+        f"{tmp_path / 'kubeconfig'} (Unauthorized): they are wrong or expired. Fetch the kubeconfig again"
     ), err
 
 

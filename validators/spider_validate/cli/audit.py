@@ -106,7 +106,7 @@ def audit(
     except ipam_audit.Unreadable as exc:
         raise UsageProblem(f"cannot audit {source}: {exc}") from exc
     except ApiError as exc:
-        raise UsageProblem(f"cannot read the cluster: {exc}") from exc
+        raise common.api_problem(exc, "cannot read the cluster: ") from exc
     tests = [ipam_audit.as_test_result(findings, snap, only)]
     if cloud:
         tests.append(_cloud_side(snap, only, region, profile, cloud_files))

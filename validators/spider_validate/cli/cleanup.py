@@ -7,10 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from spider_validate.cli import common, inputs
-from spider_validate.cli.common import (
-    UsageProblem,
-    with_cluster,
-)
+from spider_validate.cli.common import with_cluster
 from spider_validate.engine.params import EXPIRES, MANAGED_BY, RUN_LABEL
 
 if TYPE_CHECKING:
@@ -78,5 +75,5 @@ def cleanup(
                 click.echo(f"removed {kind} {meta['name']} (run {run})")
                 removed += 1
     except ApiError as exc:
-        raise UsageProblem(f"cleanup failed: {exc}") from exc
+        raise common.api_problem(exc, "cleanup failed: ") from exc
     click.echo(f"{removed} object(s) removed" if removed or kept else "nothing to remove")

@@ -14,7 +14,7 @@ from spider_validate import names
 from spider_validate.cli import inputs
 
 if TYPE_CHECKING:
-    from spider_validate.cluster.api import Cluster
+    from spider_validate.cluster.api import ApiError, Cluster
     from spider_validate.engine.model import RunResult
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_READY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -56,24 +56,21 @@ def connect(kubeconfig: str | None, context: str | None, api_timeout: float) -> 
     try:
         cluster.server_version()
     except ApiError as exc:
-        if exc.status in ADVICE:  # the credentials: say whose, and what to do
-            raise UsageProblem(f"the API server {cluster.server} {ADVICE[exc.status](cluster.source, exc)}") from exc
-        if not exc.transient:  # not an API server at all
-            raise UsageProblem(str(exc)) from exc
-        raise Unreachable(str(exc)) from exc
+        if exc.status == 401:  # the message says whose credentials, and what to do
+            raise UsageProblem(exc.message) from exc
+        if exc.status == 403:  # the identity may read nothing
+            raise UsageProblem(
+                f"the API server {cluster.server} denied the identity of {cluster.source} reading its version "
+                f"({exc}): grant it validators/rbac.yaml's permissions"
+            ) from exc
+        raise api_problem(exc) from exc  # not an API server at all (2), or one not answering (3)
     return cluster
 
 
-#: What a refusal of the first call means, by HTTP status, and what to do about it.
-ADVICE: dict[int, Callable[[str, Exception], str]] = {
-    401: lambda source, exc: (
-        f"refused the credentials of {source} ({exc}): they are wrong or expired. Fetch the kubeconfig again "
-        "(`spider-validate kubeconfig --cluster NAME --region REGION`), or name another with --kubeconfig/--context"
-    ),
-    403: lambda source, exc: (
-        f"denied the identity of {source} reading its version ({exc}): grant it validators/rbac.yaml's permissions"
-    ),
-}
+def api_problem(exc: ApiError, doing: str = "") -> click.ClickException:
+    """An ApiError as the exit code it deserves: 3 when the API server may answer if asked again (no answer, 5xx,
+    429: the cluster is not ready), else 2 (refused: what the user must fix)."""
+    return (Unreachable if exc.transient else UsageProblem)(f"{doing}{exc}")
 
 
 HTML_HELP = "Also write the report as one self-contained HTML file (needs the html extra)."

@@ -9,7 +9,6 @@ import click
 
 from spider_validate.cli import common, inputs
 from spider_validate.cli.common import (
-    Unreachable,
     UsageProblem,
     cloud_options,
     cloud_problem,
@@ -136,5 +135,5 @@ def watch(
     except LookupError as exc:
         raise UsageProblem(str(exc)) from exc
     except ApiError as exc:  # at start: the network could not be read, the namespace not created
-        raise (Unreachable if exc.transient else UsageProblem)(str(exc)) from exc
+        raise common.api_problem(exc) from exc
     click.echo(f"stopped; removed {', '.join(removed) or 'nothing'}", err=True)

@@ -24,6 +24,7 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, transient: bool | None = None) -> None:
         super().__init__(f"{status}: {message}" if status else message)
         self.status = status
+        self.message = message
         self._transient = transient
 
     @property

@@ -164,6 +164,8 @@ class KubeCluster:
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
+            if exc.status == 401:  # at any call (a token that expired during a run): whose, and what to do
+                raise ApiError(401, self._refused(_status_message(exc) or exc.reason or "Unauthorized")) from exc
             if exc.status == 403:
                 raise ApiError(
                     403, f"forbidden to {verb} {resource}: grant what {RBAC_FILE} lists (kubectl apply -f {RBAC_FILE})"
@@ -180,6 +182,13 @@ class KubeCluster:
             ) from exc
         except (HTTPError, OSError) as exc:
             raise ApiError(0, f"cannot reach the API server {self.server}: {exc}") from exc
+
+    def _refused(self, reason: str) -> str:
+        return (
+            f"the API server {self.server} refused the credentials of {self.source} ({reason}): they are wrong or "
+            "expired. Fetch the kubeconfig again (`spider-validate kubeconfig --cluster NAME --region REGION`), or "
+            "name another with --kubeconfig/--context"
+        )
 
     def _resource(self, kind: str, namespace: str | None, sub: str = "") -> str:
         """How RBAC names it: `pods/exec in namespace x`, `spiderippools.spiderpool.spidernet.io`."""
