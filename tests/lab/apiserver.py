@@ -69,7 +69,7 @@ from spider_validate.cluster.api import ApiError
 from tests.lab import discovery, websocket
 from tests.lab.cluster import LabCluster
 from tests.lab.discovery import Resource
-from tests.lab.kubelet import container_process
+from tests.lab.kubelet import ExecFault, container_process
 from tests.lab.store import REASONS, Refused, Store, selected
 from tests.upstream import patch as patches
 from tests.upstream.apimachinery import (
@@ -523,9 +523,16 @@ class ApiServer:
         early = self.http_faults.close_exec_early > 0
         if early:
             self.http_faults.close_exec_early -= 1
-        pumps = [threading.Thread(target=pump, args=(stream, channels, ch), daemon=True)
-                 for stream, ch in ((proc.stdout, websocket.STDOUT), (proc.stderr, websocket.STDERR))]  # fmt: skip
+        fault = ExecFault.take(self.lab.store)  # the lab's own, below the wire: a hostile output, a lost exit code
+        whole: builtins.list[bytes] = []  # stdout, when the fault rewrites it: sent once the command ended
+        pumps = [
+            threading.Thread(target=lambda: whole.append(proc.stdout.read()))  # type: ignore[union-attr]
+            if fault.rewrites
+            else threading.Thread(target=pump, args=(proc.stdout, channels, websocket.STDOUT)),
+            threading.Thread(target=pump, args=(proc.stderr, channels, websocket.STDERR)),
+        ]
         for t in pumps:
+            t.daemon = True
             t.start()
         while proc.poll() is None and not channels.client_closed.is_set():
             time.sleep(0.02)
@@ -534,7 +541,9 @@ class ApiServer:
         proc.wait()
         for t in pumps:
             t.join(timeout=5)
-        if not early and not channels.client_closed.is_set():
+        if whole and not channels.client_closed.is_set():
+            channels.write(websocket.STDOUT, fault.stdout(whole[0].decode(errors="replace")).encode())
+        if not early and not fault.status_lost and not channels.client_closed.is_set():
             channels.write(websocket.ERROR, json.dumps(exec_status(proc.returncode)).encode())
         channels.close()
 

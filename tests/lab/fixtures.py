@@ -122,8 +122,8 @@ def invoke(lab: LabCluster, args: list[str], diagnostics: Path | None = None) ->
 
 
 def invoke_in_process(lab: LabCluster, args: list[str], diagnostics: Path | None = None) -> Result:
-    """The CLI in this process, connected to the double itself: for a test whose fault lives inside the double's
-    parts, not on the wire (an exec's lost exit code, a garbled output), or not yet run over the wire."""
+    """The CLI in this process, connected to the double itself: for a test that wraps the double (the recording
+    authorizer of test_rbac_file.py), which a process of its own cannot reach (docs/lab-apiserver.md)."""
     extra = ["--diagnostics-dir", str(diagnostics)] if diagnostics and args[0] == "run" else []
     with mock.patch.object(common, "connect", return_value=lab):
         return CliRunner().invoke(entry_point(), [*args, *extra], catch_exceptions=False)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spider_validate.cluster.api import ApiError, ExecResult, unwrap_output, wrap_command
+from spider_validate.cluster.api import EXIT_MARKER, ApiError, ExecResult, unwrap_output, wrap_command
 from spider_validate.cluster.spiderpool import NETWORK_STATUS
 
 from tests.lab import netns
@@ -293,22 +293,46 @@ class Kubelet:
             )
         except subprocess.TimeoutExpired:
             return ExecResult(None, "", "timed out", timed_out=True)
-        faults = self.store.faults
-        stdout, lost = (faults.garble or str)(proc.stdout), None
-        status: int | None = proc.returncode
-        with self.store.lock:
-            if faults.lose_exit_code:
-                faults.lose_exit_code -= 1
-                stdout, status = stdout.split("__spider_validate_exit__")[0], lost
-            elif faults.lose_exit_status:
-                faults.lose_exit_status -= 1
-                status = lost
-        code, out = unwrap_output(stdout, status)
+        fault = ExecFault.take(self.store)
+        code, out = unwrap_output(fault.stdout(proc.stdout), None if fault.status_lost else proc.returncode)
         return ExecResult(code, out, proc.stderr)
 
     def logs(self, namespace: str, pod: str) -> str:
         log = self.workdir / f"{namespace}-{pod}.log"
         return log.read_text() if log.exists() else ""
+
+
+@dataclass(frozen=True)
+class ExecFault:
+    """What the lab's faults do to one exec, on either path (the kubelet's in process, the API server's websocket):
+    what the pod prints rewritten (`garble`: a hostile pod), its exit code lost with its marker
+    (`lose_exit_code`), or its exit status only, the marker surviving (`lose_exit_status`)."""
+
+    garble: Callable[[str], str] | None
+    code_lost: bool
+    status_lost: bool
+
+    @staticmethod
+    def take(store: Store) -> ExecFault:
+        """This exec's faults, each count consumed."""
+        faults = store.faults
+        with store.lock:
+            code_lost, status_lost = faults.lose_exit_code > 0, False
+            if code_lost:
+                faults.lose_exit_code -= 1
+            elif faults.lose_exit_status:
+                faults.lose_exit_status -= 1
+                status_lost = True
+        return ExecFault(faults.garble, code_lost, status_lost or code_lost)
+
+    @property
+    def rewrites(self) -> bool:
+        """Whether stdout must be read whole before it is sent."""
+        return self.garble is not None or self.code_lost
+
+    def stdout(self, text: str) -> str:
+        text = (self.garble or str)(text)
+        return text.split(EXIT_MARKER)[0] if self.code_lost else text
 
 
 # containerd's default capability set (pkg/oci/spec.go, defaultUnixCaps, at 0c3a3b35: 2.0 left out MKNOD, NET_RAW,

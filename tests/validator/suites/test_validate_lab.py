@@ -23,7 +23,7 @@ from spider_validate.report import formats as report
 from spider_validate.suites import all_tests
 
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left, invoke, invoke_in_process
+from tests.lab.fixtures import assert_nothing_left, invoke
 
 
 @pytest.fixture(autouse=True)
@@ -380,9 +380,9 @@ def test_a_skipped_test_is_skipped_in_junit_never_passed(lab: LabCluster, tmp_pa
 
 def test_an_error_is_not_a_pass_in_the_exit_code_or_the_json(lab: LabCluster, tmp_path: Path) -> None:
     lab.faults.lose_exit_code = 1000  # every probe's exit code is lost: retried, then an error, never a pass
-    outcome = invoke_in_process(lab, ["run", "-o", "json", "--test", "connectivity/pod-to-node"], tmp_path / "diag")
+    outcome = invoke(lab, ["run", "-o", "json", "--test", "connectivity/pod-to-node"], tmp_path / "diag")
     assert outcome.exit_code == 1, outcome.output
-    data = json.loads(outcome.output[outcome.output.index("{") :])
+    data = json.loads(outcome.stdout)
     (test,) = [t for t in data["tests"] if t["name"] == "pod-to-node"]
     assert test["status"] == "error" and data["counts"]["error"] == 1 and data["passed"] is False
     lab.faults.lose_exit_code = 0
@@ -393,9 +393,9 @@ def test_a_hostile_ping_output_fails_its_probe_and_the_run_still_reports_and_cle
 ) -> None:
     """Before: `1.2.3% packet loss` raised ValueError in parse_ping and the run ended in a traceback."""
     lab.faults.garble = lambda out: out.replace("% packet loss", ".2.3% packet loss")
-    outcome = invoke_in_process(lab, ["run", "-o", "json", "--test", "connectivity/pod-to-node"], tmp_path / "diag")
+    outcome = invoke(lab, ["run", "-o", "json", "--test", "connectivity/pod-to-node"], tmp_path / "diag")
     assert outcome.exit_code == 1, outcome.output
-    data = json.loads(outcome.output[outcome.output.index("{") :])
+    data = json.loads(outcome.stdout)
     (test,) = [t for t in data["tests"] if t["name"] == "pod-to-node"]
     for action in test["actions"]:
         assert action["status"] == "fail" and action["detail"].startswith("could not read the output of ping")
