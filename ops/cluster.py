@@ -9,9 +9,10 @@ import contextlib
 import os
 import re
 import shlex
-import socket
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -72,31 +73,58 @@ def write_private(path: Path, config: Any) -> None:
     os.replace(tmp, path)
 
 
+#: What the Session Manager plugin prints once it listens on the local port (aws/session-manager-plugin
+#: src/sessionmanagerplugin/session/portsession/muxportforwarding.go:249, basicportforwarding.go:158).
+OPENED = "Port {port} opened for sessionId"
+
+
 @contextlib.contextmanager
 def port_forward(region: str, instance_id: str, port: int, timeout: float = 60.0) -> Iterator[None]:
-    """`aws ssm start-session` forwarding localhost:port to the API, for as long as the block runs."""
+    """`aws ssm start-session` forwarding localhost:port to the API, for as long as the block runs.
+
+    Open once the plugin says it listens, not when something answers on the port: another program's listener (a
+    local cluster's 6443) would. Closed as Ctrl-C closes it, whatever ended the block: SIGINT to the session's
+    process group, which the plugin takes as the signal to end its session with the agent (its ControlSignals),
+    while the AWS CLI ignores it and exits with its plugin; SIGTERM would end the CLI alone and leave the plugin
+    forwarding. What still runs after 10 s is killed."""
     command = shlex.split(kc.port_forward_command(region, instance_id, port))
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    output: list[str] = []
+    opened = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            if OPENED.format(port=port) in line:
+                opened.set()
+
+    threading.Thread(target=read, daemon=True).start()
     try:
         deadline = time.monotonic() + timeout
-        while not _listening(port):
+        while not opened.wait(0.2):
             if process.poll() is not None or time.monotonic() > deadline:
-                errors = process.stderr.read().decode() if process.poll() is not None and process.stderr else ""
+                said = " ".join(line.strip() for line in output if line.strip())
                 raise ClusterNotReady(
-                    f"the SSM port forward to {instance_id} did not open localhost:{port} ({errors.strip()}); it needs "
-                    "the AWS CLI's Session Manager plugin (README, Prerequisites)"
+                    f"the SSM port forward to {instance_id} did not open localhost:{port} "
+                    f"({said or 'it said nothing'}); it needs the AWS CLI's Session Manager plugin (README, "
+                    "Prerequisites), and the port free"
                 )
-            time.sleep(0.5)
         yield
     finally:
-        process.terminate()
-        process.wait()
+        _end_session(process)
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+def _end_session(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):  # whatever of the session's group is left
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 @dataclass(frozen=True)
