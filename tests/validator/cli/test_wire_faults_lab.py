@@ -47,12 +47,12 @@ def test_audit_and_cleanup_are_exit_3_while_the_api_server_fails(lab: LabCluster
     outcome = invoke(lab, ["audit"])
     assert outcome.exit_code == 3, outcome.output
     assert outcome.stderr == "Error: cannot read the cluster: 500: injected 500 on list spiderippools\n"
-    api.http_faults.hold["list spiderippools"] = 4.0
-    outcome = invoke(lab, ["audit", "--api-timeout", "1"])
+    api.http_faults.hold["list spiderippools"] = 5.0  # the other calls have 3 s each: ample on a busy machine
+    outcome = invoke(lab, ["audit", "--api-timeout", "3"])
     assert outcome.exit_code == 3, outcome.output
     assert outcome.stderr == (
         f"Error: cannot read the cluster: API server {api.url}: no answer to list "
-        "spiderippools.spiderpool.spidernet.io within 1s\n"
+        "spiderippools.spiderpool.spidernet.io within 3s\n"
     )
     lab.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "spider-validate-0101000000-aaaa",
                 "labels": {"app.kubernetes.io/managed-by": "spider-validate"}}})  # fmt: skip
@@ -67,11 +67,13 @@ def test_audit_and_cleanup_are_exit_3_while_the_api_server_fails(lab: LabCluster
 def test_a_create_of_the_namespace_answered_after_the_client_gave_up_is_retried_and_removed(
     lab: LabCluster, tmp_path: Path
 ) -> None:
-    """The create lands on the server after `--api-timeout` ended the client's wait: the retry finds it
-    (AlreadyExists, this run's), the run goes on and removes it."""
+    """The create lands on the server after `--api-timeout` ended the client's wait: the retry (1 s later) finds it
+    (AlreadyExists, this run's) or makes it first, the held one then finding it; the run goes on and removes it.
+    Held for 4 s: it lands before the run could end (a real API server does not write minutes after the client
+    gave up)."""
     api = api_server(lab)
-    api.http_faults.hold["create namespaces"] = 6.0
-    outcome = invoke(lab, [*POD_TO_NODE, "--api-timeout", "2"], tmp_path)
+    api.http_faults.hold["create namespaces"] = 4.0
+    outcome = invoke(lab, [*POD_TO_NODE, "--api-timeout", "3"], tmp_path)
     assert outcome.exit_code == 0, outcome.output
     assert "cleanup: removed namespace spider-validate-" in outcome.output
     assert "create namespaces" not in api.http_faults.hold
