@@ -156,11 +156,11 @@ def _is_source(fn: Callable[..., Any]) -> bool:
 
 
 # What runs a real tool for seconds per test: the real helm with the real subcharts (chart_dir), the bootstrap
-# sandbox (each test runs the node's scripts end to end), checkov, the wheel installed in a fresh environment, and
-# the API client against real sockets that wait out its timeouts and deadlines, the cloud audit against a moto
-# server with a deployed cluster (moto).
-SLOW_FIXTURES = {"chart_dir", "moto"}
-SLOW_MODULES = {"test_bootstrap_sandbox", "test_join_timing", "test_installed", "test_kube_client"}
+# sandbox (each test runs the node's scripts end to end: every test that makes one takes its signing keys, `keys`),
+# checkov, the wheel installed in a fresh environment, and the API client against real sockets that wait out its
+# timeouts and deadlines, the cloud audit against a moto server with a deployed cluster (moto).
+SLOW_FIXTURES = {"chart_dir", "moto", "keys"}
+SLOW_MODULES = {"test_installed", "test_kube_client"}
 
 
 def _slow(item: pytest.Item) -> bool:

@@ -464,6 +464,7 @@ def sixty_four_nodes(bad: int) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow  # Chromium lays out 4,032 probes' details: seconds of CPU
 def test_a_64_node_matrix_names_its_bad_node(tmp_path: Path, browser: Browser) -> None:
     """At 64x64 the page leads with a row per node (the bad one marked and linked to its first failing probe), the
     matrix marks the failing rows and columns, and every one of its 4,032 cells links to its own detail."""
