@@ -516,6 +516,7 @@ class ApiServer:
         channels = websocket.Channels(sock, protocol)
         channels.write(websocket.STDOUT, b"")
         threading.Thread(target=channels.receive, daemon=True).start()
+        self.lab.kubelet.proxy.apply()  # the Services' rules as the pods now are, before the command's traffic
         proc = subprocess.Popen(
             ["ip", "netns", "exec", lab_pod.ns, *container_process(lab_pod.obj), *command],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.lab.kubelet.exec_env,
