@@ -3,11 +3,17 @@ doubles of two sizes, and a bad node named by the run."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import yaml
 from prometheus_client import generate_latest
 from spider_validate.cli import common
 from spider_validate.cluster.api import Cluster
@@ -17,10 +23,13 @@ from spider_validate.engine.runner import Runner
 from spider_validate.report import environment
 from spider_validate.report import formats as report
 from spider_validate.report.html import view
+from spider_validate.report.nodes import by_node, pod_nodes
 from spider_validate.suites import all_tests
+from spider_validate.watch import loop
 from spider_validate.watch.loop import Watcher, WatchOptions
 
 from tests.lab import netns
+from tests.lab.apiserver import ApiServer
 from tests.lab.cluster import LabCluster
 from tests.lab.rdma import LabRdma
 from tests.validator.cluster.counting import CountingCluster
@@ -60,14 +69,18 @@ def test_connectivity_costs_one_exec_per_source_and_probe(tmp_path: Path) -> Non
     assert creates == {3: 2 * 3 + 2, 6: 2 * 6 + 2}  # the namespace, a client and a server per node, the Service
 
 
-def test_a_watch_cycle_costs_one_exec_per_probe_pod(tmp_path: Path) -> None:
+def test_a_watch_cycle_costs_one_exec_per_probe_pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Once its probe pods run, a cycle of `watch` pings every ordered pair with one exec per probe pod, each pair
-    its own series (one exec per pair made it 6 and 30 at 3 and 6 nodes)."""
-    execs = {}
+    its own series (one exec per pair made it 6 and 30 at 3 and 6 nodes); in at most WAVES waves of execs at once
+    (with --concurrency 1 the 6 sources of 2 waves run 3 at once; a fixed width made the cycle grow with the nodes)."""
+    monkeypatch.setattr(loop, "WAVES", 2)
+    execs, widest = {}, {}
     for n in (3, 6):
         with LabCluster(workdir(tmp_path, f"lab{n}"), nodes=n) as lab:
             counting = CountingCluster(lab)
-            watcher = Watcher(cast(Cluster, counting), Parameters(probe_timeout=2), WatchOptions("sv-watch-scale"))
+            lab.exec = at_once = AtOnce(lab.exec)  # type: ignore[method-assign]
+            params = Parameters(probe_timeout=2, concurrency=1)
+            watcher = Watcher(cast(Cluster, counting), params, WatchOptions("sv-watch-scale"))
             try:
                 watcher.start()
                 deadline = time.monotonic() + 60
@@ -75,13 +88,62 @@ def test_a_watch_cycle_costs_one_exec_per_probe_pod(tmp_path: Path) -> None:
                     assert time.monotonic() < deadline, "the probe pods were not ready in time"
                     watcher.cycle()
                 counting.reset()
+                at_once.widest = 0
                 assert watcher.cycle()
-                execs[n] = counting.calls["exec"]
+                execs[n], widest[n] = counting.calls["exec"], at_once.widest
                 series = generate_latest(watcher.metrics.registry).decode().count("spider_validate_probe_success{")
                 assert series == n * (n - 1)
             finally:
                 watcher.close()
     assert execs == {3: 3, 6: 6}
+    assert widest == {3: 2, 6: 3}
+
+
+class AtOnce:
+    """An exec that records the most calls in flight at once."""
+
+    def __init__(self, exec_: Callable[..., Any]) -> None:
+        self.exec, self.lock, self.running, self.widest = exec_, threading.Lock(), 0, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            self.running += 1
+            self.widest = max(self.widest, self.running)
+        try:
+            return self.exec(*args, **kwargs)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+@pytest.mark.slow
+def test_a_healthy_16_node_run_passes_naming_no_bad_node(tmp_path: Path) -> None:
+    """The issue's "How to verify": `spider-validate run --all-nodes`, the installed CLI over the lab's API server, on
+    16 healthy nodes: the connectivity tests pass for every ordered pair of nodes and no node is named bad. Only
+    connectivity: it is what probes every pair (the other suites' cost by size is `make bench-scale`'s)."""
+    with LabCluster(workdir(tmp_path, "lab"), nodes=16) as lab:
+        api = ApiServer(lab).start(workdir(tmp_path, "wire"))
+        try:
+            kubeconfig = tmp_path / "kubeconfig"
+            kubeconfig.write_text(yaml.safe_dump(api.kubeconfig()))
+            args = ["run", "--all-nodes", "--test", "connectivity/", "-o", "json", "--diagnostics-dir", str(tmp_path)]
+            cli = [str(Path(sys.executable).parent / "spider-validate"), *args, "--kubeconfig", str(kubeconfig)]
+            proc = subprocess.run(cli, capture_output=True, text=True, timeout=900)
+        finally:
+            api.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    result = json.loads(proc.stdout)
+    assert {t["name"]: t["status"] for t in result["tests"] if t["suite"] == "connectivity"} == dict.fromkeys(
+        ("pod-to-pod-same-node", "pod-to-pod-cross-node", "pod-to-service", "pod-to-node"), "pass"
+    )
+    node_of = pod_nodes(result["environment"])
+    cross = [a for t in result["tests"] if t["name"] == "pod-to-pod-cross-node" for a in t["actions"]]
+    pairs = {(a["probe"], node_of[a["source"]], node_of[a["destination"]]) for a in cross if a["status"] == "pass"}
+    assert len(pairs) == len(cross) == 2 * 16 * 15
+    between_pods = [c for c in result["matrix"] if c["source"] in node_of and c["destination"] in node_of]
+    rows = by_node((node_of[c["source"]], node_of[c["destination"]], c["status"] == "pass") for c in between_pods)
+    assert [r.node for r in rows] == sorted(f"lab-node-{i}" for i in range(16))
+    assert [r.node for r in rows if r.bad or r.failing] == []
 
 
 def test_a_blackholed_node_is_named(tmp_path: Path) -> None:

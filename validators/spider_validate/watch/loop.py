@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import signal
 import threading
 import time
@@ -185,7 +186,8 @@ class Watcher:
         self.metrics.forget_pairs(p for p in self.pairs if p[0] not in nodes or p[1] not in nodes)
         self.pairs = {p for p in self.pairs if p[0] in nodes and p[1] in nodes} | pairs
         if pairs:
-            with ThreadPoolExecutor(self.ctx.params.concurrency, "watch-probe") as pool:
+            workers = max(self.ctx.params.concurrency, math.ceil(len(ready) / WAVES))
+            with ThreadPoolExecutor(workers, "watch-probe") as pool:
                 list(pool.map(lambda src: self._probe(src, [d for d in ready if d.node != src.node]), ready))
 
     def _probe(self, src: PodInfo, dsts: list[PodInfo]) -> None:
@@ -265,6 +267,10 @@ class Watcher:
 #: Multus writes that annotation at the end of its CmdAdd, after every delegate (multus-cni pkg/multus/multus.go,
 #: CmdAdd: k8s.SetNetworkStatus). The audit, made for a quiet cluster, names it; the watch, which runs while pods
 #: start, does not count it for a pod that is still Pending.
+# A cycle's pings run in at most this many waves of sources at once (more at once as nodes grow; --concurrency
+# is the least): a fixed width made the cycle grow with the nodes, n/4 execs of a few seconds each, past the
+# interval at 64 nodes.
+WAVES = 8
 SETTLING = "not-in-network-status"
 
 
