@@ -12,7 +12,7 @@ PYTHON="${PYTHON:-python3}"
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
 CLIENT_TESTS=(tests/validator/test_installed.py tests/validator/cli/test_cli_inputs.py tests/validator/cluster/test_kube_client.py)
-LAB_TESTS=(tests/validator/suites/test_validate_lab.py tests/validator/ipam/test_ipam_lab.py)
+LAB_TESTS=(tests/validator/suites/test_validate_lab.py tests/validator/ipam/test_ipam_lab.py tests/validator/cli/test_wire_faults_lab.py)
 # What the tests need beside the wheel, at requirements.lock's versions: pytest; the lab double's own imports,
 # cel-python (tests/upstream/dra_allocator.py evaluates DeviceClass selectors) and kubernetes-validate (the OpenAPI
 # schemas tests/lab/discovery.py serves), cryptography (the CA of tests/lab/apiserver.py, which the CLI runs against).
