@@ -29,7 +29,7 @@ from tests.charts.test_chart_rbac import RBAC_KINDS
 from tests.charts.test_chart_watch import IMAGE
 from tests.lab import netns
 from tests.lab.cluster import LabCluster
-from tests.lab.fixtures import assert_nothing_left, command
+from tests.lab.fixtures import api_server, assert_nothing_left, command
 from tests.upstream.rbac import Authorizer, service_account
 from tests.validator.cluster.authorized import Authorized
 
@@ -265,7 +265,8 @@ def test_metrics_move_the_right_way_within_one_interval_of_each_fault(lab: LabCl
 
 
 def test_sigterm_stops_the_cli_and_removes_what_it_created(lab: LabCluster, tmp_path: Path) -> None:
-    """The installed CLI, a process of its own over the lab's API server: SIGTERM once its probes answer."""
+    """The installed CLI, a process of its own over the lab's API server: a 500 at the HTTP layer fails that step
+    of one cycle (counted, the watch goes on); SIGTERM once its probes answer."""
     port = free_port()
     args = ["watch", "--namespace", NS, "--interval", "1", "--metrics-port", str(port), "--probe-timeout", "1"]
     out, err = tmp_path / "stdout", tmp_path / "stderr"  # files: a pipe nobody reads could fill and block it
@@ -277,6 +278,10 @@ def test_sigterm_stops_the_cli_and_removes_what_it_created(lab: LabCluster, tmp_
         while not value(scrape_or_nothing(port), "spider_validate_probe_success", **pair):
             assert proc.poll() is None, err.read_text()
             assert time.monotonic() < deadline, "the watch's probes never answered"
+            time.sleep(0.1)
+        api_server(lab).http_faults.status["list spiderippools"] = [500]
+        while value(scrape_or_nothing(port), "spider_validate_watch_errors_total", step="ipam") != 1:
+            assert time.monotonic() < deadline, "the 500 was never counted"
             time.sleep(0.1)
         pods = sorted(name for (ns, name) in lab.pods if ns == NS)
         proc.send_signal(signal.SIGTERM)
