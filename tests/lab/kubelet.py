@@ -215,7 +215,7 @@ class Kubelet:
                 [sys.executable, str(SERVER), str(pod.identity), *args],
                 self.workdir / f"{namespace}-{name}.log",
             )
-            if port is not None and not netns.wait_listening(pod.ns, port):
+            if port is not None and not netns.wait_listening(pod.ns, port, pod.server):
                 raise RuntimeError(f"server of {name} did not start")
         pod.node = node
         self.before_ready(name, namespace)

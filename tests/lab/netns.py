@@ -128,10 +128,11 @@ def cni(
     return dict(json.loads(proc.stdout)) if proc.stdout.strip() else {}
 
 
-def wait_listening(ns: str, port: int, timeout: float = 5.0) -> bool:
-    """Whether a TCP server in the namespace listens on `port` within the timeout."""
+def wait_listening(ns: str, port: int, server: subprocess.Popen[bytes], timeout: float = 120.0) -> bool:
+    """Whether `server`, a TCP server in the namespace, listens on `port` before it ends or the timeout passes (a
+    generous one: a machine at load 100 takes seconds to start a Python server; 5 s was not always enough)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and server.poll() is None:
         if f":{port} " in sh("ss", "-ltnH", ns=ns, check=False).stdout:
             return True
         time.sleep(0.05)

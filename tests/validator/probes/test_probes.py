@@ -54,8 +54,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         identity = tmp_path_factory.mktemp("srv") / "identity"
         identity.write_text("server-b")
         server = [sys.executable, str(SERVER), str(identity), "netexec", "--http-port=8080", "--udp-port=-1"]
-        netns.spawn(b, server, identity.with_suffix(".log"))
-        assert netns.wait_listening(b, 8080)
+        assert netns.wait_listening(b, 8080, netns.spawn(b, server, identity.with_suffix(".log")))
         yield Pair(a, b)
     finally:
         netns.sweep(prefix)
