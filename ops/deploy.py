@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import collections
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -38,9 +40,22 @@ from ops.up import PHASES, Deployment, run_phases
 #: How long the cluster phase waits for the nodes' bootstrap (the EFA installer alone takes about 10 minutes).
 BOOTSTRAP_TIMEOUT = 2400.0
 LOCAL_PORT = 6443  # the forwarded API port on localhost: the API certificate names localhost (README)
-#: What `--keep-backups` keeps out of the destroy: the etcd backup bucket, and the key its snapshots are encrypted
-#: with (cdk/constructs/backups.py: SSE-KMS with the cluster's key), without which they could not be read.
-BACKUP_TYPES = ("aws_s3_bucket", "aws_kms_key", "aws_kms_alias")
+#: What `--keep-backups` keeps out of the destroy: the etcd backup bucket with its settings (the resources of the
+#: construct cdk/stack.py names `backups`), and the key its snapshots are encrypted with (cdk/constructs/backups.py:
+#: SSE-KMS with the cluster's key), without which they could not be read. An HA cluster's other bucket goes.
+BACKUP_BUCKET = ("aws_s3_bucket", "backups_")
+BACKUP_KEY_TYPES = ("aws_kms_key", "aws_kms_alias")
+
+
+def backup_resources(state: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The resources of Terraform's state that `--keep-backups` keeps."""
+    kind, construct = BACKUP_BUCKET
+    return [
+        r
+        for r in state
+        if (r["type"].startswith(kind) and r["name"].startswith(construct)) or r["type"] in BACKUP_KEY_TYPES
+    ]
+
 
 config_option = click.option(
     "--config",
@@ -161,25 +176,41 @@ class Api:
         return d.kubeconfig
 
 
-def phases(deployment: Deployment, plan: IpPlan, api: Api) -> dict[str, Callable[[], Any]]:
+def phases(deployment: Deployment, plan: IpPlan, api: Api, validate_options: list[str]) -> dict[str, Callable[[], Any]]:
     d = deployment
     expected = [node.name for node in plan.nodes]
     return {
         "infra": d.infra.apply,
         "cluster": lambda: (api.kubeconfig(), cluster.wait_for_nodes(api.reach(), expected, click.echo, 600)),
         "chart": lambda: chart.install(api.reach(), d.config.workers.rdma, d.outdir),
-        "validated": lambda: validate(api.reach(), d.report),
+        "validated": lambda: validate(api.reach(), d.report, validate_options),
     }
 
 
-def validate(kubeconfig: Path, report: Path) -> None:
+def validate(kubeconfig: Path, report: Path, options: list[str]) -> None:
     """`spider-validate run` as users run it, in a process of its own (after a deadline it exits at once, leaving
-    its blocked calls behind); its table on the terminal, its HTML report beside the kubeconfig."""
+    its blocked calls behind); its table on the terminal, its HTML report beside the kubeconfig.
+
+    It runs in a session of its own, so that a Ctrl-C reaches it once, from here: its first interrupt stops the run
+    and removes what it created, a second one exits at once (README, Validate). subprocess.run killed it 0.25 s
+    after an interrupt, in the middle of its cleanup, leaving its namespace and pods in the cluster."""
     search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     binary = shutil.which("spider-validate", path=search)
     if binary is None:
         raise ToolFailed("spider-validate is not installed: `make synth` installs it into .venv")
-    code = subprocess.run([binary, "run", "--kubeconfig", str(kubeconfig), "--html", str(report)]).returncode
+    command = [binary, "run", "--kubeconfig", str(kubeconfig), "--html", str(report), *options]
+    with subprocess.Popen(command, start_new_session=True) as process:
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:
+            click.echo("interrupted: spider-validate stops and removes what it created (Ctrl-C again: at once)")
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait()
+            except KeyboardInterrupt:
+                process.send_signal(signal.SIGINT)
+                process.wait()
+            raise
     if code:
         raise ToolFailed(f"spider-validate run failed (exit {code}): see its table above and {report}")
 
@@ -191,7 +222,13 @@ def validate(kubeconfig: Path, report: Path) -> None:
     "--until", type=click.Choice(PHASES), default=PHASES[-1], show_default=True, help="Stop after this phase."
 )
 @click.option("--yes", is_flag=True, help="Do not ask before creating resources (for scripts).")
-def up(config_path: Path, outdir: Path, until: str, yes: bool) -> None:
+@click.option(
+    "--validate-options",
+    default="",
+    metavar="OPTIONS",
+    help="What `spider-validate run` gets besides --kubeconfig and --html, as one string: '--test connectivity'.",
+)
+def up(config_path: Path, outdir: Path, until: str, yes: bool, validate_options: str) -> None:
     """Deploy the configuration's cluster, install the chart and validate it; run again, it resumes."""
     deployment, plan, table = _deployment(config_path, outdir)
     click.echo(f"synthesizing {config_path}")
@@ -203,7 +240,8 @@ def up(config_path: Path, outdir: Path, until: str, yes: bool) -> None:
     with ExitStack() as exits:
         api = Api(deployment, _aws(deployment.config), exits)
         try:
-            total = run_phases(deployment, phases(deployment, plan, api), until, click.echo)
+            steps = phases(deployment, plan, api, shlex.split(validate_options))
+            total = run_phases(deployment, steps, until, click.echo)
         except (ToolFailed, cluster.ClusterNotReady, kc.KubeconfigError, chart.HelmMissing, ApiError) as error:
             click.echo(f"Error: {error}", err=True)
             click.echo("run `spiderpool-rdma up` again with the same --config to resume", err=True)
@@ -287,7 +325,7 @@ def down(config_path: Path, outdir: Path, keep_backups: bool) -> None:
                 click.echo("uninstalling the chart" if chart.uninstall(kubeconfig) else "no chart release")
         infra = deployment.infra
         infra.synth()
-        kept = [r for r in infra.state() if r["type"].startswith(BACKUP_TYPES)] if keep_backups else []
+        kept = backup_resources(infra.state()) if keep_backups else []
         click.echo("destroying the stack" + (f", keeping {', '.join(r['address'] for r in kept)}" if kept else ""))
         infra.destroy([r["address"] for r in kept])
     except (ToolFailed, cluster.ClusterNotReady, kc.KubeconfigError, chart.HelmMissing) as error:
@@ -295,15 +333,14 @@ def down(config_path: Path, outdir: Path, keep_backups: bool) -> None:
         raise click.exceptions.Exit(1) from error
     record.clear()
     kept_ids = {str(r["values"].get("id")) for r in kept}
-    left = [
-        item
-        for items in leftovers.tagged(aws, names.CLUSTER_TAG, deployment.config.name).values()
-        for item in items
-        if item.rsplit(" ", 1)[-1] not in kept_ids
-    ]
+    tagged = [i for items in leftovers.tagged(aws, names.CLUSTER_TAG, deployment.config.name).values() for i in items]
+    left = [item for item in tagged if item.rsplit(" ", 1)[-1] not in kept_ids]
+    for item in sorted(set(tagged) - set(left)):
+        click.echo(f"  kept (--keep-backups): {item}")
     for item in left:
         click.echo(f"  still tagged {names.CLUSTER_TAG}={deployment.config.name}: {item}", err=True)
     if left:
         click.echo(f"Error: {len(left)} resource(s) left: delete them, or find what created them", err=True)
         raise click.exceptions.Exit(1)
-    click.echo(f"down in {time.monotonic() - started:.0f} s: nothing tagged with the cluster is left")
+    but = ", but the backups kept" if len(tagged) > len(left) else ""
+    click.echo(f"down in {time.monotonic() - started:.0f} s: nothing tagged with the cluster is left{but}")

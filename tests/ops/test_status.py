@@ -5,7 +5,6 @@ the real helm prints), the last validation and the cost; an API out of reach is 
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +16,11 @@ from click.testing import CliRunner
 from spider_validate import names
 
 from ops.cli import main
-from ops.up import config_digest
 from tests.lab.cluster import LabCluster
 from tests.lab.fixtures import wire
 from tests.lab.kubelet import KUBELET_VERSION
 from tests.ops import helm
+from tests.ops.deployed import deployed
 from tests.terraform.emulator import MotoServer
 
 #: Reached from a network outside the VPC: `status` talks to the API directly, without an SSM port forward.
@@ -48,23 +47,12 @@ def moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer
     server.stop()
 
 
-def deployed(tmp_path: Path, kubeconfig: Path, phases: list[str]) -> list[str]:
-    """A configuration whose `up` finished `phases`, its kubeconfig the given one: the --config and --output args."""
-    config, outdir = tmp_path / "my.yaml", tmp_path / "out"
-    config.write_text(yaml.safe_dump(CONFIG))
-    outdir.mkdir()
-    shutil.copy(kubeconfig, outdir / "kubeconfig-mine")
-    digest = config_digest(config)
-    (outdir / "up.mine.json").write_text(json.dumps({"config_sha256": digest, "done": dict.fromkeys(phases, 1.0)}))
-    return ["--config", str(config), "--output", str(outdir)]
-
-
 def test_status_shows_the_nodes_the_release_and_the_last_validation(
     lab: LabCluster, tmp_path: Path, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shown = helm.real_status(tmp_path)
     helm.install(tmp_path, monkeypatch, status=shown)
-    args = deployed(tmp_path, wire(lab), ["infra", "cluster", "chart", "validated"])
+    args = deployed(tmp_path, CONFIG, wire(lab), ["infra", "cluster", "chart", "validated"])
     (tmp_path / "out" / "validation-mine.html").write_text("<html></html>")
 
     out = CliRunner().invoke(main, ["status", *args], catch_exceptions=False)
@@ -91,7 +79,7 @@ def test_status_without_a_release_says_none(
     lab: LabCluster, tmp_path: Path, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     helm.install(tmp_path, monkeypatch)
-    out = CliRunner().invoke(main, ["status", *deployed(tmp_path, wire(lab), ["infra", "cluster"])])
+    out = CliRunner().invoke(main, ["status", *deployed(tmp_path, CONFIG, wire(lab), ["infra", "cluster"])])
     assert out.exit_code == 0, out.output
     assert "chart release: none (rdma in kube-system is not installed)" in out.output.splitlines()
 
@@ -116,7 +104,7 @@ def test_an_unreachable_api_is_said_and_the_cloud_part_still_shown(
             }
         )
     )
-    out = CliRunner().invoke(main, ["status", *deployed(tmp_path, kubeconfig, ["infra", "cluster", "chart"])])
+    out = CliRunner().invoke(main, ["status", *deployed(tmp_path, CONFIG, kubeconfig, ["infra", "cluster", "chart"])])
     assert out.exit_code == 0, out.output
     (said,) = [line for line in out.output.splitlines() if line.startswith("nodes and chart:")]
     assert f"cannot be reached: cannot reach the API server https://127.0.0.1:{port}" in said, said
