@@ -9,12 +9,12 @@ lives in this process too, so it is an upper bound of the validator's). Its last
 on 2 cores. The double starts its pods one at a time (a network namespace, the CNI macvlan plugin and Spiderpool's
 allocation each), the time it took printed beside. Each figure comes with the load average at its start and the CPU
 time of this process and its children (the double's commands, the probes): on a shared machine, the wall time is
-the machine's, the CPU time ours. Needs root (network namespaces, and the neighbour table's room: neighbour_room).
+the machine's, the CPU time ours. Needs root (network namespaces; and every lab makes room for its pods in the
+kernel's one neighbour table, never taking it back: tests/lab/netns.py neighbour_room).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
@@ -22,7 +22,6 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 from unittest import mock
@@ -42,28 +41,6 @@ from tests.validator.cluster.counting import CountingCluster
 SIZES = tuple(int(n) for n in sys.argv[1:]) or (4, 16, 64)  # other sizes: python scripts/bench_scale.py 4 8
 CYCLES = 20
 WATCH_NS = "spider-validate-bench-scale"
-NEIGHBOURS = Path("/proc/sys/net/ipv4/neigh/default")
-
-
-@contextlib.contextmanager
-def neighbour_room(nodes: int) -> Iterator[None]:
-    """Room in the kernel's IPv4 neighbour table for every pod of the double, restored after (also on Ctrl-C or
-    SIGTERM). The double runs all its nodes in one kernel, whose neighbour table is one for every namespace: the
-    entries of all of them count against gc_thresh3, which only the initial namespace sets (1024 by default;
-    net/core/neighbour.c neigh_alloc). At 64 nodes the run's pods need about 2n(n-1) = 8,064 entries and the watch's
-    n(n-1); beyond the limit the kernel refuses new ones (ping: `sendmsg: No buffer space available`) and probes
-    fail that a real cluster, a kernel per node, never would: the 64-node run failed so."""
-    need = 4 * nodes * nodes
-    saved = {name: (NEIGHBOURS / name).read_text() for name in ("gc_thresh2", "gc_thresh3")}
-    try:
-        if int(saved["gc_thresh3"]) < need:
-            (NEIGHBOURS / "gc_thresh2").write_text(f"{need // 2}\n")
-            (NEIGHBOURS / "gc_thresh3").write_text(f"{need}\n")
-            print(f"{nodes} nodes: neighbour table gc_thresh3 {saved['gc_thresh3'].strip()} -> {need} for the run")
-        yield
-    finally:
-        for name, value in saved.items():
-            (NEIGHBOURS / name).write_text(value)
 
 
 def cpu_seconds() -> float:
@@ -77,11 +54,7 @@ def ready_pods(watcher: Watcher) -> float:
 
 
 def measure(nodes: int) -> dict[str, float]:
-    with (
-        neighbour_room(nodes),
-        tempfile.TemporaryDirectory() as tmp,
-        LabCluster(Path(tmp), nodes=nodes) as lab,
-    ):
+    with tempfile.TemporaryDirectory() as tmp, LabCluster(Path(tmp), nodes=nodes) as lab:
         counting = CountingCluster(lab)
         load, cpu = os.getloadavg()[0], cpu_seconds()
         began = time.monotonic()

@@ -74,7 +74,9 @@ class Kubelet:
         self._thread = threading.Thread(target=self._loop, name="lab-kubelet", daemon=True)
 
     def start(self) -> None:
-        """The fabric, the nodes (registered as Node objects), then the loop that starts pods."""
+        """Room in the kernel's neighbour table, the fabric, the nodes (registered as Node objects), then the loop that
+        starts pods."""
+        netns.neighbour_room(len(self.node_names))  # one table for all the machine's namespaces: see its docstring
         # The images' ping carries no file capability (the host's iputils has cap_net_raw=ep, which execve refuses
         # outright when the bounding set lacks it): a plain copy, first on the PATH of every exec.
         images_bin = self.workdir / "image-bin"

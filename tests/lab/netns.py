@@ -22,6 +22,10 @@ from pathlib import Path
 PREFIX = "svl"
 CNI_BIN = Path("/usr/lib/cni")
 OWNERS = Path("/run/spiderpool-rdma-lab")
+NEIGHBOURS = Path("/proc/sys/net/ipv4/neigh/default")  # the IPv4 neighbour table's limits (initial namespace only)
+# Room kept for the other runs on the machine: every lab of every helper and CI's at once, a 64-node scale run among
+# them (its pods alone need about 4n^2 = 16,384 entries, scripts/bench_scale.py).
+NEIGHBOURS_SHARED = 16384
 
 
 class Owner:
@@ -83,6 +87,27 @@ def delete_netns(name: str) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGKILL)
     sh("ip", "netns", "del", name, check=False)
+
+
+def neighbour_room(nodes: int) -> int:
+    """Raise the kernel's IPv4 neighbour table limit to room for a lab of `nodes` beside the machine's other runs;
+    never lower it. The table is one for every namespace of the kernel: the entries of all of them count against
+    gc_thresh3, which only the initial namespace sets (1024 by default; net/core/neighbour.c neigh_alloc: past it,
+    when a forced GC frees nothing, the entry is refused and `table_fulls` in /proc/net/stat/arp_cache counts it).
+    A node of a real cluster has a kernel, so a table, of its own. When the machine's runs together filled this one,
+    a pod asked for its address created no entry for the asker and so sent no ARP reply (net/ipv4/arp.c arp_process:
+    the reply is sent only `if (n)` from neigh_event_ns), and a SYN-ACK found no neighbour: curl's "Couldn't connect"
+    after the 3 probes' 3 s, or a connect timing out, until entries aged out. Lowering it again (as the scale
+    benchmark restored it after its run) would set that trap for the runs still going, so the limit is a floor.
+    Returns the limit in force."""
+    need = NEIGHBOURS_SHARED + 4 * nodes * nodes
+    limit = int((NEIGHBOURS / "gc_thresh3").read_text())
+    if limit < need:
+        for name, value in (("gc_thresh2", need // 2), ("gc_thresh3", need)):
+            if int((NEIGHBOURS / name).read_text()) < value:
+                (NEIGHBOURS / name).write_text(f"{value}\n")
+        limit = need
+    return limit
 
 
 def lab_namespaces(prefix: str = PREFIX) -> list[str]:
