@@ -24,9 +24,12 @@ class Part:
 
 
 def job(index: int, probe: list[str]) -> str:
-    """The sh of probe `index` in a batch: run in the background, its lines and exit code prefixed."""
+    """The sh of probe `index` in a batch: run in the background, its lines and exit code prefixed by the shell's
+    own read and printf (a `sed` per probe was half the batch's CPU beside the probes: 4,032 of them a watch cycle
+    at 64 nodes)."""
     return (
-        f"(out=$({shlex.join(probe)} 2>&1); rc=$?; [ -z \"$out\" ] || printf '%s\\n' \"$out\" | sed 's/^/{index}| /'; "
+        f'(out=$({shlex.join(probe)} 2>&1); rc=$?; [ -z "$out" ] || printf \'%s\\n\' "$out" | '
+        f"while IFS= read -r line; do printf '{index}| %s\\n' \"$line\"; done; "
         f'echo "{index}|= $rc") &'
     )
 
