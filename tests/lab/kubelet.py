@@ -208,17 +208,21 @@ class Kubelet:
         if not pod.ns:
             self._plumb(pod, node)
         args = container.get("args") or []
-        if args and args[0] in agnhost.COMMANDS and pod.server is None:  # agnhost's servers, by the lab's stand-in
+        if args and args[0] in agnhost.COMMANDS:  # agnhost's servers, by the lab's stand-in
+            if pod.server is None:
+                pod.identity = self.workdir / f"{namespace}-{name}.identity"
+                pod.identity.write_text(name)
+                pod.server = netns.spawn(
+                    pod.ns,
+                    [sys.executable, str(SERVER), str(pod.identity), *args],
+                    self.workdir / f"{namespace}-{name}.log",
+                )
             port = agnhost.parse(args).http_port
-            pod.identity = self.workdir / f"{namespace}-{name}.identity"
-            pod.identity.write_text(name)
-            pod.server = netns.spawn(
-                pod.ns,
-                [sys.executable, str(SERVER), str(pod.identity), *args],
-                self.workdir / f"{namespace}-{name}.log",
-            )
             if port is not None and not netns.wait_listening(pod.ns, port, pod.server):
-                raise RuntimeError(f"server of {name} did not start")
+                if pod.server.poll() is not None:  # its container ended: Failed, as restartPolicy Never leaves it
+                    self._failed(pod, container, pod.server.returncode)
+                    return
+                raise RuntimeError(f"server of {name} did not start")  # waited for again at the next pass
         pod.node = node
         self.before_ready(name, namespace)
         with self.store.lock:
@@ -239,6 +243,16 @@ class Kubelet:
                 )
             self.store.put(pod.obj)
         self.sync_services()
+
+    def _failed(self, pod: LabPod, container: dict[str, Any], code: int) -> None:
+        """The pod whose one container exited before serving: phase Failed, never Running (the lab restarts
+        nothing; the validator's pods are restartPolicy Never)."""
+        meta = pod.obj["metadata"]
+        terminated = {"terminated": {"exitCode": code, "reason": "Error" if code else "Completed"}}
+        with self.store.lock:
+            if self.pods.get((meta["namespace"], meta["name"])) is pod:
+                pod.obj["status"] = {"phase": "Failed", "containerStatuses": [container_status(container, terminated)]}
+                self.store.put(pod.obj)
 
     def _plumb(self, pod: LabPod, node: str) -> None:
         """The pod's namespace, its macvlan from the real CNI plugin, and a coordinator veth to the node."""
