@@ -11,6 +11,7 @@ import pytest
 from tests.lab import netns
 from tests.lab.cluster import LabCluster
 
+pytestmark = pytest.mark.root  # a lab's namespaces (LabCluster, not the lab fixtures the marker is found by)
 KERNEL_DEFAULTS = {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024}  # net/core/neighbour.c arp_tbl
 
 
