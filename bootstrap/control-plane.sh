@@ -159,6 +159,7 @@ control_plane_timers() {
   systemctl enable --now spiderpool-rdma-join-refresh.timer
   systemctl enable --now spiderpool-rdma-renew-certificates.timer
   systemctl enable --now spiderpool-rdma-etcd-backup.timer # every control plane runs a member of etcd
+  systemctl enable --now spiderpool-rdma-member-replacement.timer # answers a replaced control-plane-0 (HA)
 }
 
 # The steps of every control plane once it runs the API server (after kubeadm init or join).

@@ -1,13 +1,12 @@
 # shellcheck shell=bash
-# Workers and further control planes: wait for the join parameter, then join with the CA hash pinned. A join that
-# fails (the token or certificate key expired meanwhile) is reset and retried with the value published next. A
-# control plane then takes its share of what every control plane does (control-plane.sh).
+# Workers and further control planes (and a control-plane-0 that replaces a dead one in HA: init.sh): wait for the join
+# parameter, then join with the CA hash pinned. A join that fails (the token or certificate key expired meanwhile) is
+# reset and retried with the value published next. A control plane then takes its share of what every control plane
+# does (control-plane.sh).
 
-if [[ "${SPR_ROLE}" == control-plane-join ]]; then
-  # Shipped to control planes only (checked on its own).
-  # shellcheck source=/dev/null
-  source "${SPR_LIB}/control-plane.sh"
-fi
+# control-plane.sh is shipped to control planes only (checked on its own); init.sh sources it itself.
+# shellcheck source=/dev/null
+[[ "${SPR_ROLE}" != control-plane-join ]] || source "${SPR_LIB}/control-plane.sh"
 
 JOIN_FILE="${SPR_STATE}/join-command"
 
@@ -106,19 +105,23 @@ kubeadm_join() {
   rm -f "${JOIN_FILE}"
 }
 
-role_steps() {
+# join_steps: a worker's or control plane's join, and then what every control plane does. Also control-plane-0's when
+# it replaces a dead one in HA (init.sh, which sources this file and defines its own role_steps).
+join_steps() {
   local parameter=join-worker
-  [[ "${SPR_ROLE}" == "control-plane-join" ]] && parameter=join-control-plane
+  [[ "${SPR_ROLE}" == worker ]] || parameter=join-control-plane
   SPR_JOIN_PARAMETER="${parameter}"
   step wait-join wait_for_join_parameter
-  if [[ "${SPR_ROLE}" == control-plane-join ]]; then
+  if [[ "${SPR_ROLE}" != worker ]]; then
     step encryption-config fetch_encryption_config
   fi
   step kubeadm-join join_with_parameter
-  if [[ "${SPR_ROLE}" == control-plane-join ]]; then
+  if [[ "${SPR_ROLE}" != worker ]]; then
     control_plane_steps
   fi
 }
+
+role_steps() { join_steps; }
 
 wait_for_join_parameter() { wait_for_join "${SPR_JOIN_PARAMETER}"; }
 join_with_parameter() { kubeadm_join "${SPR_JOIN_PARAMETER}"; }

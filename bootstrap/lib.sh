@@ -100,11 +100,12 @@ ssm_put() {
   return "${rc}"
 }
 
-# wait_for_parameter NAME PATTERN [STALE]: poll SSM with exponential backoff (capped) until NAME holds a value matching
-# PATTERN, other than STALE (one that already failed), and print it; give up at SPR_JOIN_DEADLINE. What a node waits
-# for from the first control plane: the Kubernetes version it recorded, then the join command.
+# wait_for_parameter NAME PATTERN [STALE [WRITER]]: poll SSM with exponential backoff (capped) until NAME holds a value
+# matching PATTERN, other than STALE (one that already failed), and print it; give up at SPR_JOIN_DEADLINE, pointing at
+# the WRITER's log. What a node waits for from the first control plane: the Kubernetes version it recorded, then the
+# join command (and a replaced control-plane-0, the live control planes' answer: init.sh).
 wait_for_parameter() {
-  local name="$1" pattern="$2" stale="${3:-}" delay=5 value
+  local name="$1" pattern="$2" stale="${3:-}" writer="${4:-the bootstrap log of control-plane-0}" delay=5 value
   while :; do
     value="$(ssm_get "${name}" 2>>"${SPR_LOG_DIR}/ssm.log" || true)"
     if [[ "${value}" =~ ${pattern} && "${value}" != "${stale}" ]]; then
@@ -112,7 +113,7 @@ wait_for_parameter() {
       return 0
     fi
     if (($(date +%s) + delay > SPR_JOIN_DEADLINE)); then
-      die "parameter ${SPR_SSM_PATH}/${name} not published within ${SPR_JOIN_TIMEOUT}s; check control-plane-0's bootstrap log"
+      die "parameter ${SPR_SSM_PATH}/${name} not published within ${SPR_JOIN_TIMEOUT}s; check ${writer}"
     fi
     log "parameter ${name} not published yet; next check in ${delay}s"
     sleep "${delay}"

@@ -228,11 +228,13 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
         files[ADMISSION_CONFIG] = read("admission-configuration.yaml")
         files[AUDIT_POLICY] = read("audit-policy.yaml")
         files[f"{LIB}/control-plane.sh"] = read("control-plane.sh")
-        # The hourly join refresh, the daily certificate check, the hourly etcd backup: a script, a service, a timer.
+        # The hourly join refresh, the daily certificate check, the hourly etcd backup, the answer to a replaced
+        # control-plane-0 (every minute): a script, a service, a timer.
         for script, unit in (
             ("refresh-join", "join-refresh"),
             ("renew-certificates", "renew-certificates"),
             ("etcd-backup", "etcd-backup"),
+            ("replace-member", "member-replacement"),
         ):
             files[f"{LIB}/{script}.sh"] = read(f"{script}.sh")
             for suffix in ("service", "timer"):
@@ -240,12 +242,15 @@ def node_files(config: ClusterConfig, plan: IpPlan, node: Node) -> dict[str, str
         files[f"{LIB}/etcd.sh"] = read("etcd.sh")
     if ctx["role"] == "control-plane-init":
         files["/etc/spiderpool-rdma/kubeadm-init.yaml"] = kubeadm_init_config(config, plan, node)
+        files[f"{LIB}/join.sh"] = read("join.sh")  # a replacement of control-plane-0 in HA joins (init.sh)
     return files
 
 
 def render(config: ClusterConfig, plan: IpPlan, node: Node) -> UserData:
     files = node_files(config, plan, node)
-    executable = {f"{LIB}/{s}.sh" for s in ("bootstrap", "refresh-join", "renew-certificates", "etcd-backup")}
+    executable = {
+        f"{LIB}/{s}.sh" for s in ("bootstrap", "refresh-join", "renew-certificates", "etcd-backup", "replace-member")
+    }
     private = {"/etc/spiderpool-rdma/node.env", "/etc/spiderpool-rdma/kubeadm-init.yaml"}
     cloud_config = {
         "hostname": node.name,

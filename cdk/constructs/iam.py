@@ -43,17 +43,26 @@ EFA_PLUGIN_REPOSITORY = ("602401143452", "eks/aws-efa-k8s-device-plugin")
 DRANET_REPOSITORY = ("602401143452", "eks/dranet")
 ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
 #: Which of the cluster's parameters (cdk/constructs/secrets.py) each role reads and writes: workers read their
-#: join command and the version to install; control planes publish them all and read what joining one needs.
+#: join command and the version to install; control planes publish them all and read what joining one needs. The
+#: member-replacement request (bootstrap/replace-member.sh) is the control planes' own: a replaced control-plane-0 asks
+#: and a live control plane answers there. Whoever can write it holds the control-plane role, whose nodes hold etcd's
+#: client certificates anyway (a control plane can remove members itself); no worker reads or writes it.
 PARAMETER_ACCESS: dict[Role, dict[str, list[str]]] = {
     "worker": {"read": [names.JOIN_WORKER, names.KUBERNETES_VERSION], "write": []},
     "control-plane": {
-        "read": [names.JOIN_CONTROL_PLANE, names.KUBERNETES_VERSION, names.ENCRYPTION_CONFIG],
+        "read": [
+            names.JOIN_CONTROL_PLANE,
+            names.KUBERNETES_VERSION,
+            names.ENCRYPTION_CONFIG,
+            names.ETCD_MEMBER_REPLACEMENT,
+        ],
         "write": [
             names.JOIN_WORKER,
             names.JOIN_CONTROL_PLANE,
             names.KUBECONFIG,
             names.KUBERNETES_VERSION,
             names.ENCRYPTION_CONFIG,
+            names.ETCD_MEMBER_REPLACEMENT,
         ],
     },
 }

@@ -29,6 +29,10 @@ PARAMETERS = {
         "the API servers' EncryptionConfiguration (the key of Secrets in etcd), while a control plane is missing",
         "Standard",
     ),
+    names.ETCD_MEMBER_REPLACEMENT: (
+        "a replaced control-plane-0's request that its dead etcd member leave etcd, and the live ones' answer",
+        "Standard",
+    ),
 }
 
 

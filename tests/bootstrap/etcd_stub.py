@@ -84,24 +84,37 @@ def init_preflight(root: Path, args: list[str]) -> str | None:
     return None
 
 
-def init_control_plane(root: Path, cluster_path: Path, node: str, minor: int) -> None:
-    """The certs phase keeps existing CAs ("Using existing ca certificate authority") and makes the rest; the etcd phase
-    writes the static pod (the kubelet pulls its image); etcd starts from the data directory when it holds data (a
-    restore), and as a new member otherwise."""
+def write_certificates(root: Path, cluster_path: Path, node: str) -> None:
+    """kubeadm's certs phase keeps existing CAs ("Using existing ca certificate authority") and makes the rest; a
+    joining control plane gets the CAs from the kubeadm-certs Secret and makes its own leaf certificates likewise."""
     pki = root / "etc/kubernetes/pki"
     for name in PKI:
         path = pki / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"{name} of the cluster first initialized by {node} ({cluster_path.name})\n")
+
+
+def write_etcd_manifest(root: Path, node: str, ip: str, minor: int) -> None:
+    """The etcd static pod kubeadm writes (cmd/kubeadm/app/phases/etcd/local.go, getEtcdCommand: --name is the node's
+    name, the URLs its advertise address); the kubelet pulls its image."""
     manifests = root / "etc/kubernetes/manifests"
     manifests.mkdir(parents=True, exist_ok=True)
     image = etcd_image(minor)
     (manifests / "etcd.yaml").write_text(
         f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n  namespace: kube-system\nspec:\n  containers:\n"
-        f"  - command:\n    - etcd\n    - --data-dir=/var/lib/etcd\n    image: {image}\n    name: etcd\n"
+        f"  - command:\n    - etcd\n    - --name={node}\n    - --advertise-client-urls=https://{ip}:2379\n"
+        f"    - --initial-advertise-peer-urls=https://{ip}:2380\n    - --data-dir=/var/lib/etcd\n"
+        f"    image: {image}\n    name: etcd\n"
     )
     add_image(root, image)
+
+
+def init_control_plane(root: Path, cluster_path: Path, node: str, minor: int, ip: str = "10.0.0.10") -> None:
+    """The certs phase, then the etcd phase; etcd starts from the data directory when it holds data (a restore), and as
+    a new one-member cluster otherwise."""
+    write_certificates(root, cluster_path, node)
+    write_etcd_manifest(root, node, ip, minor)
     db = root / "var/lib/etcd/member/snap/db"
     if db.exists():  # restored: the keyspace of the snapshot is the cluster's again
         keyspace = json.loads(db.read_text())["keyspace"]
@@ -112,15 +125,77 @@ def init_control_plane(root: Path, cluster_path: Path, node: str, minor: int) ->
     else:
         db.parent.mkdir(parents=True, exist_ok=True)
         db.write_text(json.dumps({"keyspace": {}, "revision": 1, "member": node}))
-    (cluster_path / "etcd-members").write_text(node + "\n")
+    save_members(cluster_path, [new_member(node, ip, members(cluster_path))])
     serve_api(cluster_path, node)
 
 
-def add_member(cluster_path: Path, node: str) -> None:
-    """A control plane's join adds its etcd member (kubeadm's control-plane-join phase), then serves the API."""
-    with (cluster_path / "etcd-members").open("a") as fh:
-        fh.write(node + "\n")
+# --- etcd's membership, as the cluster keeps it ---------------------------------------------------------------------
+
+MEMBERS = "etcd-members.json"
+#: One cluster; etcd derives its ID from the initial members (membership.NewClusterFromURLsMap).
+CLUSTER_ID = 0xCDF818194E3A8C32
+
+
+def new_member(node: str, ip: str, existing: list[dict[str, Any]]) -> dict[str, Any]:
+    """A started voting member. Its ID, which etcd computes from the peer URLs, the cluster token and the time of the
+    addition (membership.computeMemberID), is never reused: a member added again under the same URL gets another one."""
+    serial = len(existing) + sum(1 for m in existing if m["name"] == node)
+    member_id = int(hashlib.sha256(f"{node}/{ip}/{serial}/{len(existing)}".encode()).hexdigest()[:16], 16)
+    return {
+        "ID": member_id,
+        "name": node,
+        "peerURLs": [f"https://{ip}:2380"],
+        "clientURLs": [f"https://{ip}:2379"],
+        "isLearner": False,
+        "up": True,  # its etcd runs and its peers are connected to it (what the stand-in of a dead instance turns off)
+        "emptyDataUnderOldId": False,  # etcd started without data as a member that existed (unsafe: add_member)
+    }
+
+
+def members(cluster_path: Path) -> list[dict[str, Any]]:
+    path = cluster_path / MEMBERS
+    value: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+    return value
+
+
+def save_members(cluster_path: Path, value: list[dict[str, Any]]) -> None:
+    (cluster_path / MEMBERS).write_text(json.dumps(value))
+
+
+def member_names(cluster_path: Path) -> list[str]:
+    return [m["name"] for m in members(cluster_path)]
+
+
+def add_member(cluster_path: Path, node: str, ip: str) -> None:
+    """A control plane's join adds its etcd member (kubeadm's control-plane-join phase), then serves the API.
+    kubeadm's Client.addMember (cmd/kubeadm/app/util/etcd/etcd.go) first lists the members, and when one's first peer
+    URL is the new one it skips the addition ("The peer URL for the added etcd member already exists. Skipping etcd
+    member addition"): the new etcd, with an empty data directory and --initial-cluster-state=existing, then starts as
+    that old member (etcd matches its peer URLs to the cluster's, membership.ValidateClusterAndAssignIDs), although
+    etcd's rule is to remove a failed member before adding its replacement (etcd.io, op-guide/runtime-configuration,
+    "Replace a failed machine"). The stand-in records that as emptyDataUnderOldId, which the tests hold never happens.
+    Otherwise a new member is added (kubeadm adds it as a learner and promotes it once it caught up: afterwards, a
+    started voter)."""
+    current = members(cluster_path)
+    peer = f"https://{ip}:2380"
+    reused = next((m for m in current if m["peerURLs"][0] == peer), None)
+    if reused:
+        reused.update(name=node, clientURLs=[f"https://{ip}:2379"], up=True, emptyDataUnderOldId=True)
+    else:
+        current.append(new_member(node, ip, current))
+    save_members(cluster_path, current)
     serve_api(cluster_path, node)
+
+
+def node_gone(cluster_path: Path, node: str) -> None:
+    """The node's instance is terminated: its API server stops answering; its etcd member stays in the membership, down
+    (nothing answers at its URLs, no peer is connected to it)."""
+    stop_api(cluster_path, node)
+    current = members(cluster_path)
+    for member in current:
+        if member["name"] == node:
+            member["up"] = False
+    save_members(cluster_path, current)
 
 
 def serve_api(cluster_path: Path, node: str) -> None:
@@ -284,28 +359,54 @@ def _keyspace(cluster_path: Path) -> dict[str, str]:
 
 
 def etcdctl(args: list[str], container: Container, cluster_path: Path) -> int:
-    """`etcdctl [flags] snapshot save FILE` (etcdctl/ctlv3/command/snapshot_command.go): one argument; one endpoint
-    (client/v3/snapshot/v3_snapshot.go SaveWithVersion); kubeadm's etcd serves TLS with client certificates on
-    127.0.0.1:2379 of the host (its static pod: --client-cert-auth, --listen-client-urls); the file is written as
-    FILE.part, then renamed."""
+    """etcdctl v3.6 (etcdctl/ctlv3/command): `snapshot save FILE`, `member list`, `member remove ID`, `endpoint health`.
+    kubeadm's etcd serves TLS with client certificates (its static pod: --client-cert-auth); without etcd's auth
+    enabled (kubeadm does not) any certificate its CA signed is accepted, such as the healthcheck client's. Errors are
+    `Error: ...` on stderr (pkg/cobrautl/error.go ExitWithError) with exit 1 (ExitError), bad arguments 128
+    (ExitBadArgs)."""
     try:
         flags, rest = _pflags(args, ETCDCTL_FLAGS)
     except ValueError as error:
         return _fail(f"Error: {error}")
-    if rest[:2] != ["snapshot", "save"]:
-        return _fail(f"Error: unknown command {rest}")
-    if len(rest) != 3:
-        return _fail("Error: snapshot save expects one argument <filename>")
     endpoints = flags.get("endpoints", "127.0.0.1:2379").split(",")
-    if len(endpoints) != 1:
-        return _fail(f"Error: snapshot must be requested to one selected node, not multiple {endpoints}")
-    if not (container.net_host and endpoints[0] == "https://127.0.0.1:2379"):
-        return _fail("Error: context deadline exceeded")  # nothing listens there for this container
     pki = container.root / "etc/kubernetes/pki/etcd"
     for flag, expected in (("cacert", "ca.crt"), ("cert", "healthcheck-client.crt"), ("key", "healthcheck-client.key")):
         path = container.host(flags[flag]) if flag in flags else None
         if path is None or not path.exists() or path.read_text() != (pki / expected).read_text():
             return _fail(f"Error: open {flags.get(flag, '')}: no such file or directory, or not accepted by etcd")
+    if rest[:2] == ["endpoint", "health"]:
+        return _endpoint_health(endpoints, flags.get("write-out", "simple"), container, cluster_path)
+    # kubeadm's etcd listens for clients on 127.0.0.1:2379 of the host (its static pod's --listen-client-urls)
+    local = _local_member(container, cluster_path)
+    if not (container.net_host and endpoints == ["https://127.0.0.1:2379"] and local and local["up"]):
+        return _fail("Error: context deadline exceeded")  # nothing answers there for this container
+    if rest[:2] == ["snapshot", "save"]:
+        return _snapshot_save(rest, container, cluster_path)
+    if rest[:2] == ["member", "list"]:
+        return _member_list(flags.get("write-out", "simple"), local, cluster_path)
+    if rest[:2] == ["member", "remove"]:
+        return _member_remove(rest[2:], local, cluster_path)
+    return _fail(f"Error: unknown command {rest}")
+
+
+def _local_member(container: Container, cluster_path: Path) -> dict[str, Any] | None:
+    """The member this node's etcd is: the --name of its static pod."""
+    manifest = container.root / "etc/kubernetes/manifests/etcd.yaml"
+    found = re.search(r"--name=(\S+)", manifest.read_text()) if manifest.exists() else None
+    return next((m for m in members(cluster_path) if found and m["name"] == found.group(1)), None)
+
+
+def _quorum(cluster_path: Path) -> bool:
+    """A linearizable request commits while a majority of the voting members runs (raft)."""
+    voting = [m for m in members(cluster_path) if not m["isLearner"]]
+    return sum(m["up"] for m in voting) >= len(voting) // 2 + 1
+
+
+def _snapshot_save(rest: list[str], container: Container, cluster_path: Path) -> int:
+    """snapshot_command.go: one argument; one endpoint (client/v3/snapshot/v3_snapshot.go SaveWithVersion; checked by
+    the caller); the file is written as FILE.part, then renamed."""
+    if len(rest) != 3:
+        return _fail("Error: snapshot save expects one argument <filename>")
     target = container.host(rest[2], write=True)
     db = json.dumps({"keyspace": _keyspace(cluster_path), "revision": 100})
     if target is not None:
@@ -314,6 +415,93 @@ def etcdctl(args: list[str], container: Container, cluster_path: Path) -> int:
         part.rename(target)
     print(f"Snapshot saved at {rest[2]}")
     print("Server version 3.6.5")
+    return 0
+
+
+def _header(local: dict[str, Any]) -> dict[str, int]:
+    """The ClusterServer's response header (server/etcdserver/api/v3rpc/member.go, header()): no revision."""
+    return {"cluster_id": CLUSTER_ID, "member_id": local["ID"], "raft_term": 7}
+
+
+def _proto_member(member: dict[str, Any]) -> dict[str, Any]:
+    """etcdserverpb.Member as encoding/json writes it (api/etcdserverpb/rpc.pb.go: every field `omitempty`; a member
+    not started yet has no name and no client URLs)."""
+    out = {"ID": member["ID"], "name": member["name"], "peerURLs": member["peerURLs"]}
+    out |= {"clientURLs": member["clientURLs"], "isLearner": member["isLearner"]}
+    return {k: v for k, v in out.items() if v}
+
+
+def _member_list(write_out: str, local: dict[str, Any], cluster_path: Path) -> int:
+    """`member list` (member_command.go memberListCommandFunc): linearizable unless --consistency=s, so it needs a
+    quorum; `-w json` is printJSON of the MemberListResponse (printer_json.go): one line, IDs as decimal numbers."""
+    if not _quorum(cluster_path):
+        return _fail("Error: context deadline exceeded")
+    if write_out != "json":
+        return _fail(f"Error: the stand-in prints member list as json only, not {write_out}")
+    response = {"header": _header(local), "members": [_proto_member(m) for m in members(cluster_path)]}
+    print(json.dumps(response, separators=(",", ":")))
+    return 0
+
+
+def _member_remove(args: list[str], local: dict[str, Any], cluster_path: Path) -> int:
+    """`member remove ID` (member_command.go memberRemoveCommandFunc: one hex argument) and the server's checks with
+    --strict-reconfig-check, on by default (server/etcdserver/server.go mayRemoveMember; membership/cluster.go
+    IsReadyToRemoveVotingMember); the removal is a raft proposal, committed by a quorum. Prints `Member %16x removed
+    from cluster %16x` (printer_simple.go MemberRemove: Go pads %16x with spaces)."""
+    if len(args) != 1:
+        return _fail("Error: member ID is not provided", 128)
+    try:
+        member_id = int(args[0], 16)
+        if not 0 <= member_id < 2**64 or not re.fullmatch(r"[0-9a-fA-F]+", args[0]):
+            raise ValueError
+    except ValueError:
+        parse = f'strconv.ParseUint: parsing "{args[0]}": invalid syntax'
+        return _fail(f"Error: bad member ID arg ({parse}), expecting ID in Hex", 128)
+    current = members(cluster_path)
+    target = next((m for m in current if m["ID"] == member_id), None)
+    if target is None:
+        return _fail("Error: etcdserver: member not found")
+    if not target["isLearner"]:
+        others = [m for m in current if not m["isLearner"] and m is not target]
+        started = sum(1 for m in others if m["name"])  # Member.IsStarted: it published its name
+        if started < len(others) // 2 + 1:
+            return _fail("Error: etcdserver: re-configuration failed due to not enough started members")
+        voting = [m for m in current if not m["isLearner"]]
+        active = sum(1 for m in voting if m["up"])  # numConnectedSince, the local member included
+        if target["up"] and target is not local and active - 1 < 1 + (len(voting) - 1) // 2:
+            return _fail("Error: etcdserver: unhealthy cluster")
+    if not _quorum(cluster_path):
+        return _fail("Error: context deadline exceeded")
+    save_members(cluster_path, [m for m in current if m is not target])
+    print(f"Member {member_id:16x} removed from cluster {CLUSTER_ID:16x}")
+    return 0
+
+
+def _endpoint_health(endpoints: list[str], write_out: str, container: Container, cluster_path: Path) -> int:
+    """`endpoint health` (ep_command.go epHealthCommandFunc): a Get of the key "health" on each endpoint (linearizable:
+    it commits through a quorum); an endpoint where no member answers fails it with "context deadline exceeded". `-w
+    json` prints the list of {endpoint, health, took, error (omitempty)} (printer_json.go printJSON of []epHealth);
+    the simple form prints the healthy on stdout, the unhealthy on stderr (printer_simple.go). Any unhealthy endpoint
+    ends it with `Error: unhealthy cluster`, exit 1."""
+    by_url = {url: m for m in members(cluster_path) for url in m["clientURLs"]}
+    if "https://127.0.0.1:2379" in endpoints:
+        by_url["https://127.0.0.1:2379"] = _local_member(container, cluster_path) or {"up": False}
+    results = []
+    for endpoint in endpoints:
+        member = by_url.get(endpoint)
+        healthy = bool(container.net_host and member and member["up"] and _quorum(cluster_path))
+        result = {"endpoint": endpoint, "health": healthy, "took": "2.318ms" if healthy else "5.000917s"}
+        results.append(result if healthy else {**result, "error": "context deadline exceeded"})
+    if write_out == "json":
+        print(json.dumps(results, separators=(",", ":")))
+    else:
+        for r in results:
+            if r["health"]:
+                print(f"{r['endpoint']} is healthy: successfully committed proposal: took = {r['took']}")
+            else:
+                print(f"{r['endpoint']} is unhealthy: failed to commit proposal: {r['error']}", file=sys.stderr)
+    if not all(r["health"] for r in results):
+        return _fail("Error: unhealthy cluster")
     return 0
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import atexit
 import hashlib
 import io
+import os
 import shutil
+import signal
 import subprocess
 import tarfile
 from collections.abc import Sequence
@@ -126,15 +128,33 @@ class Sandbox:
     ) -> subprocess.CompletedProcess[str]:
         """Run a script as systemd runs ExecStart (and SSM Run Command as root): this environment only, stdin from
         /dev/null."""
-        return subprocess.run(
+        process = self.start(script, args, **extra_env)
+        try:
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            self.stop(process)
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+    def start(
+        self, script: str = f"{LIB}/bootstrap.sh", args: Sequence[str] = (), **extra_env: str
+    ) -> subprocess.Popen[str]:
+        """Start a script as `run` runs it, without waiting: a node that waits for what other nodes do meanwhile."""
+        return subprocess.Popen(
             [str(self.root / script), *args],
             env={**self.env, **extra_env},
             stdin=subprocess.DEVNULL,
-            start_new_session=True,  # no controlling terminal, as for a unit
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # no controlling terminal, as for a unit; its own process group
             text=True,
-            timeout=120,
         )
+
+    @staticmethod
+    def stop(process: subprocess.Popen[str]) -> None:
+        """End what is left of a started script, its children too (its session's process group): a power loss."""
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
 
     def calls(self) -> list[str]:
         log = self.stubs / "calls.log"

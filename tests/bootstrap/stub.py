@@ -241,7 +241,9 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         (cluster.path / "kubeadm-config.yaml").write_text(config)
         cluster.register(yaml_value(config, "name"), control_plane=True)
         minor = int(installed_kubeadm(root).read_text().split(".")[1])
-        etcd_stub.init_control_plane(root, cluster.path, yaml_value(config, "name"), minor)
+        etcd_stub.init_control_plane(
+            root, cluster.path, yaml_value(config, "name"), minor, yaml_value(config, "advertiseAddress")
+        )
         upgrade_stub.initialized(root, cluster.path)
         upgrade_stub.kubelet_started(root, cluster.path)  # kubeadm's kubelet-start phase
         if "--upload-certs" in args:  # init's upload-certs phase (cmd/kubeadm/app/cmd/phases/init/uploadcerts.go)
@@ -299,8 +301,11 @@ def kubeadm(args: list[str], root: Path, cluster: Cluster, failing: bool) -> int
         cluster.register(name, control_plane=False)  # the kubelet registers its Node
         upgrade_stub.kubelet_started(root, cluster.path)
         killed_after("kubelet-start")
-        if key:
-            etcd_stub.add_member(cluster.path, name)
+        if key:  # the control plane's certificates from the downloaded CAs, its etcd static pod, its member
+            ip, minor = yaml_value(config, "advertiseAddress"), int(installed_kubeadm(root).read_text().split(".")[1])
+            etcd_stub.write_certificates(root, cluster.path, name)
+            etcd_stub.write_etcd_manifest(root, name, ip, minor)
+            etcd_stub.add_member(cluster.path, name, ip)
             cluster.set_node(name, control_plane=True)  # mark-control-plane
     elif args[:3] == ["certs", "renew", "all"]:
         renew_certificates(root)

@@ -13,6 +13,7 @@ import pytest
 from cdk import userdata
 from cdk.config import ClusterConfig
 from cdk.ipplan import make_plan
+from tests.bootstrap import etcd_stub
 from tests.bootstrap.clock import advance, now, seconds, unit_settings, use_virtual_clock
 from tests.bootstrap.sandbox import Keys, Sandbox, make_sandbox
 
@@ -105,8 +106,7 @@ def test_a_node_killed_halfway_through_its_join_joins_once_it_runs_again(
     killed = joining.run(STUB_JOIN_KILLED_AFTER=phase)
     assert killed.returncode == -9, killed.stderr
     assert (joining.root / "etc/kubernetes/kubelet.conf").exists() == (phase == "kubelet-start")
-    members = (cp.cluster.path / "etcd-members").read_text().split()
-    assert members == ["control-plane-0"]
+    assert etcd_stub.member_names(cp.cluster.path) == ["control-plane-0"]
     joining.reset_calls()
     proc = joining.run()
     assert proc.returncode == 0, proc.stderr + joining.log()
@@ -114,7 +114,7 @@ def test_a_node_killed_halfway_through_its_join_joins_once_it_runs_again(
     calls = joining.calls()
     if control_plane:
         assert calls.index("kubeadm reset --force") < calls.index(joins(joining)[0])
-        assert (cp.cluster.path / "etcd-members").read_text().split() == ["control-plane-0", node]
+        assert etcd_stub.member_names(cp.cluster.path) == ["control-plane-0", node]
     else:
         assert joins(joining) == [] and "kubeadm reset --force" not in calls
     assert cp.cluster.nodes()[node]["control_plane"] is control_plane

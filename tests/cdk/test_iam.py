@@ -75,6 +75,23 @@ def test_control_planes_publish_the_parameters_and_read_only_what_joining_needs(
     assert not allows(cp, "ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/other/secret")
 
 
+def test_only_control_planes_ask_for_and_answer_a_member_replacement(variant: Synthesized) -> None:
+    """The rights a replaced control-plane-0's etcd member removal adds (bootstrap/replace-member.sh): reading and
+    writing one parameter of the cluster, for the control-plane role only, whose nodes hold etcd's client certificates
+    anyway; no node may send commands to another (ssm:SendCommand) or read any other parameter by it."""
+    arn = parameter_arn(variant, "etcd-member-replacement")
+    cp = role_policies(variant.stack, variant.config.region, "control-plane")
+    worker = role_policies(variant.stack, variant.config.region, "worker")
+    assert allows(cp, "ssm:GetParameter", arn) and allows(cp, "ssm:PutParameter", arn)
+    assert not allows(cp, "ssm:DeleteParameter", arn)
+    for action in ("ssm:GetParameter", "ssm:PutParameter", "ssm:GetParametersByPath"):
+        assert not allows(worker, action, arn), action
+    document = f"arn:aws:ssm:{variant.config.region}::document/AWS-RunShellScript"
+    instance = f"arn:aws:ec2:{variant.config.region}:{ACCOUNT}:instance/i-0123456789abcdef0"
+    for policies in (cp, worker):
+        assert not allows(policies, "ssm:SendCommand", document) and not allows(policies, "ssm:SendCommand", instance)
+
+
 @pytest.mark.parametrize("role", ["control-plane", "worker"])
 def test_every_node_runs_the_ssm_agent(variant: Synthesized, role: str) -> None:
     policies = role_policies(variant.stack, variant.config.region, role)

@@ -36,9 +36,10 @@ def node_env(s: Synthesized) -> dict[str, str]:
 
 
 def node_tiers() -> dict[str, str]:
-    """The tier control-plane-0 writes each parameter with: `... | ssm_put NAME TIER` in control-plane.sh."""
-    script = (REPO / "bootstrap" / "control-plane.sh").read_text()
-    return dict(re.findall(r"ssm_put ([a-z-]+) (Standard|Advanced)", script))
+    """The tier the control planes write each parameter with: `... | ssm_put NAME TIER` in control-plane.sh, and the
+    member-replacement request's in init.sh and replace-member.sh."""
+    scripts = [(REPO / "bootstrap" / name).read_text() for name in ("control-plane.sh", "init.sh", "replace-member.sh")]
+    return dict(t for script in scripts for t in re.findall(r"ssm_put ([a-z-]+) (Standard|Advanced)", script))
 
 
 def resolve_key(stack: dict[str, Any], ref: str, key: dict[str, Any]) -> str:

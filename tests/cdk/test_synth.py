@@ -149,6 +149,7 @@ def test_parameters_are_secure_strings_created_without_a_value_in_the_state(vari
         f"{path}/kubeconfig",
         f"{path}/kubernetes-version",
         f"{path}/encryption-config",
+        f"{path}/etcd-member-replacement",
     }
     for p in params.values():
         assert p["type"] == "SecureString" and "value" not in p and p["value_wo"] == "pending"

@@ -80,7 +80,9 @@ def control_plane_writes(stack: dict[str, Any]) -> list[Write]:
         if env["SPR_ROLE"] != "control-plane-init":
             continue
         assert PUT_FORM.search(written[f"{LIB}/lib.sh"]), "ssm_put in lib.sh changed: update this replay"
-        calls = {name: tier for name, tier in CALL.findall(written[f"{LIB}/control-plane.sh"])}
+        # what every control plane publishes, and the member-replacement request (role.sh: init.sh) and its answer
+        scripts = (f"{LIB}/control-plane.sh", f"{LIB}/role.sh", f"{LIB}/replace-member.sh")
+        calls = {name: tier for script in scripts for name, tier in CALL.findall(written[script])}
         assert calls, "control-plane.sh publishes nothing with ssm_put"
         return [
             Write(env["SPR_REGION"], f"{env['SPR_SSM_PATH']}/{name}", env["SPR_KMS_KEY"], tier)

@@ -36,6 +36,9 @@ KUBERNETES_VERSION = "kubernetes-version"
 # The name of the S3 bucket of the etcd snapshots, written by Terraform (cdk/constructs/backups.py), read by the control
 # planes (bootstrap/etcd-backup.sh, etcd-restore.sh).
 ETCD_BACKUP_BUCKET = "etcd-backup-bucket"
+# A replaced control-plane-0's request that its dead etcd member leave etcd before it joins the live control planes,
+# and their answer (bootstrap/init.sh asks, bootstrap/replace-member.sh answers): written only by control planes.
+ETCD_MEMBER_REPLACEMENT = "etcd-member-replacement"
 # The value until a control plane publishes, and once it withdrew a credential; `spider-validate kubeconfig` names it.
 PLACEHOLDER = "pending"
 
