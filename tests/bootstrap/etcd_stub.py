@@ -369,17 +369,21 @@ def etcdctl(args: list[str], container: Container, cluster_path: Path) -> int:
     except ValueError as error:
         return _fail(f"Error: {error}")
     endpoints = flags.get("endpoints", "127.0.0.1:2379").split(",")
+    if rest[:2] == ["snapshot", "save"] and len(endpoints) != 1:  # client/v3/snapshot/v3_snapshot.go SaveWithVersion
+        return _fail(f"Error: snapshot must be requested to one selected node, not multiple {endpoints}")
+    # kubeadm's etcd listens for clients on 127.0.0.1:2379 of the host (its static pod's --listen-client-urls)
+    local = _local_member(container, cluster_path)
+    health = rest[:2] == ["endpoint", "health"]
+    if not health and not (container.net_host and endpoints == ["https://127.0.0.1:2379"] and local and local["up"]):
+        return _fail("Error: context deadline exceeded")  # nothing answers there for this container
     pki = container.root / "etc/kubernetes/pki/etcd"
     for flag, expected in (("cacert", "ca.crt"), ("cert", "healthcheck-client.crt"), ("key", "healthcheck-client.key")):
         path = container.host(flags[flag]) if flag in flags else None
         if path is None or not path.exists() or path.read_text() != (pki / expected).read_text():
             return _fail(f"Error: open {flags.get(flag, '')}: no such file or directory, or not accepted by etcd")
-    if rest[:2] == ["endpoint", "health"]:
+    if health:
         return _endpoint_health(endpoints, flags.get("write-out", "simple"), container, cluster_path)
-    # kubeadm's etcd listens for clients on 127.0.0.1:2379 of the host (its static pod's --listen-client-urls)
-    local = _local_member(container, cluster_path)
-    if not (container.net_host and endpoints == ["https://127.0.0.1:2379"] and local and local["up"]):
-        return _fail("Error: context deadline exceeded")  # nothing answers there for this container
+    assert local is not None
     if rest[:2] == ["snapshot", "save"]:
         return _snapshot_save(rest, container, cluster_path)
     if rest[:2] == ["member", "list"]:
@@ -403,8 +407,8 @@ def _quorum(cluster_path: Path) -> bool:
 
 
 def _snapshot_save(rest: list[str], container: Container, cluster_path: Path) -> int:
-    """snapshot_command.go: one argument; one endpoint (client/v3/snapshot/v3_snapshot.go SaveWithVersion; checked by
-    the caller); the file is written as FILE.part, then renamed."""
+    """snapshot_command.go: one argument (and one endpoint, checked by the caller); the file is written as FILE.part,
+    then renamed."""
     if len(rest) != 3:
         return _fail("Error: snapshot save expects one argument <filename>")
     target = container.host(rest[2], write=True)
@@ -462,9 +466,7 @@ def _member_remove(args: list[str], local: dict[str, Any], cluster_path: Path) -
     if target is None:
         return _fail("Error: etcdserver: member not found")
     if not target["isLearner"]:
-        others = [m for m in current if not m["isLearner"] and m is not target]
-        started = sum(1 for m in others if m["name"])  # Member.IsStarted: it published its name
-        if started < len(others) // 2 + 1:
+        if not ready_to_remove_voting_member(current, member_id):
             return _fail("Error: etcdserver: re-configuration failed due to not enough started members")
         voting = [m for m in current if not m["isLearner"]]
         active = sum(1 for m in voting if m["up"])  # numConnectedSince, the local member included
@@ -475,6 +477,13 @@ def _member_remove(args: list[str], local: dict[str, Any], cluster_path: Path) -
     save_members(cluster_path, [m for m in current if m is not target])
     print(f"Member {member_id:16x} removed from cluster {CLUSTER_ID:16x}")
     return 0
+
+
+def ready_to_remove_voting_member(current: list[dict[str, Any]], member_id: int) -> bool:
+    """membership/cluster.go IsReadyToRemoveVotingMember: the voting members other than it that started (published
+    their name, Member.IsStarted) must be a quorum of the voting members other than it."""
+    others = [m for m in current if not m["isLearner"] and m["ID"] != member_id]
+    return sum(1 for m in others if m["name"]) >= len(others) // 2 + 1
 
 
 def _endpoint_health(endpoints: list[str], write_out: str, container: Container, cluster_path: Path) -> int:

@@ -216,3 +216,28 @@ def test_etcdctl_member_commands_answer_as_etcd_does(tmp_path: Path, capsys: pyt
     etcd_stub.node_gone(cluster, "control-plane-2")  # one of two: no quorum, nothing commits
     assert etcdctl(cluster, root, *local, "--write-out=json", "member", "list") == 1
     assert capsys.readouterr().err == "Error: context deadline exceeded\n"
+
+
+#: etcd v3.6.5 server/etcdserver/api/membership/cluster_test.go, TestIsReadyToRemoveVotingMember, as data: the members
+#: (ID, started: its name is set, learner), the ID removed, whether etcd is ready to remove it.
+UPSTREAM_READY_TO_REMOVE = [
+    ([(1, True, False)], 1, False),
+    ([(1, False, False), (2, False, False), (3, False, False)], 1, False),
+    ([(1, True, False), (2, False, False)], 2, True),
+    ([(1, True, False), (2, True, False), (3, False, False)], 2, False),
+    ([(1, True, False), (2, True, False), (3, True, False)], 3, True),
+    ([(1, True, False), (2, True, False), (3, True, False), (4, False, False)], 3, True),
+    ([(1, True, False), (2, True, False), (3, True, False), (4, False, False)], 4, True),
+    ([(1, True, False), (2, True, True)], 1, False),
+    ([(1, True, False), (2, False, False), (3, True, True)], 1, False),
+    ([(1, True, False), (2, False, False), (3, True, True)], 2, True),
+    ([(1, True, False), (2, False, False), (3, False, True)], 2, True),
+]
+
+
+@pytest.mark.parametrize(("members", "remove", "ready"), UPSTREAM_READY_TO_REMOVE)
+def test_the_stand_ins_removal_check_passes_etcds_own_cases(
+    members: list[tuple[int, bool, bool]], remove: int, ready: bool
+) -> None:
+    current = [{"ID": i, "name": str(i) if started else "", "isLearner": learner} for i, started, learner in members]
+    assert etcd_stub.ready_to_remove_voting_member(current, remove) is ready
