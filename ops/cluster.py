@@ -4,7 +4,6 @@ every planned node has joined (NotReady is expected: the pod network comes with 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import re
@@ -198,6 +197,8 @@ def bootstrap_progress(ec2: Any, cluster: str) -> dict[str, str]:
     progress = {}
     for instance in (i for r in reply["Reservations"] for i in r["Instances"]):
         node = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get(names.NODE_TAG, instance["InstanceId"])
-        output = ec2.get_console_output(InstanceId=instance["InstanceId"], Latest=True).get("Output") or ""
-        progress[node] = bootstrap_step(base64.b64decode(output).decode("utf-8", "replace") if output else "")
+        # the API's base64, decoded by botocore already (botocore/handlers.py, decode_console_output)
+        progress[node] = bootstrap_step(
+            ec2.get_console_output(InstanceId=instance["InstanceId"], Latest=True).get("Output") or ""
+        )
     return progress

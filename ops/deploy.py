@@ -39,7 +39,6 @@ from ops.up import PHASES, Deployment, run_phases
 
 #: How long the cluster phase waits for the nodes' bootstrap (the EFA installer alone takes about 10 minutes).
 BOOTSTRAP_TIMEOUT = 2400.0
-LOCAL_PORT = 6443  # the forwarded API port on localhost: the API certificate names localhost (README)
 #: What `--keep-backups` keeps out of the destroy: the etcd backup bucket with its settings (the resources of the
 #: construct cdk/stack.py names `backups`), and the key its snapshots are encrypted with (cdk/constructs/backups.py:
 #: SSE-KMS with the cluster's key), without which they could not be read. An HA cluster's other bucket goes.
@@ -64,6 +63,13 @@ config_option = click.option(
     default=DEFAULT_CONFIG,
     show_default="cdk/cluster.yaml",
     help="The cluster's configuration; every step uses this one.",
+)
+api_port_option = click.option(
+    "--api-port",
+    type=click.IntRange(1, 65535),
+    default=6443,
+    show_default=True,
+    help="The local port of the SSM port forward to the API (another, when a local cluster holds 6443).",
 )
 outdir_option = click.option(
     "--output",
@@ -144,8 +150,9 @@ class Api:
     """The cluster's API for the phases that need it: the kubeconfig written once, the SSM port forward opened on
     first use (not with an `admin_cidr`: that network reaches the API itself) and closed when `up` ends."""
 
-    def __init__(self, deployment: Deployment, aws: Callable[[str], Any], exits: ExitStack) -> None:
+    def __init__(self, deployment: Deployment, aws: Callable[[str], Any], exits: ExitStack, port: int) -> None:
         self.deployment, self.aws, self.exits = deployment, aws, exits
+        self.port = port  # on localhost, which the API certificate names (README)
         self.forwarding = False
 
     def kubeconfig(self, timeout: float = BOOTSTRAP_TIMEOUT) -> Path:
@@ -159,7 +166,7 @@ class Api:
             lambda: cluster.bootstrap_progress(self.aws("ec2"), d.config.name),
         )
         if d.config.admin_cidr is None:
-            config = kc.through_local_port(config, LOCAL_PORT)
+            config = kc.through_local_port(config, self.port)
         cluster.write_private(d.kubeconfig, config)
         click.echo(f"  wrote {d.kubeconfig} (mode 0600)")
         return d.kubeconfig
@@ -171,7 +178,7 @@ class Api:
             self.kubeconfig()
         if d.config.admin_cidr is None and not self.forwarding:
             instance = kc.control_plane_instance(self.aws("ec2"), d.config.name, d.config.region)
-            self.exits.enter_context(cluster.port_forward(d.config.region, instance, LOCAL_PORT))
+            self.exits.enter_context(cluster.port_forward(d.config.region, instance, self.port))
             self.forwarding = True
         return d.kubeconfig
 
@@ -218,6 +225,7 @@ def validate(kubeconfig: Path, report: Path, options: list[str]) -> None:
 @click.command(cls=AwsCommand)
 @config_option
 @outdir_option
+@api_port_option
 @click.option(
     "--until", type=click.Choice(PHASES), default=PHASES[-1], show_default=True, help="Stop after this phase."
 )
@@ -228,7 +236,7 @@ def validate(kubeconfig: Path, report: Path, options: list[str]) -> None:
     metavar="OPTIONS",
     help="What `spider-validate run` gets besides --kubeconfig and --html, as one string: '--test connectivity'.",
 )
-def up(config_path: Path, outdir: Path, until: str, yes: bool, validate_options: str) -> None:
+def up(config_path: Path, outdir: Path, api_port: int, until: str, yes: bool, validate_options: str) -> None:
     """Deploy the configuration's cluster, install the chart and validate it; run again, it resumes."""
     deployment, plan, table = _deployment(config_path, outdir)
     click.echo(f"synthesizing {config_path}")
@@ -238,7 +246,7 @@ def up(config_path: Path, outdir: Path, until: str, yes: bool, validate_options:
     if not yes and not deployment.record().done:
         click.confirm("create them (charged while they run)?", abort=True)
     with ExitStack() as exits:
-        api = Api(deployment, _aws(deployment.config), exits)
+        api = Api(deployment, _aws(deployment.config), exits, api_port)
         try:
             steps = phases(deployment, plan, api, shlex.split(validate_options))
             total = run_phases(deployment, steps, until, click.echo)
@@ -253,7 +261,8 @@ def up(config_path: Path, outdir: Path, until: str, yes: bool, validate_options:
 @click.command(cls=AwsCommand)
 @config_option
 @outdir_option
-def status(config_path: Path, outdir: Path) -> None:
+@api_port_option
+def status(config_path: Path, outdir: Path, api_port: int) -> None:
     """What exists of the configuration's cluster: what carries its tag, its nodes and chart release, the phases
     of `up` that finished, the last validation, and what it costs."""
     deployment, _, table = _deployment(config_path, outdir)
@@ -269,7 +278,7 @@ def status(config_path: Path, outdir: Path) -> None:
     done = deployment.record().done
     click.echo(f"phases of up finished: {', '.join(done) or 'none'}")
     with ExitStack() as exits:
-        show_cluster(Api(deployment, aws, exits))
+        show_cluster(Api(deployment, aws, exits, api_port))
     if deployment.report.is_file():
         verdict = "passed" if "validated" in done else "did not pass"
         written = time.strftime("%Y-%m-%d %H:%M", time.localtime(deployment.report.stat().st_mtime))
@@ -313,15 +322,16 @@ def show_cluster(api: Api) -> None:
 @click.command(cls=AwsCommand)
 @config_option
 @outdir_option
+@api_port_option
 @click.option("--keep-backups", is_flag=True, help="Keep the etcd backup bucket and the key that decrypts it.")
-def down(config_path: Path, outdir: Path, keep_backups: bool) -> None:
+def down(config_path: Path, outdir: Path, api_port: int, keep_backups: bool) -> None:
     """Uninstall the chart, destroy the stack, then list whatever is still tagged with the cluster (exit 1 if any)."""
     deployment, _, _ = _deployment(config_path, outdir)
     aws, record, started = _aws(deployment.config), deployment.record(), time.monotonic()
     try:
         if "chart" in record.done:
             with ExitStack() as exits:
-                kubeconfig = Api(deployment, aws, exits).reach()
+                kubeconfig = Api(deployment, aws, exits, api_port).reach()
                 click.echo("uninstalling the chart" if chart.uninstall(kubeconfig) else "no chart release")
         infra = deployment.infra
         infra.synth()

@@ -4,7 +4,6 @@ moto's EC2)."""
 
 from __future__ import annotations
 
-import base64
 import subprocess
 from pathlib import Path
 from unittest import mock
@@ -62,11 +61,14 @@ def test_each_node_is_read_from_its_console_output(tmp_path: Path) -> None:
     real = ec2.get_console_output
 
     def output(InstanceId: str, Latest: bool) -> dict[str, str]:
-        """moto's own answer, with the text this node's console holds (moto makes up a fixed one)."""
+        """moto's own answer, with the text this node's console holds (moto makes up a fixed one) as boto3 returns
+        it: the API's base64 decoded by botocore (botocore/handlers.py, decode_console_output, after-call of
+        ec2.GetConsoleOutput), as it decoded moto's sample."""
         answer = real(InstanceId=InstanceId, Latest=Latest)
+        assert "\n" in answer["Output"]  # text, not base64
         tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [InstanceId]}])["Tags"]
         node = next(t["Value"] for t in tags if t["Key"] == names.NODE_TAG)
-        return {**answer, "Output": base64.b64encode(outputs[node].encode()).decode()}
+        return {**answer, "Output": outputs[node]}
 
     with mock.patch.object(ec2, "get_console_output", side_effect=output):
         progress = cluster.bootstrap_progress(ec2, "mine")

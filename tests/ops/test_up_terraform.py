@@ -95,9 +95,33 @@ def delete(item: str, url: str) -> None:
         "ssm parameter": lambda: client("ssm", url, REGION).delete_parameter(Name=name),
         "iam role": lambda: client("iam", url, REGION).delete_role(RoleName=name),
         "kms key": lambda: client("kms", url, REGION).schedule_key_deletion(KeyId=name, PendingWindowInDays=7),
+        "s3 bucket": lambda: client("s3", url, REGION).delete_bucket(Bucket=name),  # made empty by the interrupt
     }
     assert kind in actions, f"an unexpected leftover: {item}"
     actions[kind]()
+
+
+def store_backups(url: str, state: Path) -> str:
+    """Two versions of an etcd snapshot in the cluster's backup bucket (the one in Terraform's state: an interrupted
+    apply may have made another), as the control planes' hourly backup leaves them in the versioned bucket: a
+    versioned bucket is deleted only once every version is. The bucket's name."""
+    (bucket,) = [
+        instance["attributes"]["id"]
+        for resource in json.loads(state.read_text())["resources"]
+        if resource["type"] == "aws_s3_bucket" and resource["name"].startswith("backups_")
+        for instance in resource["instances"]
+    ]
+    s3 = client("s3", url, REGION)
+    # moto evaluates the bucket's policy without the keys a real request carries (aws:SecureTransport over its
+    # http, aws:PrincipalArn of the control planes' role): its TLS-only and writer denials refuse every put here.
+    # The policy is lifted around the puts, as the account's root may, and put back as it was.
+    policy = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    s3.delete_bucket_policy(Bucket=bucket)
+    for body in (b"first", b"second"):
+        s3.put_object(Bucket=bucket, Key="etcd/control-plane-0/snapshot.tar.gz", Body=body)
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+    assert len(s3.list_object_versions(Bucket=bucket)["Versions"]) == 2
+    return bucket
 
 
 def up(args: list[str]) -> Any:
@@ -132,6 +156,7 @@ def test_up_until_infra_resumes_and_down_sweeps_what_terraform_did_not_create(
     again = up(args)
     assert "infra: finished before" in again.output and again.exit_code == 0
 
+    store_backups(emulated.url, tmp_path / "terraform.mine.tfstate")  # without --keep-backups: goes, versions too
     ssm = client("ssm", emulated.url, REGION)
     ssm.put_parameter(Name="/mine/by-hand", Value="x", Type="String", Tags=[{"Key": CLUSTER_TAG, "Value": "mine"}])
     down = CliRunner().invoke(main, ["down", *args], catch_exceptions=False)
@@ -147,3 +172,23 @@ def test_up_until_infra_resumes_and_down_sweeps_what_terraform_did_not_create(
     assert clean.exit_code == 0, clean.output
     assert "nothing tagged with the cluster is left" in clean.output
     assert not any(tagged(emulated.url, REGION, CLUSTER_TAG, "mine").values())
+
+
+def test_down_keep_backups_keeps_the_backup_bucket_and_its_key_and_says_so(tmp_path: Path, emulated: Emulated) -> None:
+    config, outdir = tmp_path / "my.yaml", tmp_path / "out"
+    config.write_text(yaml.safe_dump(CONFIG))
+    args = ["--config", str(config), "--output", str(outdir)]
+    assert up(args).exit_code == 0
+    bucket = store_backups(emulated.url, tmp_path / "terraform.mine.tfstate")
+    (key,) = [k for k in tagged(emulated.url, REGION, CLUSTER_TAG, "mine")["aws_kms_key"]]
+
+    down = CliRunner().invoke(main, ["down", *args, "--keep-backups"], catch_exceptions=False)
+
+    assert down.exit_code == 0, down.output
+    left = {kind: items for kind, items in tagged(emulated.url, REGION, CLUSTER_TAG, "mine").items() if items}
+    assert left == {"aws_kms_key": [key], "aws_s3_bucket": [f"s3 bucket {bucket}"]}  # everything else is gone
+    assert f"  kept (--keep-backups): s3 bucket {bucket}" in down.output.splitlines()
+    assert f"  kept (--keep-backups): {key}" in down.output.splitlines() and "still tagged" not in down.output
+    assert down.output.splitlines()[-1].endswith("nothing tagged with the cluster is left, but the backups kept")
+    s3 = client("s3", emulated.url, REGION)
+    assert len(s3.list_object_versions(Bucket=bucket)["Versions"]) == 2  # the snapshots, every version
