@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spider_validate import names
+
 #: The repository (cdktf.json, and the tools `make synth` installs in .tools and .venv).
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,10 +99,42 @@ class Infra:
             hook(self.stack_dir)
         self.terraform("init", "-input=false", "-no-color")
 
-    def apply(self) -> None:
-        """Terraform init and apply (run again after an interrupt, it creates what is missing)."""
+    def apply(self, ssm: Any) -> None:
+        """Terraform init and apply (run again after an interrupt, it creates what is missing, the SSM parameters an
+        interrupted apply made without recording them adopted first)."""
         self._init()
+        self._adopt_unrecorded_parameters(ssm)
         self.terraform("apply", "-auto-approve", "-input=false", "-no-color")
+
+    def _adopt_unrecorded_parameters(self, ssm: Any) -> None:
+        """Import the stack's SSM parameters that exist in SSM but in no state. At Ctrl-C Terraform cancels the
+        provider's calls in flight: a parameter SSM has made is then in no state, and the next apply fails on it
+        (PutParameter without Overwrite: ParameterAlreadyExists), whereas a role or key, named by a prefix, is made
+        again and the old one is a leftover for `down`'s sweep. Adopted only when nothing but an apply of this cluster
+        can have made it: tagged with the cluster and still holding the placeholder every apply creates it with (the
+        nodes write the real values, cdk/constructs/secrets.py); any other stops the phase, naming it, since it may
+        belong to a running cluster of the same name in this account and region."""
+        stack = json.loads((self.stack_dir / "cdk.tf.json").read_text())
+        parameters = stack["resource"].get("aws_ssm_parameter", {})
+        wanted = {f"aws_ssm_parameter.{key}": resource["name"] for key, resource in parameters.items()}
+        recorded = {resource["address"] for resource in self._recorded()}
+        for address, name in sorted(wanted.items()):
+            if address in recorded:
+                continue
+            try:
+                value = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+            except ssm.exceptions.ParameterNotFound:
+                continue
+            tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
+            if value != names.PLACEHOLDER or {"Key": names.CLUSTER_TAG, "Value": self.name} not in tags:
+                raise ToolFailed(
+                    f"the SSM parameter {name} exists, but not as an interrupted apply of this cluster leaves it "
+                    f"(tagged {names.CLUSTER_TAG}={self.name}, value {names.PLACEHOLDER!r}): does another cluster "
+                    f"named {self.name} run in this account and region? Name this one otherwise, or delete the "
+                    "parameter if it is a leftover"
+                )
+            self.echo(f"  adopting {name}: an interrupted apply made it without recording it")
+            self.terraform("import", "-input=false", "-no-color", address, name)
 
     def outputs(self) -> dict[str, Any]:
         values = json.loads(self.terraform("output", "-json", "-no-color"))
@@ -109,6 +143,10 @@ class Infra:
     def state(self) -> list[dict[str, Any]]:
         """The resources Terraform manages now (address, type, values; none before the first apply)."""
         self._init()
+        return self._recorded()
+
+    def _recorded(self) -> list[dict[str, Any]]:
+        """What the state holds (without one, `show -json` answers its format version only; `state list` fails)."""
         shown = json.loads(self.terraform("show", "-json", "-no-color"))
         resources = shown.get("values", {}).get("root_module", {}).get("resources", [])
         return [r for r in resources if r["mode"] == "managed"]

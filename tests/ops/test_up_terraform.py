@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from spider_validate.names import CLUSTER_TAG
+from spider_validate.names import CLUSTER_TAG, PLACEHOLDER
 
 from ops import infra
 from ops.cli import main
@@ -124,6 +124,24 @@ def store_backups(url: str, state: Path) -> str:
     return bucket
 
 
+def unrecord_a_parameter(config: Path, stack_dir: Path, state: Path, url: str) -> str:
+    """Leave the cluster's version parameter in SSM but in no state, as an apply leaves it when Ctrl-C cancels the
+    provider's call after SSM made it (whichever resource the interrupt fell on): out of the state if the apply
+    recorded it, else made as the provider makes it. Its name."""
+    resources = json.loads((stack_dir / "cdk.tf.json").read_text())["resource"]["aws_ssm_parameter"]
+    ((key, resource),) = [(k, r) for k, r in resources.items() if r["name"].endswith("/kubernetes-version")]
+    saved = json.loads(state.read_text())["resources"] if state.is_file() else []
+    recorded = {f"{r['type']}.{r['name']}" for r in saved}
+    if f"aws_ssm_parameter.{key}" in recorded:
+        command = ["terraform", "state", "rm", "-no-color", f"aws_ssm_parameter.{key}"]
+        infra.run(command, stack_dir, infra.tool_env(config), stack_dir / "test.log", lambda line: None)
+    else:
+        client("ssm", url, REGION).put_parameter(
+            Name=resource["name"], Value=PLACEHOLDER, Type="SecureString", Tags=[{"Key": CLUSTER_TAG, "Value": "mine"}]
+        )
+    return str(resource["name"])
+
+
 def up(args: list[str]) -> Any:
     return CliRunner().invoke(main, ["up", *args, "--until", "infra", "--yes"], catch_exceptions=False)
 
@@ -145,9 +163,11 @@ def test_up_until_infra_resumes_and_down_sweeps_what_terraform_did_not_create(
     interrupter.join()
     assert first.exit_code == 1, first.output
     assert "terraform apply exited" in first.output and "again with the same --config to resume" in first.output
+    parameter = unrecord_a_parameter(config, stack_dir, tmp_path / "terraform.mine.tfstate", emulated.url)
 
     resumed = up(args)
     assert resumed.exit_code == 0, resumed.output
+    assert f"  adopting {parameter}: an interrupted apply made it without recording it" in resumed.output
     assert "infra: done in" in resumed.output and resumed.output.splitlines()[-1].startswith("up to infra in ")
     assert "Estimated on-demand cost" in resumed.output and "USD/day" in resumed.output
     found = tagged(emulated.url, REGION, CLUSTER_TAG, "mine")
