@@ -19,8 +19,10 @@ FAKE_SSM_RECORD as the plugin's pid and arguments.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 AWS = """#!{python}
@@ -94,6 +96,21 @@ def install(bin_dir: Path, forward_to: str, record: Path) -> dict[str, str]:
         "FAKE_SSM_FORWARD_TO": forward_to,
         "FAKE_SSM_RECORD": str(record),
     }
+
+
+def started(record: Path) -> list[int]:
+    """The process ids of the plugins started so far, in order (each start is a line of `record`)."""
+    return [json.loads(line)["pid"] for line in record.read_text().splitlines()] if record.is_file() else []
+
+
+def gone(pid: int, seconds: float = 30) -> bool:
+    """Whether the process ends within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def alive(pid: int) -> bool:

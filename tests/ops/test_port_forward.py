@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,19 +51,6 @@ def plugin(tmp_path: Path, api: int, monkeypatch: pytest.MonkeyPatch) -> Path:
     return record
 
 
-def started(record: Path) -> list[int]:
-    return [json.loads(line)["pid"] for line in record.read_text().splitlines()] if record.is_file() else []
-
-
-def gone(pid: int, seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while ssm_session.alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def through(port: int) -> bytes:
     with socket.create_connection(("localhost", port), timeout=10) as conn:
         return conn.makefile("rb").readline()
@@ -74,10 +60,10 @@ def test_the_forward_reaches_the_api_while_open_and_leaves_nothing_after(plugin:
     port = free_port()
     with cluster.port_forward("us-east-1", "i-0abc", port):
         assert through(port) == b"the API\n"
-        (pid,) = started(plugin)
+        (pid,) = ssm_session.started(plugin)
         args = json.loads(plugin.read_text())["args"]
         assert json.loads(args[4])["Parameters"] == {"portNumber": ["6443"], "localPortNumber": [str(port)]}
-    assert gone(pid)  # the plugin too, not only the AWS CLI that started it
+    assert ssm_session.gone(pid)  # the plugin too, not only the AWS CLI that started it
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
 
@@ -85,8 +71,8 @@ def test_the_forward_reaches_the_api_while_open_and_leaves_nothing_after(plugin:
 def test_the_forward_is_closed_when_the_phase_fails(plugin: Path) -> None:
     with pytest.raises(RuntimeError), cluster.port_forward("us-east-1", "i-0abc", free_port()):
         raise RuntimeError("the phase failed")
-    (pid,) = started(plugin)
-    assert gone(pid)
+    (pid,) = ssm_session.started(plugin)
+    assert ssm_session.gone(pid)
 
 
 def test_a_port_another_program_holds_is_not_taken_for_the_forward(plugin: Path) -> None:
@@ -96,4 +82,4 @@ def test_a_port_another_program_holds_is_not_taken_for_the_forward(plugin: Path)
         with pytest.raises(cluster.ClusterNotReady) as failed, cluster.port_forward("us-east-1", "i-0abc", port):
             pass
     assert f"did not open localhost:{port}" in str(failed.value) and "Address already in use" in str(failed.value)
-    assert all(gone(pid) for pid in started(plugin))
+    assert all(ssm_session.gone(pid) for pid in ssm_session.started(plugin))

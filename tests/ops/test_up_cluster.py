@@ -6,7 +6,6 @@ finishes the phase and closes it too."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -131,19 +130,6 @@ class Up:
         return "\n".join(self.lines)
 
 
-def plugins(record: Path) -> list[int]:
-    return [json.loads(line)["pid"] for line in record.read_text().splitlines()] if record.is_file() else []
-
-
-def gone(pid: int, seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while ssm_session.alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def join(lab: LabCluster, node: str) -> None:
     """A planned node registers as the kubelet registers it (tests/lab/kubelet.py's Node shape)."""
     lab.store.put(
@@ -189,10 +175,10 @@ def test_the_cluster_phase_waits_forwards_and_closes_also_when_interrupted(
         Name=names.ssm_parameter("mine", names.KUBECONFIG), Value=wire(lab).read_text(), Overwrite=True
     )
     first.wait_for("0/2 nodes joined; waiting for control-plane-0, worker-0")
-    (pid,) = plugins(record)  # the forward is open: the nodes were read through it
+    (pid,) = ssm_session.started(record)  # the forward is open: the nodes were read through it
     first.process.send_signal(signal.SIGINT)
     assert first.finish() != 0
-    assert gone(pid), first.output  # closed on the interrupt, plugin included
+    assert ssm_session.gone(pid), first.output  # closed on the interrupt, plugin included
     kubeconfig = yaml.safe_load((tmp_path / "out" / "kubeconfig-mine").read_text())
     assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://localhost:{port}"
     assert (tmp_path / "out" / "kubeconfig-mine").stat().st_mode & 0o777 == 0o600
@@ -203,4 +189,4 @@ def test_the_cluster_phase_waits_forwards_and_closes_also_when_interrupted(
     join(lab, "worker-0")
     assert again.finish() == 0, again.output
     assert "cluster: done in" in again.output and again.lines[-1].startswith("up to cluster in ")
-    assert all(gone(p) for p in plugins(record)) and len(plugins(record)) == 2
+    assert all(ssm_session.gone(p) for p in ssm_session.started(record)) and len(ssm_session.started(record)) == 2
