@@ -18,11 +18,26 @@ from ops.chart import CHART, NAMESPACE, RELEASE
 from ops.infra import ROOT
 
 FAKE_HELM = """#!{python}
-import json, os, sys
+import json, os, signal, sys, time
 args = sys.argv[1:]
 files = {{a: open(a).read() for p, a in zip(args, args[1:]) if p == "-f"}}
 with open(os.environ["HELM_RECORD"], "a") as out:
     out.write(json.dumps({{"args": args, "files": files}}) + "\\n")
+if args[:1] == ["upgrade"] and os.environ.get("HELM_SLOW"):
+    # an install that takes its time (its pid in HELM_SLOW) until Ctrl-C, which helm's upgrade --install meets as
+    # pkg/cmd/install.go runInstall does: "Release NAME has been cancelled.", the context cancelled, main's
+    # "Error: " and exit 1
+    def cancelled(signum, frame):
+        print(f"Release {{args[1]}} has been cancelled.", flush=True)
+        sys.stderr.write("Error: context canceled\\n")
+        sys.exit(1)
+    signal.signal(signal.SIGINT, cancelled)
+    signal.signal(signal.SIGTERM, cancelled)
+    print(f'Release "{{args[1]}}" does not exist. Installing it now.', flush=True)
+    with open(os.environ["HELM_SLOW"], "w") as out:
+        out.write(str(os.getpid()))
+    while True:
+        time.sleep(1)
 if args[:1] == ["status"]:
     shown = os.environ.get("HELM_STATUS")
     if not shown:
