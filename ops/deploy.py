@@ -187,7 +187,7 @@ def phases(deployment: Deployment, plan: IpPlan, api: Api, validate_options: lis
     d = deployment
     expected = [node.name for node in plan.nodes]
     return {
-        "infra": lambda: d.infra.apply(api.aws("ssm")),
+        "infra": lambda: d.infra.apply(api.aws),
         "cluster": lambda: (api.kubeconfig(), cluster.wait_for_nodes(api.reach(), expected, click.echo, 600)),
         "chart": lambda: chart.install(api.reach(), d.config.workers.rdma, d.outdir),
         "validated": lambda: validate(api.reach(), d.report, validate_options),

@@ -99,11 +99,11 @@ class Infra:
             hook(self.stack_dir)
         self.terraform("init", "-input=false", "-no-color")
 
-    def apply(self, ssm: Any) -> None:
+    def apply(self, aws: Callable[[str], Any]) -> None:
         """Terraform init and apply (run again after an interrupt, it creates what is missing, the SSM parameters an
-        interrupted apply made without recording them adopted first)."""
+        interrupted apply made without recording them adopted first). `aws` makes a boto3 client of the region."""
         self._init()
-        self._adopt_unrecorded_parameters(ssm)
+        self._adopt_unrecorded_parameters(aws("ssm"))
         self.terraform("apply", "-auto-approve", "-input=false", "-no-color")
 
     def _adopt_unrecorded_parameters(self, ssm: Any) -> None:
