@@ -93,12 +93,32 @@ def delete(item: str, url: str) -> None:
     kind, name = item.rsplit(" ", 1)
     actions = {
         "ssm parameter": lambda: client("ssm", url, REGION).delete_parameter(Name=name),
-        "iam role": lambda: client("iam", url, REGION).delete_role(RoleName=name),
+        "iam role": lambda: delete_role(client("iam", url, REGION), name),
+        "iam instance profile": lambda: delete_instance_profile(client("iam", url, REGION), name),
         "kms key": lambda: client("kms", url, REGION).schedule_key_deletion(KeyId=name, PendingWindowInDays=7),
         "s3 bucket": lambda: client("s3", url, REGION).delete_bucket(Bucket=name),  # made empty by the interrupt
     }
     assert kind in actions, f"an unexpected leftover: {item}"
     actions[kind]()
+
+
+def delete_instance_profile(iam: Any, name: str) -> None:
+    """An instance profile goes once its role is removed from it (IAM's DeleteConflict otherwise): an interrupted
+    apply may have made the profile, or the profile and its role, without recording them."""
+    for role in iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Roles"]:
+        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=role["RoleName"])
+    iam.delete_instance_profile(InstanceProfileName=name)
+
+
+def delete_role(iam: Any, name: str) -> None:
+    """A role goes once no instance profile holds it and no policy is attached or inline (DeleteConflict)."""
+    for profile in iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]:
+        iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
+    for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+    for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=name, PolicyName=policy)
+    iam.delete_role(RoleName=name)
 
 
 def store_backups(url: str, state: Path) -> str:
