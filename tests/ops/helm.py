@@ -18,7 +18,7 @@ from ops.chart import CHART, NAMESPACE, RELEASE
 from ops.infra import ROOT
 
 FAKE_HELM = """#!{python}
-import json, os, signal, sys, time
+import json, os, signal, sys
 args = sys.argv[1:]
 files = {{a: open(a).read() for p, a in zip(args, args[1:]) if p == "-f"}}
 with open(os.environ["HELM_RECORD"], "a") as out:
@@ -37,7 +37,7 @@ if args[:1] == ["upgrade"] and os.environ.get("HELM_SLOW"):
     with open(os.environ["HELM_SLOW"], "w") as out:
         out.write(str(os.getpid()))
     while True:
-        time.sleep(1)
+        signal.pause()
 if args[:1] == ["status"]:
     shown = os.environ.get("HELM_STATUS")
     if not shown:
