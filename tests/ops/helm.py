@@ -41,7 +41,8 @@ if args[:1] == ["upgrade"] and os.environ.get("HELM_SLOW"):
 if args[:1] == ["status"]:
     shown = os.environ.get("HELM_STATUS")
     if not shown:
-        # helm's pkg/storage/driver/driver.go ErrReleaseNotFound, printed as "Error: " + err by cmd/helm/helm.go;
+        # helm's pkg/storage/driver/driver.go ErrReleaseNotFound, printed as "Error: " + err by cobra's Execute,
+        # exit 1 by cmd/helm/helm.go (helm 4);
         # pyhelm3's command.py maps "release: not found" to ReleaseNotFoundError
         sys.stderr.write("Error: release: not found\\n")
         sys.exit(1)
@@ -64,8 +65,8 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: Path | None
 
 def real_status(tmp_path: Path) -> Path:
     """What the real helm prints for the umbrella chart's release in JSON (`helm status -o json` and `install -o
-    json` print the release through one printer, cmd/helm/status.go): a client-side dry-run install of a chart with
-    the umbrella chart's metadata (its subcharts left out: the release's shape does not depend on them)."""
+    json` print the release through one printer, pkg/cmd/status.go in helm 4): a client-side dry-run install of a
+    chart with the umbrella chart's metadata (its subcharts left out: the release's shape does not depend on them)."""
     chart = tmp_path / "metadata-only"
     chart.mkdir()
     metadata = yaml.safe_load((CHART / "Chart.yaml").read_text())
